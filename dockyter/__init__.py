@@ -1,0 +1,26 @@
+"""Dockyter: run notebook cells and ``!`` commands inside containers.
+
+``%load_ext dockyter`` registers the :class:`~dockyter.magics.Dockyter` magics.
+Importing this package stays cheap: the magics, IPython and the backends are
+imported only when the extension is loaded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.4.0"
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Called by ``%load_ext dockyter``: register the magics on ``ipython``."""
+    from .extension import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Called by ``%unload_ext dockyter``: leave the shell exactly as it was."""
+    from .extension import unload
+
+    unload(ipython)
