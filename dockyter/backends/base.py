@@ -1,0 +1,95 @@
+"""The one interface every backend implements, and the request and result it speaks.
+
+The magics build a :class:`RunRequest`, hand it to ``Backend.run`` with an
+:class:`~dockyter.output.OutputSink`, and get a :class:`RunResult` back. They never know
+which backend ran it.
+"""
+
+from __future__ import annotations
+
+import shlex
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ..dockerargs import RunArgs
+from ..output import OutputSink
+
+# Exit codes a run reports when Dockyter itself ended it (as GNU timeout and shells do).
+EXIT_TIMEOUT = 124
+EXIT_INTERRUPTED = 130
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One command to run in one fresh container."""
+
+    args: RunArgs  # docker options and image
+    command: str  # the cell or the ! command: it reaches a shell only inside the container
+    shell: tuple[str, ...] = ("bash", "-lc")
+    timeout: float | None = None  # seconds; None means no limit
+    merge_stderr: bool = False  # stderr into stdout, as IPython's getoutput does
+
+    @property
+    def args_text(self) -> str:
+        """The docker arguments and image as one shell-quoted string (the API's ``args``)."""
+        return str(self.args)
+
+
+@dataclass
+class RunResult:
+    """How a run ended."""
+
+    exit_code: int
+    reason: str | None = None  # "timeout", "interrupted", or a backend's own word; None: it just exited
+    message: str | None = None  # what Dockyter or the server has to say about it, if anything
+
+
+@dataclass
+class BackendStatus:
+    """What ``%docker_status`` shows about a backend."""
+
+    name: str
+    available: bool
+    detail: str  # why not available, or what answered (e.g. "Docker Engine 27.1 via docker")
+    facts: dict[str, str] = field(default_factory=dict)  # extra rows for the status table
+
+
+class Backend(ABC):
+    """Runs requests in containers. One instance per ``Dockyter`` backend choice.
+
+    ``settings`` is the ``Dockyter`` configurable; backends read its traits when they run,
+    so ``%config`` changes apply to the next command without rebuilding anything.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+
+    @abstractmethod
+    def run(self, request: RunRequest, sink: OutputSink) -> RunResult:
+        """Run ``request``, streaming output into ``sink`` as it is produced.
+
+        A ``KeyboardInterrupt`` during the run must stop the container before this returns
+        a result with reason ``"interrupted"``; a timeout likewise with ``"timeout"``.
+        """
+
+    @abstractmethod
+    def status(self) -> BackendStatus:
+        """Check availability now (this may start a process or make a request)."""
+
+    @abstractmethod
+    def describe(self, request: RunRequest) -> str:
+        """A copy-pasteable description of what ``run`` would do (a command line, a curl call)."""
+
+    def cleanup(self) -> list[str]:
+        """Remove containers left behind by dead kernels; return what was removed."""
+        return []
+
+    def close(self) -> None:
+        """Release whatever the backend holds (connections); called when it is replaced."""
+
+
+def quote_argv(argv: list[str]) -> str:
+    return shlex.join(argv)

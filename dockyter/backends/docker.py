@@ -1,0 +1,211 @@
+"""The local container CLI backend: ``docker run`` (or podman, nerdctl, ``sudo docker``).
+
+Each request is one ``docker run --rm --init`` with a fresh name and Dockyter's labels,
+started from an argv list (no host shell), its stdout and stderr read as they arrive.
+An interrupt or a timeout walks the stop ladder: SIGINT to the container, a short grace
+period while its last output still flows, then ``rm -f`` by name. Since the container is
+named, it is found and removed even when the CLI process itself is already gone.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import subprocess
+import time
+from typing import IO
+
+from ..errors import RuntimeNotFound
+from ..naming import MANAGED_LABEL, OWNER_LABEL, new_container_name, owner_id, owner_is_gone
+from ..output import OutputSink, Stream
+from .base import EXIT_INTERRUPTED, EXIT_TIMEOUT, Backend, BackendStatus, RunRequest, RunResult, quote_argv
+
+READ_SIZE = 65536
+CONTROL_TIMEOUT = 20.0  # seconds for a `docker kill` / `rm` / `version` call before we give up on it
+
+
+class DockerBackend(Backend):
+    """Runs each request with the container CLI named by ``Dockyter.docker_command``."""
+
+    name = "docker"
+
+    # -- building the command line ---------------------------------------------------------
+
+    def command_line(self, request: RunRequest, container_name: str) -> list[str]:
+        settings = self.settings
+        return [
+            *settings.docker_command,
+            "run",
+            "--rm",
+            "--init",
+            "--name",
+            container_name,
+            "--label",
+            f"{MANAGED_LABEL}=1",
+            "--label",
+            f"{OWNER_LABEL}={owner_id()}",
+            # docker's init (tini) then passes SIGINT to the whole process group, so Ctrl-C
+            # reaches `sleep` in `bash -lc 'sleep 60'` as it would in a terminal.
+            "--env",
+            "TINI_KILL_PROCESS_GROUP=1",
+            *settings.base_run_args,
+            *request.args.argv(),
+            *request.shell,
+            # The engine reads stdout and stderr separately; merging in the container keeps their order.
+            f"exec 2>&1; {request.command}" if request.merge_stderr else request.command,
+        ]
+
+    def describe(self, request: RunRequest) -> str:
+        return quote_argv(self.command_line(request, new_container_name()))
+
+    # -- running ------------------------------------------------------------------------------
+
+    def run(self, request: RunRequest, sink: OutputSink) -> RunResult:
+        name = new_container_name()
+        argv = self.command_line(request, name)
+        try:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT if request.merge_stderr else subprocess.PIPE,
+                # Our own process group: a terminal's Ctrl-C reaches us, not the CLI, so the
+                # stop ladder below decides what the container gets.
+                start_new_session=True,
+            )
+        except (FileNotFoundError, PermissionError) as error:
+            raise RuntimeNotFound(self._not_found_message(error)) from None
+        return _ContainerRun(self, process, name, sink).wait(request.timeout)
+
+    def _not_found_message(self, error: OSError) -> str:
+        runtime = self.settings.docker_command[0]
+        reason = "was not found on PATH" if isinstance(error, FileNotFoundError) else "cannot be executed"
+        return (
+            f"the container runtime {runtime!r} {reason}: install Docker (or podman), "
+            f"or set %config Dockyter.docker_command = ['podman']"
+        )
+
+    def control(self, *args: str) -> subprocess.CompletedProcess[str] | None:
+        """Run a short runtime command (kill, rm, ps, version); None if the runtime is missing."""
+        try:
+            return subprocess.run(
+                [*self.settings.docker_command, *args],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=CONTROL_TIMEOUT,
+                start_new_session=True,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+
+    # -- status and cleanup -----------------------------------------------------------------
+
+    def status(self) -> BackendStatus:
+        runtime = " ".join(self.settings.docker_command)
+        answer = self.control("version", "--format", "{{.Server.Version}}")
+        if answer is None:
+            return BackendStatus(self.name, False, f"{runtime!r} was not found or did not answer")
+        if answer.returncode != 0:
+            reason = (answer.stderr.strip().splitlines() or ["no reason given"])[-1]
+            return BackendStatus(self.name, False, f"{runtime!r} cannot reach its engine: {reason}")
+        version = answer.stdout.strip()
+        return BackendStatus(self.name, True, f"engine {version} via {runtime!r}", {"runtime version": version})
+
+    def cleanup(self) -> list[str]:
+        """Remove Dockyter containers whose owning kernel process is gone; touch nothing else."""
+        listing = self.control(
+            "ps", "-a", "--filter", f"label={OWNER_LABEL}", "--format", f'{{{{.Names}}}}\t{{{{.Label "{OWNER_LABEL}"}}}}'
+        )
+        if listing is None or listing.returncode != 0:
+            return []
+        orphans = []
+        for row in listing.stdout.splitlines():
+            name, _, owner = row.partition("\t")
+            if name and owner_is_gone(owner):
+                orphans.append(name)
+        if orphans:
+            self.control("rm", "-f", *orphans)
+        return orphans
+
+
+class _ContainerRun:
+    """One running ``docker run`` process: pumps its output and stops it when asked."""
+
+    def __init__(self, backend: DockerBackend, process: subprocess.Popen[bytes], name: str, sink: OutputSink) -> None:
+        self.backend = backend
+        self.process = process
+        self.name = name
+        self.sink = sink
+        self.selector = selectors.DefaultSelector()
+        pipes: list[tuple[IO[bytes] | None, Stream]] = [(process.stdout, "stdout"), (process.stderr, "stderr")]
+        for pipe, stream in pipes:
+            if pipe is not None:
+                self.selector.register(pipe, selectors.EVENT_READ, stream)
+
+    def wait(self, timeout: float | None) -> RunResult:
+        deadline = time.monotonic() + timeout if timeout else None
+        finished = False
+        try:
+            try:
+                finished = self._pump(deadline)
+            except KeyboardInterrupt:
+                self._stop()
+                finished = True
+                return RunResult(EXIT_INTERRUPTED, "interrupted", f"interrupted: container {self.name} stopped")
+            if not finished:
+                self._stop()
+                finished = True
+                return RunResult(EXIT_TIMEOUT, "timeout", f"timed out after {timeout:g} s: container {self.name} stopped")
+            return RunResult(self.process.wait())
+        finally:
+            if not finished:  # an unexpected error while pumping: still never leave it running
+                self._stop(grace=0)
+            self.sink.close()
+            self.selector.close()
+            for pipe in (self.process.stdout, self.process.stderr):
+                if pipe is not None:
+                    pipe.close()
+
+    def _pump(self, deadline: float | None) -> bool:
+        """Copy output to the sink until both pipes close (True) or ``deadline`` passes (False)."""
+        while self.selector.get_map():
+            wait = None if deadline is None else deadline - time.monotonic()
+            if wait is not None and wait <= 0:
+                return False
+            for key, _ in self.selector.select(wait):
+                data = os.read(key.fd, READ_SIZE)
+                if data:
+                    self.sink.write_bytes(key.data, data)
+                else:
+                    self.selector.unregister(key.fileobj)
+        return True
+
+    def _stop(self, grace: float | None = None) -> None:
+        """SIGINT, a grace period with output still flowing, then kill and remove by name."""
+        grace = self.backend.settings.stop_grace if grace is None else grace
+        try:
+            if grace > 0 and self.process.poll() is None:
+                self.backend.control("kill", "--signal", "INT", self.name)
+                self._pump(time.monotonic() + grace)
+        except KeyboardInterrupt:
+            pass  # a second interrupt skips the grace period, not the removal
+        finally:
+            self._kill_and_remove()
+
+    def _kill_and_remove(self) -> None:
+        for attempt in range(3):  # repeated Ctrl-C must not skip the removal
+            try:
+                if self.process.poll() is None:
+                    self.backend.control("rm", "-f", self.name)
+                    try:
+                        self.process.wait(timeout=5)
+                    except subprocess.TimeoutExpired:
+                        self.process.kill()
+                        self.process.wait()
+                # The CLI is gone now, so nothing can create the container after this removal.
+                self.backend.control("rm", "-f", self.name)
+                return
+            except KeyboardInterrupt:
+                if attempt == 2:
+                    raise

@@ -1,0 +1,70 @@
+"""Where container output goes: live to the cell, decoded incrementally, optionally captured.
+
+Backends hand raw bytes (docker CLI pipes) or text (HTTP events) to a :class:`OutputSink`.
+Nothing is accumulated unless the user asked to capture it, so memory stays flat however
+much a command prints.
+"""
+
+from __future__ import annotations
+
+import codecs
+import sys
+from typing import Literal, TextIO
+
+Stream = Literal["stdout", "stderr"]
+
+
+class IncrementalText:
+    """UTF-8 bytes in, text out, even when a character is split across two reads."""
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def decode(self, data: bytes) -> str:
+        return self._decoder.decode(data)
+
+    def flush(self) -> str:
+        """Whatever is left at end of stream (an incomplete character becomes U+FFFD)."""
+        return self._decoder.decode(b"", final=True)
+
+
+class OutputSink:
+    """Receives output chunks as they are produced.
+
+    ``show`` writes each chunk to the current ``sys.stdout`` / ``sys.stderr`` (looked up at
+    write time, so ipykernel's and capture_output's streams are honoured) and flushes it so
+    it reaches the notebook at once. ``capture`` keeps the text of each stream.
+    """
+
+    def __init__(self, *, show: bool = True, capture: bool = False) -> None:
+        self.show = show
+        self.capture = capture
+        self._captured: dict[Stream, list[str]] = {"stdout": [], "stderr": []}
+        self._decoders: dict[Stream, IncrementalText] = {
+            "stdout": IncrementalText(),
+            "stderr": IncrementalText(),
+        }
+        self.stderr_tail = ""  # the last few KB of stderr, to explain failures
+
+    def write(self, stream: Stream, text: str) -> None:
+        if not text:
+            return
+        if stream == "stderr":
+            self.stderr_tail = (self.stderr_tail + text)[-4096:]
+        if self.capture:
+            self._captured[stream].append(text)
+        if self.show:
+            target: TextIO = sys.stdout if stream == "stdout" else sys.stderr
+            target.write(text)
+            target.flush()
+
+    def write_bytes(self, stream: Stream, data: bytes) -> None:
+        self.write(stream, self._decoders[stream].decode(data))
+
+    def close(self) -> None:
+        """End of output: emit any incomplete character left in the decoders."""
+        for stream, decoder in self._decoders.items():
+            self.write(stream, decoder.flush())
+
+    def text(self, stream: Stream) -> str:
+        return "".join(self._captured[stream])
