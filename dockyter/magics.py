@@ -24,10 +24,12 @@ from .backends.base import Backend, RunRequest, RunResult
 from .dockerargs import DockerArgsError, RunArgs, parse_run_args, split_line
 from .errors import ContainerExitError, DockyterError, Interrupted
 from .hints import explain_exit
+from .layers import Layers
 from .magicline import parse_cell_line
 from .output import OutputSink
 from .redirect import Redirection
 from .status import StatusReport
+from .tomlvalues import SECRET_TRAITS, masked
 
 
 def report(message: str) -> None:
@@ -163,11 +165,11 @@ class Dockyter(Magics):
             kind: {name: getattr(self, method) if isinstance(method, str) else method for name, method in table.items()}
             for kind, table in class_magics.items()
         }
-        Configurable.__init__(self, **kwargs)
+        # Before the configuration is loaded: its values fire the observers below.
         self._backend: Backend | None = None
         self._redirection = Redirection(shell, self._run_for_shell)
-        if self.redirect:  # set by configuration before we existed: observers did not fire
-            self._redirection.install()
+        Configurable.__init__(self, **kwargs)
+        self.layers = Layers(self)  # provenance of each value; dockyter.toml is applied by extension.load
 
     # -- traits: validation and observers --------------------------------------------------------
 
@@ -273,16 +275,17 @@ class Dockyter(Magics):
             options = parse_cell_line(line)
         except DockerArgsError as error:
             raise UsageError(f"%%docker: {error}") from None
-        args = _parse_or_usage_error(options.docker_tokens) if options.docker_tokens else self._configured_args()
-        request = self._request(args, cell, options.timeout)
-        sink = OutputSink(show=True, capture=bool(options.out or options.err))
-        result = self._run_reporting_interrupt(request, sink)
-        self.ipython.user_ns["_exit_code"] = result.exit_code
-        if options.out:
-            self.ipython.user_ns[options.out] = sink.text("stdout")
-        if options.err:
-            self.ipython.user_ns[options.err] = sink.text("stderr")
-        self._conclude(result, request, sink, options.raise_on_error)
+        with self.layers.one_cell(options.profile):  # --profile NAME: its args and overrides, this cell only
+            args = _parse_or_usage_error(options.docker_tokens) if options.docker_tokens else self._configured_args()
+            request = self._request(args, cell, options.timeout)
+            sink = OutputSink(show=True, capture=bool(options.out or options.err))
+            result = self._run_reporting_interrupt(request, sink)
+            self.ipython.user_ns["_exit_code"] = result.exit_code
+            if options.out:
+                self.ipython.user_ns[options.out] = sink.text("stdout")
+            if options.err:
+                self.ipython.user_ns[options.err] = sink.text("stderr")
+            self._conclude(result, request, sink, options.raise_on_error)
 
     def _run_reporting_interrupt(self, request: RunRequest, sink: OutputSink) -> RunResult:
         result = self.active_backend.run(request, sink)
@@ -383,6 +386,7 @@ class Dockyter(Magics):
             rows.append(("a cell runs", self.active_backend.describe(request)))
         rows.append(("shell", shlex.join(self.shell)))
         rows.append(("timeout", f"{self.timeout:g} s" if self.timeout else "none"))
+        rows.append(("config file", self.layers.file_label()))
         display(StatusReport("Dockyter status", rows))
 
     @line_magic
@@ -393,6 +397,55 @@ class Dockyter(Magics):
             print(f"Dockyter: removed {len(removed)} container(s) left by dead kernels: {', '.join(removed)}")
         else:
             print("Dockyter: no containers left by dead kernels.")
+
+    # -- configuration: dockyter.toml and its profiles (dockyter/layers.py) ----------------------
+
+    @line_magic
+    def docker_profile(self, line: str) -> None:
+        """Apply a dockyter.toml profile for later ``!`` commands: ``%docker_profile NAME``.
+
+        Like ``%docker ARGS IMAGE`` with the profile's arguments: sets Dockyter.default_args and
+        the traits the profile overrides (shell, timeout, backend...), and turns redirection on.
+        Without a name, lists the profiles and what each sets.
+        """
+        name = line.strip()
+        if not name:
+            rows = self.layers.profile_rows()
+            if rows:
+                display(StatusReport(f"Profiles in {self.layers.file_label()}", rows))
+            else:
+                print(f"Dockyter: no profiles; define them under [profiles] in dockyter.toml ({self.layers.file_label()})")
+            return
+        profile = self.layers.use_profile(name)
+        image = parse_run_args(profile.args).image
+        print(f"Dockyter: profile {name!r}: `!` now runs in {image} ({self.backend} backend); %docker_off to stop.")
+
+    @line_magic
+    def docker_config(self, line: str) -> None:
+        """Show the dockyter.toml read and where each value came from; ``%docker_config reload`` re-reads it.
+
+        Layers, lowest first: default < ipython_config.py < dockyter.toml < run time. A reload
+        keeps every value changed at run time in this kernel (%config, %docker, %docker_profile...)
+        and recomputes the others, so a value removed from the file falls back to the layers below.
+        """
+        action = line.strip()
+        if action == "reload":
+            changed, kept = self.layers.reload()
+            print(f"Dockyter: read {self.layers.file_label()}; changed: {', '.join(changed) or 'nothing'}"
+                  + (f"; kept run-time values of {', '.join(kept)}" if kept else ""))
+        elif action:
+            raise UsageError("usage: %docker_config [reload]")
+        else:
+            display(StatusReport("Dockyter configuration", self.layers.rows()))
+
+    @classmethod
+    def class_get_trait_help(cls, trait: Any, inst: Any = None, helptext: str | None = None) -> str:
+        """One trait's help as ``%config Dockyter`` lists it, with a secret's current value masked."""
+        if inst is None or trait.name not in SECRET_TRAITS:
+            return super().class_get_trait_help(trait, inst, helptext)
+        lines = super().class_get_trait_help(trait, None, helptext).splitlines()
+        lines = [line for line in lines if not line.lstrip().startswith("Default:")]
+        return "\n".join([*lines, f"    Current: {masked(trait.name, getattr(inst, trait.name))}"])
 
     # -- lifecycle -----------------------------------------------------------------------------
 

@@ -21,6 +21,9 @@ from ..output import OutputSink, Stream
 from .base import EXIT_INTERRUPTED, EXIT_TIMEOUT, Backend, BackendStatus, RunRequest, RunResult, quote_argv
 
 READ_SIZE = 65536
+# A SIGINT may be delivered to another thread of the kernel; Python then raises KeyboardInterrupt
+# in the main thread only once it runs bytecode again, so never block longer than this.
+SIGNAL_CHECK = 0.2
 CONTROL_TIMEOUT = 20.0  # seconds for a `docker kill` / `rm` / `version` call before we give up on it
 
 
@@ -170,8 +173,8 @@ class _ContainerRun:
     def _pump(self, deadline: float | None) -> bool:
         """Copy output to the sink until both pipes close (True) or ``deadline`` passes (False)."""
         while self.selector.get_map():
-            wait = None if deadline is None else deadline - time.monotonic()
-            if wait is not None and wait <= 0:
+            wait = SIGNAL_CHECK if deadline is None else min(deadline - time.monotonic(), SIGNAL_CHECK)
+            if wait <= 0:
                 return False
             for key, _ in self.selector.select(wait):
                 data = os.read(key.fd, READ_SIZE)

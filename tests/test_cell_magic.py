@@ -1,0 +1,197 @@
+"""%%docker on a real engine through a real InteractiveShell."""
+
+import re
+import subprocess
+
+import pytest
+
+from dockyter.errors import ContainerExitError, Interrupted
+
+pytestmark = pytest.mark.docker
+
+
+def test_whole_cell_runs_in_one_shell(cell, test_image):
+    run = cell(
+        f"%%docker {test_image}\n"
+        "cd /tmp\n"
+        "GREETING=hello\n"
+        "for i in 1 2; do echo \"$GREETING $i from $(pwd)\"; done\n"
+        "cat <<EOF\nheredoc $GREETING\nEOF\n"
+    )
+    assert run.error is None
+    assert run.stdout == "hello 1 from /tmp\nhello 2 from /tmp\nheredoc hello\n"
+
+
+def test_stdout_and_stderr_stay_apart(cell, test_image):
+    run = cell(f"%%docker {test_image}\necho out; echo err >&2")
+    assert run.stdout == "out\n"
+    assert run.stderr == "err\n"
+
+
+def test_quoted_docker_arguments(cell, test_image, tmp_path):
+    folder = tmp_path / "path with space"
+    folder.mkdir()
+    (folder / "data.txt").write_text("from the host\n")
+    run = cell(f'%%docker -e MSG="a b" -v "{folder}:/data" {test_image}\necho "[$MSG]"; cat /data/data.txt')
+    assert run.stdout == "[a b]\nfrom the host\n"
+
+
+def test_python_variables_expand_on_the_magic_line(cell, ip, test_image):
+    ip.user_ns["image_name"] = test_image
+    ip.user_ns["value"] = 41
+    run = cell("%%docker -e N={value + 1} $image_name\necho $N")
+    assert run.stdout == "42\n"
+
+
+def test_cell_text_is_not_expanded_by_ipython(cell, ip, test_image):
+    ip.user_ns["HOME"] = "python-side"
+    run = cell(f"%%docker -e X=container-side {test_image}\necho $X {{braces}}")
+    assert run.stdout == "container-side {braces}\n"
+
+
+def test_exit_code_is_recorded_and_raised(cell, ip, test_image):
+    run = cell(f"%%docker {test_image}\necho before; exit 3")
+    assert isinstance(run.error, ContainerExitError)
+    assert isinstance(run.error, subprocess.CalledProcessError)
+    assert run.error.returncode == 3
+    assert ip.user_ns["_exit_code"] == 3
+    assert "exited with status 3" in run.stdout
+    assert "Traceback" not in run.stdout + run.stderr
+
+
+def test_no_raise_error(cell, ip, test_image):
+    run = cell(f"%%docker --no-raise-error {test_image}\nexit 4")
+    assert run.error is None
+    assert ip.user_ns["_exit_code"] == 4
+
+
+def test_raise_on_error_trait(cell, ip, test_image):
+    ip.run_line_magic("config", "Dockyter.raise_on_error = False")
+    assert cell(f"%%docker {test_image}\nexit 5").error is None
+    assert ip.user_ns["_exit_code"] == 5
+    assert isinstance(cell(f"%%docker --raise-error {test_image}\nexit 5").error, ContainerExitError)
+
+
+def test_success_sets_exit_code_zero(cell, ip, test_image):
+    ip.user_ns["_exit_code"] = 99
+    assert cell(f"%%docker {test_image}\ntrue").error is None
+    assert ip.user_ns["_exit_code"] == 0
+
+
+def test_capture_while_showing(cell, ip, test_image):
+    run = cell(f"%%docker --out o --err e {test_image}\necho shown; echo oops >&2")
+    assert run.stdout == "shown\n"
+    assert run.stderr == "oops\n"
+    assert ip.user_ns["o"] == "shown\n"
+    assert ip.user_ns["e"] == "oops\n"
+
+
+def test_double_dash_separates_options(cell, ip, test_image):
+    run = cell(f"%%docker --out o -- -e V=1 {test_image}\necho $V")
+    assert ip.user_ns["o"] == "1\n"
+    assert run.stdout == "1\n"
+
+
+def test_timeout_stops_the_container(cell, ip, test_image, no_leftover_containers):
+    run = cell(f"%%docker --timeout 1 {test_image}\necho started; sleep 60; echo never")
+    assert run.stdout.startswith("started\n")
+    assert "never" not in run.stdout
+    assert ip.user_ns["_exit_code"] == 124
+    assert isinstance(run.error, ContainerExitError)
+    assert "timed out after 1 s" in str(run.error)
+
+
+def test_timeout_trait(cell, ip, test_image, no_leftover_containers):
+    ip.run_line_magic("config", "Dockyter.timeout = 1.0")
+    run = cell(f"%%docker --no-raise-error {test_image}\nsleep 60")
+    assert ip.user_ns["_exit_code"] == 124
+    assert "timed out" in run.stderr
+
+
+def test_multibyte_characters_split_across_reads(cell, test_image):
+    # é is \xc3\xa9: the two bytes arrive in separate reads
+    run = cell(f"%%docker {test_image}\nprintf '\\303'; sleep 0.3; printf '\\251\\n'; printf '\\342\\202'; sleep 0.3; printf '\\254\\n'")
+    assert run.stdout == "é\n€\n"
+
+
+def test_partial_lines_are_passed_through(cell, test_image):
+    run = cell(f"%%docker {test_image}\nfor i in 1 2 3; do printf '\\r%s%%' $i; done; echo")
+    assert run.stdout == "\r1%\r2%\r3%\n"
+
+
+def test_empty_line_uses_default_args(cell, ip, test_image):
+    ip.run_line_magic("config", f"Dockyter.default_args = '-e FROM=defaults {test_image}'")
+    assert cell("%%docker\necho $FROM").stdout == "defaults\n"
+
+
+def test_sh_shell_for_images_without_bash(cell, ip, sh_image):
+    run = cell(f"%%docker --no-raise-error {sh_image}\necho hi")
+    assert ip.user_ns["_exit_code"] == 127
+    assert "set %config Dockyter.shell = ['sh', '-c']" in run.stderr
+    ip.run_line_magic("config", "Dockyter.shell = ['sh', '-c']")
+    assert cell(f"%%docker {sh_image}\necho hi from sh").stdout == "hi from sh\n"
+
+
+def test_command_not_found_hint(cell, test_image):
+    run = cell(f"%%docker {test_image}\nno-such-tool --version")
+    assert run.error.returncode == 127
+    assert "command not found in the container" in str(run.error)
+
+
+def test_missing_image_is_one_clear_line(cell, ip):
+    run = cell("%%docker dockyter-test/does-not-exist:1\necho hi")
+    assert ip.user_ns["_exit_code"] == 125
+    assert "image is not available locally" in str(run.error)
+    assert "Traceback" not in run.stdout + run.stderr
+
+
+def test_many_lines_all_arrive(cell, test_image):
+    run = cell(f"%%docker {test_image}\nseq 1 20000")
+    lines = run.stdout.splitlines()
+    assert lines[0] == "1" and lines[-1] == "20000" and len(lines) == 20000
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("%%docker", "no image configured"),
+        ("%%docker {image} extra", "unexpected 'extra' after the image"),
+        ("%%docker -v", "needs a value"),
+        ("%%docker --timeout x {image}", "number of seconds"),
+        ("%%docker '{image}", "no closing quotation"),
+        ("%%docker --bogus {image}", "unknown docker run option '--bogus'"),
+    ],
+)
+def test_usage_errors_are_one_line(cell, ip, test_image, line, message):
+    ip.user_ns.pop("_exit_code", None)
+    run = cell(line.format(image=test_image) + "\necho never")
+    assert "never" not in run.stdout
+    assert message in run.stderr + run.stdout
+    assert "Traceback" not in run.stdout + run.stderr
+    assert "_exit_code" not in ip.user_ns  # nothing ran
+
+
+def test_interrupt_stops_the_container(ip, cell, test_image, no_leftover_containers):
+    import os
+    import signal
+    import threading
+    import time
+
+    from helpers import dockyter_containers, running_containers, wait_until
+
+    def interrupt_once_running():
+        wait_until(running_containers, timeout=20)
+        time.sleep(0.3)
+        os.kill(os.getpid(), signal.SIGINT)  # what a kernel interrupt does
+
+    threading.Thread(target=interrupt_once_running, daemon=True).start()
+    started = time.monotonic()
+    run = cell(f"%%docker {test_image}\necho started; sleep 60")
+    assert time.monotonic() - started < 15
+    assert isinstance(run.error, Interrupted)
+    assert isinstance(run.error, KeyboardInterrupt)
+    assert ip.user_ns["_exit_code"] == 130
+    assert re.search(r"interrupted: container dockyter-\w+ stopped", run.stdout)
+    assert wait_until(lambda: not dockyter_containers(), timeout=10)
+    # the shell keeps working
+    assert cell(f"%%docker {test_image}\necho alive").stdout == "alive\n"
