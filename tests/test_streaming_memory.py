@@ -1,0 +1,36 @@
+"""Memory stays flat however much a container prints: output is streamed, never accumulated."""
+
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.docker
+
+MEASURE = r"""
+import resource, sys
+from types import SimpleNamespace
+from dockyter.backends.base import RunRequest
+from dockyter.backends.docker import DockerBackend
+from dockyter.dockerargs import parse_run_args
+from dockyter.output import OutputSink
+
+settings = SimpleNamespace(docker_command=["docker"], base_run_args=["--log-driver", "none"], stop_grace=2.0)
+backend = DockerBackend(settings)
+def peak_kb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+# warm up: imports, first run
+backend.run(RunRequest(parse_run_args(sys.argv[1]), "true"), OutputSink(show=False))
+before = peak_kb()
+request = RunRequest(parse_run_args(sys.argv[1]), "yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c 150000000")
+result = backend.run(request, OutputSink(show=False))
+print(result.exit_code, peak_kb() - before)
+"""
+
+
+def test_large_output_does_not_grow_memory(test_image):
+    done = subprocess.run([sys.executable, "-c", MEASURE, test_image], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    exit_code, growth_kb = map(int, done.stdout.split())
+    assert exit_code == 0
+    assert growth_kb < 20_000, f"peak memory grew by {growth_kb} KB for 150 MB of output"
