@@ -17,6 +17,9 @@ def load(shell: Any) -> Dockyter:
     magics = Dockyter(shell=shell)
     shell.register_magics(magics)
     setattr(shell, _ATTRIBUTE, magics)
+    # dockyter.toml goes over the IPython config the instance was created with, before the
+    # cleanup starts, so that cleanup uses the backend the file chose.
+    magics.layers.load_file()
     magics.cleanup_in_background()
     return magics
 

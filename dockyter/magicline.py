@@ -53,6 +53,8 @@ def parse_cell_line(line: str) -> CellOptions:
         else:
             break
     options.docker_tokens = tokens[position:]
+    if options.profile is not None and options.docker_tokens:
+        raise DockerArgsError("--profile NAME replaces the docker arguments: give one or the other")
     return options
 
 
