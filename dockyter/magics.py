@@ -29,7 +29,8 @@ from .magicline import parse_cell_line
 from .output import OutputSink
 from .redirect import Redirection
 from .status import StatusReport
-from .tomlvalues import SECRET_TRAITS, masked
+from .urls import api_url_problem
+from .tomlvalues import MASKED_TRAITS, masked
 
 
 def report(message: str) -> None:
@@ -118,7 +119,8 @@ class Dockyter(Magics):
     ).tag(config=True)
 
     api_token = Unicode(
-        help="Bearer token sent to the API service. Defaults to $DOCKYTER_API_TOKEN; never printed.",
+        help="Bearer token sent to the API service. Defaults to $DOCKYTER_API_TOKEN as it is when the "
+        "extension first needs it; never printed.",
     ).tag(config=True)
 
     api_headers = Dict(
@@ -194,6 +196,14 @@ class Dockyter(Magics):
                 raise TraitError(f"invalid default_args {text!r}: {error}") from None
         return text
 
+    @validate("api_url")
+    def _check_api_url(self, proposal: Any) -> str:
+        url = proposal["value"].strip()
+        problem = api_url_problem(url) if url else None
+        if problem:
+            raise TraitError(problem)
+        return url
+
     @observe("backend")
     def _swap_backend(self, change: Any) -> None:
         if self._backend is not None:
@@ -260,14 +270,18 @@ class Dockyter(Magics):
           --timeout SECONDS  stop the container after this long (exit status 124)
           --out VAR          also store stdout in the variable VAR
           --err VAR          also store stderr in the variable VAR
-          --profile NAME     use the docker arguments of a dockyter.toml profile
+          --profile NAME     run this cell with a dockyter.toml profile (its arguments and
+                             overrides; %docker_profile lists them)
 
         After the run, ``_exit_code`` holds the exit status (124: timed out, 130: interrupted).
         Interrupting the kernel stops and removes the container.
 
+        ``$name`` and ``{expression}`` on the magic line expand from Python, as on any
+        IPython magic line; the cell itself reaches the container's shell untouched.
+
         Examples::
 
-            %%docker -v "$PWD:/work" -w /work python:3.12
+            %%docker -v {project_dir}:/work -w /work python:3.12
             python --version
             ls
         """
@@ -392,6 +406,9 @@ class Dockyter(Magics):
     @line_magic
     def docker_cleanup(self, line: str) -> None:
         """Remove Dockyter containers left running by kernels that died (and nothing else)."""
+        if self.backend != "docker":
+            print(f"Dockyter: the {self.backend} backend's service removes its own containers; nothing to clean here.")
+            return
         removed = self.active_backend.cleanup()
         if removed:
             print(f"Dockyter: removed {len(removed)} container(s) left by dead kernels: {', '.join(removed)}")
@@ -440,8 +457,8 @@ class Dockyter(Magics):
 
     @classmethod
     def class_get_trait_help(cls, trait: Any, inst: Any = None, helptext: str | None = None) -> str:
-        """One trait's help as ``%config Dockyter`` lists it, with a secret's current value masked."""
-        if inst is None or trait.name not in SECRET_TRAITS:
+        """One trait's help as ``%config Dockyter`` lists it, with secrets in the current value masked."""
+        if inst is None or trait.name not in MASKED_TRAITS:
             return super().class_get_trait_help(trait, inst, helptext)
         lines = super().class_get_trait_help(trait, None, helptext).splitlines()
         lines = [line for line in lines if not line.lstrip().startswith("Default:")]
@@ -451,7 +468,9 @@ class Dockyter(Magics):
 
     def cleanup_in_background(self) -> None:
         """Remove orphans without delaying the load; failures are silent (status explains them)."""
-        if not self.cleanup_on_load:
+        # Orphans exist only where this machine's container CLI started them; the API's server
+        # cleans up after itself.
+        if not self.cleanup_on_load or self.backend != "docker":
             return
         backend = self.active_backend
         threading.Thread(target=_quiet_cleanup, args=(backend,), name="dockyter-cleanup", daemon=True).start()

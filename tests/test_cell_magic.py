@@ -195,3 +195,9 @@ def test_interrupt_stops_the_container(ip, cell, test_image, no_leftover_contain
     assert wait_until(lambda: not dockyter_containers(), timeout=10)
     # the shell keeps working
     assert cell(f"%%docker {test_image}\necho alive").stdout == "alive\n"
+
+
+def test_a_cell_too_long_for_one_argument_is_one_clear_line(cell, test_image):
+    run = cell(f"%%docker {test_image}\n" + "echo " + "x" * 200_000)
+    assert "the cell is too long to pass as one argument" in str(run.error)
+    assert "Traceback" not in run.stdout + run.stderr

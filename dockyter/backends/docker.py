@@ -9,13 +9,14 @@ named, it is found and removed even when the CLI process itself is already gone.
 
 from __future__ import annotations
 
+import errno
 import os
 import selectors
 import subprocess
 import time
 from typing import IO
 
-from ..errors import RuntimeNotFound
+from ..errors import BackendError, RuntimeNotFound
 from ..naming import MANAGED_LABEL, OWNER_LABEL, new_container_name, owner_id, owner_is_gone
 from ..output import OutputSink, Stream
 from .base import EXIT_INTERRUPTED, EXIT_TIMEOUT, Backend, BackendStatus, RunRequest, RunResult, quote_argv
@@ -78,6 +79,13 @@ class DockerBackend(Backend):
             )
         except (FileNotFoundError, PermissionError) as error:
             raise RuntimeNotFound(self._not_found_message(error)) from None
+        except OSError as error:
+            if error.errno == errno.E2BIG:  # Linux limits one argument to 128 KiB
+                raise BackendError(
+                    f"the cell is too long to pass as one argument ({len(request.command.encode())} bytes): "
+                    "write the script to a file in a mounted folder and run that instead"
+                ) from None
+            raise BackendError(f"cannot start {self.settings.docker_command[0]!r}: {error.strerror}") from None
         return _ContainerRun(self, process, name, sink).wait(request.timeout)
 
     def _not_found_message(self, error: OSError) -> str:
