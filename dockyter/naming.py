@@ -3,7 +3,9 @@
 Every container carries :data:`MANAGED_LABEL`. Containers started from a kernel also
 carry :data:`OWNER_LABEL` (host, pid and start time of the owning process), which lets
 ``%docker_cleanup`` remove the ones whose kernel died without touching anything else.
-Containers started by ``dockyter-server`` carry :data:`SERVER_LABEL` instead.
+Containers started by ``dockyter-server`` also carry :data:`SERVER_LABEL`
+(``server_name:instance``), by which a restarted server finds what a crashed one left; their
+owner is the server process, so a kernel's cleanup never mistakes them for orphans while it lives.
 """
 
 from __future__ import annotations

@@ -1,0 +1,29 @@
+"""``dockyter-server``: read the settings, check them, serve until told to stop."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from .settings import SettingsError, load_settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the server; returns the exit status (2 for bad settings)."""
+    try:
+        settings = load_settings(argv)
+    except SettingsError as error:
+        print(f"dockyter-server: error: {error}", file=sys.stderr)
+        return 2
+    # Imported only now: --help and setting errors stay fast and need no web framework.
+    from .app import create_app
+    from .serve import configure_logging, make_server
+
+    configure_logging(settings.log_level)
+    server = make_server(create_app(settings), settings)
+    server.run()
+    return 0 if server.started else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

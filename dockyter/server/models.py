@@ -1,0 +1,75 @@
+"""The request and reply bodies of the HTTP contract (docs/api.md), as published in /openapi.json."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Reason = Literal["timeout", "output_limit", "cancelled"]
+
+
+class ExecuteRequest(BaseModel):
+    """``POST /execute``: the original ``cmd`` and ``args``, plus optional negotiated fields."""
+
+    # Servers ignore fields they do not know, so clients may always send the optional ones.
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={"examples": [{"cmd": "echo hello", "args": "-e GREETING=hi ubuntu:24.04"}]},
+    )
+
+    cmd: str = Field(description="The cell or `!` command; it reaches a shell only inside the container.")
+    args: str = Field(description="docker run options ending with the image, split like a POSIX shell would.")
+    timeout: float | None = Field(
+        default=None, gt=0, description="Seconds the run may last; the server may lower it, never raise it."
+    )
+    shell: list[str] | None = Field(
+        default=None, min_length=1, description='How cmd is run in the container (default ["bash", "-lc"]).'
+    )
+    merge_stderr: bool = Field(default=False, description="Send stderr into stdout, in order.")
+
+
+class ExecuteReply(BaseModel):
+    """The plain JSON reply: ``stdout`` and ``stderr`` are the original contract, the rest extends it."""
+
+    stdout: str
+    stderr: str
+    exit_code: int = Field(description="The command's exit status (124 timeout, 130 cancelled, 137 output limit).")
+    execution_id: str
+    reason: Reason | None = Field(description="Why the server stopped the run, if it did.")
+    message: str | None = Field(description="What the server has to say about how the run ended.")
+
+
+class StreamEvent(BaseModel):
+    """One line of the NDJSON stream (``Accept: application/x-ndjson``)."""
+
+    event: Literal["start", "stdout", "stderr", "heartbeat", "exit", "error"]
+    id: str | None = Field(default=None, description="start: the execution id, for cancellation.")
+    data: str | None = Field(default=None, description="stdout/stderr: output as it is produced.")
+    code: int | None = Field(default=None, description="exit: the exit status.")
+    reason: Reason | None = Field(default=None, description="exit: why the server stopped the run, if it did.")
+    message: str | None = Field(default=None, description="exit/error: what the server has to say.")
+
+
+class Health(BaseModel):
+    """``GET /health``: available, which version, which extensions, and whether the token is accepted."""
+
+    status: Literal["ok"]
+    version: str
+    features: list[str]
+    token: Literal["accepted", "rejected"] | None = Field(
+        default=None, description="Only when the request carried an Authorization header."
+    )
+
+
+class CancelReply(BaseModel):
+    """``POST /executions/{id}/cancel``: the execution was stopped and its container removed."""
+
+    id: str
+    cancelled: bool
+
+
+class ErrorDetail(BaseModel):
+    """Every error answer: one line saying what is wrong."""
+
+    detail: str

@@ -1,0 +1,76 @@
+"""Serving the application with uvicorn, so that shutting down stops the containers first.
+
+uvicorn waits for open connections before it runs the application's shutdown; a stream
+whose command runs for an hour would hold it that long. :class:`Server` stops every running
+execution as soon as shutdown begins (each stream then ends with its ``exit`` event, reason
+``cancelled``), and only then lets uvicorn close the connections.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import sys
+import time
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from .executor import Executor
+from .settings import Settings
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, with the executions stopped at the start of shutdown."""
+
+    def __init__(self, config: uvicorn.Config, executor: Executor) -> None:
+        super().__init__(config)
+        self.executor = executor
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await self.executor.stop_all("the server is shutting down: container stopped and removed")
+        await super().shutdown(sockets)
+
+
+def make_server(app: FastAPI, settings: Settings, *, log_config: Any = None) -> Server:
+    """A :class:`Server` for ``app`` on ``settings.host``/``settings.port``."""
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        lifespan="on",
+        log_config=log_config,
+        server_header=False,
+        timeout_graceful_shutdown=settings.shutdown_timeout,
+    )
+    return Server(config, app.state.executor)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; an execution record's fields are merged in, not nested."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+        }
+        execution = getattr(record, "execution", None)
+        if isinstance(execution, dict):
+            line.update(execution)
+        else:
+            line["message"] = record.getMessage()
+        if record.exc_info:
+            line["error"] = self.formatException(record.exc_info)
+        return json.dumps(line)
+
+
+def configure_logging(level: str) -> None:
+    """JSON lines on stderr for the server's own log and uvicorn's."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())

@@ -1,0 +1,155 @@
+"""A real ``dockyter-server`` for tests: uvicorn on 127.0.0.1, a free port, real containers.
+
+    def test_something(dockyter_server):
+        server = dockyter_server(max_timeout=5)      # any Settings field as an override
+        httpx.post(server.url + "/execute", json={...}, headers=server.headers())
+
+Each server runs in a background thread of the test process, with a fresh token and its own
+``server_name`` (so that its start-up clean-up never touches another test's containers), and
+``pull="never"`` (no registry is reachable here). The fixture stops every server it started
+at teardown; ``stop()`` stops one earlier. The server package is imported lazily, so this
+plugin loads even where the ``server`` extra is not installed.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 60.0
+
+
+@dataclass
+class RunningServer:
+    """One started server."""
+
+    url: str  # http://127.0.0.1:PORT, no trailing slash
+    token: str | None  # an accepted token (None when auth is off)
+    settings: Any  # dockyter.server.settings.Settings
+    app: Any  # the FastAPI application
+    server: Any  # the uvicorn server (dockyter.server.serve.Server)
+    thread: threading.Thread
+    stopped: bool = field(default=False)
+
+    @property
+    def executor(self) -> Any:
+        """The server's :class:`~dockyter.server.executor.Executor` (running executions, labels)."""
+        return self.app.state.executor
+
+    def headers(self, token: str | None = None, **extra: str) -> dict[str, str]:
+        """Request headers carrying ``token`` (default: the server's own)."""
+        token = self.token if token is None else token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers.update(extra)
+        return headers
+
+    def containers(self) -> list[str]:
+        """Names of the containers of this server instance, running or not."""
+        return containers_with_label(f"io.dockyter.server={self.executor.label}")
+
+    def execute(self, body: dict[str, Any], *, token: str | None = None, timeout: float = 60.0) -> httpx.Response:
+        """``POST /execute`` for the plain JSON reply."""
+        return httpx.post(self.url + "/execute", json=body, headers=self.headers(token), timeout=timeout)
+
+    @contextmanager
+    def stream(self, body: dict[str, Any], *, timeout: float = 60.0) -> Iterator[Iterator[dict[str, Any]]]:
+        """``POST /execute`` asking for NDJSON: yields an iterator of events (raises on a non-200)."""
+        headers = self.headers(Accept="application/x-ndjson")
+        with httpx.Client(timeout=timeout) as client:
+            with client.stream("POST", self.url + "/execute", json=body, headers=headers) as response:
+                if response.status_code != 200:
+                    response.read()
+                    raise AssertionError(f"{response.status_code}: {response.text}")
+                assert response.headers["content-type"] == "application/x-ndjson"
+                yield (json.loads(line) for line in response.iter_lines() if line)
+
+    def stop(self) -> None:
+        """Shut the server down as a signal would, and wait for it (idempotent)."""
+        if self.stopped:
+            return
+        self.stopped = True
+        self.server.should_exit = True
+        self.thread.join(STOP_TIMEOUT)
+        if self.thread.is_alive():
+            raise RuntimeError(f"dockyter-server at {self.url} did not stop within {STOP_TIMEOUT:g} s")
+
+
+def start_server(**overrides: Any) -> RunningServer:
+    """Start a server with test defaults changed by ``overrides`` (Settings field names)."""
+    from dockyter.server.app import create_app
+    from dockyter.server.serve import make_server
+    from dockyter.server.settings import Settings
+
+    token = "test-" + secrets.token_urlsafe(24)
+    values: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "tokens": [f"tester:{token}"],
+        "server_name": "test-" + secrets.token_hex(4),
+        "pull": "never",
+    }
+    values.update(overrides)
+    settings = Settings(**values)
+    tokens = settings.token_table()
+    app = create_app(settings)
+    server = make_server(app, settings)
+    # Our own socket, bound before the thread starts: the port is known and free.
+    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((settings.host, settings.port))
+    sock.listen(128)
+    port = sock.getsockname()[1]
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name=f"dockyter-server:{port}", daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + START_TIMEOUT
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            sock.close()
+            raise RuntimeError("dockyter-server did not start (see the captured log)")
+        time.sleep(0.02)
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    first_token = next(iter(tokens.values()), None) if settings.auth else None
+    return RunningServer(f"http://{host}:{port}", first_token, settings, app, server, thread)
+
+
+@pytest.fixture
+def dockyter_server() -> Iterator[Callable[..., RunningServer]]:
+    """Factory: ``dockyter_server(**settings_overrides) -> RunningServer``; all stopped at teardown."""
+    started: list[RunningServer] = []
+
+    def start(**overrides: Any) -> RunningServer:
+        running = start_server(**overrides)
+        started.append(running)
+        return running
+
+    yield start
+    for running in reversed(started):
+        running.stop()
+
+
+def containers_with_label(label: str) -> list[str]:
+    """Names of all containers, running or not, with ``label`` (``key`` or ``key=value``)."""
+    answer = subprocess.run(
+        ["docker", "ps", "-a", "--filter", f"label={label}", "--format", "{{.Names}}"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    return answer.stdout.split()
+
+
+def container_exists(name: str) -> bool:
+    answer = subprocess.run(["docker", "container", "inspect", name], capture_output=True, text=True, timeout=60)
+    return answer.returncode == 0

@@ -1,0 +1,93 @@
+"""Fuzzing the HTTP surface: no input gives a 5xx, and no container outlives its request.
+
+Schemathesis generates requests, valid and invalid, from the server's own /openapi.json and
+checks each answer against it; a second property test sends random commands and options to
+real containers. Both are bounded (a few dozen examples) so they stay well under two minutes.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from helpers import wait_until
+
+pytestmark = pytest.mark.docker
+
+FUZZ = settings(
+    max_examples=50,
+    deadline=None,
+    database=None,  # the same examples every run: no state kept between runs
+    derandomize=True,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+
+
+@pytest.fixture
+def server(dockyter_server, test_image):
+    # Short limits so that whatever the fuzzer makes the containers do ends quickly. Any image
+    # may be asked for, so generated requests get as far as `docker run` (pull="never": a
+    # missing image fails at once, exit status 125).
+    return dockyter_server(max_timeout=3, max_concurrent=2, max_output_bytes=65536, allowed_images=["*"])
+
+
+def test_schemathesis_finds_no_server_error(server):
+    schema = schemathesis.openapi.from_url(server.url + "/openapi.json")
+    auth = {"Authorization": f"Bearer {server.token}"}
+    strategy = st.one_of(
+        schema.as_strategy(GenerationMode.POSITIVE, headers=auth),
+        schema.as_strategy(GenerationMode.NEGATIVE, headers=auth),
+        schema.as_strategy(GenerationMode.POSITIVE),  # and without a token
+    )
+
+    @FUZZ
+    @given(case=strategy)
+    def fuzz(case):
+        response = case.call(base_url=server.url, timeout=30)
+        case.validate_response(response, checks=CHECKS)
+
+    fuzz()
+    assert wait_until(lambda: not server.containers(), timeout=15)
+
+
+def test_random_commands_and_options_in_real_containers(server, test_image):
+    options = st.lists(
+        st.sampled_from(["-e X=1", "-e 'Y=a b'", "-w /tmp", "-u 65534", "--read-only", "--tmpfs /t", "-i", "--rm", "--init", "-e"]),
+        max_size=3,
+    )
+    bodies = st.fixed_dictionaries(
+        {"cmd": st.text(max_size=40), "args": options.map(lambda opts: " ".join([*opts, test_image]))},
+        optional={
+            "timeout": st.one_of(st.none(), st.floats(min_value=0.01, max_value=1e9), st.integers(-5, 5)),
+            "merge_stderr": st.booleans(),
+            "shell": st.sampled_from([["bash", "-lc"], ["sh", "-c"], ["bash"], ["x" * 5]]),
+        },
+    )
+
+    @settings(FUZZ, max_examples=25)
+    @given(body=bodies, stream=st.booleans())
+    def run(body, stream):
+        headers = {"Authorization": f"Bearer {server.token}"}
+        if stream:
+            headers["Accept"] = "application/x-ndjson"
+        response = httpx.post(server.url + "/execute", json=body, headers=headers, timeout=30)
+        assert response.status_code < 500, response.text
+        assert response.status_code in (200, 400, 403, 422, 429), response.text
+        if response.status_code == 200 and stream:
+            last = response.text.splitlines()[-1]
+            assert '"event": "exit"' in last, response.text
+
+    run()
+    assert wait_until(lambda: not server.containers(), timeout=15)

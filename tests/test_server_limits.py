@@ -1,0 +1,102 @@
+"""dockyter-server limits: wall clock, output bytes, concurrency, request size; each stops what it must."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from helpers import wait_until
+from server_fixtures import container_exists
+
+pytestmark = pytest.mark.docker
+
+
+def test_a_client_may_ask_for_a_shorter_time_limit(dockyter_server, test_image):
+    server = dockyter_server()
+    started = time.monotonic()
+    reply = server.execute({"cmd": "echo before; sleep 60", "args": test_image, "timeout": 1}).json()
+    assert time.monotonic() - started < 10
+    assert reply["stdout"] == "before\n"
+    assert (reply["exit_code"], reply["reason"]) == (124, "timeout")
+    assert reply["message"].startswith("timed out after 1 s: container dockyter-")
+    assert wait_until(lambda: not container_exists("dockyter-" + reply["execution_id"]))
+
+
+def test_a_client_cannot_ask_for_more_than_the_server_allows(dockyter_server, test_image):
+    server = dockyter_server(max_timeout=1.5)
+    started = time.monotonic()
+    with server.stream({"cmd": "sleep 60", "args": test_image, "timeout": 3600}) as events:
+        seen = list(events)
+    assert time.monotonic() - started < 10
+    assert seen[-1]["reason"] == "timeout" and seen[-1]["code"] == 124
+    assert "1.5 s" in seen[-1]["message"]
+    assert wait_until(lambda: not container_exists("dockyter-" + seen[0]["id"]))
+
+
+def test_output_over_the_cap_stops_the_container(dockyter_server, test_image):
+    server = dockyter_server(max_output_bytes=1000)
+    reply = server.execute({"cmd": "yes 0123456789; sleep 60", "args": test_image}).json()
+    assert len(reply["stdout"].encode()) == 1000
+    assert (reply["exit_code"], reply["reason"]) == (137, "output_limit")
+    assert reply["message"].startswith("the output exceeded 1000 bytes")
+    assert wait_until(lambda: not container_exists("dockyter-" + reply["execution_id"]))
+
+
+def test_the_cap_counts_stdout_and_stderr_together_in_a_stream(dockyter_server, test_image):
+    server = dockyter_server(max_output_bytes=5000)
+    with server.stream({"cmd": "while :; do echo out; echo err >&2; done", "args": test_image}) as events:
+        seen = list(events)
+    total = sum(len(e["data"].encode()) for e in seen if e["event"] in ("stdout", "stderr"))
+    assert total == 5000
+    assert {e["event"] for e in seen} >= {"stdout", "stderr"}
+    assert seen[-1]["reason"] == "output_limit"
+    assert wait_until(lambda: not container_exists("dockyter-" + seen[0]["id"]))
+
+
+def test_output_exactly_at_the_cap_is_not_cut(dockyter_server, test_image):
+    server = dockyter_server(max_output_bytes=1000)
+    reply = server.execute({"cmd": "head -c 1000 /dev/zero | tr '\\0' x", "args": test_image}).json()
+    assert (len(reply["stdout"]), reply["exit_code"], reply["reason"]) == (1000, 0, None)
+
+
+def test_too_many_executions_get_429_with_retry_after(dockyter_server, test_image):
+    server = dockyter_server(max_concurrent=1, retry_after=7)
+    with server.stream({"cmd": "echo busy; sleep 60", "args": test_image}) as events:
+        first = next(events)
+        assert next(events)["data"] == "busy\n"
+        answer = server.execute({"cmd": "echo hi", "args": test_image})
+        assert answer.status_code == 429
+        assert answer.headers["retry-after"] == "7"
+        assert answer.json() == {"detail": "all 1 execution slots of this server are taken: retry later"}
+        cancel = httpx.post(f"{server.url}/executions/{first['id']}/cancel", headers=server.headers(), timeout=60)
+        assert cancel.status_code == 200
+        assert list(events)[-1]["reason"] == "cancelled"
+    # The slot is free again once the container is gone.
+    assert server.execute({"cmd": "echo again", "args": test_image}).json()["stdout"] == "again\n"
+
+
+def test_a_body_over_the_size_cap_is_413(dockyter_server, test_image):
+    server = dockyter_server(max_request_bytes=2048)
+    body = {"cmd": "echo " + "x" * 5000, "args": test_image}
+    response = server.execute(body)
+    assert response.status_code == 413
+    assert response.json() == {"detail": "the request body is larger than 2048 bytes"}
+
+    def chunks():  # no Content-Length: the cap holds while reading
+        for _ in range(10):
+            yield b"x" * 1000
+
+    response = httpx.post(server.url + "/execute", content=chunks(), headers=server.headers())
+    assert response.status_code == 413
+    assert not server.containers()
+    assert server.execute({"cmd": "echo small", "args": test_image}).status_code == 200
+
+
+def test_a_cmd_longer_than_a_process_argument_is_413(dockyter_server, test_image):
+    server = dockyter_server(max_request_bytes=4 * 1024 * 1024)
+    response = server.execute({"cmd": "#" * 200_000, "args": test_image})
+    assert response.status_code == 413
+    assert response.json()["detail"].startswith("one argument (cmd or args) is longer than 131071 bytes")
+    assert not server.containers()
