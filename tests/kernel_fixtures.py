@@ -85,8 +85,15 @@ class Kernel:
                 return execution
             if message["msg_type"] == "status" and message["content"]["execution_state"] == "idle":
                 break
-        execution.reply = self.client.get_shell_msg(timeout=10)["content"]
+        execution.reply = self._reply_to(msg_id)
         return execution
+
+    def _reply_to(self, msg_id: str) -> dict[str, Any]:
+        # wait_for_ready may leave extra kernel_info replies queued: skip whatever is not ours
+        while True:
+            message = self.client.get_shell_msg(timeout=10)
+            if message["parent_header"].get("msg_id") == msg_id:
+                return message["content"]
 
     def run(self, code: str, timeout: float = 60) -> Execution:
         return self.collect(self.submit(code), timeout)
@@ -123,5 +130,12 @@ def containers_of(pid: int, running_only: bool = False) -> list[str]:
     if not running_only:
         args.insert(1, "-a")
     prefix = f"{socket.gethostname()}:{pid}:"
-    rows = [line.split(" ", 1) for line in docker(*args).stdout.splitlines() if " " in line]
+    for _ in range(5):  # under load, `docker ps` racing other runs' removals can fail for a moment
+        listing = docker(*args)
+        if listing.returncode == 0:
+            break
+        time.sleep(0.5)
+    else:
+        raise RuntimeError(f"docker ps failed: {listing.stderr.strip()}")
+    rows = [line.split(" ", 1) for line in listing.stdout.splitlines() if " " in line]
     return [name for name, owner in rows if owner.startswith(prefix)]

@@ -47,7 +47,8 @@ def test_status_renders_as_a_table(kernel, test_image):
 def test_interrupting_a_cell_stops_its_container(kernel, test_image):
     msg_id = kernel.submit(f"%%docker {test_image}\necho started; sleep 120")
     kernel.collect(msg_id, until="started")
-    assert containers_of(kernel.pid, running_only=True)
+    # (polled: under load a `docker ps` racing other runs' removals can answer with an error)
+    assert wait_until(lambda: containers_of(kernel.pid, running_only=True), timeout=10)
     interrupted_at = time.monotonic()
     kernel.manager.interrupt_kernel()
     run = kernel.collect(msg_id, timeout=30)

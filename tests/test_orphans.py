@@ -33,7 +33,7 @@ def test_container_of_a_killed_kernel_is_removed_by_cleanup(tmp_path, ip, test_i
         assert kernel.run("%load_ext dockyter").reply["status"] == "ok"
         msg_id = kernel.submit(f"%%docker {test_image}\necho started; sleep 300")
         kernel.collect(msg_id, until="started")
-        [orphan] = containers_of(kernel.pid, running_only=True)
+        [orphan] = wait_until(lambda: containers_of(kernel.pid, running_only=True), timeout=10)
         os.kill(kernel.pid, signal.SIGKILL)
         wait_until(lambda: not kernel.manager.is_alive(), timeout=10)
         time.sleep(1)
