@@ -21,12 +21,16 @@ def one_line(message: str) -> list[str]:
 class DockyterError(Exception):
     """Something a user can fix: the message says what and how."""
 
+    exit_code = 125  # what `_exit_code` says when this stops a run (docker's "could not run it")
+
     def _render_traceback_(self) -> list[str]:
         return one_line(f"Dockyter: {self}")
 
 
 class RuntimeNotFound(DockyterError):
     """The container runtime command (``docker``, ``podman``...) is not installed."""
+
+    exit_code = 127  # as a shell says "command not found"
 
 
 class BackendError(DockyterError):

@@ -243,9 +243,12 @@ class Dockyter(Magics):
             request = self._request(self._configured_args(), command, None, merge=capture)
             sink = OutputSink(show=not capture, capture=capture)
             result = self.active_backend.run(request, sink)
-        except (UsageError, DockyterError) as error:
+        except UsageError as error:
             report(str(error))
-            return 127, ""
+            return 2, ""  # as shells answer a misused builtin
+        except DockyterError as error:
+            report(str(error))
+            return error.exit_code, ""
         if result.message:
             report(result.message)
         elif result.exit_code in (125, 126, 127, 137):
@@ -302,7 +305,11 @@ class Dockyter(Magics):
             self._conclude(result, request, sink, options.raise_on_error)
 
     def _run_reporting_interrupt(self, request: RunRequest, sink: OutputSink) -> RunResult:
-        result = self.active_backend.run(request, sink)
+        try:
+            result = self.active_backend.run(request, sink)
+        except DockyterError as error:
+            self.ipython.user_ns["_exit_code"] = error.exit_code
+            raise
         if result.reason == "interrupted":
             self.ipython.user_ns["_exit_code"] = result.exit_code
             raise Interrupted(result.message or "interrupted")

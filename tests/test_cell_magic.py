@@ -201,3 +201,18 @@ def test_a_cell_too_long_for_one_argument_is_one_clear_line(cell, test_image):
     run = cell(f"%%docker {test_image}\n" + "echo " + "x" * 200_000)
     assert "the cell is too long to pass as one argument" in str(run.error)
     assert "Traceback" not in run.stdout + run.stderr
+
+
+def test_missing_runtime_sets_exit_code_and_says_one_line(cell, ip):
+    ip.run_line_magic("config", "Dockyter.docker_command = ['no-such-runtime']")
+    run = cell("%%docker busybox\necho hi")
+    assert ip.user_ns["_exit_code"] == 127
+    assert "'no-such-runtime' was not found on PATH" in str(run.error)
+    assert run.stdout.count("\n") == 1 and "Traceback" not in run.stdout + run.stderr
+
+
+def test_bang_without_configured_image_says_so(ip, cell):
+    ip.run_line_magic("config", "Dockyter.redirect = True")
+    run = cell("!echo hi")
+    assert "no image configured" in run.stderr
+    assert ip.user_ns["_exit_code"] == 2
