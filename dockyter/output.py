@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import sys
+from collections.abc import Callable
 from typing import Literal, TextIO
 
 Stream = Literal["stdout", "stderr"]
@@ -28,6 +29,27 @@ class IncrementalText:
         return self._decoder.decode(b"", final=True)
 
 
+# Characters of one run's output that IPython's output history may keep. IPython 9 copies
+# everything a cell writes to sys.stdout/stderr into shell.history_manager.outputs for the
+# kernel's lifetime (InteractiveShell._tee); past this, we write around that copy.
+HISTORY_LIMIT = 1 << 20
+
+
+def untracked_write(stream: TextIO) -> Callable[[str], object]:
+    """``stream.write`` without IPython's per-cell capture, when that capture is in place.
+
+    ``_tee`` replaces ``write`` on the stream object with a closure around the original
+    ``write``; calling that original still reaches the cell, only the history copy is skipped.
+    """
+    patched = getattr(stream, "__dict__", {}).get("write")
+    code = getattr(patched, "__code__", None)
+    if code is None or not getattr(patched, "__qualname__", "").startswith("InteractiveShell._tee"):
+        return stream.write
+    if "original_write" in code.co_freevars and patched.__closure__:
+        return patched.__closure__[code.co_freevars.index("original_write")].cell_contents
+    return type(stream).write.__get__(stream)
+
+
 class OutputSink:
     """Receives output chunks as they are produced.
 
@@ -45,6 +67,7 @@ class OutputSink:
             "stderr": IncrementalText(),
         }
         self.stderr_tail = ""  # the last few KB of stderr, to explain failures
+        self._shown = 0  # characters written so far, for HISTORY_LIMIT
 
     def write(self, stream: Stream, text: str) -> None:
         if not text:
@@ -55,7 +78,9 @@ class OutputSink:
             self._captured[stream].append(text)
         if self.show:
             target: TextIO = sys.stdout if stream == "stdout" else sys.stderr
-            target.write(text)
+            write = target.write if self._shown < HISTORY_LIMIT else untracked_write(target)
+            self._shown += len(text)
+            write(text)
             target.flush()
 
     def write_bytes(self, stream: Stream, data: bytes) -> None:
