@@ -28,6 +28,7 @@ from scripted_server import (
     json_reply,
     stream,
 )
+from sinks import TimedSink
 from traitlets import TraitError
 
 from dockyter.backends.api import APIBackend
@@ -62,19 +63,6 @@ def backend(settings: Dockyter) -> Iterator[APIBackend]:
     api = APIBackend(settings)
     yield api
     api.close()
-
-
-class TimedSink(OutputSink):
-    """Captures output and when each chunk arrived."""
-
-    def __init__(self) -> None:
-        super().__init__(show=False, capture=True)
-        self.arrivals: list[tuple[float, str]] = []
-
-    def write(self, stream: str, text: str) -> None:  # type: ignore[override]
-        if text:
-            self.arrivals.append((time.monotonic(), text))
-        super().write(stream, text)  # type: ignore[arg-type]
 
 
 def request(command: str = "echo hi", args: str = "-e X=1 img:1", **fields) -> RunRequest:

@@ -16,8 +16,11 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from helpers import dockyter_containers, wait_until
 from IPython.utils.capture import capture_output
 from IPython.utils.text import SList
+from server_fixtures import RunningServer, start_server
+from sinks import TimedSink
 
 from dockyter.backends.api import APIBackend
 from dockyter.backends.base import EXIT_INTERRUPTED, RunRequest
@@ -25,8 +28,6 @@ from dockyter.dockerargs import parse_run_args
 from dockyter.errors import BackendError, ContainerExitError, Interrupted
 from dockyter.magics import Dockyter
 from dockyter.output import OutputSink
-from helpers import dockyter_containers, wait_until
-from server_fixtures import RunningServer, start_server
 
 pytest.importorskip("fastapi", reason="dockyter-server needs the 'server' extra")
 pytestmark = pytest.mark.docker
@@ -178,17 +179,6 @@ def backend(server) -> Iterator[APIBackend]:
     api = APIBackend(settings)
     yield api
     api.close()
-
-
-class TimedSink(OutputSink):
-    def __init__(self) -> None:
-        super().__init__(show=False, capture=True)
-        self.arrivals: list[tuple[float, str]] = []
-
-    def write(self, stream, text) -> None:  # type: ignore[override]
-        if text:
-            self.arrivals.append((time.monotonic(), text))
-        super().write(stream, text)
 
 
 def test_output_is_live(backend, test_image):
