@@ -113,12 +113,41 @@ class RunArgs:
         return shlex.join(self.argv())
 
 
-def split_line(line: str) -> list[str]:
-    """Split ``line`` like a POSIX shell would, with a clear error for unbalanced quotes."""
+def split_line(line: str, *, comments: bool = False) -> list[str]:
+    """Split ``line`` like a POSIX shell would, with a clear error for unbalanced quotes.
+
+    With ``comments``, an unquoted ``#`` that starts a word ends the line, as in a shell
+    (``img  # note``); a ``#`` inside a word (``MSG=a#b``) is kept, unlike shlex's own option.
+    """
+    text = strip_comment(line) if comments else line
     try:
-        return shlex.split(line)
+        return shlex.split(text)
     except ValueError as error:  # shlex says "No closing quotation" / "No escaped character"
         raise DockerArgsError(f"cannot split {line!r}: {str(error).lower()}") from None
+
+
+def strip_comment(line: str) -> str:
+    """``line`` up to its first unquoted ``#`` at the start of a word."""
+    quote: str | None = None
+    escaped = False
+    word_start = True
+    for index, char in enumerate(line):
+        if escaped:
+            escaped = False
+        elif quote:
+            if char == quote:
+                quote = None
+            elif char == "\\" and quote == '"':
+                escaped = True
+            continue
+        elif char == "\\":
+            escaped = True
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and word_start:
+            return line[:index]
+        word_start = char.isspace()
+    return line
 
 
 def parse_options(tokens: list[str]) -> tuple[tuple[DockerOption, ...], list[str]]:
@@ -144,13 +173,18 @@ def parse_options(tokens: list[str]) -> tuple[tuple[DockerOption, ...], list[str
     return tuple(options), rest
 
 
-def parse_run_args(line_or_tokens: str | list[str], *, allow_command: bool = False) -> RunArgs:
-    """Parse ``[DOCKER ARGS...] IMAGE``.
+def parse_run_args(
+    line_or_tokens: str | list[str], *, allow_command: bool = False, comments: bool = False
+) -> RunArgs:
+    """Parse ``[DOCKER ARGS...] IMAGE`` (``comments``: see :func:`split_line`).
 
     Tokens after the image would become a command that replaces the cell, so they are an
     error unless ``allow_command`` is set (then they are ignored by this function).
     """
-    tokens = split_line(line_or_tokens) if isinstance(line_or_tokens, str) else list(line_or_tokens)
+    if isinstance(line_or_tokens, str):
+        tokens = split_line(line_or_tokens, comments=comments)
+    else:
+        tokens = list(line_or_tokens)
     options, rest = parse_options(tokens)
     if not rest:
         raise DockerArgsError("no image given: the last argument must be an image, e.g. 'ubuntu:24.04'")

@@ -30,7 +30,7 @@ class CellOptions:
 
 def parse_cell_line(line: str) -> CellOptions:
     """Parse ``[DOCKYTER OPTIONS] [--] [DOCKER ARGS...] [IMAGE]``; raises DockerArgsError."""
-    tokens = split_line(line)
+    tokens = split_line(line, comments=True)  # `%%docker img  # note` as in a shell
     options = CellOptions()
     position = 0
     while position < len(tokens):

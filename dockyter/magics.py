@@ -365,7 +365,7 @@ class Dockyter(Magics):
     def docker_backend(self, line: str) -> None:
         """Choose the backend: ``%docker_backend docker`` or ``%docker_backend api URL``, then show the status."""
         try:
-            words = split_line(line)
+            words = split_line(line, comments=True)
         except DockerArgsError as error:
             raise UsageError(f"%docker_backend: {error}") from None
         if not words:
@@ -499,6 +499,6 @@ def _quiet_cleanup(backend: Backend) -> None:
 
 def _parse_or_usage_error(text: str | list[str]) -> RunArgs:
     try:
-        return parse_run_args(text)
+        return parse_run_args(text, comments=True)
     except DockerArgsError as error:
         raise UsageError(str(error)) from None

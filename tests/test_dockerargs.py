@@ -109,3 +109,24 @@ def test_parse_options_leaves_the_rest():
     opts, rest = parse_options(split_line("-e A=1 img cmd"))
     assert [o.name for o in opts] == ["--env"]
     assert rest == ["img", "cmd"]
+
+
+@pytest.mark.parametrize(
+    "line, tokens",
+    [
+        ("-v /d:/d img  # a note", ["-v", "/d:/d", "img"]),
+        ("img #note", ["img"]),
+        ("-e MSG=a#b img", ["-e", "MSG=a#b", "img"]),
+        ("-e 'X=# not a comment' img", ["-e", "X=# not a comment", "img"]),
+        ('-e "X=\\"#\\"" img # c', ["-e", 'X="#"', "img"]),
+        ("-e X=\\#1 img", ["-e", "X=#1", "img"]),
+        ("# all comment", []),
+    ],
+)
+def test_comments_on_magic_lines(line, tokens):
+    assert split_line(line, comments=True) == tokens
+
+
+def test_comments_are_kept_unless_asked_for():
+    # the server's `args` keep '#' as text: "img #c" is then an image followed by a stray token
+    assert split_line("img #c") == ["img", "#c"]
