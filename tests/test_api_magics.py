@@ -155,10 +155,11 @@ def test_failures_are_one_line_and_never_show_the_token(api, cell, ip, server):
     assert isinstance(run.error, BackendError)
     assert "Dockyter: the API refused the request: <token> may not use --privileged" in run.stdout
     assert "Traceback" not in everything(run)
+    assert ip.user_ns["_exit_code"] == 125  # the run could not start, as docker says it
     cell(f"%docker {IMAGE}")
     run = cell("!out never")
     assert "Dockyter: the API refused the request" in run.stderr
-    assert ip.user_ns["_exit_code"] == 127
+    assert ip.user_ns["_exit_code"] == 125
     with capture_output() as captured:
         ip.run_line_magic("docker_status", "")
     shown = captured.stdout + "".join(str(o.data) for o in captured.outputs)
