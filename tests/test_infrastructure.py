@@ -138,3 +138,19 @@ def test_leftover_checks_fail_and_clean_up(pytester, monkeypatch, test_image):
     names = set(re.findall(r"left behind by this test \(now removed\): (\S+)", output))
     names |= set(re.findall(r"left behind: (\S+)\.", output))
     assert len(names) == 2 and not names & set(dockyter_containers())
+
+
+@pytest.mark.docker
+def test_the_readme_demo_runs_a_real_cell(test_image, tmp_path):
+    # `bash .ci/demo` is provisioning (which this run has already done) and then this script.
+    demo = Path(__file__).resolve().parents[1] / "examples" / "demo.py"
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, str(demo), test_image],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"hello from \w+ in a container", done.stdout)
+    assert "Dockyter status" in done.stdout
