@@ -55,6 +55,24 @@ def test_the_cap_counts_stdout_and_stderr_together_in_a_stream(dockyter_server, 
     assert wait_until(lambda: not container_exists("dockyter-" + seen[0]["id"]))
 
 
+def test_a_byte_over_a_cap_that_one_chunk_filled_exactly_stops_the_container(dockyter_server, test_image):
+    # One write of exactly the cap, read on its own (the pause), then more: the first byte of
+    # "more" is over the cap. This used to be dropped without stopping anything, so the
+    # container ran to its time limit (600 s by default) and the stream only got heartbeats;
+    # the request's 30 s limit keeps a regression from hanging the run (it ends with 124).
+    server = dockyter_server(max_output_bytes=1000)
+    cmd = "head -c 1000 /dev/zero | tr '\\0' x; sleep 1; while :; do echo more; sleep 0.1; done"
+    body = {"cmd": cmd, "args": test_image, "timeout": 30}
+    with server.stream(body) as events:
+        seen = list(events)
+    assert "".join(e["data"] for e in seen if e["event"] == "stdout") == "x" * 1000
+    assert (seen[-1]["code"], seen[-1]["reason"]) == (137, "output_limit")
+    reply = server.execute(body).json()
+    assert (reply["stdout"], reply["exit_code"], reply["reason"]) == ("x" * 1000, 137, "output_limit")
+    names = ["dockyter-" + seen[0]["id"], "dockyter-" + reply["execution_id"]]
+    assert wait_until(lambda: not any(container_exists(name) for name in names))
+
+
 def test_output_exactly_at_the_cap_is_not_cut(dockyter_server, test_image):
     server = dockyter_server(max_output_bytes=1000)
     reply = server.execute({"cmd": "head -c 1000 /dev/zero | tr '\\0' x", "args": test_image}).json()

@@ -177,9 +177,9 @@ class EventStream(StreamingResponse):
         try:
             await super().__call__(scope, receive, send)
         finally:
-            # Runs even when the stream never started; a finished run is left alone.
-            if not self.execution.finished:
-                self.detach(self.execution.abandon())
+            # Runs even when the stream never started, and for a finished run too: its final
+            # event may still be waiting for room in the queue, which only abandon() makes.
+            self.detach(self.execution.abandon())
 
 
 async def _lines(execution: Execution, heartbeat: float) -> AsyncIterator[bytes]:

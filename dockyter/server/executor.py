@@ -267,13 +267,17 @@ class Execution:
         decoder = IncrementalText()
         limit = self.executor.settings.max_output_bytes
         while data := await pipe.read(READ_SIZE):
-            room = limit - self.bytes_out
-            if self._discard or room <= 0:
+            if self._discard:
                 continue  # keep reading so the CLI never blocks on a full pipe
+            room = limit - self.bytes_out
             if len(data) > room:
-                data = data[:room]
+                # Checked even when room is 0: an earlier chunk may have ended exactly on the cap,
+                # and then this byte over it is the one that must stop the container.
                 message = f"the output exceeded {limit} bytes: container {self.name} stopped and removed"
                 self.stop("output_limit", message)
+                data = data[:room]
+                if not data:
+                    continue  # keep reading until the CLI ends
             self.bytes_out += len(data)
             await self._emit(stream, decoder.decode(data))
         await self._emit(stream, decoder.flush())
