@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .backends.base import EXIT_KILLED
+
 
 def explain_exit(code: int, stderr_tail: str, shell: Sequence[str]) -> str | None:
     """A hint for ``code`` given the end of stderr, or None when the code speaks for itself."""
@@ -28,6 +30,6 @@ def explain_exit(code: int, stderr_tail: str, shell: Sequence[str]) -> str | Non
                 "set %config Dockyter.shell = ['sh', '-c']"
             )
         return "command not found in the container"
-    if code == 137:
+    if code == EXIT_KILLED:
         return "the container was killed (SIGKILL), often because it ran out of memory"
     return None

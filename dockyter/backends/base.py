@@ -15,9 +15,11 @@ from typing import Any, ClassVar
 from ..dockerargs import RunArgs
 from ..output import OutputSink
 
-# Exit codes a run reports when Dockyter itself ended it (as GNU timeout and shells do).
+# Exit codes a run reports when Dockyter (or dockyter-server) itself ended it, as GNU timeout,
+# shells and the kernel's OOM killer do. Client and server share them: they are in the contract.
 EXIT_TIMEOUT = 124
 EXIT_INTERRUPTED = 130
+EXIT_KILLED = 137
 
 
 @dataclass(frozen=True)

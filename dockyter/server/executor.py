@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ..backends.base import EXIT_INTERRUPTED, EXIT_KILLED, EXIT_TIMEOUT
 from ..naming import MANAGED_LABEL, NAME_PREFIX, OWNER_LABEL, SERVER_LABEL, owner_id
 from ..output import IncrementalText
 from .policy import Plan
@@ -33,12 +34,8 @@ from .settings import Settings
 
 log = logging.getLogger("dockyter.server")
 
-# Exit codes reported when the server itself ended the run (as GNU timeout, shells and the
-# kernel's OOM killer do).
-EXIT_TIMEOUT = 124
-EXIT_CANCELLED = 130
-EXIT_OUTPUT_LIMIT = 137
-EXIT_CODES = {"timeout": EXIT_TIMEOUT, "cancelled": EXIT_CANCELLED, "output_limit": EXIT_OUTPUT_LIMIT}
+# The exit code reported for each way the server itself ends a run.
+EXIT_CODES = {"timeout": EXIT_TIMEOUT, "cancelled": EXIT_INTERRUPTED, "output_limit": EXIT_KILLED}
 
 READ_SIZE = 65536
 QUEUE_EVENTS = 64  # chunks waiting for a slow client; beyond that the container waits for it
