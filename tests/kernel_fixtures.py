@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jupyter_client.manager import KernelManager
-
 from helpers import docker
+from jupyter_client.manager import KernelManager
 
 
 @dataclass
@@ -104,9 +103,15 @@ class Kernel:
             self.manager.shutdown_kernel(now=True)
 
 
-def start_kernel(cwd: Path, env: dict[str, str] | None = None) -> Kernel:
+def start_kernel(cwd: Path, env: dict[str, str] | None = None, *, drop: tuple[str, ...] = ()) -> Kernel:
+    """A kernel in ``cwd`` with this process's environment plus ``env``.
+
+    ``drop``: prefixes of variables not passed on (e.g. ``("DOCKYTER_",)``), for tests that must
+    not see the caller's configuration.
+    """
+    base = {k: v for k, v in os.environ.items() if not (drop and k.startswith(drop))}
     manager = KernelManager(kernel_name="python3")
-    manager.start_kernel(cwd=str(cwd), env={**os.environ, **(env or {})})
+    manager.start_kernel(cwd=str(cwd), env={**base, **(env or {})})
     return Kernel(manager)
 
 

@@ -1,12 +1,11 @@
 """profile_default/ipython_config.py in a real Jupyter kernel: Dockyter loaded and configured, no notebook code."""
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import pytest
-from jupyter_client.manager import KernelManager
+from kernel_fixtures import start_kernel
 from traitlets.config import Config
 
 pytestmark = pytest.mark.kernel
@@ -31,18 +30,12 @@ def kernel(tmp_path):
     home.mkdir()
     work.mkdir()
     (work / "dockyter.toml").write_text("[Dockyter]\ntimeout = 42\n", encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKYTER_", "IPYTHON", "JUPYTER_"))}
-    env.update(IPYTHONDIR=str(tmp_path / "ipython"), HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"))
-    manager = KernelManager(kernel_name="python3")
-    manager.start_kernel(env=env, cwd=str(work))
-    client = manager.client()
-    client.start_channels()
+    env = {"IPYTHONDIR": str(tmp_path / "ipython"), "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
+    started = start_kernel(work, env, drop=("DOCKYTER_", "IPYTHON", "JUPYTER_"))
     try:
-        client.wait_for_ready(timeout=60)
-        yield client
+        yield started.client
     finally:
-        client.stop_channels()
-        manager.shutdown_kernel(now=True)
+        started.shutdown()
 
 
 def execute(client, code: str) -> str:
