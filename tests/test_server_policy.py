@@ -24,6 +24,8 @@ def mounts(tmp_path):
     ro.mkdir()
     rw.mkdir()
     (rw / "sub").mkdir()
+    (ro / "sub").mkdir()
+    (ro / "sub" / "file").write_text("data")
     return ro, rw
 
 
@@ -179,14 +181,109 @@ def test_what_the_operator_did_not_allow_is_refused(policy, mounts, args, why):
     assert why in message, message
 
 
-def test_a_symbolic_link_cannot_lead_out_of_an_allowed_directory(policy, mounts):
-    # A user who can write in an allowed directory could plant such a link in one run and use it in the next.
+def test_a_symbolic_link_is_never_followed(policy, mounts):
+    ro, rw = mounts
+    os.symlink("/", ro / "escape")
+    os.symlink("/etc", ro / "etc")
+    os.symlink("sub", ro / "relative")
+    assert f"{ro}/escape is a symbolic link" in refused(policy, f"-v {ro}/escape:/x:ro {IMAGE}")
+    assert f"{ro}/etc is a symbolic link" in refused(policy, f"--mount type=bind,source={ro}/etc/passwd,target=/x,readonly {IMAGE}")
+    assert f"{ro}/relative is a symbolic link" in refused(policy, f"-v {ro}/relative:/x:ro {IMAGE}")
+    # A link followed by "..": the kernel would land in /, the lexical reading in {ro}.
+    assert f"{ro}/etc is a symbolic link" in refused(policy, f"-v {ro}/etc/..:/x:ro {IMAGE}")
+
+
+def test_nothing_below_a_writable_root_is_mountable(policy, mounts):
+    # A container can replace anything below it with a link between the check and the mount.
     _, rw = mounts
-    os.symlink("/", rw / "escape")
     os.symlink("/etc", rw / "etc")
-    assert "socket" in refused(policy, f"-v {rw}/escape:/x {IMAGE}")
-    assert "symbolic link" in refused(policy, f"-v {rw}/etc:/x:ro {IMAGE}")
-    assert "symbolic link" in refused(policy, f"--mount type=bind,source={rw}/etc/passwd,target=/x,readonly {IMAGE}")
+    for source in (f"{rw}/sub", f"{rw}/etc", f"{rw}/not-yet", f"{rw}/sub/../sub"):
+        message = refused(policy, f"-v {source}:/x:ro {IMAGE}")
+        assert f"is inside the writable directory {rw}, which containers can change: mount {rw} itself" in message
+
+
+@pytest.mark.parametrize(
+    ("source", "why"),
+    [
+        ("{ro}/made-by-a-request/a/b", "{ro}/made-by-a-request does not exist (the server never creates a mount source)"),
+        ("{ro}/sub/file/x", "{ro}/sub/file is not a directory"),
+        ("{ro}/" + "n" * 300, "file name too long"),
+        ("{ro}/" + "/".join(["d" * 200] * 25), "longer than the system's limit"),
+    ],
+)
+def test_a_source_that_cannot_be_checked_is_refused_and_never_created(policy, mounts, source, why):
+    ro, _ = mounts
+    before = sorted(ro.rglob("*"))
+    message = refused(policy, f"-v {source.format(ro=ro)}:/h:ro {IMAGE}")
+    assert why.format(ro=ro) in message, message
+    assert message.startswith(f"-v {source.format(ro=ro)}:/h:ro is not allowed: ")
+    assert sorted(ro.rglob("*")) == before
+
+
+def test_a_nul_byte_in_a_source_is_refused(policy, mounts):
+    ro, _ = mounts
+    assert "NUL byte" in refused(policy, f"--mount type=bind,source={ro}/a\x00b,target=/h,readonly {IMAGE}")
+
+
+def test_bind_mounts_reach_the_engine_as_mount_of_the_checked_path(policy, mounts):
+    ro, rw = mounts
+    plan = policy.check(f"-e X=1 -v {ro}//sub/./../sub:/data:ro,rprivate -v {rw}/:/w --mount src={ro}/sub/file,dst=/f,type=bind,ro {IMAGE}")
+    assert plan.args.argv() == [
+        "-e", "X=1",
+        "--mount", f"type=bind,source={ro}/sub,target=/data,bind-propagation=rprivate,readonly=true",
+        "--mount", f"type=bind,source={rw},target=/w",
+        "--mount", f"type=bind,source={ro}/sub/file,target=/f,readonly=true",
+        IMAGE,
+    ]  # fmt: skip
+
+
+def test_a_comma_in_a_path_is_quoted_for_the_engine(policy, mounts):
+    ro, _ = mounts
+    (ro / "a,b").mkdir()
+    plan = policy.check(f"-v {ro}/a,b:/x,y:ro {IMAGE}")
+    assert plan.args.argv()[:2] == ["--mount", f'type=bind,"source={ro}/a,b","target=/x,y",readonly=true']
+
+
+def test_an_allowed_root_that_is_a_link_is_mounted_where_it_pointed_at_start_up(tmp_path):
+    real = tmp_path / "disk" / "data"
+    (real / "set").mkdir(parents=True)
+    os.symlink(real, tmp_path / "data")
+    policy = Policy(Settings(auth=False, allowed_mounts=[str(tmp_path / "data")]))
+    plan = policy.check(f"-v {tmp_path}/data/set:/d:ro {IMAGE}")
+    assert plan.args.argv()[1] == f"type=bind,source={real}/set,target=/d,readonly=true"
+    os.symlink("/etc", real / "link")
+    assert "is a symbolic link" in refused(policy, f"-v {tmp_path}/data/link:/d:ro {IMAGE}")
+    assert "not under an allowed host path" in refused(policy, f"-v {tmp_path}/data/..:/d:ro {IMAGE}")
+
+
+def test_nested_roots_take_the_most_specific_rule(tmp_path):
+    (tmp_path / "srv" / "scratch").mkdir(parents=True)
+    (tmp_path / "srv" / "data").mkdir()
+    policy = Policy(Settings(auth=False, allowed_mounts=[str(tmp_path / "srv"), f"{tmp_path}/srv/scratch:rw"]))
+    assert policy.check(f"-v {tmp_path}/srv/scratch:/w {IMAGE}")  # writable, though inside a read-only root
+    assert "may only be mounted read-only" in refused(policy, f"-v {tmp_path}/srv/data:/w {IMAGE}")
+    assert policy.check(f"-v {tmp_path}/srv:/s:ro {IMAGE}")
+
+
+@pytest.mark.parametrize(
+    ("source", "why"),
+    [
+        ("/proc/1/root", "it is on the host's proc file system (/proc)"),
+        ("/proc", "it is on the host's proc file system (/proc)"),
+        ("/sys/kernel", "it is on the host's sysfs file system (/sys)"),
+        ("/dev", "file system (/dev)"),
+        ("/", "it would give the container the host socket"),
+        ("/var/lib/docker/volumes", "the container engine's directory /var/lib/docker"),
+        ("/var/lib", "it contains the container engine's directory /var/lib/"),
+        ("/run/docker/containerd", "it would give the container the host socket /run/docker/containerd/containerd"),
+        ("/var/run/docker/containerd", "the host socket /var/run/docker/containerd/containerd"),
+    ],
+)
+def test_with_the_whole_host_allowed_the_host_is_still_protected(source, why):
+    policy = Policy(Settings(auth=False, allowed_mounts=["/"]))
+    message = refused(policy, f"-v {source}:/h:ro {IMAGE}")
+    assert message.startswith(f"-v {source}:/h:ro is not allowed: "), message
+    assert why in message, message
 
 
 @pytest.mark.parametrize(
@@ -248,8 +345,9 @@ def test_args_that_cannot_be_understood(policy, args, message):
         f"--mount type=bind,source={{ro}},target=/x,readonly {IMAGE}",
         f"--mount type=bind,source={{ro}},target=/x,ro=true {IMAGE}",
         f"-v {{rw}}:/x {IMAGE}",
-        f"-v {{rw}}/sub:/x:rw {IMAGE}",
-        f"-v {{rw}}/not-yet:/x {IMAGE}",
+        f"-v {{rw}}:/x:rw {IMAGE}",
+        f"--mount type=bind,src={{rw}}/,dst=/x,bind-propagation=rprivate {IMAGE}",
+        f"-v {{ro}}/sub/../sub/./file:/x:ro {IMAGE}",
         f"-v cache-pip:/root/.cache {IMAGE}",
         f"--mount source=cache-npm,target=/c {IMAGE}",
         f"--network none {IMAGE}",

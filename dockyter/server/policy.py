@@ -9,7 +9,11 @@ check under its canonical name. Then:
   value (:data:`NEVER_ALLOWED`), even if an operator lists them;
 * namespace options are refused with ``host`` or ``container:...`` values;
 * every other option must be in the operator's ``allowed_flags``, and its value is checked
-  where it matters: mounts (host paths, named volumes, the engine socket), networks, labels;
+  where it matters: mounts (host paths, named volumes), networks, labels;
+* a bind mount's source is walked on the host without following links
+  (:mod:`.mountpath`), must not expose what :mod:`.hostview` finds (engine sockets and
+  directories, kernel pseudo file systems), and reaches the engine rewritten as
+  ``--mount type=bind,source=REAL,...``, which fails rather than creates a missing source;
 * the image must match ``allowed_images`` and the shell ``allowed_shells``.
 
 A refusal is a :class:`PolicyError` whose message names the argument as it was written.
@@ -18,15 +22,21 @@ A refusal is a :class:`PolicyError` whose message names the argument as it was w
 from __future__ import annotations
 
 import csv
+import io
+import logging
 import os
-import posixpath
 import re
 import shlex
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, NoReturn
 
 from ..dockerargs import ALIASES, BOOL_FLAGS, SHORT_FLAGS, VALUE_FLAGS, DockerOption, RunArgs, parse_run_args
+from .hostview import HostSurvey, HostView, normalise, within
+from .mountpath import PathRefused, resolve_source, trusted_links
+
+log = logging.getLogger("dockyter.server")
 
 if TYPE_CHECKING:  # pragma: no cover
     from .settings import Settings
@@ -71,23 +81,12 @@ NAMESPACE_FLAGS: dict[str, str] = {
     "--cgroupns": "cgroup",
 }
 
-# Sockets through which a container could drive a container engine: never mountable.
-ENGINE_SOCKETS = (
-    "/var/run/docker.sock",
-    "/run/docker.sock",
-    "/var/run/containerd/containerd.sock",
-    "/run/containerd/containerd.sock",
-    "/var/run/podman/podman.sock",
-    "/run/podman/podman.sock",
-    "/var/run/crio/crio.sock",
-    "/run/crio/crio.sock",
-)
-
 VOLUME_MODES = {"ro", "rw", "nocopy", "private", "rprivate", "consistent", "cached", "delegated"}
 MOUNT_KEYS = {
     "type", "source", "src", "target", "destination", "dst", "readonly", "ro", "consistency",
     "bind-propagation", "volume-nocopy", "tmpfs-size", "tmpfs-mode",
 }  # fmt: skip
+BIND_KEYS = {"type", "source", "target", "readonly", "consistency", "bind-propagation"}
 MOUNT_KEY_ALIASES = {"src": "source", "destination": "target", "dst": "target", "ro": "readonly"}
 VOLUME_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]+")
 DEFAULT_SHELL = ("bash", "-lc")
@@ -105,7 +104,7 @@ class AllowedMount:
 class Plan:
     """A request the policy accepted: what the executor runs."""
 
-    args: RunArgs  # the request's options and image, unchanged
+    args: RunArgs  # the request's options and image; bind mounts as `--mount` of the checked real path
     shell: tuple[str, ...]
     has_network: bool  # the request chose its own --network (the server then adds none)
 
@@ -139,7 +138,7 @@ def parse_allowed_mounts(entries: list[str]) -> list[AllowedMount]:
             path, mode = entry, "ro"
         if not path.startswith("/"):
             raise ValueError(f"allowed_mounts: {entry!r} must be an absolute path, optionally followed by :ro or :rw")
-        mounts.append(AllowedMount(_normalise(path), writable=mode == "rw"))
+        mounts.append(AllowedMount(normalise(path), writable=mode == "rw"))
     return mounts
 
 
@@ -153,7 +152,12 @@ class Policy:
         self.volumes = list(settings.allowed_volumes)
         self.networks = {"none", *settings.allowed_networks}
         self.shells = [tuple(shlex.split(shell)) for shell in settings.allowed_shells]
-        self.sockets = engine_sockets(settings.docker_command)
+        # Resolved once, at start-up: a root that is a link stays where it pointed then.
+        self.roots = [(mount, normalise(os.path.realpath(mount.path))) for mount in self.mounts]
+        self.trusted = trusted_links(mount.path for mount in self.mounts)
+        self.survey = HostSurvey(settings.docker_command)
+        if self.mounts:
+            self.warn_about_roots()
 
     def check(self, args: str, shell: list[str] | None = None) -> Plan:
         """Parse and check a request.
@@ -162,15 +166,15 @@ class Policy:
         understood and :class:`PolicyError` (403) when the policy refuses it.
         """
         run_args = parse_run_args(args)
-        for option in run_args.options:
-            self._check_option(option)
+        options = tuple(self._check_option(option) for option in run_args.options)
         self._check_image(run_args.image)
         has_network = any(option.name == "--network" for option in run_args.options)
-        return Plan(run_args, self._check_shell(shell), has_network=has_network)
+        return Plan(RunArgs(options, run_args.image), self._check_shell(shell), has_network=has_network)
 
     # -- options ----------------------------------------------------------------------------
 
-    def _check_option(self, option: DockerOption) -> None:
+    def _check_option(self, option: DockerOption) -> DockerOption:
+        """Refuse ``option``, or return it as the engine should get it (bind mounts rewritten)."""
         written = _written(option)
         name = option.name
         if name in NEVER_ALLOWED:
@@ -189,29 +193,44 @@ class Policy:
         if name == "--label" and value.split("=", 1)[0].strip().lower().startswith("io.dockyter"):
             _refuse(written, "io.dockyter.* labels belong to the server")
         if name == "--volume":
-            self._check_volume(written, value)
+            return self._check_volume(written, option)
         if name == "--mount":
-            self._check_mount(written, value)
+            return self._check_mount(written, option)
+        return option
 
     # -- mounts -----------------------------------------------------------------------------
 
-    def _check_volume(self, written: str, spec: str) -> None:
+    def _check_volume(self, written: str, option: DockerOption) -> DockerOption:
         """``-v [SOURCE:]TARGET[:MODES]``: a bind mount, a named volume or an anonymous volume."""
-        parts = spec.split(":")
+        parts = (option.value or "").split(":")
         if len(parts) == 1:
-            return  # an anonymous volume: created for this container and removed with it
+            return option  # an anonymous volume: created for this container and removed with it
         if len(parts) > 3 or not parts[0] or not parts[1]:
             _refuse(written, "expected SOURCE:TARGET[:MODES]")
-        source = parts[0]
+        source, target = parts[0], parts[1]
         modes = [mode for mode in (parts[2].split(",") if len(parts) == 3 else []) if mode]
         for mode in modes:
             if mode not in VOLUME_MODES:
                 allowed = ", ".join(sorted(VOLUME_MODES))
                 _refuse(written, f"the mount mode {mode!r} is not (allowed: {allowed})")
-        self._check_source(written, source, readonly="ro" in modes and "rw" not in modes)
+        readonly = "ro" in modes and "rw" not in modes
+        if not source.startswith("/"):
+            self._check_volume_name(written, source)
+            return option
+        if "nocopy" in modes:
+            _refuse(written, "nocopy applies to named volumes, not to bind mounts")
+        fields = {"target": target}
+        propagation = [mode for mode in modes if mode in ("private", "rprivate")]
+        consistency = [mode for mode in modes if mode in ("consistent", "cached", "delegated")]
+        if propagation:
+            fields["bind-propagation"] = propagation[-1]
+        if consistency:
+            fields["consistency"] = consistency[-1]
+        return self._bind(written, source, readonly, fields)
 
-    def _check_mount(self, written: str, spec: str) -> None:
+    def _check_mount(self, written: str, option: DockerOption) -> DockerOption:
         """``--mount type=...,source=...,target=...``: the same rules as ``-v``, key by key."""
+        spec = option.value or ""
         if '"' in spec or "\n" in spec or "\r" in spec:
             _refuse(written, "quotes and line breaks in --mount are not")
         fields = next(csv.reader([spec]), [])
@@ -233,53 +252,95 @@ class Policy:
         if kind == "tmpfs":
             if source:
                 _refuse(written, "a tmpfs mount takes no source")
-            return
+            return option
         if kind == "bind":
             if not source or not source.startswith("/"):
                 _refuse(written, "a bind mount needs an absolute source path")
-            self._check_bind(written, source, readonly)
-            return
+            for key in values.keys() - BIND_KEYS:
+                _refuse(written, f"the key {key!r} does not apply to a bind mount")
+            kept = {key: value or "" for key, value in values.items() if key in ("target", "bind-propagation", "consistency")}
+            return self._bind(written, source, readonly, kept)
         if kind == "volume":
             if source:
                 if "/" in source:
                     _refuse(written, "a volume source is a volume name, not a path")
-                self._check_source(written, source, readonly)
-            return
+                self._check_volume_name(written, source)
+            return option
         _refuse(written, f"the mount type {kind!r} is not (allowed: bind, volume, tmpfs)")
 
-    def _check_source(self, written: str, source: str, readonly: bool) -> None:
-        if source.startswith("/"):
-            self._check_bind(written, source, readonly)
-        elif VOLUME_NAME.fullmatch(source):
-            # Named volumes outlive the container and are shared by every user of the engine.
-            if not any(fnmatchcase(source, pattern) for pattern in self.volumes):
-                _refuse(written, f"the named volume {source!r} is not in this server's allowed volumes")
-        else:
+    def _check_volume_name(self, written: str, source: str) -> None:
+        if not VOLUME_NAME.fullmatch(source):
             _refuse(written, f"{source!r} is neither an absolute host path nor a volume name")
+        # Named volumes outlive the container and are shared by every user of the engine.
+        if not any(fnmatchcase(source, pattern) for pattern in self.volumes):
+            _refuse(written, f"the named volume {source!r} is not in this server's allowed volumes")
 
-    def _check_bind(self, written: str, source: str, readonly: bool) -> None:
-        path = _normalise(source)
-        resolved = os.path.realpath(path)
-        for candidate in (path, resolved):
-            for socket in self.sockets:
-                if _within(socket, candidate):
-                    _refuse(written, f"it would give the container the engine's socket {socket}")
-        if resolved != path:
-            # The engine follows symbolic links on the host: check, and mount, only real paths.
-            _refuse(written, f"{path} is (or passes through) a symbolic link to {resolved}")
-        rule = self._mount_rule(path)
-        if rule is None:
+    def _bind(self, written: str, source: str, readonly: bool, fields: dict[str, str]) -> DockerOption:
+        """Check a bind source and return the ``--mount`` the engine runs: the real path, checked.
+
+        ``--mount type=bind`` fails on a missing source where ``-v`` would create it, so a
+        source removed between this check and the engine's mount creates nothing either.
+        """
+        real = self._check_bind(written, source, readonly)
+        mount = {"type": "bind", "source": real, **fields}
+        if readonly:
+            mount["readonly"] = "true"
+        value = _csv_line(f"{key}={value}" for key, value in mount.items())
+        return DockerOption("--mount", value, ("--mount", value))
+
+    def _check_bind(self, written: str, source: str, readonly: bool) -> str:
+        """The real path to mount for ``source``; refuses (403) anything that is not safe to."""
+        view = self.survey.view()
+        path = normalise(source)
+        # First what the path says, before touching the host: no probing outside the allowed roots.
+        self._check_place(written, path, view)
+        try:
+            real = resolve_source(source, self.trusted)
+        except PathRefused as error:
+            _refuse(written, str(error))
+        if real != path:
+            self._check_place(written, real, view)
+        rule = self._mount_rule(real)
+        if rule is not None and not rule.writable and not readonly:
+            _refuse(written, f"{rule.path} may only be mounted read-only (add :ro or readonly)")
+        return real
+
+    def _check_place(self, written: str, path: str, view: HostView) -> None:
+        """Refuse ``path`` for where it is: a host-sensitive place, outside the roots, below a writable root."""
+        exposed = view.exposed_by(path)
+        if exposed:
+            _refuse(written, exposed)
+        if self._mount_rule(path) is None:
             allowed = ", ".join(m.path + ("" if m.writable else " (read-only)") for m in self.mounts) or "none"
             _refuse(written, f"{path} is not under an allowed host path (allowed: {allowed})")
-        if not rule.writable and not readonly:
-            _refuse(written, f"{rule.path} may only be mounted read-only (add :ro or readonly)")
+        for mount, real in self.roots:
+            if mount.writable and any(path != root and within(path, root) for root in (mount.path, real)):
+                _refuse(
+                    written,
+                    f"{path} is inside the writable directory {mount.path}, which containers can change: "
+                    f"mount {mount.path} itself and work below it",
+                )
 
     def _mount_rule(self, path: str) -> AllowedMount | None:
-        """The allowed mount ``path`` is at or below (an entry that is itself a link counts resolved too)."""
-        for mount in self.mounts:
-            if _within(path, mount.path) or _within(path, os.path.realpath(mount.path)):
-                return mount
-        return None
+        """The most specific allowed mount ``path`` is at or below (as configured, or resolved at start-up)."""
+        matches = [(len(root), mount) for mount, real in self.roots for root in (mount.path, real) if within(path, root)]
+        return max(matches, key=lambda match: match[0])[1] if matches else None
+
+    def warn_about_roots(self) -> None:
+        """Log a warning for each allowed root that holds what no mount may expose (start-up)."""
+        view = self.survey.view()
+        for mount, real in self.roots:
+            for root in dict.fromkeys((mount.path, real)):
+                exposed = view.exposed_by(root)
+                if exposed:
+                    log.warning("allowed mount %s holds what no mount may expose (%s): such mounts are refused", mount.path, exposed)
+            for other, other_real in self.roots:
+                inside = any(a != b and within(a, b) for a, b in ((real, other_real), (mount.path, other.path)))
+                if other.writable and inside:
+                    log.warning(
+                        "allowed mount %s is inside the writable allowed mount %s: containers can change it, so it is never mounted",
+                        mount.path, other.path,
+                    )  # fmt: skip
 
     # -- image and shell --------------------------------------------------------------------
 
@@ -303,28 +364,11 @@ class Policy:
         return tuple(shell)
 
 
-def engine_sockets(docker_command: list[str]) -> list[str]:
-    """The engine sockets on this host, as written and resolved, including DOCKER_HOST's."""
-    sockets = list(ENGINE_SOCKETS)
-    docker_host = os.environ.get("DOCKER_HOST", "")
-    if docker_host.startswith("unix://"):
-        sockets.append(docker_host[len("unix://") :])
-    if os.environ.get("XDG_RUNTIME_DIR"):  # rootless docker and podman
-        sockets.append(os.path.join(os.environ["XDG_RUNTIME_DIR"], "docker.sock"))
-        sockets.append(os.path.join(os.environ["XDG_RUNTIME_DIR"], "podman", "podman.sock"))
-    resolved = [os.path.realpath(s) for s in sockets]
-    return list(dict.fromkeys(_normalise(s) for s in sockets + resolved))
-
-
-def _normalise(path: str) -> str:
-    """``/a//b/../c/`` -> ``/a/c`` (POSIX keeps a leading ``//``; the engine does not)."""
-    normal = posixpath.normpath(path)
-    return "/" + normal.lstrip("/")
-
-
-def _within(path: str, directory: str) -> bool:
-    """Whether ``path`` is ``directory`` or below it (both normalised)."""
-    return directory == "/" or path == directory or path.startswith(directory.rstrip("/") + "/")
+def _csv_line(fields: Iterable[str]) -> str:
+    """One line of comma-separated fields, quoted where needed, as docker reads ``--mount``."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(list(fields))
+    return out.getvalue()
 
 
 def _refuse(written: str, why: str) -> NoReturn:
