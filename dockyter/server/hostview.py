@@ -180,8 +180,8 @@ def daemon_config(text: str) -> tuple[set[str], set[str]]:
     hosts = config.get("hosts") or []
     sockets = {_unix(host) for host in (hosts if isinstance(hosts, list) else [hosts])}
     sockets.add(_unix(config.get("containerd")))
-    dirs = {config.get(key) for key in ("exec-root", "data-root", "graph")}
-    return set(filter(_absolute, sockets)), {d for d in dirs if _absolute(d)}
+    dirs = {_get(config, key) for key in ("exec-root", "data-root", "graph")}
+    return set(filter(_absolute, sockets)), set(filter(_absolute, dirs))
 
 
 def engine_command_lines() -> Iterator[list[str]]:
