@@ -1,0 +1,194 @@
+"""A property of the mount policy: a bind source is refused, or it is exactly the real directory meant.
+
+Random sources are built from ``..``, ``.``, ``//``, visible links, links inside another user's
+private directory, missing components and over-long names, below every kind of allowed root
+(read-only, writable, a root that is a link, a read-only root inside a writable one and the
+reverse). Each is checked twice by the real policy on the real file system: as root, and in a
+forked child that switched to uid 4400, which cannot enter the private directories. No engine
+runs: the policy decides what the engine gets (tests/test_server_mounts.py runs containers).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, Phase, event, example, given, settings
+from hypothesis import strategies as st
+
+from dockyter.server.hostview import within
+from dockyter.server.policy import Policy, PolicyError
+from dockyter.server.settings import Settings
+
+IMAGE = "dockyter-test/bash:1"
+OTHER_USER = 4321  # owns the private directories
+SERVER_USER = 4400  # the unprivileged view
+
+NAMES = ["..", ".", "", "a", "b", "f", "link_etc", "link_a", "priv", "link", "sub", "loop", "missing", "x", "inner", "scratch", "n" * 256]
+ROOTS = ["ro", "rw", "data", "outer", "outer/inner", "top", "top/scratch", "real", ""]
+SPELLINGS = [
+    "-v {p}:/h",
+    "-v {p}:/h:ro",
+    "--volume={p}:/h:rw",
+    "--mount type=bind,source={p},target=/h",
+    "--mount type=bind,src={p},dst=/h,readonly",
+]
+
+
+@pytest.fixture(scope="module")
+def tree() -> Iterator[Path]:
+    """Allowed roots of every kind, with links, private directories and files in them."""
+    base = Path(tempfile.mkdtemp(prefix="dockyter-property-"))
+    base.chmod(0o755)
+    for root in ("ro", "rw", "outer/inner", "top/scratch"):
+        (base / root / "a" / "b").mkdir(parents=True)
+        (base / root / "a" / "f").write_text("file")
+        (base / root / "sub").mkdir()
+        os.symlink("/etc", base / root / "link_etc")
+        os.symlink("a", base / root / "link_a")
+        os.symlink("loop", base / root / "loop")
+        (base / root / "priv" / "sub").mkdir(parents=True)
+        os.symlink("/etc", base / root / "priv" / "link")
+        os.chown(base / root / "priv", OTHER_USER, OTHER_USER)
+        (base / root / "priv").chmod(0o700)
+    (base / "real" / "data" / "a" / "b").mkdir(parents=True)
+    os.symlink(base / "real" / "data", base / "data")
+    yield base
+    shutil.rmtree(base)
+
+
+@pytest.fixture(scope="module")
+def policy(tree) -> Policy:
+    mounts = [f"{tree}/ro", f"{tree}/rw:rw", f"{tree}/data", f"{tree}/outer:rw", f"{tree}/outer/inner", f"{tree}/top", f"{tree}/top/scratch:rw"]
+    return Policy(Settings(auth=False, allowed_mounts=mounts, docker_command=["false"]))
+
+
+def check(policy: Policy, args: str) -> dict[str, Any]:
+    try:
+        plan = policy.check(args)
+    except PolicyError as error:
+        return {"refused": str(error)}
+    return {"argv": plan.args.argv()}
+
+
+def check_unprivileged(policy: Policy, args: str) -> dict[str, Any]:
+    """The same check in a forked child running as another user (no exec: the code is loaded)."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: drop to the server user, check, report, leave
+        try:
+            os.close(read)
+            os.setgroups([])
+            os.setgid(SERVER_USER)
+            os.setuid(SERVER_USER)
+            answer = check(policy, args)
+        except BaseException as error:  # noqa: BLE001 - reported to the parent, which fails the test
+            answer = {"crash": repr(error)}
+        with os.fdopen(write, "w") as out:
+            json.dump(answer, out)
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as reply:
+        text = reply.read()
+    os.waitpid(pid, 0)
+    return json.loads(text)
+
+
+def snapshot(base: Path) -> list[tuple[str, int, str]]:
+    return sorted(
+        (str(p), p.lstat().st_mode, os.readlink(p) if p.is_symlink() else "") for p in [base, *base.rglob("*")]
+    )
+
+
+def mounted(argv: list[str]) -> dict[str, str]:
+    """The fields of the one ``--mount`` the engine would get."""
+    assert argv[0] == "--mount" and argv[2:] == [IMAGE], argv
+    return dict(field.split("=", 1) for field in next(csv.reader([argv[1]])))
+
+
+def verify(tree: Path, policy: Policy, written: str, source: str, outcome: dict[str, Any]) -> str | None:
+    """Fails unless ``outcome`` is a refusal naming ``written`` or a mount of exactly the real directory meant."""
+    assert "crash" not in outcome, outcome
+    if "refused" in outcome:
+        assert outcome["refused"].startswith(f"{written} is not allowed: "), outcome
+        return None
+    fields = mounted(outcome["argv"])
+    real = fields["source"]
+    # Exactly what the path names for root (what `docker -v` would have mounted), with no link left in it.
+    assert real == os.path.realpath(source), (source, real)
+    assert os.path.realpath(real) == real and os.path.exists(real)
+    roots = [(os.path.realpath(mount.path), mount.writable) for mount in policy.mounts]
+    inside = [(root, writable) for root, writable in roots if within(real, root)]
+    assert inside, f"{real} is outside every allowed root"
+    assert not any(writable and real != root and within(real, root) for root, writable in roots), f"{real} is below a writable root"
+    _, writable = max(inside, key=lambda match: len(match[0]))
+    assert writable or fields.get("readonly") == "true", fields
+    assert not within(real, "/etc") and not within(real, "/proc")
+    return real
+
+
+sources = st.builds(
+    lambda root, names, slash: "/".join([root, *names]) + ("/" if slash else ""),
+    st.sampled_from(ROOTS),
+    st.lists(st.one_of(st.sampled_from(["a", "b", "sub", ".", ""]), st.sampled_from(NAMES)), max_size=5),
+    st.booleans(),
+)
+
+
+@settings(
+    max_examples=150, deadline=None, database=None, derandomize=True,
+    phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck),
+)  # fmt: skip
+@given(relative=sources, spelling=st.sampled_from(SPELLINGS))  # about one in five is accepted
+@example(relative="ro/a/b", spelling="-v {p}:/h:ro")
+@example(relative="rw/priv/link", spelling="-v {p}:/h")
+@example(relative="ro/priv/sub", spelling="-v {p}:/h:ro")
+@example(relative="ro/link_a/../a", spelling="-v {p}:/h:ro")
+@example(relative="ro/a/../../ro/a", spelling="-v {p}:/h:ro")
+@example(relative="data/a/b/../..", spelling="-v {p}:/h:ro")
+@example(relative="top/scratch/a", spelling="-v {p}:/h")
+def test_a_source_is_refused_or_names_exactly_the_real_directory(tree, policy, relative, spelling):
+    source = f"{tree}/{relative}"
+    written = spelling.format(p=source)
+    before = snapshot(tree)
+    as_root = verify(tree, policy, written, source, check(policy, f"{written} {IMAGE}"))
+    unprivileged = verify(tree, policy, written, source, check_unprivileged(policy, f"{written} {IMAGE}"))
+    # The unprivileged server never accepts what root would not, nor anything else than root would.
+    event("accepted" if as_root else "refused")
+    assert unprivileged is None or unprivileged == as_root
+    if "/priv/" in f"/{relative}/".replace("/./", "/"):
+        assert unprivileged is None or "priv" not in unprivileged
+    assert snapshot(tree) == before
+
+
+@pytest.mark.parametrize(
+    ("relative", "spelling", "expected"),
+    [
+        ("ro/a/b", "-v {p}:/h:ro", "ro/a/b"),
+        ("ro//a/./b/", "--mount type=bind,src={p},dst=/h,readonly", "ro/a/b"),
+        ("rw", "-v {p}:/h", "rw"),
+        ("data/a", "-v {p}:/h:ro", "real/data/a"),
+        ("data/a/b/../..", "-v {p}:/h:ro", "real/data"),
+        ("top/scratch", "--volume={p}:/h:rw", "top/scratch"),
+        ("outer", "-v {p}:/h", "outer"),
+        ("ro/priv/sub", "-v {p}:/h:ro", "ro/priv/sub"),  # root can see into another user's private directory
+    ],
+)
+def test_what_root_accepts(tree, policy, relative, spelling, expected):
+    outcome = check(policy, f"{spelling.format(p=f'{tree}/{relative}')} {IMAGE}")
+    assert "argv" in outcome, outcome
+    assert mounted(outcome["argv"])["source"] == f"{tree}/{expected}"
+
+
+def test_what_an_unprivileged_server_cannot_see_it_refuses(tree, policy):
+    written = f"-v {tree}/ro/priv/sub:/h:ro"
+    assert check_unprivileged(policy, f"{written} {IMAGE}") == {
+        "refused": f"{written} is not allowed: {tree}/ro/priv/sub cannot be checked: permission denied to the server"
+    }
