@@ -2,10 +2,14 @@
 
 Schemathesis generates requests, valid and invalid, from the server's own /openapi.json and
 checks each answer against it; a second property test sends random commands and options to
-real containers. Both are bounded (a few dozen examples) so they stay well under two minutes.
+real containers; a third sends hostile bind-mount sources. All are bounded (a few dozen
+examples) so they stay well under two minutes.
 """
 
 from __future__ import annotations
+
+import os
+import shlex
 
 import httpx
 import pytest
@@ -90,4 +94,31 @@ def test_random_commands_and_options_in_real_containers(server, test_image):
             assert '"event": "exit"' in last, response.text
 
     run()
+    assert wait_until(lambda: not server.containers(), timeout=15)
+
+
+def test_random_mount_sources_never_get_a_server_error_nor_create_anything(dockyter_server, test_image, tmp_path):
+    """Hostile bind sources, in every spelling, against roots of each kind: a 403 or a run, nothing made."""
+    ro, rw = tmp_path / "ro", tmp_path / "rw"
+    (ro / "a").mkdir(parents=True)
+    (rw / "a").mkdir(parents=True)
+    os.symlink("/etc", ro / "etc")
+    os.symlink("/", rw / "root")
+    server = dockyter_server(max_timeout=5, allowed_mounts=[str(ro), f"{rw}:rw", "/"])
+    before = sorted(str(path) for path in tmp_path.rglob("*"))
+    names = st.sampled_from(["..", ".", "", "a", "etc", "root", "missing", "x" * 300, "proc", "1", "run", "docker", "containerd", "\x01", "é", "a,b", "a b"])
+    bases = st.sampled_from([str(ro), str(rw), "", "/proc/1", "/run", "/var/run/docker", "/var/lib/docker", "/sys", "/dev"])
+    sources = st.builds(lambda base, parts: "/".join([base, *parts]) or "/", bases, st.lists(names, max_size=4))
+    spellings = st.sampled_from(["-v {}:/h", "-v {}:/h:ro", "--mount type=bind,source={},target=/h,readonly", "--mount=type=bind,src={},dst=/h"])
+
+    @settings(FUZZ, max_examples=40)
+    @given(source=sources, spelling=spellings)
+    def probe(source, spelling):
+        args = f"{shlex.quote(spelling.format(source))} {test_image}"
+        response = httpx.post(server.url + "/execute", json={"cmd": "ls /h >/dev/null", "args": args}, headers=server.headers(), timeout=30)
+        assert response.status_code in (200, 400, 403), response.text
+        assert httpx.get(server.url + "/health", timeout=10).status_code == 200
+
+    probe()
+    assert sorted(str(path) for path in tmp_path.rglob("*")) == before
     assert wait_until(lambda: not server.containers(), timeout=15)

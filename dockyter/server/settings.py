@@ -133,7 +133,8 @@ class Settings:
     allowed_mounts: list[str] = setting(
         [],
         "Host directories a request may bind-mount, each `PATH` or `PATH:ro` (read-only mounts only) or "
-        "`PATH:rw` (writable too); sub-directories are included. The container engine's socket is never mountable.",
+        "`PATH:rw` (writable too). Below a read-only entry, any existing real sub-path may be mounted; a writable "
+        "entry only as a whole. Engine sockets and directories and kernel file systems are never mountable.",
         flag="--allow-mount",
         metavar="PATH[:rw]",
     )
