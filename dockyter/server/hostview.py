@@ -206,7 +206,7 @@ def command_line_paths(argv: list[str]) -> tuple[set[str], set[str]]:
     values = _option_values(argv[1:])
     sockets = {_unix(value) for value in values.get("-H", []) + values.get("--host", [])}
     sockets.update(values.get("--containerd", []) + values.get("--address", []) + values.get("-a", []))
-    dirs = set(values.get("--data-root", []) + values.get("--exec-root", []) + values.get("-g", []) + values.get("--graph", []))
+    dirs = {value for flag in ("--data-root", "--exec-root", "-g", "--graph") for value in values.get(flag, [])}
     dirs.update(values.get("--root", []) + values.get("--state", []))  # containerd
     for path in values.get("--config", []) + values.get("-c", []):
         if posixpath.basename(argv[0]) == "containerd":

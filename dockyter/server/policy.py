@@ -258,7 +258,7 @@ class Policy:
                 _refuse(written, "a bind mount needs an absolute source path")
             for key in values.keys() - BIND_KEYS:
                 _refuse(written, f"the key {key!r} does not apply to a bind mount")
-            kept = {key: value or "" for key, value in values.items() if key in ("target", "bind-propagation", "consistency")}
+            kept = {key: value or "" for key, value in values.items() if key in BIND_KEYS - {"type", "source", "readonly"}}
             return self._bind(written, source, readonly, kept)
         if kind == "volume":
             if source:
@@ -327,18 +327,23 @@ class Policy:
         return max(matches, key=lambda match: match[0])[1] if matches else None
 
     def warn_about_roots(self) -> None:
-        """Log a warning for each allowed root that holds what no mount may expose (start-up)."""
+        """At start-up, a warning for each allowed root that cannot be mounted as the operator may expect."""
         view = self.survey.view()
         for mount, real in self.roots:
+            if not os.path.isdir(real):
+                log.warning("allowed mount %s is not a directory on this host", mount.path)
             for root in dict.fromkeys((mount.path, real)):
                 exposed = view.exposed_by(root)
                 if exposed:
-                    log.warning("allowed mount %s holds what no mount may expose (%s): such mounts are refused", mount.path, exposed)
+                    log.warning(
+                        "allowed mount %s holds what no mount may expose (%s): such mounts are refused", mount.path, exposed
+                    )
             for other, other_real in self.roots:
                 inside = any(a != b and within(a, b) for a, b in ((real, other_real), (mount.path, other.path)))
                 if other.writable and inside:
                     log.warning(
-                        "allowed mount %s is inside the writable allowed mount %s: containers can change it, so it is never mounted",
+                        "allowed mount %s is inside the writable allowed mount %s: containers can change it, "
+                        "so it is never mounted",
                         mount.path, other.path,
                     )  # fmt: skip
 
