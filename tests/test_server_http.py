@@ -193,7 +193,7 @@ def test_no_auth_mode_on_loopback(dockyter_server, test_image):
         ("--privileged=true {image}", 403, "--privileged=true is not allowed"),
         ("--net=host {image}", 403, "--net=host is not allowed: it shares the network namespace"),
         ("--pid host {image}", 403, "--pid host is not allowed"),
-        ("-v /:/host {image}", 403, "-v /:/host is not allowed: it would give the container the engine's socket"),
+        ("-v /:/host {image}", 403, "-v /:/host is not allowed: it would give the container the host socket"),
         ("-v /var/run/docker.sock:/s {image}", 403, "-v /var/run/docker.sock:/s is not allowed"),
         ("--mount type=bind,source=/,target=/h {image}", 403, "--mount type=bind,source=/,target=/h is not allowed"),
         ("--volumes-from x {image}", 403, "--volumes-from x is not allowed"),

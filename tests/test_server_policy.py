@@ -404,3 +404,15 @@ def test_allowed_mounts_are_absolute_and_read_only_unless_said_otherwise():
     assert (third.path, third.writable) == ("/srv/x", False)
     with pytest.raises(SettingsError, match="must be an absolute path"):
         Settings(auth=False, allowed_mounts=["data:rw"])
+
+
+def test_a_host_the_server_cannot_read_refuses_bind_mounts(policy, mounts, monkeypatch):
+    # An injected fault: reading this host does not fail, but a bug there must fail closed, not 500.
+    ro, _ = mounts
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("unreadable")
+
+    monkeypatch.setattr("dockyter.server.hostview.read_host", broken)
+    policy.survey.cache_seconds = 0.0
+    assert "cannot tell which host paths are safe to mount" in refused(policy, f"-v {ro}:/x:ro {IMAGE}")

@@ -156,6 +156,7 @@ class Policy:
         self.roots = [(mount, normalise(os.path.realpath(mount.path))) for mount in self.mounts]
         self.trusted = trusted_links(mount.path for mount in self.mounts)
         self.survey = HostSurvey(settings.docker_command)
+        self.survey.view()  # at start-up: `docker info` is asked once, not during a request
         if self.mounts:
             self.warn_about_roots()
 
@@ -290,7 +291,11 @@ class Policy:
 
     def _check_bind(self, written: str, source: str, readonly: bool) -> str:
         """The real path to mount for ``source``; refuses (403) anything that is not safe to."""
-        view = self.survey.view()
+        try:
+            view = self.survey.view()
+        except Exception:  # a bug reading the host must not become a 500, nor let a mount through
+            log.exception("could not read which host paths no mount may expose")
+            _refuse(written, "the server cannot tell which host paths are safe to mount right now")
         path = normalise(source)
         # First what the path says, before touching the host: no probing outside the allowed roots.
         self._check_place(written, path, view)
