@@ -156,7 +156,10 @@ class Policy:
         self.roots = [(mount, normalise(os.path.realpath(mount.path))) for mount in self.mounts]
         self.trusted = trusted_links(mount.path for mount in self.mounts)
         self.survey = HostSurvey(settings.docker_command)
-        self.survey.view()  # at start-up: `docker info` is asked once, not during a request
+        try:
+            self.survey.view()  # at start-up: `docker info` is asked once, not during a request
+        except Exception:  # noqa: BLE001 - bind mounts are then refused, with a log line each
+            log.exception("could not read which host paths no mount may expose")
         if self.mounts:
             self.warn_about_roots()
 
@@ -333,7 +336,10 @@ class Policy:
 
     def warn_about_roots(self) -> None:
         """At start-up, a warning for each allowed root that cannot be mounted as the operator may expect."""
-        view = self.survey.view()
+        try:
+            view = self.survey.view()
+        except Exception:  # noqa: BLE001 - already logged by __init__
+            return
         for mount, real in self.roots:
             if not os.path.isdir(real):
                 log.warning("allowed mount %s is not a directory on this host", mount.path)
