@@ -97,7 +97,7 @@ class AllowedMount:
     """A host directory an operator lets requests bind-mount."""
 
     path: str  # absolute and normalised
-    writable: bool  # False: only read-only mounts of it (or below it) are allowed
+    writable: bool  # True: also writable, but only as a whole; False: read-only, it or any real path below
 
 
 @dataclass(frozen=True)
