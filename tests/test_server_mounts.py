@@ -124,6 +124,12 @@ def test_item_2_an_accepted_mount_mounts_the_checked_directory(dockyter_server, 
     assert reply["stdout"] == "hello from the host\nread-only\n", reply
     assert (rw / "out").read_text() == "made\n"
     assert not (ro / "data" / "x").exists()
+    # The other spellings, and a comma in a path (quoted for the engine's --mount parser):
+    (ro / "a,b").mkdir()
+    (ro / "a,b" / "f").write_text("comma\n")
+    args = f"--mount type=bind,src={ro}/data,dst=/m,ro --volume={ro}/a,b:/c:ro --mount=type=bind,source={rw},target=/w {test_image}"
+    reply = server.execute({"cmd": "cat /m/hello /c/f /w/out", "args": args}).json()
+    assert reply["stdout"] == "hello from the host\ncomma\nmade\n", reply
 
 
 # -- 3. containerd's socket, and any socket bound on the host -----------------------------------------
