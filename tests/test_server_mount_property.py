@@ -144,7 +144,7 @@ def mounted(argv: list[str]) -> dict[str, str]:
     return dict(field.split("=", 1) for field in next(csv.reader([argv[1]])))
 
 
-def verify(tree: Path, policy: Policy, written: str, source: str, outcome: dict[str, Any]) -> str | None:
+def verify(policy: Policy, written: str, source: str, outcome: dict[str, Any]) -> str | None:
     """Fails unless ``outcome`` is a refusal naming ``written`` or a mount of exactly the real directory meant."""
     assert "crash" not in outcome, outcome
     if "refused" in outcome:
@@ -189,8 +189,8 @@ def test_a_source_is_refused_or_names_exactly_the_real_directory(tree, policy, u
     source = f"{tree}/{relative}"
     written = spelling.format(p=source)
     before = snapshot(tree)
-    as_root = verify(tree, policy, written, source, check(policy, f"{written} {IMAGE}"))
-    seen = verify(tree, policy, written, source, unprivileged.check(f"{written} {IMAGE}"))
+    as_root = verify(policy, written, source, check(policy, f"{written} {IMAGE}"))
+    seen = verify(policy, written, source, unprivileged.check(f"{written} {IMAGE}"))
     # The unprivileged server never accepts what root would not, nor anything else than root would.
     event("accepted" if as_root else "refused")
     assert seen is None or seen == as_root
