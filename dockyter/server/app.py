@@ -177,8 +177,8 @@ class EventStream(StreamingResponse):
         try:
             await super().__call__(scope, receive, send)
         finally:
-            # Runs even when the stream never started, and for a finished run too: its final
-            # event may still be waiting for room in the queue, which only abandon() makes.
+            # Runs even when the stream never started; for a finished run it only empties the
+            # queue, whose output and final event nobody will read now.
             self.detach(self.execution.abandon())
 
 
