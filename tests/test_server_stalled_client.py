@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from helpers import wait_until
+from server_fixtures import under_each_runtime
 
 pytestmark = pytest.mark.docker
 
@@ -120,6 +121,7 @@ def gone_within(server: Any, name: str, since: float) -> None:
     assert time.monotonic() - since < GONE_WITHIN, f"{name} took {time.monotonic() - since:.1f} s to go"
 
 
+@under_each_runtime
 def test_cancel_while_the_client_stops_reading(dockyter_server, test_image):
     server = dockyter_server(max_output_bytes=BIG)
     client, name = stalled(server, {"cmd": FLOOD, "args": test_image})

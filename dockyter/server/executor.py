@@ -198,6 +198,8 @@ class Execution:
             server_args += ["--security-opt", "no-new-privileges"]
         if settings.pull:
             server_args += ["--pull", settings.pull]
+        if settings.runtime:
+            server_args += ["--runtime", settings.runtime]
         command = f"exec 2>&1; {self.cmd}" if self.merge_stderr else self.cmd
         return [
             *settings.docker_command, "run", "--rm", "--init", "--name", self.name,
@@ -326,6 +328,7 @@ class Execution:
             "id": self.id,
             "container": self.name,
             "image": self.plan.args.image,
+            "runtime": self.executor.runtime,
             "who": self.who,
             "exit_code": final.get("code") if final else None,
             "reason": self.reason or ("error" if final and final["event"] == "error" else None),
@@ -338,8 +341,10 @@ class Execution:
 class Executor:
     """Starts, tracks and removes the containers of one server instance."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, runtime: str = "") -> None:
         self.settings = settings
+        # The runtime containers run under, as reported (the setting, or the engine's default).
+        self.runtime = runtime or settings.runtime
         self.instance = secrets.token_hex(6)
         self.label = f"{settings.server_name}:{self.instance}"
         self.owner = owner_id()
