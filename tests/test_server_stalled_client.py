@@ -124,7 +124,8 @@ def gone_within(server: Any, name: str, since: float) -> None:
 @under_each_runtime
 def test_cancel_while_the_client_stops_reading(dockyter_server, test_image):
     server = dockyter_server(max_output_bytes=BIG)
-    client, name = stalled(server, {"cmd": FLOOD, "args": test_image})
+    # Both streams flood: both readers end up waiting for room in the queue.
+    client, name = stalled(server, {"cmd": f"{FLOOD} >&2 & {FLOOD}", "args": test_image})
     try:
         asked = time.monotonic()
         answer = httpx.post(f"{server.url}/executions/{name[9:]}/cancel", headers=server.headers(), timeout=60)
