@@ -11,6 +11,10 @@ Sections (add new fixtures in a section of their own, below the others):
    ``io.dockyter.managed``; none may outlive the test that started it. ``no_leftover_containers``
    checks one test; a guard at the end of the session checks the whole run, removes what it
    finds and fails the run.
+3. OCI runtimes. ``oci_runtime`` is the runtime the ``dockyter_server`` fixture's servers put
+   on their containers (the ``runtime`` setting; "" for the engine's default). Parametrized
+   with ``server_fixtures.under_each_runtime``, a test runs once under runc and once under
+   gVisor's runsc; a runtime the engine lacks skips, or fails under DOCKYTER_REQUIRE_DOCKER=1.
 
 The plain helpers (``wait_until``, ``dockyter_containers``, ...) live in ``helpers.py``.
 """
@@ -29,6 +33,7 @@ from helpers import (
     image_problem,
     owned_elsewhere,
     remove_containers,
+    runtime_problem,
     wait_until,
 )
 
@@ -158,3 +163,24 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
             "run fails: every test must remove the containers it starts.",
             red=True,
         )
+
+
+# =============================================================================================
+# 3. OCI runtimes
+# =============================================================================================
+
+
+@pytest.fixture
+def oci_runtime(request: pytest.FixtureRequest) -> str:
+    """The OCI runtime of the test's servers: its parameter when parametrized, else "" (the default)."""
+    runtime: str = getattr(request, "param", "")
+    if runtime:
+        skip_or_fail(runtime_problem(runtime))
+    return runtime
+
+
+@pytest.fixture
+def runsc() -> str:
+    """gVisor's runtime name, once the engine is known to have it."""
+    skip_or_fail(runtime_problem("runsc"))
+    return "runsc"

@@ -74,6 +74,18 @@ def engine_problem() -> str | None:
     return None
 
 
+@functools.cache
+def runtime_problem(runtime: str) -> str | None:
+    """Why the engine cannot run containers under the OCI ``runtime`` (None when it can). Asked once."""
+    problem = engine_problem()
+    if problem is not None:
+        return problem
+    answer = docker("info", "--format", "{{json .Runtimes}}", timeout=ENGINE_TIMEOUT)
+    if f'"{runtime}"' not in answer.stdout:
+        return f"the engine has no {runtime} runtime (bash .ci/provision, as root, installs and registers gVisor's runsc)"
+    return None
+
+
 def image_problem(image: str) -> str | None:
     """Why ``image`` cannot be used (None when the engine is usable and has it locally)."""
     problem = engine_problem()

@@ -9,6 +9,9 @@ Each server runs in a background thread of the test process, with a fresh token 
 ``pull="never"`` (no registry is reachable here). The fixture stops every server it started
 at teardown; ``stop()`` stops one earlier. The server package is imported lazily, so this
 plugin loads even where the ``server`` extra is not installed.
+
+The fixture's servers run their containers under the ``oci_runtime`` fixture's runtime
+(conftest.py); ``@under_each_runtime`` runs a test once under runc and once under runsc.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ import pytest
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 60.0
+
+# Runs a test that uses ``dockyter_server`` once with each runtime (test ids [runc], [runsc]).
+under_each_runtime = pytest.mark.parametrize("oci_runtime", ["runc", "runsc"], indirect=True)
 
 
 @dataclass
@@ -127,11 +133,13 @@ def start_server(**overrides: Any) -> RunningServer:
 
 
 @pytest.fixture
-def dockyter_server() -> Iterator[Callable[..., RunningServer]]:
+def dockyter_server(oci_runtime: str) -> Iterator[Callable[..., RunningServer]]:
     """Factory: ``dockyter_server(**settings_overrides) -> RunningServer``; all stopped at teardown."""
     started: list[RunningServer] = []
 
     def start(**overrides: Any) -> RunningServer:
+        if oci_runtime:
+            overrides.setdefault("runtime", oci_runtime)
         running = start_server(**overrides)
         started.append(running)
         return running

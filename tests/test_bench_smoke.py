@@ -2,16 +2,21 @@
 
 The numbers of a quick run mean little (few rounds, small sizes, a busy machine): this only
 proves that `python bench/run.py` works end to end, writes valid JSON and Markdown with a
-number for each of the eight figures, and reports no container left behind.
+number for each of the nine figures, and reports no container left behind. Figure 9 needs
+the engine's runsc runtime: without it, it is left out with a warning (and CI, which
+requires everything, fails instead).
 """
 
 import json
 import math
+import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
+from helpers import runtime_problem
 
 pytestmark = pytest.mark.docker
 
@@ -20,8 +25,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.timeout(600)
 def test_quick_benchmark_produces_every_figure(tmp_path, test_image):
+    numbers = list(range(1, 10))
+    problem = runtime_problem("runsc")
+    if problem is not None:
+        if os.environ.get("DOCKYTER_REQUIRE_DOCKER") == "1":
+            pytest.fail(f"figure 9: {problem} (required: DOCKYTER_REQUIRE_DOCKER=1)", pytrace=False)
+        warnings.warn(f"benchmark figure 9 not run: {problem}", stacklevel=1)
+        numbers.remove(9)
     done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--output", str(tmp_path), "--image", test_image],
+        [
+            sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--output", str(tmp_path), "--image", test_image,
+            "--figures", ",".join(map(str, numbers)),
+        ],  # fmt: skip
         capture_output=True,
         text=True,
         timeout=540,
@@ -32,7 +47,7 @@ def test_quick_benchmark_produces_every_figure(tmp_path, test_image):
 
     report = json.loads((tmp_path / "latest.json").read_text())
     figures = {figure["number"]: figure for figure in report["figures"]}
-    assert sorted(figures) == list(range(1, 9))
+    assert sorted(figures) == numbers
     for number, figure in figures.items():
         assert figure["error"] is None, f"figure {number}: {figure['error']}"
         assert figure["checks"], f"figure {number} has no number"
@@ -44,5 +59,5 @@ def test_quick_benchmark_produces_every_figure(tmp_path, test_image):
     assert report["leftover_containers"] == []
 
     table = (tmp_path / "latest.md").read_text()
-    for number in range(1, 9):
+    for number in numbers:
         assert f"\n| {number} |" in table

@@ -1,4 +1,7 @@
-"""A container the server starts is a container it removes: cancel, disconnect, shutdown, crash."""
+"""A container the server starts is a container it removes: cancel, disconnect, shutdown, crash.
+
+Cancel, disconnect and shutdown run once under runc and once under gVisor's runsc.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import httpx
 import pytest
 
 from helpers import docker, wait_until
-from server_fixtures import container_exists
+from server_fixtures import container_exists, under_each_runtime
 
 pytestmark = pytest.mark.docker
 
@@ -30,6 +33,7 @@ def first_output(events) -> dict:
     return start
 
 
+@under_each_runtime
 def test_cancel_stops_and_removes_the_container(dockyter_server, test_image):
     server = dockyter_server()
     with server.stream({"cmd": "echo ready; sleep 60", "args": test_image}) as events:
@@ -76,7 +80,8 @@ def test_only_the_token_that_started_an_execution_can_cancel_it(dockyter_server,
         assert answer.status_code == 200
 
 
-def test_a_client_that_disconnects_mid_stream_takes_its_container_with_it(dockyter_server, test_image, caplog):
+@under_each_runtime
+def test_a_client_that_disconnects_mid_stream_takes_its_container_with_it(dockyter_server, test_image, caplog, oci_runtime):
     server = dockyter_server()
     caplog.set_level("INFO", logger="dockyter.server")
     with server.stream({"cmd": "echo ready; sleep 60", "args": test_image}) as events:
@@ -88,7 +93,7 @@ def test_a_client_that_disconnects_mid_stream_takes_its_container_with_it(dockyt
     assert time.monotonic() - closed < GONE_WITHIN
     assert wait_until(lambda: not server.executor.running)
     records = [r.execution for r in caplog.records if hasattr(r, "execution")]
-    assert records[-1]["reason"] == "disconnected"
+    assert (records[-1]["reason"], records[-1]["runtime"]) == ("disconnected", oci_runtime)
 
 
 def test_a_client_that_disconnects_from_a_json_request_takes_its_container_with_it(dockyter_server, test_image):
@@ -106,6 +111,7 @@ def test_a_client_that_disconnects_from_a_json_request_takes_its_container_with_
     assert wait_until(lambda: not container_exists(name), timeout=GONE_WITHIN)
 
 
+@under_each_runtime
 def test_shutdown_stops_running_containers_and_ends_their_streams(dockyter_server, test_image):
     server = dockyter_server()
     with server.stream({"cmd": "echo ready; sleep 60", "args": test_image}) as events:

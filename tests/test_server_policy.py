@@ -171,7 +171,7 @@ def test_the_host_root_and_the_engine_socket_are_never_mountable(policy, args):
         ("--memory 100g", "by this server's policy"),
         ("--gpus all", "by this server's policy"),
         ("--sysctl net.ipv4.ip_forward=1", "by this server's policy"),
-        ("--runtime=runc", "by this server's policy"),
+        ("--runtime=runc", "the server chooses the container's runtime"),
         ("--some-future-flag=1", "by this server's policy"),
     ],
 )

@@ -1,5 +1,5 @@
-"""The eight figures of issue 7, one module each; every module has ``NUMBER``, ``TITLE`` and
-``measure(ctx) -> FigureResult``."""
+"""The figures, one module each (1-8 from issue 7, 9 the sandboxed runtime of issue 10);
+every module has ``NUMBER``, ``TITLE`` and ``measure(ctx) -> FigureResult``."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ MODULES = {
     6: "output_api",
     7: "concurrency",
     8: "load",
+    9: "sandbox",
 }
 
 

@@ -19,8 +19,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .app import create_app
     from .serve import configure_logging, make_server
 
+    from .runtimes import RuntimeUnavailable
+
     configure_logging(settings.log_level)
-    server = make_server(create_app(settings), settings)
+    try:
+        app = create_app(settings)
+    except RuntimeUnavailable as error:
+        print(f"dockyter-server: error: {error}", file=sys.stderr)
+        return 2
+    server = make_server(app, settings)
     server.run()
     return 0 if server.started else 1
 

@@ -30,6 +30,7 @@ from .executor import Execution, Executor, ExecutorError, TooBusy
 from .middleware import BodyLimit
 from .models import CancelReply, ErrorDetail, ExecuteReply, ExecuteRequest, Health, StreamEvent
 from .policy import Policy, PolicyError
+from .runtimes import resolve_runtime
 from .settings import Settings
 
 log = logging.getLogger("dockyter.server")
@@ -59,9 +60,13 @@ def _responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """The application for ``settings``; its executor is ``app.state.executor``."""
+    """The application for ``settings``; its executor is ``app.state.executor``.
+
+    Asks the engine which runtime its containers will run under; raises
+    :class:`~dockyter.server.runtimes.RuntimeUnavailable` when it lacks the configured one.
+    """
     policy = Policy(settings)
-    executor = Executor(settings)
+    executor = Executor(settings, resolve_runtime(settings.runtime, settings.docker_command))
     authenticate = authenticator(settings)
     tokens = settings.token_table()
     cleanups: set[asyncio.Task[None]] = set()
@@ -104,6 +109,9 @@ def create_app(settings: Settings) -> FastAPI:
         status = token_status(request, tokens) if settings.auth else None
         if status is not None:
             answer["token"] = status
+        if status == "accepted" or not settings.auth:
+            # How users' code is confined is for the people allowed to run some.
+            answer["runtime"] = executor.runtime
         return answer
 
     @app.post(
@@ -177,8 +185,8 @@ class EventStream(StreamingResponse):
         try:
             await super().__call__(scope, receive, send)
         finally:
-            # Runs even when the stream never started, and for a finished run too: its final
-            # event may still be waiting for room in the queue, which only abandon() makes.
+            # Runs even when the stream never started; for a finished run it only empties the
+            # queue, whose output and final event nobody will read now.
             self.detach(self.execution.abandon())
 
 

@@ -3,7 +3,14 @@
 Each execution is an asyncio subprocess of the container CLI started from an argv list, so
 the request's ``cmd`` reaches a shell only inside the container. Its output is read in
 chunks, decoded incrementally and handed to whoever consumes the execution (an NDJSON
-stream or a plain JSON reply) through a small bounded queue.
+stream or a plain JSON reply) through a queue of at most ``QUEUE_EVENTS`` output events: a
+slow consumer slows the container down, it never makes the server buffer more.
+
+Once a stop is asked for (cancel, disconnect, timeout, output limit, shutdown) output is
+dropped: the readers keep draining the CLI's pipes and discard what they read, so that the
+CLI drains the engine's attach stream and ``docker kill`` / ``rm`` are not held up by a
+client that stopped reading. The final ``exit`` event is still queued (past the bound) for
+a consumer that reads later; only :meth:`Execution.abandon` (the consumer is gone) drops it.
 
 The executor owns every container it starts, and proves it with labels:
 ``io.dockyter.managed=1`` and ``io.dockyter.server=<server_name>:<instance>``. A container
@@ -38,7 +45,7 @@ log = logging.getLogger("dockyter.server")
 EXIT_CODES = {"timeout": EXIT_TIMEOUT, "cancelled": EXIT_INTERRUPTED, "output_limit": EXIT_KILLED}
 
 READ_SIZE = 65536
-QUEUE_EVENTS = 64  # chunks waiting for a slow client; beyond that the container waits for it
+QUEUE_EVENTS = 64  # output chunks waiting for a slow client; beyond that the container waits for it
 CONTROL_TIMEOUT = 20.0  # seconds for a `docker kill` / `rm` / `ps` before giving up on it
 EXIT_WAIT = 10.0  # seconds for the CLI to end once its container is killed
 MAX_ARGUMENT = 131072 - 1  # Linux MAX_ARG_STRLEN, less the terminating NUL
@@ -109,9 +116,12 @@ class Execution:
         self.message: str | None = None
         self.finished = False
         self.engine_down = False  # it ended because the CLI could not reach the engine
-        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=QUEUE_EVENTS)
+        # Unbounded as a queue: _emit bounds the output in it, so the final event always fits.
+        self._queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._room = asyncio.Event()  # set when the consumer takes an event, or output is dropped
         self._stop = asyncio.Event()
-        self._discard = False  # nobody reads any more: drop output instead of queueing it
+        self._dropping = False  # a stop was asked for: read output and discard it
+        self._consumer_gone = False  # nobody will read any more: queue nothing, not even the end
         self._tail = ""  # the last output, to recognise the CLI's own "cannot connect" error
         self._started = time.monotonic()
         self._process: asyncio.subprocess.Process | None = None
@@ -123,14 +133,21 @@ class Execution:
     async def next_event(self, timeout: float | None = None) -> Event | None:
         """The next event, or None when ``timeout`` seconds pass without one."""
         try:
-            return await asyncio.wait_for(self._queue.get(), timeout)
+            event = await asyncio.wait_for(self._queue.get(), timeout)
         except TimeoutError:
             return None
+        self._room.set()
+        return event
 
     def stop(self, reason: str, message: str) -> None:
-        """Ask for the container to be killed and removed; the first reason given is kept."""
+        """Ask for the container to be killed and removed; the first reason given is kept.
+
+        From now on output is dropped, and a reader waiting for room in the queue is released.
+        """
         if self.reason is None and not self.finished:
             self.reason, self.message = reason, message
+        self._dropping = True
+        self._room.set()
         self._stop.set()
 
     async def cancel(self) -> None:
@@ -141,7 +158,7 @@ class Execution:
     async def abandon(self) -> None:
         """The consumer is gone (client disconnected): stop, drop the output, wait for removal."""
         self.stop("disconnected", "the client went away")
-        self._discard = True
+        self._consumer_gone = True
         while not self._queue.empty():
             self._queue.get_nowait()
         await self.wait()
@@ -181,6 +198,8 @@ class Execution:
             server_args += ["--security-opt", "no-new-privileges"]
         if settings.pull:
             server_args += ["--pull", settings.pull]
+        if settings.runtime:
+            server_args += ["--runtime", settings.runtime]
         command = f"exec 2>&1; {self.cmd}" if self.merge_stderr else self.cmd
         return [
             *settings.docker_command, "run", "--rm", "--init", "--name", self.name,
@@ -254,37 +273,43 @@ class Execution:
                 self.executor.forget(self)
                 self._gone.set()
                 self._log(final)
-            if final is not None and not self._discard:
-                # The consumer reads until this event. Waiting for room costs nothing: the
-                # container is gone, the slot is free, and abandon() empties the queue.
-                await self._queue.put(final)
+            if final is not None and not self._consumer_gone:
+                # Past the output bound: a consumer that stopped reading gets it when it resumes.
+                self._queue.put_nowait(final)
 
     async def _read(self, pipe: asyncio.StreamReader, stream: str) -> None:
         """Forward one pipe to the queue until it closes, counting bytes against the cap."""
         decoder = IncrementalText()
         limit = self.executor.settings.max_output_bytes
         while data := await pipe.read(READ_SIZE):
-            if self._discard:
-                continue  # keep reading so the CLI never blocks on a full pipe
+            if self._dropping:
+                continue  # keep reading so that neither the CLI nor the engine blocks on us
             room = limit - self.bytes_out
             if len(data) > room:
                 # Checked even when room is 0: an earlier chunk may have ended exactly on the cap,
                 # and then this byte over it is the one that must stop the container.
+                self.bytes_out += room
+                # Exactly the cap is delivered, even to a consumer that is not reading now.
+                self._queue_output(stream, decoder.decode(data[:room]) + decoder.flush())
                 message = f"the output exceeded {limit} bytes: container {self.name} stopped and removed"
                 self.stop("output_limit", message)
-                data = data[:room]
-                if not data:
-                    continue  # keep reading until the CLI ends
+                continue
             self.bytes_out += len(data)
             await self._emit(stream, decoder.decode(data))
         await self._emit(stream, decoder.flush())
 
     async def _emit(self, stream: str, text: str) -> None:
-        if not text:
-            return
-        self._tail = (self._tail + text)[-2048:]
-        if not self._discard:
-            await self._queue.put({"event": stream, "data": text})
+        """Queue output, waiting while the queue holds QUEUE_EVENTS events (unless it is dropped)."""
+        while self._queue.qsize() >= QUEUE_EVENTS and not self._dropping:
+            self._room.clear()
+            await self._room.wait()
+        if not self._dropping:
+            self._queue_output(stream, text)
+
+    def _queue_output(self, stream: str, text: str) -> None:
+        if text and not self._consumer_gone:
+            self._tail = (self._tail + text)[-2048:]
+            self._queue.put_nowait({"event": stream, "data": text})
 
     def _final_event(self, returncode: int | None) -> Event:
         if self.reason in EXIT_CODES:
@@ -303,6 +328,7 @@ class Execution:
             "id": self.id,
             "container": self.name,
             "image": self.plan.args.image,
+            "runtime": self.executor.runtime,
             "who": self.who,
             "exit_code": final.get("code") if final else None,
             "reason": self.reason or ("error" if final and final["event"] == "error" else None),
@@ -315,8 +341,10 @@ class Execution:
 class Executor:
     """Starts, tracks and removes the containers of one server instance."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, runtime: str = "") -> None:
         self.settings = settings
+        # The runtime containers run under, as reported (the setting, or the engine's default).
+        self.runtime = runtime or settings.runtime
         self.instance = secrets.token_hex(6)
         self.label = f"{settings.server_name}:{self.instance}"
         self.owner = owner_id()

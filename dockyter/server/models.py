@@ -60,6 +60,11 @@ class Health(BaseModel):
     token: Literal["accepted", "rejected"] | None = Field(
         default=None, description="Only when the request carried an Authorization header."
     )
+    runtime: str | None = Field(
+        default=None,
+        description="Only with an accepted token (or without authentication): the OCI runtime "
+        "the containers run under, such as runc or runsc.",
+    )
 
 
 class CancelReply(BaseModel):

@@ -66,6 +66,7 @@ NEVER_ALLOWED: dict[str, str] = {
     "--restart": "the server removes every container when it ends",
     "--log-driver": "the server sets the container's logging itself",
     "--log-opt": "the server sets the container's logging itself",
+    "--runtime": "the server chooses the container's runtime",
 }
 
 # Switches the server always sets: turning them off would leave containers behind or unmanaged.

@@ -113,6 +113,14 @@ class Settings:
         metavar="NAME",
     )
 
+    runtime: str = setting(
+        "",
+        "OCI runtime of every container (docker run --runtime), for example `runsc` (gVisor) to keep users' "
+        "code off the host kernel; requests cannot choose one. The engine must know it: checked at start-up. "
+        "Empty: the engine's default runtime.",
+        metavar="RUNTIME",
+    )
+
     # -- policy: what a request may ask for ------------------------------------------------
     allowed_images: list[str] = setting(
         ["*"],
@@ -418,6 +426,7 @@ def _definition(name: str) -> dataclasses.Field[Any]:
 # -- checking ---------------------------------------------------------------------------
 
 _SERVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+_RUNTIME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+/-]{0,127}")
 _TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 
 
@@ -442,6 +451,8 @@ def _check(settings: Settings) -> dict[str, str]:
         raise SettingsError(f"server_name {s.server_name!r} must be letters, digits, '_', '.', '-' (at most 63)")
     if not s.docker_command:
         raise SettingsError("docker_command must not be empty")
+    if s.runtime and not _RUNTIME.fullmatch(s.runtime):
+        raise SettingsError(f"runtime {s.runtime!r} must be a runtime name like runsc (letters, digits, '_.+/-')")
     for name in ("max_timeout", "heartbeat_interval", "reap_interval"):
         if not getattr(s, name) > 0:
             raise SettingsError(f"{name} must be greater than 0, not {getattr(s, name)}")
