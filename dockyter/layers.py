@@ -14,29 +14,22 @@ back to the lower layers.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from copy import deepcopy
 from typing import Any
 
-from IPython.core.error import UsageError
 from traitlets import TraitError
 from traitlets.config import Configurable
 
 from .config import FileConfig, Problem, candidates, find_config_file, read_config_file
+from .errors import BadUsage, say
 from .profiles import Profile, applied_for_one_cell, apply, find_profile
 from .tomlvalues import TOKEN_VARIABLE, masked
 
 DEFAULT = "default"
 IPYTHON = "ipython_config.py"
 RUN_TIME = "run time"
-
-
-def say(problem: Problem | str) -> None:
-    """One line from Dockyter on stderr (shown red in a notebook)."""
-    sys.stderr.write(f"Dockyter: {problem}\n")
-    sys.stderr.flush()
 
 
 class Layers:
@@ -148,9 +141,9 @@ class Layers:
     # -- profiles ------------------------------------------------------------------------------
 
     def profile(self, name: str) -> Profile:
-        """The profile ``name`` from the file, or a UsageError listing them with the closest match."""
+        """The profile ``name`` from the file, or a BadUsage listing them with the closest match."""
         if self.file.path is None:
-            raise UsageError(f"unknown profile {name!r}: no dockyter.toml was found, so there are no profiles")
+            raise BadUsage(f"unknown profile {name!r}: no dockyter.toml was found, so there are no profiles")
         return find_profile(name, self.file.profiles, self.file.broken_profiles, str(self.file.path))
 
     def profile_rows(self) -> list[tuple[str, str]]:

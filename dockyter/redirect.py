@@ -8,7 +8,6 @@ so removing the redirection restores the shell as it was, however often it was i
 from __future__ import annotations
 
 from collections.abc import Callable
-from subprocess import CalledProcessError
 from typing import Any
 
 from IPython.utils.text import LSString, SList
@@ -16,8 +15,9 @@ from IPython.utils.text import LSString, SList
 _MISSING = object()
 OVERRIDDEN = ("system", "getoutput")
 
-# run(command, capture) -> (exit code, captured text); the command is already expanded.
-Runner = Callable[[str, bool], tuple[int, str]]
+# run(command, capture, as written) -> captured stdout. The command is already expanded; the
+# runner sets _exit_code and raises CalledProcessError when IPython's system_raise_on_error asks.
+Runner = Callable[[str, bool, str], str]
 
 
 class Redirection:
@@ -53,15 +53,8 @@ class Redirection:
     # given to var_expand, so $var and {expr} see the same local variables as IPython's own.
 
     def _system(self, cmd: str) -> None:
-        exit_code, _ = self.run(self.shell.var_expand(cmd, depth=1), False)
-        self._finish(exit_code, cmd)
+        self.run(self.shell.var_expand(cmd, depth=1), False, cmd)
 
     def _getoutput(self, cmd: str, split: bool = True, depth: int = 0) -> SList | LSString:
-        exit_code, output = self.run(self.shell.var_expand(cmd, depth=depth + 1), True)
-        self._finish(exit_code, cmd)
+        output = self.run(self.shell.var_expand(cmd, depth=depth + 1), True, cmd)
         return SList(output.splitlines()) if split else LSString(output)
-
-    def _finish(self, exit_code: int, cmd: str) -> None:
-        self.shell.user_ns["_exit_code"] = exit_code
-        if getattr(self.shell, "system_raise_on_error", False) and exit_code != 0:
-            raise CalledProcessError(exit_code, cmd)

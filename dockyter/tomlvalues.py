@@ -7,17 +7,16 @@ keeps secrets out of everything the magics print; ``did_you_mean`` names the clo
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from traitlets import Bool, Dict, Float, Int, List, TraitType, Unicode
 
+from .contract import SECRET_HEADER
+
 # Traits whose values are never shown, and which a project's own file should not hold.
 SECRET_TRAITS = frozenset({"api_token"})
 TOKEN_VARIABLE = "DOCKYTER_API_TOKEN"
-# Headers in api_headers whose values are shown masked (the API backend masks the same ones).
-SECRET_HEADER = re.compile(r"auth|cookie|token|key|secret|password", re.IGNORECASE)
 # Every trait that masked() may change: the %config Dockyter listing masks these too.
 MASKED_TRAITS = SECRET_TRAITS | {"api_headers"}
 

@@ -32,10 +32,12 @@ from sinks import TimedSink
 from traitlets import TraitError
 
 from dockyter.backends.api import APIBackend
-from dockyter.backends.base import EXIT_INTERRUPTED, EXIT_TIMEOUT, RunRequest, RunResult
+from dockyter.backends.base import RunRequest, RunResult
+from dockyter.backends.settings import StaticSettings
+from dockyter.contract import EXIT_INTERRUPTED, EXIT_TIMEOUT
 from dockyter.dockerargs import parse_run_args
 from dockyter.errors import BackendError
-from dockyter.magics import Dockyter
+from dockyter.core import Dockyter
 from dockyter.output import OutputSink
 
 TOKEN = "tok-Sup3rSecret-4711"
@@ -52,14 +54,13 @@ def server() -> Iterator[ScriptedServer]:
 
 
 @pytest.fixture
-def settings(server: ScriptedServer, monkeypatch: pytest.MonkeyPatch) -> Dockyter:
-    """The real Dockyter configurable (no IPython shell), pointed at the scripted server."""
-    monkeypatch.delenv("DOCKYTER_API_TOKEN", raising=False)
-    return Dockyter(api_url=server.url)
+def settings(server: ScriptedServer) -> StaticSettings:
+    """Backend settings as plain values (no IPython, no traits), pointed at the scripted server."""
+    return StaticSettings(api_url=server.url)
 
 
 @pytest.fixture
-def backend(settings: Dockyter) -> Iterator[APIBackend]:
+def backend(settings: StaticSettings) -> Iterator[APIBackend]:
     api = APIBackend(settings)
     yield api
     api.close()
@@ -174,7 +175,7 @@ def test_token_and_extra_headers(server, backend, settings):
 
 def test_the_token_defaults_to_the_environment(server, monkeypatch):
     monkeypatch.setenv("DOCKYTER_API_TOKEN", TOKEN)
-    backend = APIBackend(Dockyter(api_url=server.url))
+    backend = APIBackend(Dockyter(api_url=server.url))  # the trait's default, read by the backend
     server.routes["POST", "/execute"] = json_reply({"stdout": "", "stderr": ""})
     run(backend)
     assert server.requests_to("/execute")[0].headers["authorization"] == f"Bearer {TOKEN}"
@@ -353,7 +354,8 @@ def test_an_empty_api_url_is_explained(backend, settings):
         ("http://h/?x=1", "api_url 'http://h/?x=1' must not have a query or fragment"),
     ],
 )
-def test_a_bad_api_url_is_refused_by_the_trait(settings, url, expected):
+def test_a_bad_api_url_is_refused_by_the_trait(server, url, expected):
+    settings = Dockyter(api_url=server.url)
     before = settings.api_url
     with pytest.raises(TraitError, match=re.escape(expected)):
         settings.api_url = url
@@ -587,7 +589,7 @@ def test_a_compressed_stream_is_still_read(server, backend):
 
 def test_requests_is_imported_only_with_the_api_backend():
     code = (
-        "import sys, dockyter.magics, dockyter.backends.docker; before = 'requests' in sys.modules; "
+        "import sys, dockyter.magics, dockyter.extension, dockyter.backends.docker; before = 'requests' in sys.modules; "
         "from dockyter import backends; backends.backend_class('api'); print(before, 'requests' in sys.modules)"
     )
     answer = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
@@ -617,8 +619,7 @@ def test_tls_verification(tls_server, monkeypatch):
     import warnings
 
     server, cert = tls_server
-    monkeypatch.delenv("DOCKYTER_API_TOKEN", raising=False)
-    settings = Dockyter(api_url=server.url)
+    settings = StaticSettings(api_url=server.url)
     backend = APIBackend(settings)
     try:
         message = failure(backend)

@@ -23,10 +23,11 @@ from server_fixtures import RunningServer, start_server
 from sinks import TimedSink
 
 from dockyter.backends.api import APIBackend
-from dockyter.backends.base import EXIT_INTERRUPTED, RunRequest
+from dockyter.backends.base import RunRequest
+from dockyter.backends.settings import StaticSettings
+from dockyter.contract import EXIT_INTERRUPTED
 from dockyter.dockerargs import parse_run_args
 from dockyter.errors import BackendError, ContainerExitError, Interrupted
-from dockyter.magics import Dockyter
 from dockyter.output import OutputSink
 
 pytest.importorskip("fastapi", reason="dockyter-server needs the 'server' extra")
@@ -175,7 +176,7 @@ def test_too_large_a_cell(api, cell, test_image):
 
 @pytest.fixture
 def backend(server) -> Iterator[APIBackend]:
-    settings = Dockyter(api_url=server.url, api_token=server.token)
+    settings = StaticSettings(api_url=server.url, api_token=server.token)
     api = APIBackend(settings)
     yield api
     api.close()
@@ -203,7 +204,7 @@ def test_interrupt_of_the_backend_run(backend, test_image, marker):
 
 def test_busy_server_says_when_to_retry(dockyter_server, test_image, marker):
     busy = dockyter_server(max_concurrent=1, retry_after=7)
-    settings = Dockyter(api_url=busy.url, api_token=busy.token)
+    settings = StaticSettings(api_url=busy.url, api_token=busy.token)
     first, second = APIBackend(settings), APIBackend(settings)
     outcome: dict[str, object] = {}
 

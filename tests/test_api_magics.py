@@ -188,4 +188,4 @@ def test_status_when_the_backend_is_chosen(ip, server):
     with capture_output() as captured:
         ip.run_cell("%docker_backend api ftp://example.org")
     assert "api_url 'ftp://example.org' is not an http:// or https:// URL" in captured.stderr
-    assert ip.magics_manager.registry["Dockyter"].api_url == server.url  # refused, unchanged
+    assert ip._dockyter.api_url == server.url  # refused, unchanged

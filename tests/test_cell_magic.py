@@ -221,4 +221,4 @@ def test_bang_without_configured_image_says_so(ip, cell):
 def test_a_comment_on_the_magic_line(cell, ip, test_image):
     assert cell(f"%%docker -e A=1 {test_image}  # runs in the test image\necho $A").stdout == "1\n"
     cell(f"%docker {test_image}  # for the next commands")
-    assert ip.magics_manager.registry["Dockyter"].default_args == test_image
+    assert ip._dockyter.default_args == test_image

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from dockyter.config import find_config_file, read_config_file
-from dockyter.magics import Dockyter
+from dockyter.core import Dockyter
 from shell_fixtures import config_home  # noqa: F401 - fixture
 
 TRAITS = Dockyter.class_traits(config=True)

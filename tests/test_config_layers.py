@@ -107,14 +107,14 @@ def test_run_time_beats_every_layer(config_home, load_dockyter, lower):
         config_home.write(config_home.user, "[Dockyter]\ntimeout = 9\n")
     shell = load_dockyter(**({"timeout": 7.0} if lower == "ipython_config.py" else {})).shell
     run_cell(shell, "%config Dockyter.timeout = 11")
-    assert shell._dockyter_magics.timeout == 11.0
-    assert origins(shell._dockyter_magics)["timeout"] == "run time"
+    assert shell._dockyter.timeout == 11.0
+    assert origins(shell._dockyter)["timeout"] == "run time"
 
 
 def test_magics_are_run_time_too(ipshell):
     run_cell(ipshell, "%docker alpine:3")
-    assert origins(ipshell._dockyter_magics)["default_args"] == "run time"
-    assert origins(ipshell._dockyter_magics)["redirect"] == "run time"
+    assert origins(ipshell._dockyter)["default_args"] == "run time"
+    assert origins(ipshell._dockyter)["redirect"] == "run time"
     run_cell(ipshell, "%docker_off")
 
 
@@ -134,7 +134,7 @@ def test_the_token_default_comes_from_the_environment(load_dockyter, monkeypatch
 def test_redirect_from_the_file_turns_redirection_on_at_load(config_home, load_dockyter):
     config_home.write(config_home.user, "[Dockyter]\ndefault_args = 'alpine:3'\nredirect = true\n")
     shell = load_dockyter().shell
-    assert shell._dockyter_magics._redirection.installed
+    assert shell._dockyter._redirection.installed
     assert "system" in shell.__dict__
 
 
@@ -149,7 +149,7 @@ def test_reload_keeps_run_time_values_and_recomputes_the_others(config_home, loa
         shell = ["sh", "-c"]
     """)
     shell = load_dockyter(stop_grace=1.0).shell
-    magics = shell._dockyter_magics
+    magics = shell._dockyter
     run_cell(shell, "%config Dockyter.timeout = 11")
     config_home.write(path, """
         [Dockyter]
@@ -169,7 +169,7 @@ def test_reload_keeps_run_time_values_and_recomputes_the_others(config_home, loa
 
 def test_reload_finds_a_file_created_after_load_and_falls_back_when_it_goes(config_home, load_dockyter):
     shell = load_dockyter().shell
-    magics = shell._dockyter_magics
+    magics = shell._dockyter
     path = config_home.write(config_home.project, "[Dockyter]\ntimeout = 5\n")
     run_cell(shell, "%docker_config reload")
     assert (magics.timeout, origins(magics)["timeout"]) == (5.0, str(path))

@@ -28,7 +28,7 @@ def shell(config_home, load_dockyter):
 
 
 def magics_of(shell):
-    return shell._dockyter_magics
+    return shell._dockyter
 
 
 # -- %docker_profile -----------------------------------------------------------------------------

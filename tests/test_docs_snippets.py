@@ -252,7 +252,7 @@ def test_python_blocks_of(page, ip, recording_backend, monkeypatch, request):  #
 def use_backends(ip, registry: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     """Resolve backend names with ``registry`` from the next command on."""
     monkeypatch.setattr(backends, "REGISTRY", registry)
-    magics = getattr(ip, "_dockyter_magics", None)
+    magics = getattr(ip, "_dockyter", None)
     if magics is not None and magics._backend is not None:  # built again, from `registry`, when next used
         magics._backend.close()
         magics._backend = None
@@ -303,14 +303,14 @@ def check_nothing_unshown(previous: RealRun | None) -> None:
 
 
 def check_ipython_config(block: Block) -> None:
-    from dockyter.magics import Dockyter
+    from dockyter.core import Dockyter
 
     config = Config()
     exec(compile(block.text, block.where, "exec"), {"get_config": lambda: config})  # noqa: S102 - as IPython runs the file
     traits = Dockyter.class_traits(config=True)
     unknown = sorted(set(config.get("Dockyter", {})) - set(traits))
     assert not unknown, f"{block.where}: Dockyter has no trait {unknown}"
-    Dockyter(shell=None, config=config)  # a value the trait refuses raises TraitError
+    Dockyter(config=config)  # a value the trait refuses raises TraitError
 
 
 # =============================================================================================
@@ -349,14 +349,14 @@ def check_toml(block: Block, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     document = tomllib.loads(block.text)
     path = tmp_path / "snippet.toml"
     path.write_text(block.text, encoding="utf-8")
-    from dockyter.magics import Dockyter
+    from dockyter.core import Dockyter
     from dockyter.server.settings import definitions, load_settings
 
     if document and set(document) <= {"Dockyter", "backend", "docker", "profiles"}:
 
         monkeypatch.setenv("HOME", str(tmp_path))
         monkeypatch.setenv("DOCKYTER_CONFIG", str(path))
-        problems = Dockyter(shell=None).layers.load_file()
+        problems = Dockyter().layers.load_file()
         assert not problems, f"{block.where}: Dockyter reads this dockyter.toml with problems: {problems}"
     elif document and set(document) <= {d.name for d in definitions()}:
         load_settings(["--config", str(path)], environ=SERVER_TOKENS)

@@ -60,7 +60,7 @@ def test_reload_gives_a_fresh_working_extension(ip):
     assert second is not first
     assert second.timeout == 5.0
     assert second.redirect is False and "system" not in ip.__dict__
-    assert ip.find_cell_magic("docker").__self__ is second
+    assert ip.find_cell_magic("docker").__self__.core is second
 
 
 def test_config_lists_every_trait_with_help(ip):

@@ -126,7 +126,7 @@ def test_bad_docker_line_changes_nothing(ip, cell, test_image):
     cell(f"%docker {test_image}")
     run = cell("%docker -v")
     assert "needs a value" in run.stderr + run.stdout
-    magics = ip.magics_manager.registry["Dockyter"]
+    magics = ip._dockyter
     assert magics.default_args == test_image
 
 

@@ -9,13 +9,13 @@ pytestmark = pytest.mark.docker
 
 MEASURE = r"""
 import resource, sys
-from types import SimpleNamespace
 from dockyter.backends.base import RunRequest
+from dockyter.backends.settings import StaticSettings
 from dockyter.backends.docker import DockerBackend
 from dockyter.dockerargs import parse_run_args
 from dockyter.output import OutputSink
 
-settings = SimpleNamespace(docker_command=["docker"], base_run_args=["--log-driver", "none"], stop_grace=2.0)
+settings = StaticSettings()
 backend = DockerBackend(settings)
 def peak_kb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

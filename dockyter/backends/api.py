@@ -27,23 +27,19 @@ import requests
 from urllib3.exceptions import HTTPError as TransportError
 from urllib3.exceptions import ReadTimeoutError
 
+from ..contract import DEFAULT_SHELL, EXIT_INTERRUPTED, EXIT_TIMEOUT, NDJSON, READ_SIZE, SECRET_HEADER
 from ..errors import BackendError
 from ..output import OutputSink
-from ..urls import api_url_problem
-from .base import EXIT_INTERRUPTED, EXIT_TIMEOUT, Backend, BackendStatus, RunRequest, RunResult
+from .base import Backend, BackendStatus, RunRequest, RunResult
+from .settings import BackendSettings, api_url_problem
 
-NDJSON = "application/x-ndjson"
 ACCEPT = f"{NDJSON}, application/json;q=0.9"
-DEFAULT_SHELL = ("bash", "-lc")  # what every server runs when the request names no shell
-READ_SIZE = 65536
 TIMEOUT_GRACE = 2.0  # seconds a server gets to report its own timeout before we stop waiting
 CANCEL_TIMEOUT = 10.0  # seconds for the cancel request: the server stops and removes the container
 HEALTH_TIMEOUT = 10.0
 EXCERPT_LENGTH = 200
 URL_HINT = "set Dockyter.api_url or use %docker_backend api URL"
 TOKEN_HINT = "set Dockyter.api_token or $DOCKYTER_API_TOKEN"
-# api_headers whose values describe() hides: they usually carry credentials.
-SECRET_HEADER = re.compile(r"auth|cookie|token|key|secret|password", re.IGNORECASE)
 
 
 class _Bearer(requests.auth.AuthBase):
@@ -69,7 +65,7 @@ class APIBackend(Backend):
 
     name = "api"
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: BackendSettings) -> None:
         super().__init__(settings)
         self._session: requests.Session | None = None
 

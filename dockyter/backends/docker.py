@@ -12,16 +12,26 @@ from __future__ import annotations
 import errno
 import os
 import selectors
+import shlex
 import subprocess
 import time
 from typing import IO
 
+from ..contract import (
+    EXIT_INTERRUPTED,
+    EXIT_TIMEOUT,
+    MANAGED_LABEL,
+    OWNER_LABEL,
+    READ_SIZE,
+    identity_args,
+    new_container_name,
+    owner_id,
+    owner_is_gone,
+    run_argv,
+)
 from ..errors import BackendError, RuntimeNotFound
-from ..naming import MANAGED_LABEL, OWNER_LABEL, new_container_name, owner_id, owner_is_gone
 from ..output import OutputSink, Stream
-from .base import EXIT_INTERRUPTED, EXIT_TIMEOUT, Backend, BackendStatus, RunRequest, RunResult, quote_argv
-
-READ_SIZE = 65536
+from .base import Backend, BackendStatus, RunRequest, RunResult
 # A SIGINT may be delivered to another thread of the kernel; Python then raises KeyboardInterrupt
 # in the main thread only once it runs bytecode again, so never block longer than this.
 SIGNAL_CHECK = 0.2
@@ -32,35 +42,27 @@ class DockerBackend(Backend):
     """Runs each request with the container CLI named by ``Dockyter.docker_command``."""
 
     name = "docker"
+    leaves_orphans = True
 
     # -- building the command line ---------------------------------------------------------
 
     def command_line(self, request: RunRequest, container_name: str) -> list[str]:
         settings = self.settings
-        return [
-            *settings.docker_command,
-            "run",
-            "--rm",
-            "--init",
-            "--name",
+        labels = {MANAGED_LABEL: "1", OWNER_LABEL: owner_id()}
+        # Our labels and base_run_args first: the user's own options come later and win.
+        return run_argv(
+            settings.docker_command,
             container_name,
-            "--label",
-            f"{MANAGED_LABEL}=1",
-            "--label",
-            f"{OWNER_LABEL}={owner_id()}",
-            # docker's init (tini) then passes SIGINT to the whole process group, so Ctrl-C
-            # reaches `sleep` in `bash -lc 'sleep 60'` as it would in a terminal.
-            "--env",
-            "TINI_KILL_PROCESS_GROUP=1",
-            *settings.base_run_args,
-            *request.args.argv(),
-            *request.shell,
-            # The engine reads stdout and stderr separately; merging in the container keeps their order.
-            f"exec 2>&1; {request.command}" if request.merge_stderr else request.command,
-        ]
+            before=[*identity_args(labels), *settings.base_run_args],
+            options=[token for option in request.args.options for token in option.written],
+            image=request.args.image,
+            shell=request.shell,
+            command=request.command,
+            merge_stderr=request.merge_stderr,
+        )
 
     def describe(self, request: RunRequest) -> str:
-        return quote_argv(self.command_line(request, new_container_name()))
+        return shlex.join(self.command_line(request, new_container_name()))
 
     # -- running ------------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, NoReturn
 
+from ..contract import DEFAULT_SHELL
 from ..dockerargs import ALIASES, BOOL_FLAGS, SHORT_FLAGS, VALUE_FLAGS, DockerOption, RunArgs, parse_run_args
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -90,7 +91,6 @@ MOUNT_KEYS = {
 }  # fmt: skip
 MOUNT_KEY_ALIASES = {"src": "source", "destination": "target", "dst": "target", "ro": "readonly"}
 VOLUME_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]+")
-DEFAULT_SHELL = ("bash", "-lc")
 
 
 @dataclass(frozen=True)
