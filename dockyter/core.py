@@ -304,7 +304,9 @@ class Dockyter(Configurable):
             self._conclude_failure(result, request, sink, asker, written or command)
         return Ran(result, sink)
 
-    def _conclude_failure(self, result: RunResult, request: RunRequest, sink: OutputSink, asker: Asker, written: str) -> None:
+    def _conclude_failure(
+        self, result: RunResult, request: RunRequest, sink: OutputSink, asker: Asker, written: str
+    ) -> None:
         code = result.exit_code
         hint = result.message or explain_exit(code, sink.stderr_tail, request.shell)
         if asker.raise_exit and asker.status_in_hint:
@@ -317,7 +319,9 @@ class Dockyter(Configurable):
     def run_bang(self, command: str, capture: bool, written: str) -> str:
         """One ``!`` command (already expanded by IPython) for the redirection; returns captured stdout."""
         raise_on_error = bool(getattr(self.ipython, "system_raise_on_error", False))
-        ran = self.run(command, bang_asker(raise_on_error), capture=capture, show=not capture, merge=capture, written=written)
+        ran = self.run(
+            command, bang_asker(raise_on_error), capture=capture, show=not capture, merge=capture, written=written
+        )
         return ran.sink.text("stdout") if ran is not None else ""
 
     def _set_exit_code(self, code: int) -> None:
@@ -328,15 +332,13 @@ class Dockyter(Configurable):
 
     def status_rows(self) -> list[tuple[str, str]]:
         """``%docker_status``: the backend and whether it answers, ``!`` redirection, what a cell runs."""
+        rows = [("backend", self.backend)]
         try:
             status = self.active_backend.status()
         except DockyterError as error:
-            status = None
-            availability = f"no: {error}"
+            rows.append(("available", f"no: {error}"))
         else:
-            availability = f"yes: {status.detail}" if status.available else f"no: {status.detail}"
-        rows = [("backend", self.backend), ("available", availability)]
-        if status is not None:
+            rows.append(("available", f"yes: {status.detail}" if status.available else f"no: {status.detail}"))
             rows += list(status.facts.items())
         rows.append(("! redirection", "on" if self.redirect else "off"))
         rows.append(("default_args", self.default_args or "(none)"))

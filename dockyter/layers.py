@@ -17,15 +17,17 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from copy import deepcopy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from traitlets import TraitError
-from traitlets.config import Configurable
 
 from .config import FileConfig, Problem, candidates, find_config_file, read_config_file
 from .errors import BadUsage, say
 from .profiles import Profile, applied_for_one_cell, apply, find_profile
 from .tomlvalues import TOKEN_VARIABLE, masked
+
+if TYPE_CHECKING:
+    from .core import Dockyter
 
 DEFAULT = "default"
 IPYTHON = "ipython_config.py"
@@ -35,7 +37,7 @@ RUN_TIME = "run time"
 class Layers:
     """The layered configuration of one ``Dockyter`` instance and the provenance of each value."""
 
-    def __init__(self, settings: Configurable) -> None:
+    def __init__(self, settings: Dockyter) -> None:
         """Call at the end of the instance's ``__init__``: traitlets has just applied the IPython config."""
         self.settings = settings
         self.traits = settings.class_traits(config=True)
@@ -95,8 +97,13 @@ class Layers:
             setting = self.file.settings.get(name)
             if setting is not None:
                 if name == "backend" and setting.value == "api" and not self.settings.api_url:
-                    problems.append(Problem("error", f"{path}: {setting.key} = \"api\" needs api_url ([backend] "
-                                            f"api_url or [Dockyter] api_url); the backend stays {self.settings.backend!r}"))
+                    problems.append(
+                        Problem(
+                            "error",
+                            f'{path}: {setting.key} = "api" needs api_url ([backend] '
+                            f"api_url or [Dockyter] api_url); the backend stays {self.settings.backend!r}",
+                        )
+                    )
                 else:
                     try:
                         self._set(name, setting.value, path)

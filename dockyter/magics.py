@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+from IPython.core import magic
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
-from IPython.display import display
+from IPython.core.magic import Magics, magics_class
+from IPython.display import display as _display
 from traitlets import TraitError
 
 from . import backends
@@ -27,7 +28,27 @@ from .status import StatusReport
 
 __all__ = ["Dockyter", "DockyterMagics"]
 
+
+def display(report: StatusReport) -> None:
+    """Show a table: HTML in a notebook, text in a terminal (IPython's display, typed)."""
+    show: Any = _display
+    show(report)
+
+
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def line_magic(name: str | None = None) -> Callable[[F], F]:
+    """IPython's ``@line_magic`` with a precise type (IPython's own returns a union)."""
+    marker: Any = magic.line_magic
+    return cast(Callable[[F], F], marker(name) if name else marker)
+
+
+def cell_magic(func: F) -> F:
+    """IPython's ``@cell_magic`` with a precise type."""
+    marker: Any = magic.cell_magic
+    return cast(F, marker(func))
+
 
 CELL_DESCRIPTION = """\
 Run the cell in one fresh container.
@@ -152,21 +173,21 @@ class DockyterMagics(Magics):
         state = "on" if core.redirect else "off (%docker_on to turn it on)"
         print(f"Dockyter: default_args = {core.default_args!r}; `!` redirection {state}; backend {core.backend}.")
 
-    @line_magic
+    @line_magic()
     def docker_on(self, line: str) -> None:
         """Run ``!`` commands in containers again, with the last arguments given to %docker."""
         if not self.core.default_args.strip():
             raise UsageError("nothing to turn on: first use %docker [DOCKER ARGS...] IMAGE")
         self.core.redirect = True
 
-    @line_magic
+    @line_magic()
     def docker_off(self, line: str) -> None:
         """Restore IPython's own ``!`` behaviour (the arguments are kept for %docker_on)."""
         self.core.redirect = False
 
     # -- the backend -----------------------------------------------------------------------------
 
-    @line_magic
+    @line_magic()
     def docker_backend(self, line: str) -> None:
         """Choose the backend: ``%docker_backend docker`` or ``%docker_backend api URL``, then show the status."""
         core = self.core
@@ -184,15 +205,18 @@ class DockyterMagics(Magics):
             elif rest:
                 raise UsageError(f"%docker_backend {name} takes no further arguments")
             core.backend = name
-        self.docker_status("")
+        self._show_status()
 
-    @line_magic
+    @line_magic()
     def docker_status(self, line: str) -> None:
         """Show the backend, whether it is available and why not, the configured image and arguments,
         whether ``!`` is redirected, and the exact command a cell would run."""
+        self._show_status()
+
+    def _show_status(self) -> None:
         display(StatusReport("Dockyter status", self.core.status_rows()))
 
-    @line_magic
+    @line_magic()
     def docker_cleanup(self, line: str) -> None:
         """Remove Dockyter containers left running by kernels that died (and nothing else)."""
         core = self.core
@@ -207,7 +231,7 @@ class DockyterMagics(Magics):
 
     # -- configuration: dockyter.toml and its profiles (dockyter/layers.py) ----------------------
 
-    @line_magic
+    @line_magic()
     def docker_profile(self, line: str) -> None:
         """Apply a dockyter.toml profile for later ``!`` commands: ``%docker_profile NAME``.
 
@@ -227,9 +251,11 @@ class DockyterMagics(Magics):
         with usage_errors():
             profile = layers.use_profile(name)
             image = parse_args(profile.args).image
-        print(f"Dockyter: profile {name!r}: `!` now runs in {image} ({self.core.backend} backend); %docker_off to stop.")
+        print(
+            f"Dockyter: profile {name!r}: `!` now runs in {image} ({self.core.backend} backend); %docker_off to stop."
+        )
 
-    @line_magic
+    @line_magic()
     def docker_config(self, line: str) -> None:
         """Show the dockyter.toml read and where each value came from; ``%docker_config reload`` re-reads it.
 

@@ -36,7 +36,7 @@ def untracked_write(stream: TextIO) -> Callable[[str], object]:
     patched = vars(stream).get("write") if hasattr(stream, "__dict__") else None
     if getattr(patched, "__qualname__", None) != TEE_QUALNAME:
         return stream.write
-    return type(stream).write.__get__(stream)  # type: ignore[attr-defined,no-any-return]
+    return type(stream).write.__get__(stream)  # type: ignore[no-any-return]
 
 
 class OutputSink:

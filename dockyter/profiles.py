@@ -53,7 +53,7 @@ class Profile:
 
 
 def read_profiles(
-    table: Mapping[str, Any], traits: Mapping[str, TraitType]
+    table: Mapping[str, Any], traits: Mapping[str, TraitType[Any, Any]]
 ) -> tuple[dict[str, Profile], dict[str, str], list[tuple[str, str]]]:
     """Profiles from a ``[profiles]`` table: (usable ones, broken ones with why, (level, message) lines).
 
@@ -74,7 +74,7 @@ def read_profiles(
 
 
 def _read_profile(
-    name: str, entry: Any, traits: Mapping[str, TraitType], where: str, messages: list[tuple[str, str]]
+    name: str, entry: Any, traits: Mapping[str, TraitType[Any, Any]], where: str, messages: list[tuple[str, str]]
 ) -> Profile | str:
     """One profile, or why it cannot be used; unknown keys are warned about and skipped."""
     entry = {"args": entry} if isinstance(entry, str) else entry

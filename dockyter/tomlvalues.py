@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from traitlets import Bool, Dict, Float, Int, List, TraitType, Unicode
 
@@ -34,7 +34,7 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     return f"did you mean {match!r}?" if match else None
 
 
-def expected(trait: TraitType) -> tuple[str, Callable[[Any], bool]]:
+def expected(trait: TraitType[Any, Any]) -> tuple[str, Callable[[Any], bool]]:
     """What a TOML value for ``trait`` must be, in words, and a test for it."""
     if isinstance(trait, Bool):
         return "true or false", lambda v: isinstance(v, bool)
@@ -48,12 +48,13 @@ def expected(trait: TraitType) -> tuple[str, Callable[[Any], bool]]:
         item, test = expected(trait._trait) if trait._trait else ("a value", _anything)
         return f"an array of {_plural(item)}", lambda v: isinstance(v, list) and all(map(test, v))
     if isinstance(trait, Dict):
-        item, test = expected(trait._value_trait) if trait._value_trait else ("a value", _anything)
+        values = cast("TraitType[Any, Any] | None", trait._value_trait)  # None: any value
+        item, test = expected(values) if values else ("a value", _anything)
         return f"a table of {_plural(item)}", lambda v: isinstance(v, dict) and all(map(test, v.values()))
     return "a value", _anything  # other trait types check their values themselves when set
 
 
-def type_mismatch(trait: TraitType, value: Any, secret: bool = False) -> str | None:
+def type_mismatch(trait: TraitType[Any, Any], value: Any, secret: bool = False) -> str | None:
     """``"expected X, found Y"`` when ``value`` has the wrong type for ``trait``, else None."""
     words, test = expected(trait)
     return None if test(value) else f"expected {words}, found {describe(value, secret)}"
@@ -61,8 +62,14 @@ def type_mismatch(trait: TraitType, value: Any, secret: bool = False) -> str | N
 
 def describe(value: Any, secret: bool = False) -> str:
     """A TOML value in words, e.g. ``a string ('5s')``; a secret's content is never shown."""
-    kinds = [(bool, "a boolean"), (int, "an integer"), (float, "a number"), (str, "a string"),
-             (list, "an array"), (dict, "a table")]
+    kinds = [
+        (bool, "a boolean"),
+        (int, "an integer"),
+        (float, "a number"),
+        (str, "a string"),
+        (list, "an array"),
+        (dict, "a table"),
+    ]
     kind = next((word for type_, word in kinds if isinstance(value, type_)), "a date or time")
     if secret:
         return kind
@@ -84,5 +91,6 @@ def _anything(value: Any) -> bool:
 
 
 def _plural(words: str) -> str:
-    return {"a string": "strings", "a number": "numbers", "an integer": "integers",
-            "true or false": "booleans"}.get(words, "values")
+    return {"a string": "strings", "a number": "numbers", "an integer": "integers", "true or false": "booleans"}.get(
+        words, "values"
+    )

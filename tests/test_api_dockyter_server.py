@@ -91,7 +91,9 @@ def test_status_says_the_token_is_accepted(api, server):
 
 
 def test_cell_output_and_exit_status(api, cell, ip, test_image):
-    run = cell(f"%%docker -e 'GREETING=hello there' {test_image}\ncd /tmp\necho \"$GREETING from $(pwd)\"\necho oops >&2")
+    run = cell(
+        f"%%docker -e 'GREETING=hello there' {test_image}\ncd /tmp\necho \"$GREETING from $(pwd)\"\necho oops >&2"
+    )
     assert run.error is None
     assert (run.stdout, run.stderr) == ("hello there from /tmp\n", "oops\n")
     assert ip.user_ns["_exit_code"] == 0
@@ -139,7 +141,9 @@ def test_interrupt_cancels_and_the_container_is_gone(api, cell, ip, test_image, 
     assert isinstance(run.error, Interrupted)
     assert ip.user_ns["_exit_code"] == 130
     text = run.stdout + run.stderr
-    assert re.search(r"interrupted: (execution \S+ cancelled|connection closed; the API has no running execution)", text)
+    assert re.search(
+        r"interrupted: (execution \S+ cancelled|connection closed; the API has no running execution)", text
+    )
     assert wait_until(lambda: not containers(marker), timeout=10)
     assert cell(f"%%docker {test_image}\necho alive").stdout == "alive\n"  # the shell goes on
 

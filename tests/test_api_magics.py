@@ -18,12 +18,12 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from helpers import wait_until
 from IPython.utils.capture import capture_output
 from IPython.utils.text import SList
+from scripted_server import Part, Received, Reply, ScriptedServer, event, heartbeats, json_reply, stream
 
 from dockyter.errors import BackendError, ContainerExitError, Interrupted
-from helpers import wait_until
-from scripted_server import Part, Received, Reply, ScriptedServer, event, heartbeats, json_reply, stream
 
 TOKEN = "tok-Magic-Secret-0042"
 IMAGE = "img:1"
@@ -111,7 +111,8 @@ def test_timeout_is_sent_and_enforced(api, cell, ip, server):
 
 def test_timeout_reported_by_the_server(api, cell, ip, server):
     server.routes["POST", "/execute"] = stream(
-        event("start", id="t"), event("exit", code=124, reason="timeout", message="timed out after 2 s: container stopped")
+        event("start", id="t"),
+        event("exit", code=124, reason="timeout", message="timed out after 2 s: container stopped"),
     )
     run = cell(f"%%docker --timeout 2 --no-raise-error {IMAGE}\nsleep 9")
     assert ip.user_ns["_exit_code"] == 124

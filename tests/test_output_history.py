@@ -15,7 +15,9 @@ from dockyter.output import HISTORY_LIMIT, OutputSink
 
 
 def kept(shell, count: int) -> int:
-    return sum(len(chunk) for record in shell.history_manager.outputs.get(count, []) for chunk in record.bundle["stream"])
+    return sum(
+        len(chunk) for record in shell.history_manager.outputs.get(count, []) for chunk in record.bundle["stream"]
+    )
 
 
 def test_the_capture_is_recognised_inside_a_cell(ip):
@@ -23,7 +25,9 @@ def test_the_capture_is_recognised_inside_a_cell(ip):
     ip.user_ns["_probe"] = lambda: seen.update(recognised=output.untracked_write(sys.stdout) != sys.stdout.write)
     with capture_output():
         ip.run_cell("_probe()", store_history=True)
-    assert seen["recognised"], f"IPython's per-cell capture is no longer {output.TEE_QUALNAME}: update dockyter/output.py"
+    assert seen["recognised"], (
+        f"IPython's per-cell capture is no longer {output.TEE_QUALNAME}: update dockyter/output.py"
+    )
 
 
 def test_a_long_run_reaches_the_cell_but_not_the_history(ip):

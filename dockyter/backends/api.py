@@ -139,7 +139,9 @@ class APIBackend(Backend):
         except OSError as error:  # requests: "Could not find a suitable TLS CA certificate bundle"
             raise self.fail(f"cannot use Dockyter.api_ca_bundle = {settings.api_ca_bundle!r}: {error}") from None
         except ValueError as error:  # a header (api_headers, the token) that HTTP cannot carry
-            raise self.fail(f"cannot send the request to {url}: {error}; check Dockyter.api_headers and api_token") from None
+            raise self.fail(
+                f"cannot send the request to {url}: {error}; check Dockyter.api_headers and api_token"
+            ) from None
 
     def _transport_message(self, error: requests.RequestException, url: str) -> str:
         settings = self.settings
@@ -338,15 +340,15 @@ class _Execution:
                 self.execution_id = None  # nothing is left to cancel
                 raise self.backend.fail(f"the API could not run the command: {message}")
             # heartbeats, and events a newer server may add, only prove the stream is alive
-        raise self.backend.fail(
-            "the API stream ended before the command finished" + self.backend.health_note(base)
-        )
+        raise self.backend.fail("the API stream ended before the command finished" + self.backend.health_note(base))
 
     def _exit_result(self, event: dict[str, Any]) -> RunResult:
         self.execution_id = None
         code = event.get("code")
         if not isinstance(code, int) or isinstance(code, bool):
-            raise self.backend.fail(f"the API sent an exit event without an integer code: {_excerpt(json.dumps(event))}")
+            raise self.backend.fail(
+                f"the API sent an exit event without an integer code: {_excerpt(json.dumps(event))}"
+            )
         reason = event.get("reason") if isinstance(event.get("reason"), str) else None
         message = event.get("message") if isinstance(event.get("message"), str) else None
         if reason == "timeout" and not message and self.request.timeout:
@@ -364,7 +366,7 @@ class _Execution:
         if not isinstance(reply, dict) or not any(name in reply for name in fields):
             raise self.backend.fail(
                 f"the API answered {url} with something other than the expected JSON "
-                f"{{\"stdout\": ..., \"stderr\": ...}}: {_excerpt(raw.decode('utf-8', 'replace')) or '(empty body)'}"
+                f'{{"stdout": ..., "stderr": ...}}: {_excerpt(raw.decode("utf-8", "replace")) or "(empty body)"}'
             )
         stdout, stderr = (reply.get(name) or "" for name in fields)
         if not isinstance(stdout, str) or not isinstance(stderr, str):
@@ -505,7 +507,9 @@ def _refusal(response: requests.Response, url: str, base: str, has_token: bool) 
 def _refusal_of_health(response: requests.Response, base: str) -> str:
     status = response.status_code
     if 300 <= status < 400:
-        return f"{base}/health redirects to {response.headers.get('Location', 'elsewhere')}: set api_url to that address"
+        return (
+            f"{base}/health redirects to {response.headers.get('Location', 'elsewhere')}: set api_url to that address"
+        )
     if status == 404:
         return f"no Dockyter API at {base} (GET /health answered 404): check api_url"
     detail = _detail(response)
@@ -561,7 +565,7 @@ def _excerpt(text: str) -> str:
 def _reason(error: BaseException) -> str:
     """The last words of a nested transport error: 'Connection refused', not a pool's life story."""
     text = str(error)
-    errno = re.findall(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+    errno: list[str] = re.findall(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
     if errno:
         return errno[-1].strip()
     for known in ("Name or service not known", "Connection refused", "timed out", "certificate verify failed"):

@@ -88,5 +88,5 @@ class Backend(ABC):
         """Remove containers left behind by dead kernels; return what was removed."""
         return []
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - most backends hold nothing: closing them does nothing
         """Release whatever the backend holds (connections); called when it is replaced."""

@@ -32,6 +32,7 @@ from ..contract import (
 from ..errors import BackendError, RuntimeNotFound
 from ..output import OutputSink, Stream
 from .base import Backend, BackendStatus, RunRequest, RunResult
+
 # A SIGINT may be delivered to another thread of the kernel; Python then raises KeyboardInterrupt
 # in the main thread only once it runs bytecode again, so never block longer than this.
 SIGNAL_CHECK = 0.2
@@ -128,7 +129,12 @@ class DockerBackend(Backend):
     def cleanup(self) -> list[str]:
         """Remove Dockyter containers whose owning kernel process is gone; touch nothing else."""
         listing = self.control(
-            "ps", "-a", "--filter", f"label={OWNER_LABEL}", "--format", f'{{{{.Names}}}}\t{{{{.Label "{OWNER_LABEL}"}}}}'
+            "ps",
+            "-a",
+            "--filter",
+            f"label={OWNER_LABEL}",
+            "--format",
+            f'{{{{.Names}}}}\t{{{{.Label "{OWNER_LABEL}"}}}}',
         )
         if listing is None or listing.returncode != 0:
             return []
@@ -169,7 +175,9 @@ class _ContainerRun:
             if not finished:
                 self._stop()
                 finished = True
-                return RunResult(EXIT_TIMEOUT, "timeout", f"timed out after {timeout:g} s: container {self.name} stopped")
+                return RunResult(
+                    EXIT_TIMEOUT, "timeout", f"timed out after {timeout:g} s: container {self.name} stopped"
+                )
             return RunResult(self.process.wait())
         finally:
             if not finished:  # an unexpected error while pumping: still never leave it running
