@@ -17,10 +17,11 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from subprocess import CalledProcessError
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from traitlets import Bool, Dict, Float, List, TraitError, TraitType, Unicode, default, observe, validate
 from traitlets.config import Configurable
+from traitlets.utils.bunch import Bunch
 
 from . import backends
 from .backends.base import Backend, RunRequest, RunResult
@@ -30,6 +31,11 @@ from .errors import BadUsage, ContainerExitError, DockyterError, Interrupted, ex
 from .layers import Layers
 from .output import OutputSink, Stream
 from .tomlvalues import MASKED_TRAITS, masked
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from .redirect import Redirection
 
 
 @dataclass(frozen=True)
@@ -169,14 +175,14 @@ class Dockyter(Configurable):
         "abandoned. There is no limit on the total duration.",
     ).tag(config=True)
 
-    def __init__(self, ipython: Any = None, **kwargs: Any) -> None:
+    def __init__(self, ipython: InteractiveShell | None = None, **kwargs: Any) -> None:
         """``ipython``: the InteractiveShell whose ``user_ns`` and ``!`` this instance serves (None: neither)."""
         if ipython is not None and hasattr(ipython, "config"):
             kwargs.setdefault("parent", ipython)  # so c.Dockyter.* of the shell's config applies
         self.ipython = ipython
         # Before the configuration is loaded: its values fire the observers below.
         self._backend: Backend | None = None
-        self._redirection = None
+        self._redirection: Redirection | None = None
         if ipython is not None:
             from .redirect import Redirection  # imports IPython: only with a shell
 
@@ -191,14 +197,14 @@ class Dockyter(Configurable):
         return os.environ.get("DOCKYTER_API_TOKEN", "")
 
     @validate("backend")
-    def _check_backend(self, proposal: Any) -> str:
+    def _check_backend(self, proposal: Bunch) -> str:
         name: str = proposal["value"]
         if name not in backends.known_backends():
             raise TraitError(f"unknown backend {name!r}; known backends: {', '.join(backends.known_backends())}")
         return name
 
     @validate("default_args")
-    def _check_default_args(self, proposal: Any) -> str:
+    def _check_default_args(self, proposal: Bunch) -> str:
         text: str = proposal["value"]
         if text.strip():
             try:
@@ -208,7 +214,7 @@ class Dockyter(Configurable):
         return text
 
     @validate("api_url")
-    def _check_api_url(self, proposal: Any) -> str:
+    def _check_api_url(self, proposal: Bunch) -> str:
         url: str = proposal["value"].strip()
         problem = api_url_problem(url) if url else None
         if problem:
@@ -216,13 +222,13 @@ class Dockyter(Configurable):
         return url
 
     @observe("backend")
-    def _swap_backend(self, change: Any) -> None:
+    def _swap_backend(self, change: Bunch) -> None:
         if self._backend is not None:
             self._backend.close()
         self._backend = None
 
     @observe("redirect")
-    def _toggle_redirection(self, change: Any) -> None:
+    def _toggle_redirection(self, change: Bunch) -> None:
         if self._redirection is None:
             return
         if change["new"]:
@@ -299,7 +305,8 @@ class Dockyter(Configurable):
         if result.reason == "interrupted" and asker.raise_errors:
             raise Interrupted(result.message or "interrupted")
         for variable, stream in (store or {}).items():
-            self.ipython.user_ns[variable] = sink.text(stream)
+            if self.ipython is not None:
+                self.ipython.user_ns[variable] = sink.text(stream)
         if result.exit_code != 0:
             self._conclude_failure(result, request, sink, asker, written or command)
         return Ran(result, sink)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from IPython.core.interactiveshell import InteractiveShell
+
 from .core import Dockyter
 from .magics import DockyterMagics
 
@@ -11,12 +13,13 @@ from .magics import DockyterMagics
 _ATTRIBUTE = "_dockyter"
 
 
-def load(shell: Any) -> Dockyter:
+def load(shell: InteractiveShell) -> Dockyter:
     existing: Dockyter | None = getattr(shell, _ATTRIBUTE, None)
     if existing is not None:
         return existing
     core = Dockyter(ipython=shell)
-    shell.configurables.append(core)  # %config Dockyter finds it here
+    configurables: list[Any] = shell.configurables  # IPython annotates it as a list of shells
+    configurables.append(core)  # %config Dockyter finds it here
     shell.register_magics(DockyterMagics(shell, core))
     setattr(shell, _ATTRIBUTE, core)
     # dockyter.toml goes over the IPython config the instance was created with, before the
@@ -26,7 +29,7 @@ def load(shell: Any) -> Dockyter:
     return core
 
 
-def unload(shell: Any) -> None:
+def unload(shell: InteractiveShell) -> None:
     core: Dockyter | None = getattr(shell, _ATTRIBUTE, None)
     if core is None:
         return

@@ -20,6 +20,7 @@ from copy import deepcopy
 from typing import TYPE_CHECKING, Any
 
 from traitlets import TraitError
+from traitlets.utils.bunch import Bunch
 
 from .config import FileConfig, Problem, candidates, find_config_file, read_config_file
 from .errors import BadUsage, say
@@ -49,7 +50,7 @@ class Layers:
         self._source: str | None = RUN_TIME  # what a change is recorded as; None: not recorded
         settings.observe(self._record, names=list(self.traits))
 
-    def _record(self, change: Any) -> None:
+    def _record(self, change: Bunch) -> None:
         if self._source is not None:
             self.origin[change["name"]] = self._source
 

@@ -14,6 +14,7 @@ from typing import Any, TypeVar, cast
 
 from IPython.core import magic
 from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic import Magics, magics_class
 from IPython.display import display as _display
 from traitlets import TraitError
@@ -119,7 +120,7 @@ def usage_errors(prefix: str = "") -> Iterator[None]:
 class DockyterMagics(Magics):
     """``%%docker``, ``%docker`` and friends, over one :class:`Dockyter` core."""
 
-    def __init__(self, shell: Any, core: Dockyter) -> None:
+    def __init__(self, shell: InteractiveShell, core: Dockyter) -> None:
         super().__init__(shell=shell)
         self.core = core
 

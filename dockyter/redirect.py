@@ -8,8 +8,8 @@ so removing the redirection restores the shell as it was, however often it was i
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
+from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.text import LSString, SList
 
 _MISSING = object()
@@ -23,7 +23,7 @@ Runner = Callable[[str, bool, str], str]
 class Redirection:
     """Installs and removes the ``system`` / ``getoutput`` overrides on one shell, idempotently."""
 
-    def __init__(self, shell: Any, run: Runner) -> None:
+    def __init__(self, shell: InteractiveShell, run: Runner) -> None:
         self.shell = shell
         self.run = run
         self._saved: dict[str, object] | None = None
@@ -36,8 +36,9 @@ class Redirection:
         if self.installed:
             return
         self._saved = {name: self.shell.__dict__.get(name, _MISSING) for name in OVERRIDDEN}
-        self.shell.system = self._system
-        self.shell.getoutput = self._getoutput
+        # Instance attributes shadow the methods: deliberate, and undone exactly by remove().
+        self.shell.system = self._system  # type: ignore[method-assign]
+        self.shell.getoutput = self._getoutput  # type: ignore[method-assign]
 
     def remove(self) -> None:
         if self._saved is None:
