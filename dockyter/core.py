@@ -26,6 +26,7 @@ from traitlets.utils.bunch import Bunch
 from . import backends
 from .backends.base import Backend, RunRequest, RunResult
 from .backends.settings import api_url_problem
+from .contract import DEFAULT_SHELL
 from .dockerargs import DockerArgsError, RunArgs, parse_run_args
 from .errors import BadUsage, ContainerExitError, DockyterError, Interrupted, explain_exit, say
 from .layers import Layers
@@ -95,7 +96,7 @@ class Dockyter(Configurable):
 
     shell = List(
         Unicode(),
-        default_value=["bash", "-lc"],
+        default_value=list(DEFAULT_SHELL),
         minlen=1,
         help="How the cell is run inside the container; the cell text is appended as the last argument. "
         "Use ['sh', '-c'] for images without bash.",

@@ -83,7 +83,8 @@ def cell_usage() -> str:
         usage="%%%%docker [OPTIONS] [--] [DOCKER ARGS...] [IMAGE]",
         description=CELL_DESCRIPTION,
         epilog=CELL_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        # a fixed width: the same text in every terminal, notebook and docstring
+        formatter_class=lambda prog: argparse.RawDescriptionHelpFormatter(prog, width=92),
         add_help=False,
     )
     group = parser.add_argument_group("options")
