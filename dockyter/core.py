@@ -291,7 +291,7 @@ class Dockyter(Configurable):
         for the exception of a failed ``!``.
         """
         try:
-            request = self.request(args or self.configured_args(), command, timeout, merge)
+            request = self.request(args if args is not None else self.configured_args(), command, timeout, merge)
             sink = OutputSink(show=show, capture=capture or bool(store))
             result = self.active_backend.run(request, sink)
         except DockyterError as error:
