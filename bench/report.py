@@ -124,7 +124,11 @@ def markdown(run: dict[str, Any], figures: list[FigureResult]) -> str:
     lines += ["## Machine", ""]
     lines += [f"- {key}: {value}" for key, value in machine.items()]
     leftovers = run.get("leftover_containers") or []
-    lines += ["", f"Containers left behind by Dockyter after the run: {', '.join(leftovers) if leftovers else 'none'}.", ""]
+    lines += [
+        "",
+        f"Containers left behind by Dockyter after the run: {', '.join(leftovers) if leftovers else 'none'}.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -138,7 +142,9 @@ def write(directory: Path, run: dict[str, Any], figures: list[FigureResult], ste
     json_path = directory / f"{stem}.json"
     md_path = directory / f"{stem}.md"
     document = {**run, "all_met": all(f.met for f in figures), "figures": [f.as_dict() for f in figures]}
-    json_path.write_text(json.dumps(_finite(document), indent=2, allow_nan=False, default=_jsonable) + "\n", encoding="utf-8")
+    json_path.write_text(
+        json.dumps(_finite(document), indent=2, allow_nan=False, default=_jsonable) + "\n", encoding="utf-8"
+    )
     md_path.write_text(markdown(run, figures), encoding="utf-8")
     return md_path, json_path
 

@@ -42,10 +42,20 @@ QUICK_TIMEOUT = 300.0
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="few rounds, small sizes: checks that every figure runs")
-    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results", help="folder for latest.md / latest.json")
-    parser.add_argument("--figures", default=",".join(map(str, MODULES)), help="comma-separated figure numbers (default: all)")
-    parser.add_argument("--image", default=os.environ.get("DOCKYTER_TEST_IMAGE") or runtime.DEFAULT_IMAGE, help="an image with bash and busybox")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed (default: only when a figure fails)")
+    parser.add_argument(
+        "--output", type=Path, default=ROOT / "bench" / "results", help="folder for latest.md / latest.json"
+    )
+    parser.add_argument(
+        "--figures", default=",".join(map(str, MODULES)), help="comma-separated figure numbers (default: all)"
+    )
+    parser.add_argument(
+        "--image",
+        default=os.environ.get("DOCKYTER_TEST_IMAGE") or runtime.DEFAULT_IMAGE,
+        help="an image with bash and busybox",
+    )
+    parser.add_argument(
+        "--strict", action="store_true", help="exit 1 when a target is missed (default: only when a figure fails)"
+    )
     options = parser.parse_args(argv)
     try:
         options.figures = [int(n) for n in options.figures.split(",") if n.strip()]
@@ -65,7 +75,7 @@ class Worker:
     """One figure measured in its own process."""
 
     def __init__(self, number: int, options: argparse.Namespace, scratch: Path, prefix: str) -> None:
-        from dockyter.naming import owner_id
+        from dockyter.contract import owner_id
 
         self.number = number
         self.result_path = scratch / f"figure-{number}.json"
@@ -80,7 +90,9 @@ class Worker:
             argv.append("--quick")
         with open(self.log_path, "wb") as log:
             # stderr (progress lines, tracebacks) to ours; stdout (anything IPython prints) to the log
-            self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, cwd=ROOT, start_new_session=True)
+            self.process = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, cwd=ROOT, start_new_session=True
+            )
         self.owner = owner_id(self.process.pid)  # the owner label of the containers its Dockyter starts
 
     def stop(self) -> None:
@@ -103,13 +115,24 @@ class Worker:
         try:
             return FigureResult.from_dict(json.loads(self.result_path.read_text()))
         except (OSError, ValueError) as error:
-            return FigureResult(self.number, name, error=f"the worker exited with {self.process.returncode} and no result ({error})")
+            return FigureResult(
+                self.number, name, error=f"the worker exited with {self.process.returncode} and no result ({error})"
+            )
 
 
 def git_commit() -> str:
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10, check=False)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "dockyter"], cwd=ROOT, capture_output=True, text=True, timeout=10, check=False)
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10, check=False
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "dockyter"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return (head.stdout.strip() or "unknown") + (" + uncommitted changes in dockyter/" if dirty.stdout.strip() else "")
@@ -181,7 +204,10 @@ def main(argv: list[str] | None = None) -> int:
 def _verdict(figure: FigureResult) -> str:
     if figure.error:
         return f"NOT MEASURED ({figure.error})"
-    return "; ".join(f"{c.name} = {c.value:.3g}{'' if c.unit == 'x' else ' ' + c.unit} ({'ok' if c.met else 'MISSED'})" for c in figure.checks)
+    return "; ".join(
+        f"{c.name} = {c.value:.3g}{'' if c.unit == 'x' else ' ' + c.unit} ({'ok' if c.met else 'MISSED'})"
+        for c in figure.checks
+    )
 
 
 if __name__ == "__main__":

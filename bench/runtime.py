@@ -19,7 +19,7 @@ from pathlib import Path
 
 BENCH_LABEL = "io.dockyter.bench"
 RUN_VARIABLE = "DOCKYTER_BENCH_RUN"
-MANAGED_LABEL = "io.dockyter.managed"  # dockyter.naming.MANAGED_LABEL: on every container Dockyter starts
+MANAGED_LABEL = "io.dockyter.managed"  # dockyter.contract.MANAGED_LABEL: on every container Dockyter starts
 OWNER_LABEL = "io.dockyter.owner"
 SERVER_LABEL = "io.dockyter.server"
 DEFAULT_IMAGE = "dockyter-test/bash:1"
@@ -31,7 +31,9 @@ BLOCK_BYTES = 1_000_000
 
 def docker(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     """``docker ARGS``, output captured as text; never raises on a non-zero exit."""
-    return subprocess.run(["docker", *args], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        ["docker", *args], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 def run_id() -> str:
@@ -47,10 +49,14 @@ def bare_argv(image: str, command: str, extra: Sequence[str] = ()) -> list[str]:
 def run_bare(argv: Sequence[str], *, stdout: int | None = subprocess.DEVNULL, timeout: float = 300.0) -> float:
     """Run ``argv`` to its end; return the seconds it took. Raises if it fails."""
     start = time.perf_counter()
-    done = subprocess.run(list(argv), stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE, timeout=timeout, check=False)
+    done = subprocess.run(
+        list(argv), stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE, timeout=timeout, check=False
+    )
     seconds = time.perf_counter() - start
     if done.returncode != 0:
-        raise RuntimeError(f"{shlex.join(argv)} exited with {done.returncode}: {done.stderr.decode(errors='replace')[-500:]}")
+        raise RuntimeError(
+            f"{shlex.join(argv)} exited with {done.returncode}: {done.stderr.decode(errors='replace')[-500:]}"
+        )
     return seconds
 
 
@@ -85,7 +91,9 @@ def bench_container_name() -> str:
 
 def containers(label_filter: str) -> dict[str, dict[str, str]]:
     """Containers (running or not) matching ``label_filter``, with their Dockyter labels."""
-    fmt = "\t".join(["{{.Names}}", f'{{{{.Label "{OWNER_LABEL}"}}}}', f'{{{{.Label "{SERVER_LABEL}"}}}}', "{{.Status}}"])
+    fmt = "\t".join(
+        ["{{.Names}}", f'{{{{.Label "{OWNER_LABEL}"}}}}', f'{{{{.Label "{SERVER_LABEL}"}}}}', "{{.Status}}"]
+    )
     answer = docker("ps", "-a", "--filter", f"label={label_filter}", "--format", fmt)
     found = {}
     for row in answer.stdout.splitlines():
@@ -130,7 +138,9 @@ def engine_problem(image: str) -> str | None:
     except (OSError, subprocess.TimeoutExpired) as error:
         return f"no container engine answers `docker info` ({error}); bash .ci/provision starts one"
     if answer.returncode != 0:
-        return f"no container engine answers `docker info`: {answer.stderr.strip()[-300:]} (bash .ci/provision starts one)"
+        return (
+            f"no container engine answers `docker info`: {answer.stderr.strip()[-300:]} (bash .ci/provision starts one)"
+        )
     if docker("image", "inspect", image).returncode != 0:
         return f"the image {image} is missing (bash .ci/provision builds it)"
     return None
@@ -150,7 +160,11 @@ def machine() -> dict[str, str]:
     server = docker("version", "--format", "{{.Server.Version}}")
     client = docker("version", "--format", "{{.Client.Version}}")
     facts["engine"] = f"Docker Engine {server.stdout.strip() or '?'} (CLI {client.stdout.strip() or '?'})"
-    info = docker("info", "--format", "{{.Driver}} storage, cgroup {{.CgroupVersion}} ({{.CgroupDriver}}), runtime {{.DefaultRuntime}}")
+    info = docker(
+        "info",
+        "--format",
+        "{{.Driver}} storage, cgroup {{.CgroupVersion}} ({{.CgroupDriver}}), runtime {{.DefaultRuntime}}",
+    )
     if info.returncode == 0:
         facts["engine setup"] = info.stdout.strip()
     facts["python"] = platform.python_version()

@@ -1,8 +1,9 @@
 """Dockyter: run notebook cells and ``!`` commands inside containers.
 
-``%load_ext dockyter`` registers the :class:`~dockyter.magics.Dockyter` magics.
-Importing this package stays cheap: the magics, IPython and the backends are
-imported only when the extension is loaded.
+``%load_ext dockyter`` creates the :class:`~dockyter.core.Dockyter` configurable and
+registers its magics (:class:`~dockyter.magics.DockyterMagics`). Importing this package
+stays cheap: the magics, IPython and the backends are imported only when the extension
+is loaded.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ __version__ = "0.4.0"
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """Called by ``%load_ext dockyter``: register the magics on ``ipython``."""
+    """Called by ``%load_ext dockyter``: the Dockyter configurable and its magics on ``ipython``."""
     from .extension import load
 
     load(ipython)

@@ -113,7 +113,7 @@ def is_project_file(path: Path) -> bool:
 # -- reading it ----------------------------------------------------------------------------------
 
 
-def read_config_file(path: Path, traits: Mapping[str, TraitType]) -> FileConfig:
+def read_config_file(path: Path, traits: Mapping[str, TraitType[Any, Any]]) -> FileConfig:
     """Read ``path`` against the configurable ``traits`` (name -> trait). Never raises for bad input."""
     result = FileConfig(path=path)
     try:
@@ -150,7 +150,9 @@ def read_config_file(path: Path, traits: Mapping[str, TraitType]) -> FileConfig:
     return result
 
 
-def _read_setting(result: FileConfig, traits: Mapping[str, TraitType], table: str, key: str, value: Any) -> None:
+def _read_setting(
+    result: FileConfig, traits: Mapping[str, TraitType[Any, Any]], table: str, key: str, value: Any
+) -> None:
     """One ``key = value`` of ``[table]`` (``[Dockyter]`` or an original-format table)."""
     known = LEGACY_TABLES.get(table) or {name: name for name in traits}
     where = f"[{table}] {key}"
@@ -174,14 +176,18 @@ def _read_setting(result: FileConfig, traits: Mapping[str, TraitType], table: st
 def _warn_about_secrets(result: FileConfig) -> None:
     """A project's file is easily committed and shared: a token does not belong there."""
     secrets = sorted(s.key for s in result.settings.values() if s.trait in SECRET_TRAITS)
-    secrets += [f"[profiles.{p.name}] {name}" for p in result.profiles.values() for name in p.overrides
-                if name in SECRET_TRAITS]
+    secrets += [
+        f"[profiles.{p.name}] {name}" for p in result.profiles.values() for name in p.overrides if name in SECRET_TRAITS
+    ]
     if secrets:
-        result.add("warning", f"{', '.join(secrets)}: a secret in a project's dockyter.toml is easily committed "
-                   f"and shared; it belongs in ${TOKEN_VARIABLE} or your own ~/.dockyter.toml (used this time)")
+        result.add(
+            "warning",
+            f"{', '.join(secrets)}: a secret in a project's dockyter.toml is easily committed "
+            f"and shared; it belongs in ${TOKEN_VARIABLE} or your own ~/.dockyter.toml (used this time)",
+        )
 
 
-def _suggest_key(key: str, table: str, known: Iterable[str], traits: Mapping[str, TraitType]) -> str:
+def _suggest_key(key: str, table: str, known: Iterable[str], traits: Mapping[str, TraitType[Any, Any]]) -> str:
     if table != TRAITS_TABLE and key in traits:
         return f"did you mean to set it in [{TRAITS_TABLE}]?"
     hint = did_you_mean(key, known)
@@ -191,7 +197,7 @@ def _suggest_key(key: str, table: str, known: Iterable[str], traits: Mapping[str
     return hint or f"known keys: {', '.join(sorted(known))}"
 
 
-def _suggest_table(name: str, traits: Mapping[str, TraitType]) -> str:
+def _suggest_table(name: str, traits: Mapping[str, TraitType[Any, Any]]) -> str:
     if name in traits:
         return f"did you mean [{TRAITS_TABLE}] {name}?"
     tables = [*LEGACY_TABLES, "profiles", TRAITS_TABLE]

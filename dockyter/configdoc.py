@@ -23,7 +23,7 @@ END = "<!-- END trait table -->"
 def trait_table(cls: type[HasTraits] | None = None) -> str:
     """A Markdown table of every configurable trait: name, TOML type, default, help."""
     if cls is None:
-        from .magics import Dockyter  # imports IPython: only when actually generating
+        from .core import Dockyter  # imports traitlets and the backends: only when actually generating
 
         cls = Dockyter
     computed = getattr(cls, "_trait_default_generators", {})  # traits with a @default method

@@ -173,9 +173,7 @@ def parse_options(tokens: list[str]) -> tuple[tuple[DockerOption, ...], list[str
     return tuple(options), rest
 
 
-def parse_run_args(
-    line_or_tokens: str | list[str], *, allow_command: bool = False, comments: bool = False
-) -> RunArgs:
+def parse_run_args(line_or_tokens: str | list[str], *, allow_command: bool = False, comments: bool = False) -> RunArgs:
     """Parse ``[DOCKER ARGS...] IMAGE`` (``comments``: see :func:`split_line`).
 
     Tokens after the image would become a command that replaces the cell, so they are an

@@ -1,13 +1,19 @@
-"""The errors Dockyter raises, each shown in a notebook as one clear line.
+"""The errors Dockyter raises, each shown in a notebook as one clear line, and its other lines.
 
 IPython renders an exception that has ``_render_traceback_`` with that method instead of
 a Python traceback; every error here uses it, so a user sees what went wrong and what to
-do, never a stack of Dockyter's internals.
+do, never a stack of Dockyter's internals. Domain modules raise these; only the magics turn
+:class:`BadUsage` into IPython's ``UsageError``. :func:`say` writes the warnings and hints,
+and :func:`explain_exit` says what an exit status that usually means the runtime failed means.
 """
 
 from __future__ import annotations
 
 import subprocess
+import sys
+from collections.abc import Sequence
+
+from .contract import EXIT_CANNOT_RUN, EXIT_KILLED, EXIT_NOT_FOUND, EXIT_USAGE
 
 RED = "\x1b[31m"
 RESET = "\x1b[0m"
@@ -21,7 +27,7 @@ def one_line(message: str) -> list[str]:
 class DockyterError(Exception):
     """Something a user can fix: the message says what and how."""
 
-    exit_code = 125  # what `_exit_code` says when this stops a run (docker's "could not run it")
+    exit_code = EXIT_CANNOT_RUN  # what `_exit_code` says when this stops a run (docker's "could not run it")
 
     def _render_traceback_(self) -> list[str]:
         return one_line(f"Dockyter: {self}")
@@ -30,7 +36,13 @@ class DockyterError(Exception):
 class RuntimeNotFound(DockyterError):
     """The container runtime command (``docker``, ``podman``...) is not installed."""
 
-    exit_code = 127  # as a shell says "command not found"
+    exit_code = EXIT_NOT_FOUND  # as a shell says "command not found"
+
+
+class BadUsage(DockyterError):
+    """A magic line, a profile name or a setting that cannot be used; the magics show it as a UsageError."""
+
+    exit_code = EXIT_USAGE
 
 
 class BackendError(DockyterError):
@@ -58,3 +70,34 @@ class Interrupted(KeyboardInterrupt):
 
     def _render_traceback_(self) -> list[str]:
         return one_line(f"Dockyter: {self}")
+
+
+def say(message: object) -> None:
+    """One line from Dockyter on stderr (shown red in a notebook)."""
+    sys.stderr.write(f"Dockyter: {message}\n")
+    sys.stderr.flush()
+
+
+def explain_exit(code: int, stderr_tail: str, shell: Sequence[str]) -> str | None:
+    """A hint for an exit ``code`` given the end of stderr, or None when the code speaks for itself."""
+    tail = stderr_tail.lower()
+    if "cannot connect to the docker daemon" in tail or "is the docker daemon running" in tail:
+        return "no container engine answers: start the Docker daemon, or check DOCKER_HOST"
+    if "permission denied" in tail and "docker.sock" in tail:
+        return (
+            "permission denied on the Docker socket: add your user to the 'docker' group, "
+            "or set Dockyter.docker_command = ['sudo', 'docker']"
+        )
+    if "unable to find image" in tail or "pull access denied" in tail or "manifest unknown" in tail:
+        return "the image is not available locally and could not be pulled: check its name, or build or pull it first"
+    if code == 125:
+        return "the container runtime refused to start the container: see its message above"
+    if code == 126:
+        return "the command in the container could not be executed (permission denied or not executable)"
+    if code == 127:
+        if shell and shell[0] in tail and ("executable file not found" in tail or "no such file" in tail):
+            return f"the image has no {shell[0]!r}: for images without bash, set %config Dockyter.shell = ['sh', '-c']"
+        return "command not found in the container"
+    if code == EXIT_KILLED:
+        return "the container was killed (SIGKILL), often because it ran out of memory"
+    return None

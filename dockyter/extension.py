@@ -4,37 +4,44 @@ from __future__ import annotations
 
 from typing import Any
 
-from .magics import Dockyter
+from IPython.core.interactiveshell import InteractiveShell
 
-# The magics instance registered on each shell, so unload can find and remove it.
-_ATTRIBUTE = "_dockyter_magics"
+from .core import Dockyter
+from .magics import DockyterMagics
+
+# The core registered on each shell, so unload (and tests) can find it.
+_ATTRIBUTE = "_dockyter"
 
 
-def load(shell: Any) -> Dockyter:
-    existing = getattr(shell, _ATTRIBUTE, None)
+def load(shell: InteractiveShell) -> Dockyter:
+    existing: Dockyter | None = getattr(shell, _ATTRIBUTE, None)
     if existing is not None:
         return existing
-    magics = Dockyter(shell=shell)
-    shell.register_magics(magics)
-    setattr(shell, _ATTRIBUTE, magics)
+    core = Dockyter(ipython=shell)
+    configurables: list[Any] = shell.configurables  # IPython annotates it as a list of shells
+    configurables.append(core)  # %config Dockyter finds it here
+    shell.register_magics(DockyterMagics(shell, core))
+    setattr(shell, _ATTRIBUTE, core)
     # dockyter.toml goes over the IPython config the instance was created with, before the
     # cleanup starts, so that cleanup uses the backend the file chose.
-    magics.layers.load_file()
-    magics.cleanup_in_background()
-    return magics
+    core.layers.load_file()
+    core.cleanup_in_background()
+    return core
 
 
-def unload(shell: Any) -> None:
-    magics: Dockyter | None = getattr(shell, _ATTRIBUTE, None)
-    if magics is None:
+def unload(shell: InteractiveShell) -> None:
+    core: Dockyter | None = getattr(shell, _ATTRIBUTE, None)
+    if core is None:
         return
-    magics.shutdown()
+    core.shutdown()
     manager = shell.magics_manager
-    for kind, names in magics.magics.items():
-        for name in names:
-            if manager.magics[kind].get(name) is not None:
-                del manager.magics[kind][name]
-    manager.registry.pop(type(magics).__name__, None)
-    if magics in shell.configurables:
-        shell.configurables.remove(magics)
+    magics = manager.registry.pop(DockyterMagics.__name__, None)
+    if magics is not None:
+        for kind, names in magics.magics.items():
+            for name in names:
+                if manager.magics[kind].get(name) is not None:
+                    del manager.magics[kind][name]
+    for configurable in (magics, core):
+        if configurable in shell.configurables:
+            shell.configurables.remove(configurable)
     delattr(shell, _ATTRIBUTE)

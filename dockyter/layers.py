@@ -14,35 +14,31 @@ back to the lower layers.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from copy import deepcopy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from IPython.core.error import UsageError
 from traitlets import TraitError
-from traitlets.config import Configurable
+from traitlets.utils.bunch import Bunch
 
 from .config import FileConfig, Problem, candidates, find_config_file, read_config_file
+from .errors import BadUsage, say
 from .profiles import Profile, applied_for_one_cell, apply, find_profile
 from .tomlvalues import TOKEN_VARIABLE, masked
+
+if TYPE_CHECKING:
+    from .core import Dockyter
 
 DEFAULT = "default"
 IPYTHON = "ipython_config.py"
 RUN_TIME = "run time"
 
 
-def say(problem: Problem | str) -> None:
-    """One line from Dockyter on stderr (shown red in a notebook)."""
-    sys.stderr.write(f"Dockyter: {problem}\n")
-    sys.stderr.flush()
-
-
 class Layers:
     """The layered configuration of one ``Dockyter`` instance and the provenance of each value."""
 
-    def __init__(self, settings: Configurable) -> None:
+    def __init__(self, settings: Dockyter) -> None:
         """Call at the end of the instance's ``__init__``: traitlets has just applied the IPython config."""
         self.settings = settings
         self.traits = settings.class_traits(config=True)
@@ -54,7 +50,7 @@ class Layers:
         self._source: str | None = RUN_TIME  # what a change is recorded as; None: not recorded
         settings.observe(self._record, names=list(self.traits))
 
-    def _record(self, change: Any) -> None:
+    def _record(self, change: Bunch) -> None:
         if self._source is not None:
             self.origin[change["name"]] = self._source
 
@@ -102,8 +98,13 @@ class Layers:
             setting = self.file.settings.get(name)
             if setting is not None:
                 if name == "backend" and setting.value == "api" and not self.settings.api_url:
-                    problems.append(Problem("error", f"{path}: {setting.key} = \"api\" needs api_url ([backend] "
-                                            f"api_url or [Dockyter] api_url); the backend stays {self.settings.backend!r}"))
+                    problems.append(
+                        Problem(
+                            "error",
+                            f'{path}: {setting.key} = "api" needs api_url ([backend] '
+                            f"api_url or [Dockyter] api_url); the backend stays {self.settings.backend!r}",
+                        )
+                    )
                 else:
                     try:
                         self._set(name, setting.value, path)
@@ -148,9 +149,9 @@ class Layers:
     # -- profiles ------------------------------------------------------------------------------
 
     def profile(self, name: str) -> Profile:
-        """The profile ``name`` from the file, or a UsageError listing them with the closest match."""
+        """The profile ``name`` from the file, or a BadUsage listing them with the closest match."""
         if self.file.path is None:
-            raise UsageError(f"unknown profile {name!r}: no dockyter.toml was found, so there are no profiles")
+            raise BadUsage(f"unknown profile {name!r}: no dockyter.toml was found, so there are no profiles")
         return find_profile(name, self.file.profiles, self.file.broken_profiles, str(self.file.path))
 
     def profile_rows(self) -> list[tuple[str, str]]:

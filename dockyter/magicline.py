@@ -12,8 +12,31 @@ from dataclasses import dataclass, field
 
 from .dockerargs import DockerArgsError, split_line
 
-VALUE_OPTIONS = ("--timeout", "--out", "--err", "--profile")
-SWITCHES = ("--no-raise-error", "--raise-error")
+
+@dataclass(frozen=True)
+class Option:
+    """One of Dockyter's own ``%%docker`` options: the one declaration parsing and ``--help`` use."""
+
+    name: str
+    metavar: str | None  # None: a switch
+    help: str
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("--no-raise-error", None, "do not raise CalledProcessError on a non-zero exit"),
+    Option("--raise-error", None, "raise even if Dockyter.raise_on_error is off"),
+    Option("--timeout", "SECONDS", "stop the container after this long (exit status 124)"),
+    Option("--out", "VAR", "also store stdout in the variable VAR"),
+    Option("--err", "VAR", "also store stderr in the variable VAR"),
+    Option(
+        "--profile",
+        "NAME",
+        "run this cell with a dockyter.toml profile (its arguments and overrides; %docker_profile lists them)",
+    ),
+    Option("--help", None, "show this help and run nothing"),
+)
+VALUE_OPTIONS = tuple(option.name for option in OPTIONS if option.metavar)
+SWITCHES = tuple(option.name for option in OPTIONS if not option.metavar)
 
 
 @dataclass
@@ -25,6 +48,7 @@ class CellOptions:
     out: str | None = None  # capture stdout into this variable
     err: str | None = None  # capture stderr into this variable
     profile: str | None = None
+    help: bool = False  # --help: show the usage, run nothing
     docker_tokens: list[str] = field(default_factory=list)
 
 
@@ -39,7 +63,10 @@ def parse_cell_line(line: str) -> CellOptions:
             position += 1
             break
         name, has_value, inline = token.partition("=")
-        if token in SWITCHES:
+        if token == "--help":
+            options.help = True
+            position += 1
+        elif token in SWITCHES:
             options.raise_on_error = token == "--raise-error"
             position += 1
         elif name in VALUE_OPTIONS:

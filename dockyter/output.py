@@ -7,47 +7,36 @@ much a command prints.
 
 from __future__ import annotations
 
-import codecs
 import sys
 from collections.abc import Callable
 from typing import Literal, TextIO
 
+from .contract import IncrementalText
+
 Stream = Literal["stdout", "stderr"]
-
-
-class IncrementalText:
-    """UTF-8 bytes in, text out, even when a character is split across two reads."""
-
-    def __init__(self) -> None:
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-
-    def decode(self, data: bytes) -> str:
-        return self._decoder.decode(data)
-
-    def flush(self) -> str:
-        """Whatever is left at end of stream (an incomplete character becomes U+FFFD)."""
-        return self._decoder.decode(b"", final=True)
 
 
 # Characters of one run's output that IPython's output history may keep. IPython 9 copies
 # everything a cell writes to sys.stdout/stderr into shell.history_manager.outputs for the
 # kernel's lifetime (InteractiveShell._tee); past this, we write around that copy.
 HISTORY_LIMIT = 1 << 20
+# How IPython's per-cell capture names the ``write`` it puts on a stream instance (IPython 9).
+# tests/test_output_history.py fails when a release no longer matches it.
+TEE_QUALNAME = "InteractiveShell._tee.<locals>.write"
 
 
 def untracked_write(stream: TextIO) -> Callable[[str], object]:
     """``stream.write`` without IPython's per-cell capture, when that capture is in place.
 
-    ``_tee`` replaces ``write`` on the stream object with a closure around the original
-    ``write``; calling that original still reaches the cell, only the history copy is skipped.
+    ``_tee`` sets ``write`` on the stream *instance* for the duration of a cell; the stream's
+    class keeps its own ``write``, which is what reaches the cell. So the class's ``write``,
+    bound to the stream, skips only the history copy. Any other ``write`` (no capture, or one
+    this code does not recognise) is used as it is: correct output, IPython keeping its copy.
     """
-    patched = getattr(stream, "__dict__", {}).get("write")
-    code = getattr(patched, "__code__", None)
-    if code is None or not getattr(patched, "__qualname__", "").startswith("InteractiveShell._tee"):
+    patched = vars(stream).get("write") if hasattr(stream, "__dict__") else None
+    if getattr(patched, "__qualname__", None) != TEE_QUALNAME:
         return stream.write
-    if "original_write" in code.co_freevars and patched.__closure__:
-        return patched.__closure__[code.co_freevars.index("original_write")].cell_contents
-    return type(stream).write.__get__(stream)
+    return type(stream).write.__get__(stream)  # type: ignore[no-any-return]
 
 
 class OutputSink:

@@ -21,10 +21,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from IPython.core.error import UsageError
 from traitlets import HasTraits, TraitError, TraitType
 
 from .dockerargs import DockerArgsError, parse_run_args
+from .errors import BadUsage
 from .tomlvalues import SECRET_TRAITS, describe, did_you_mean, masked, type_mismatch
 
 # Set by the profile itself or by applying it, never as overrides: why, for the warning.
@@ -53,7 +53,7 @@ class Profile:
 
 
 def read_profiles(
-    table: Mapping[str, Any], traits: Mapping[str, TraitType]
+    table: Mapping[str, Any], traits: Mapping[str, TraitType[Any, Any]]
 ) -> tuple[dict[str, Profile], dict[str, str], list[tuple[str, str]]]:
     """Profiles from a ``[profiles]`` table: (usable ones, broken ones with why, (level, message) lines).
 
@@ -74,7 +74,7 @@ def read_profiles(
 
 
 def _read_profile(
-    name: str, entry: Any, traits: Mapping[str, TraitType], where: str, messages: list[tuple[str, str]]
+    name: str, entry: Any, traits: Mapping[str, TraitType[Any, Any]], where: str, messages: list[tuple[str, str]]
 ) -> Profile | str:
     """One profile, or why it cannot be used; unknown keys are warned about and skipped."""
     entry = {"args": entry} if isinstance(entry, str) else entry
@@ -105,22 +105,22 @@ def _read_profile(
 
 
 def find_profile(name: str, profiles: Mapping[str, Profile], broken: Mapping[str, str], source: str) -> Profile:
-    """The profile ``name``, or a UsageError that lists the profiles and names the closest one."""
+    """The profile ``name``, or a BadUsage that lists the profiles and names the closest one."""
     if name in profiles:
         return profiles[name]
     if name in broken:
-        raise UsageError(f"profile {name!r} in {source} cannot be used: {broken[name]}")
+        raise BadUsage(f"profile {name!r} in {source} cannot be used: {broken[name]}")
     if not profiles:
-        raise UsageError(f"unknown profile {name!r}: {source} defines no profiles")
+        raise BadUsage(f"unknown profile {name!r}: {source} defines no profiles")
     hint = did_you_mean(name, profiles)
     listing = ", ".join(sorted(profiles))
-    raise UsageError(f"unknown profile {name!r}{'; ' + hint if hint else ''} (profiles in {source}: {listing})")
+    raise BadUsage(f"unknown profile {name!r}{'; ' + hint if hint else ''} (profiles in {source}: {listing})")
 
 
 def apply(settings: HasTraits, profile: Profile) -> dict[str, Any]:
     """Set every value of ``profile`` on ``settings``, all or nothing; return the values replaced.
 
-    A value its trait refuses (an unknown backend, a negative timeout) becomes a UsageError and
+    A value its trait refuses (an unknown backend, a negative timeout) becomes a BadUsage and
     nothing is changed: ``hold_trait_notifications`` rolls back what was already set.
     """
     values = profile.values()
@@ -130,7 +130,7 @@ def apply(settings: HasTraits, profile: Profile) -> dict[str, Any]:
             for name, value in values.items():
                 setattr(settings, name, value)
     except TraitError as error:
-        raise UsageError(f"profile {profile.name!r}: {error}") from None
+        raise BadUsage(f"profile {profile.name!r}: {error}") from None
     return previous
 
 

@@ -8,22 +8,22 @@ so removing the redirection restores the shell as it was, however often it was i
 from __future__ import annotations
 
 from collections.abc import Callable
-from subprocess import CalledProcessError
-from typing import Any
 
+from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.text import LSString, SList
 
 _MISSING = object()
 OVERRIDDEN = ("system", "getoutput")
 
-# run(command, capture) -> (exit code, captured text); the command is already expanded.
-Runner = Callable[[str, bool], tuple[int, str]]
+# run(command, capture, as written) -> captured stdout. The command is already expanded; the
+# runner sets _exit_code and raises CalledProcessError when IPython's system_raise_on_error asks.
+Runner = Callable[[str, bool, str], str]
 
 
 class Redirection:
     """Installs and removes the ``system`` / ``getoutput`` overrides on one shell, idempotently."""
 
-    def __init__(self, shell: Any, run: Runner) -> None:
+    def __init__(self, shell: InteractiveShell, run: Runner) -> None:
         self.shell = shell
         self.run = run
         self._saved: dict[str, object] | None = None
@@ -36,8 +36,9 @@ class Redirection:
         if self.installed:
             return
         self._saved = {name: self.shell.__dict__.get(name, _MISSING) for name in OVERRIDDEN}
-        self.shell.system = self._system
-        self.shell.getoutput = self._getoutput
+        # Instance attributes shadow the methods: deliberate, and undone exactly by remove().
+        self.shell.system = self._system  # type: ignore[method-assign]
+        self.shell.getoutput = self._getoutput  # type: ignore[method-assign]
 
     def remove(self) -> None:
         if self._saved is None:
@@ -53,15 +54,8 @@ class Redirection:
     # given to var_expand, so $var and {expr} see the same local variables as IPython's own.
 
     def _system(self, cmd: str) -> None:
-        exit_code, _ = self.run(self.shell.var_expand(cmd, depth=1), False)
-        self._finish(exit_code, cmd)
+        self.run(self.shell.var_expand(cmd, depth=1), False, cmd)
 
     def _getoutput(self, cmd: str, split: bool = True, depth: int = 0) -> SList | LSString:
-        exit_code, output = self.run(self.shell.var_expand(cmd, depth=depth + 1), True)
-        self._finish(exit_code, cmd)
+        output = self.run(self.shell.var_expand(cmd, depth=depth + 1), True, cmd)
         return SList(output.splitlines()) if split else LSString(output)
-
-    def _finish(self, exit_code: int, cmd: str) -> None:
-        self.shell.user_ns["_exit_code"] = exit_code
-        if getattr(self.shell, "system_raise_on_error", False) and exit_code != 0:
-            raise CalledProcessError(exit_code, cmd)

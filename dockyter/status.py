@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from typing import Any
 
 
 class StatusReport:
@@ -20,7 +21,7 @@ class StatusReport:
         )
         return f"<table><caption style='text-align:left'><b>{html.escape(self.title)}</b></caption>{body}</table>"
 
-    def _repr_pretty_(self, printer, cycle: bool) -> None:  # noqa: ANN001 - IPython's pretty printer
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython's pretty printer
         printer.text(str(self))
 
     def __str__(self) -> str:

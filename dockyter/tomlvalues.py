@@ -7,17 +7,16 @@ keeps secrets out of everything the magics print; ``did_you_mean`` names the clo
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from traitlets import Bool, Dict, Float, Int, List, TraitType, Unicode
+
+from .contract import SECRET_HEADER
 
 # Traits whose values are never shown, and which a project's own file should not hold.
 SECRET_TRAITS = frozenset({"api_token"})
 TOKEN_VARIABLE = "DOCKYTER_API_TOKEN"
-# Headers in api_headers whose values are shown masked (the API backend masks the same ones).
-SECRET_HEADER = re.compile(r"auth|cookie|token|key|secret|password", re.IGNORECASE)
 # Every trait that masked() may change: the %config Dockyter listing masks these too.
 MASKED_TRAITS = SECRET_TRAITS | {"api_headers"}
 
@@ -35,7 +34,7 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     return f"did you mean {match!r}?" if match else None
 
 
-def expected(trait: TraitType) -> tuple[str, Callable[[Any], bool]]:
+def expected(trait: TraitType[Any, Any]) -> tuple[str, Callable[[Any], bool]]:
     """What a TOML value for ``trait`` must be, in words, and a test for it."""
     if isinstance(trait, Bool):
         return "true or false", lambda v: isinstance(v, bool)
@@ -49,12 +48,13 @@ def expected(trait: TraitType) -> tuple[str, Callable[[Any], bool]]:
         item, test = expected(trait._trait) if trait._trait else ("a value", _anything)
         return f"an array of {_plural(item)}", lambda v: isinstance(v, list) and all(map(test, v))
     if isinstance(trait, Dict):
-        item, test = expected(trait._value_trait) if trait._value_trait else ("a value", _anything)
+        values = cast("TraitType[Any, Any] | None", trait._value_trait)  # None: any value
+        item, test = expected(values) if values else ("a value", _anything)
         return f"a table of {_plural(item)}", lambda v: isinstance(v, dict) and all(map(test, v.values()))
     return "a value", _anything  # other trait types check their values themselves when set
 
 
-def type_mismatch(trait: TraitType, value: Any, secret: bool = False) -> str | None:
+def type_mismatch(trait: TraitType[Any, Any], value: Any, secret: bool = False) -> str | None:
     """``"expected X, found Y"`` when ``value`` has the wrong type for ``trait``, else None."""
     words, test = expected(trait)
     return None if test(value) else f"expected {words}, found {describe(value, secret)}"
@@ -62,8 +62,14 @@ def type_mismatch(trait: TraitType, value: Any, secret: bool = False) -> str | N
 
 def describe(value: Any, secret: bool = False) -> str:
     """A TOML value in words, e.g. ``a string ('5s')``; a secret's content is never shown."""
-    kinds = [(bool, "a boolean"), (int, "an integer"), (float, "a number"), (str, "a string"),
-             (list, "an array"), (dict, "a table")]
+    kinds = [
+        (bool, "a boolean"),
+        (int, "an integer"),
+        (float, "a number"),
+        (str, "a string"),
+        (list, "an array"),
+        (dict, "a table"),
+    ]
     kind = next((word for type_, word in kinds if isinstance(value, type_)), "a date or time")
     if secret:
         return kind
@@ -85,5 +91,6 @@ def _anything(value: Any) -> bool:
 
 
 def _plural(words: str) -> str:
-    return {"a string": "strings", "a number": "numbers", "an integer": "integers",
-            "true or false": "booleans"}.get(words, "values")
+    return {"a string": "strings", "a number": "numbers", "an integer": "integers", "true or false": "booleans"}.get(
+        words, "values"
+    )

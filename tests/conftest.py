@@ -25,7 +25,6 @@ import os
 from collections.abc import Iterator
 
 import pytest
-
 from helpers import (
     dockyter_container_owners,
     engine_problem,

@@ -17,7 +17,6 @@ class CellRun:
     stderr: str
     shown: str  # the text/plain of everything display() showed
 
-
     @property
     def error(self) -> BaseException | None:
         return self.result.error_in_exec or self.result.error_before_exec

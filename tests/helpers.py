@@ -16,7 +16,7 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-# The label on every container Dockyter starts (dockyter.naming.MANAGED_LABEL, checked by
+# The label on every container Dockyter starts (dockyter.contract.MANAGED_LABEL, checked by
 # test_infrastructure.py). Spelled out so that the test infrastructure works even while the
 # package does not import.
 MANAGED_LABEL = "io.dockyter.managed"
@@ -54,9 +54,7 @@ def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: floa
 
 def docker(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     """Run ``docker ARGS`` and capture its text output; never raises on a non-zero exit."""
-    return subprocess.run(
-        ["docker", *args], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout
-    )
+    return subprocess.run(["docker", *args], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
 
 
 @functools.cache
@@ -91,7 +89,9 @@ def image_problem(image: str) -> str | None:
     problem = engine_problem()
     if problem is None and docker("image", "inspect", image).returncode != 0:
         ours = image in DEFAULT_IMAGES.values()
-        problem = f"the test image {image} is missing ({'bash .ci/provision --all builds it' if ours else 'docker pull it'})"
+        problem = (
+            f"the test image {image} is missing ({'bash .ci/provision --all builds it' if ours else 'docker pull it'})"
+        )
     return problem
 
 
@@ -105,7 +105,9 @@ def dockyter_containers(label: str = MANAGED_LABEL) -> list[str]:
 
 def dockyter_container_owners(label: str = MANAGED_LABEL) -> dict[str, str]:
     """Like :func:`dockyter_containers`, with each container's owner label ('' when none)."""
-    answer = docker("ps", "-a", "--filter", f"label={label}", "--format", f'{{{{.Names}}}}\t{{{{.Label "{OWNER_LABEL}"}}}}')
+    answer = docker(
+        "ps", "-a", "--filter", f"label={label}", "--format", f'{{{{.Names}}}}\t{{{{.Label "{OWNER_LABEL}"}}}}'
+    )
     if answer.returncode != 0:
         raise RuntimeError(f"docker ps failed: {answer.stderr.strip()}")
     return dict(line.partition("\t")[::2] for line in answer.stdout.splitlines() if line)

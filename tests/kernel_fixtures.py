@@ -28,7 +28,9 @@ class Execution:
     messages: list[tuple[float, dict[str, Any]]] = field(default_factory=list)  # (arrival, iopub msg)
 
     def streams(self, name: str) -> str:
-        return "".join(m["content"]["text"] for _, m in self.messages if m["msg_type"] == "stream" and m["content"]["name"] == name)
+        return "".join(
+            m["content"]["text"] for _, m in self.messages if m["msg_type"] == "stream" and m["content"]["name"] == name
+        )
 
     @property
     def stdout(self) -> str:
@@ -120,7 +122,9 @@ def kernel(tmp_path) -> Iterator[Kernel]:
     """A fresh kernel with its HOME in a temporary folder and Dockyter loaded."""
     home = tmp_path / "home"
     home.mkdir()
-    started = start_kernel(tmp_path, {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "DOCKYTER_CONFIG": ""})
+    started = start_kernel(
+        tmp_path, {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "DOCKYTER_CONFIG": ""}
+    )
     try:
         reply = started.run("%load_ext dockyter").reply
         assert reply["status"] == "ok", reply

@@ -22,11 +22,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Union
+from typing import Any
 
 CUT = object()  # a body part: close the connection here, without the final chunk
 
-Part = Union[bytes, float, object]
+Part = bytes | float | object
 
 
 @dataclass
@@ -45,7 +45,7 @@ class Received:
     body: Any  # the JSON body, or None
 
 
-Route = Union[Reply, Callable[[Received], Reply]]
+Route = Reply | Callable[[Received], Reply]
 
 
 def event(kind: str, **fields: Any) -> bytes:

@@ -73,7 +73,7 @@ class Loaded:
 
     @property
     def magics(self) -> Any:
-        return self.shell._dockyter_magics
+        return self.shell._dockyter
 
 
 @pytest.fixture

@@ -32,10 +32,12 @@ from sinks import TimedSink
 from traitlets import TraitError
 
 from dockyter.backends.api import APIBackend
-from dockyter.backends.base import EXIT_INTERRUPTED, EXIT_TIMEOUT, RunRequest, RunResult
+from dockyter.backends.base import RunRequest, RunResult
+from dockyter.backends.settings import StaticSettings
+from dockyter.contract import EXIT_INTERRUPTED, EXIT_TIMEOUT
+from dockyter.core import Dockyter
 from dockyter.dockerargs import parse_run_args
 from dockyter.errors import BackendError
-from dockyter.magics import Dockyter
 from dockyter.output import OutputSink
 
 TOKEN = "tok-Sup3rSecret-4711"
@@ -52,14 +54,13 @@ def server() -> Iterator[ScriptedServer]:
 
 
 @pytest.fixture
-def settings(server: ScriptedServer, monkeypatch: pytest.MonkeyPatch) -> Dockyter:
-    """The real Dockyter configurable (no IPython shell), pointed at the scripted server."""
-    monkeypatch.delenv("DOCKYTER_API_TOKEN", raising=False)
-    return Dockyter(api_url=server.url)
+def settings(server: ScriptedServer) -> StaticSettings:
+    """Backend settings as plain values (no IPython, no traits), pointed at the scripted server."""
+    return StaticSettings(api_url=server.url)
 
 
 @pytest.fixture
-def backend(settings: Dockyter) -> Iterator[APIBackend]:
+def backend(settings: StaticSettings) -> Iterator[APIBackend]:
     api = APIBackend(settings)
     yield api
     api.close()
@@ -174,7 +175,7 @@ def test_token_and_extra_headers(server, backend, settings):
 
 def test_the_token_defaults_to_the_environment(server, monkeypatch):
     monkeypatch.setenv("DOCKYTER_API_TOKEN", TOKEN)
-    backend = APIBackend(Dockyter(api_url=server.url))
+    backend = APIBackend(Dockyter(api_url=server.url))  # the trait's default, read by the backend
     server.routes["POST", "/execute"] = json_reply({"stdout": "", "stderr": ""})
     run(backend)
     assert server.requests_to("/execute")[0].headers["authorization"] == f"Bearer {TOKEN}"
@@ -233,19 +234,75 @@ def test_old_server_merge(server, backend):
 @pytest.mark.parametrize(
     "reply, token, expected",
     [
-        (json_reply({"detail": "no token"}, 401), "", "the API needs a token: set Dockyter.api_token or $DOCKYTER_API_TOKEN"),
-        (json_reply({"detail": "bad"}, 401), TOKEN, "the API refused the token: set Dockyter.api_token or $DOCKYTER_API_TOKEN"),
-        (json_reply({"detail": "--privileged is not allowed"}, 403), TOKEN, "the API refused the request: --privileged is not allowed"),
-        (json_reply({"detail": "Not Found"}, 404), "", "no Dockyter API at {url} (POST /execute answered 404): check api_url"),
-        (json_reply({"detail": "body over 1 MiB"}, 413), "", "the API refused the request as too large (413): body over 1 MiB"),
-        (json_reply({"detail": "12 executions running"}, 429, **{"Retry-After": "7"}), "", "the API is busy; retry in 7 s (12 executions running)"),
+        (
+            json_reply({"detail": "no token"}, 401),
+            "",
+            "the API needs a token: set Dockyter.api_token or $DOCKYTER_API_TOKEN",
+        ),
+        (
+            json_reply({"detail": "bad"}, 401),
+            TOKEN,
+            "the API refused the token: set Dockyter.api_token or $DOCKYTER_API_TOKEN",
+        ),
+        (
+            json_reply({"detail": "--privileged is not allowed"}, 403),
+            TOKEN,
+            "the API refused the request: --privileged is not allowed",
+        ),
+        (
+            json_reply({"detail": "Not Found"}, 404),
+            "",
+            "no Dockyter API at {url} (POST /execute answered 404): check api_url",
+        ),
+        (
+            json_reply({"detail": "body over 1 MiB"}, 413),
+            "",
+            "the API refused the request as too large (413): body over 1 MiB",
+        ),
+        (
+            json_reply({"detail": "12 executions running"}, 429, **{"Retry-After": "7"}),
+            "",
+            "the API is busy; retry in 7 s (12 executions running)",
+        ),
         (Reply(429, {}, [b"busy"]), "", "the API is busy; retry later (busy)"),
-        (json_reply({"detail": "cannot reach the container engine"}, 503), "", "the API answered 503 Service Unavailable: cannot reach the container engine"),
-        (json_reply({"detail": [{"loc": ["body", "cmd"], "msg": "Field required"}]}, 422), "", "the API answered 422 Unprocessable Entity: cmd: Field required"),
-        (Reply(502, {"Content-Type": "text/html"}, [b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"]), "", "the API answered 502 Bad Gateway: 502 Bad Gateway"),
-        (Reply(307, {"Location": "https://elsewhere.example/execute"}), "", "the API at {url}/execute redirects to https://elsewhere.example/execute: set api_url to the service's real address"),
+        (
+            json_reply({"detail": "cannot reach the container engine"}, 503),
+            "",
+            "the API answered 503 Service Unavailable: cannot reach the container engine",
+        ),
+        (
+            json_reply({"detail": [{"loc": ["body", "cmd"], "msg": "Field required"}]}, 422),
+            "",
+            "the API answered 422 Unprocessable Entity: cmd: Field required",
+        ),
+        (
+            Reply(
+                502,
+                {"Content-Type": "text/html"},
+                [b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"],
+            ),
+            "",
+            "the API answered 502 Bad Gateway: 502 Bad Gateway",
+        ),
+        (
+            Reply(307, {"Location": "https://elsewhere.example/execute"}),
+            "",
+            "the API at {url}/execute redirects to https://elsewhere.example/execute: set api_url to the service's real address",
+        ),
     ],
-    ids=["401-no-token", "401-bad-token", "403", "404", "413", "429-retry-after", "429", "503", "422", "502-html", "307"],
+    ids=[
+        "401-no-token",
+        "401-bad-token",
+        "403",
+        "404",
+        "413",
+        "429-retry-after",
+        "429",
+        "503",
+        "422",
+        "502-html",
+        "307",
+    ],
 )
 def test_http_refusals(server, backend, settings, reply, token, expected):
     settings.api_token = token
@@ -353,7 +410,8 @@ def test_an_empty_api_url_is_explained(backend, settings):
         ("http://h/?x=1", "api_url 'http://h/?x=1' must not have a query or fragment"),
     ],
 )
-def test_a_bad_api_url_is_refused_by_the_trait(settings, url, expected):
+def test_a_bad_api_url_is_refused_by_the_trait(server, url, expected):
+    settings = Dockyter(api_url=server.url)
     before = settings.api_url
     with pytest.raises(TraitError, match=re.escape(expected)):
         settings.api_url = url
@@ -395,13 +453,17 @@ def test_heartbeats_keep_a_quiet_run_alive(server, backend, settings):
 def test_no_total_time_limit_while_a_plain_server_works(server, backend, settings):
     # An original-contract server answers only at the end: the idle limit must not cut it short.
     settings.api_idle_timeout = 1.0
-    server.routes["POST", "/execute"] = Reply(200, {"Content-Type": "application/json"}, [b'{"stdout": "late\\n", "stderr": ""}'], delay=2.0)
+    server.routes["POST", "/execute"] = Reply(
+        200, {"Content-Type": "application/json"}, [b'{"stdout": "late\\n", "stderr": ""}'], delay=2.0
+    )
     result, sink = run(backend)
     assert result.exit_code == 0 and sink.text("stdout") == "late\n"
 
 
 def test_timeout_is_enforced_when_a_streaming_server_ignores_it(server, backend):
-    server.routes["POST", "/execute"] = stream(event("start", id="slow"), event("stdout", data="started\n"), *heartbeats(0.2, 100))
+    server.routes["POST", "/execute"] = stream(
+        event("start", id="slow"), event("stdout", data="started\n"), *heartbeats(0.2, 100)
+    )
     server.routes["POST", "/executions/slow/cancel"] = json_reply({"id": "slow", "cancelled": True})
     started = time.monotonic()
     result, sink = run(backend, timeout=0.5)
@@ -425,7 +487,9 @@ def test_timeout_while_a_plain_server_is_still_working(server, backend):
 
 def test_interrupt_closes_the_stream_and_cancels(server, backend, settings):
     settings.api_token = TOKEN
-    server.routes["POST", "/execute"] = stream(event("start", id="run-1"), event("stdout", data="started\n"), *heartbeats(0.1, 300))
+    server.routes["POST", "/execute"] = stream(
+        event("start", id="run-1"), event("stdout", data="started\n"), *heartbeats(0.1, 300)
+    )
     server.routes["POST", "/executions/run-1/cancel"] = json_reply({"id": "run-1", "cancelled": True})
     sink = TimedSink()
     interrupt_when(lambda: sink.arrivals)
@@ -439,7 +503,9 @@ def test_interrupt_closes_the_stream_and_cancels(server, backend, settings):
 
 
 def test_interrupt_against_a_server_without_cancel(server, backend):
-    server.routes["POST", "/execute"] = stream(event("start", id="run-2"), event("stdout", data="started\n"), *heartbeats(0.1, 300))
+    server.routes["POST", "/execute"] = stream(
+        event("start", id="run-2"), event("stdout", data="started\n"), *heartbeats(0.1, 300)
+    )
     sink = TimedSink()
     interrupt_when(lambda: sink.arrivals)
     result = backend.run(request(), sink)
@@ -495,7 +561,10 @@ def test_status_of_an_original_contract_server(server, backend):
 
 def test_status_when_unavailable(server, backend, settings):
     server.routes["GET", "/health"] = json_reply({"detail": "draining"}, 503)
-    assert (backend.status().available, backend.status().detail) == (False, f"{server.url}/health answered 503: draining")
+    assert (backend.status().available, backend.status().detail) == (
+        False,
+        f"{server.url}/health answered 503: draining",
+    )
     settings.api_url = f"http://127.0.0.1:{free_port()}"
     status = backend.status()
     assert status.available is False
@@ -504,16 +573,22 @@ def test_status_when_unavailable(server, backend, settings):
 
 def test_describe_is_a_curl_command_that_works(server, backend, settings, tmp_path):
     settings.api_token = TOKEN
-    server.routes["POST", "/execute"] = stream(event("start", id="c"), event("stdout", data="from curl\n"), event("exit", code=0))
-    line = backend.describe(request(command="echo \"it's\" $HOME", timeout=9.0))
+    server.routes["POST", "/execute"] = stream(
+        event("start", id="c"), event("stdout", data="from curl\n"), event("exit", code=0)
+    )
+    line = backend.describe(request(command='echo "it\'s" $HOME', timeout=9.0))
     assert TOKEN not in line
     assert '-H "Authorization: Bearer $DOCKYTER_API_TOKEN"' in line
     answer = subprocess.run(
-        ["bash", "-c", line], capture_output=True, text=True, timeout=20, env={**os.environ, "DOCKYTER_API_TOKEN": TOKEN}
+        ["bash", "-c", line],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env={**os.environ, "DOCKYTER_API_TOKEN": TOKEN},
     )
     assert '"data": "from curl\\n"' in answer.stdout
     (sent,) = server.requests_to("/execute")
-    assert sent.body == {"cmd": "echo \"it's\" $HOME", "args": "-e X=1 img:1", "timeout": 9.0}
+    assert sent.body == {"cmd": 'echo "it\'s" $HOME', "args": "-e X=1 img:1", "timeout": 9.0}
     assert sent.headers["authorization"] == f"Bearer {TOKEN}"
 
 
@@ -580,14 +655,16 @@ def test_a_compressed_stream_is_still_read(server, backend):
     import gzip
 
     body = gzip.compress(event("start", id="z") + event("stdout", data="zipped\n") + event("exit", code=0))
-    server.routes["POST", "/execute"] = Reply(200, {"Content-Type": "application/x-ndjson", "Content-Encoding": "gzip"}, [body])
+    server.routes["POST", "/execute"] = Reply(
+        200, {"Content-Type": "application/x-ndjson", "Content-Encoding": "gzip"}, [body]
+    )
     result, sink = run(backend)
     assert (result.exit_code, sink.text("stdout")) == (0, "zipped\n")
 
 
 def test_requests_is_imported_only_with_the_api_backend():
     code = (
-        "import sys, dockyter.magics, dockyter.backends.docker; before = 'requests' in sys.modules; "
+        "import sys, dockyter.magics, dockyter.extension, dockyter.backends.docker; before = 'requests' in sys.modules; "
         "from dockyter import backends; backends.backend_class('api'); print(before, 'requests' in sys.modules)"
     )
     answer = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
@@ -617,13 +694,14 @@ def test_tls_verification(tls_server, monkeypatch):
     import warnings
 
     server, cert = tls_server
-    monkeypatch.delenv("DOCKYTER_API_TOKEN", raising=False)
-    settings = Dockyter(api_url=server.url)
+    settings = StaticSettings(api_url=server.url)
     backend = APIBackend(settings)
     try:
         message = failure(backend)
         assert message.startswith(f"TLS verification of {server.url}/execute failed (")
-        assert message.endswith("set Dockyter.api_ca_bundle to the CA that signed its certificate (or Dockyter.api_verify = False, for testing only)")
+        assert message.endswith(
+            "set Dockyter.api_ca_bundle to the CA that signed its certificate (or Dockyter.api_verify = False, for testing only)"
+        )
         settings.api_ca_bundle = cert
         assert run(backend)[1].text("stdout") == "over tls\n"
         assert backend.status().facts["tls"] == f"verified with {cert}"

@@ -23,10 +23,11 @@ from server_fixtures import RunningServer, start_server
 from sinks import TimedSink
 
 from dockyter.backends.api import APIBackend
-from dockyter.backends.base import EXIT_INTERRUPTED, RunRequest
+from dockyter.backends.base import RunRequest
+from dockyter.backends.settings import StaticSettings
+from dockyter.contract import EXIT_INTERRUPTED
 from dockyter.dockerargs import parse_run_args
 from dockyter.errors import BackendError, ContainerExitError, Interrupted
-from dockyter.magics import Dockyter
 from dockyter.output import OutputSink
 
 pytest.importorskip("fastapi", reason="dockyter-server needs the 'server' extra")
@@ -90,7 +91,9 @@ def test_status_says_the_token_is_accepted(api, server):
 
 
 def test_cell_output_and_exit_status(api, cell, ip, test_image):
-    run = cell(f"%%docker -e 'GREETING=hello there' {test_image}\ncd /tmp\necho \"$GREETING from $(pwd)\"\necho oops >&2")
+    run = cell(
+        f"%%docker -e 'GREETING=hello there' {test_image}\ncd /tmp\necho \"$GREETING from $(pwd)\"\necho oops >&2"
+    )
     assert run.error is None
     assert (run.stdout, run.stderr) == ("hello there from /tmp\n", "oops\n")
     assert ip.user_ns["_exit_code"] == 0
@@ -138,7 +141,9 @@ def test_interrupt_cancels_and_the_container_is_gone(api, cell, ip, test_image, 
     assert isinstance(run.error, Interrupted)
     assert ip.user_ns["_exit_code"] == 130
     text = run.stdout + run.stderr
-    assert re.search(r"interrupted: (execution \S+ cancelled|connection closed; the API has no running execution)", text)
+    assert re.search(
+        r"interrupted: (execution \S+ cancelled|connection closed; the API has no running execution)", text
+    )
     assert wait_until(lambda: not containers(marker), timeout=10)
     assert cell(f"%%docker {test_image}\necho alive").stdout == "alive\n"  # the shell goes on
 
@@ -175,7 +180,7 @@ def test_too_large_a_cell(api, cell, test_image):
 
 @pytest.fixture
 def backend(server) -> Iterator[APIBackend]:
-    settings = Dockyter(api_url=server.url, api_token=server.token)
+    settings = StaticSettings(api_url=server.url, api_token=server.token)
     api = APIBackend(settings)
     yield api
     api.close()
@@ -203,7 +208,7 @@ def test_interrupt_of_the_backend_run(backend, test_image, marker):
 
 def test_busy_server_says_when_to_retry(dockyter_server, test_image, marker):
     busy = dockyter_server(max_concurrent=1, retry_after=7)
-    settings = Dockyter(api_url=busy.url, api_token=busy.token)
+    settings = StaticSettings(api_url=busy.url, api_token=busy.token)
     first, second = APIBackend(settings), APIBackend(settings)
     outcome: dict[str, object] = {}
 

@@ -18,12 +18,12 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from helpers import wait_until
 from IPython.utils.capture import capture_output
 from IPython.utils.text import SList
+from scripted_server import Part, Received, Reply, ScriptedServer, event, heartbeats, json_reply, stream
 
 from dockyter.errors import BackendError, ContainerExitError, Interrupted
-from helpers import wait_until
-from scripted_server import Part, Received, Reply, ScriptedServer, event, heartbeats, json_reply, stream
 
 TOKEN = "tok-Magic-Secret-0042"
 IMAGE = "img:1"
@@ -111,7 +111,8 @@ def test_timeout_is_sent_and_enforced(api, cell, ip, server):
 
 def test_timeout_reported_by_the_server(api, cell, ip, server):
     server.routes["POST", "/execute"] = stream(
-        event("start", id="t"), event("exit", code=124, reason="timeout", message="timed out after 2 s: container stopped")
+        event("start", id="t"),
+        event("exit", code=124, reason="timeout", message="timed out after 2 s: container stopped"),
     )
     run = cell(f"%%docker --timeout 2 --no-raise-error {IMAGE}\nsleep 9")
     assert ip.user_ns["_exit_code"] == 124
@@ -188,4 +189,4 @@ def test_status_when_the_backend_is_chosen(ip, server):
     with capture_output() as captured:
         ip.run_cell("%docker_backend api ftp://example.org")
     assert "api_url 'ftp://example.org' is not an http:// or https:// URL" in captured.stderr
-    assert ip.magics_manager.registry["Dockyter"].api_url == server.url  # refused, unchanged
+    assert ip._dockyter.api_url == server.url  # refused, unchanged

@@ -20,11 +20,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import dockyter_containers, wait_until
 from IPython.utils.capture import capture_output
 from IPython.utils.text import SList
 
 from dockyter.errors import Interrupted
-from helpers import dockyter_containers, wait_until
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "minimal_server.py"
 
@@ -67,7 +67,10 @@ def post(url: str, body: bytes) -> tuple[int, dict]:
 def test_health_and_errors(minimal_server):
     with urllib.request.urlopen(minimal_server + "/health", timeout=10) as answer:
         assert answer.status == 200
-    assert post(minimal_server + "/execute", b"not json") == (422, {"detail": 'expected JSON {"cmd": "...", "args": "..."}'})
+    assert post(minimal_server + "/execute", b"not json") == (
+        422,
+        {"detail": 'expected JSON {"cmd": "...", "args": "..."}'},
+    )
     assert post(minimal_server + "/nowhere", b"{}")[0] == 404
 
 
@@ -82,7 +85,9 @@ def test_original_contract_reply(minimal_server, test_image):
 
 @pytest.mark.docker
 def test_cell_output_and_stderr(api_cell, test_image):
-    run = api_cell(f"%%docker -e 'GREETING=hello there' {test_image}\ncd /tmp\necho \"$GREETING from $(pwd)\"\necho oops >&2")
+    run = api_cell(
+        f"%%docker -e 'GREETING=hello there' {test_image}\ncd /tmp\necho \"$GREETING from $(pwd)\"\necho oops >&2"
+    )
     assert run.error is None
     assert run.stdout == "hello there from /tmp\n"
     assert run.stderr == "oops\n"

@@ -15,7 +15,7 @@ def test_whole_cell_runs_in_one_shell(cell, test_image):
         f"%%docker {test_image}\n"
         "cd /tmp\n"
         "GREETING=hello\n"
-        "for i in 1 2; do echo \"$GREETING $i from $(pwd)\"; done\n"
+        'for i in 1 2; do echo "$GREETING $i from $(pwd)"; done\n'
         "cat <<EOF\nheredoc $GREETING\nEOF\n"
     )
     assert run.error is None
@@ -110,7 +110,9 @@ def test_timeout_trait(cell, ip, test_image, no_leftover_containers):
 
 def test_multibyte_characters_split_across_reads(cell, test_image):
     # é is \xc3\xa9: the two bytes arrive in separate reads
-    run = cell(f"%%docker {test_image}\nprintf '\\303'; sleep 0.3; printf '\\251\\n'; printf '\\342\\202'; sleep 0.3; printf '\\254\\n'")
+    run = cell(
+        f"%%docker {test_image}\nprintf '\\303'; sleep 0.3; printf '\\251\\n'; printf '\\342\\202'; sleep 0.3; printf '\\254\\n'"
+    )
     assert run.stdout == "é\n€\n"
 
 
@@ -221,4 +223,4 @@ def test_bang_without_configured_image_says_so(ip, cell):
 def test_a_comment_on_the_magic_line(cell, ip, test_image):
     assert cell(f"%%docker -e A=1 {test_image}  # runs in the test image\necho $A").stdout == "1\n"
     cell(f"%docker {test_image}  # for the next commands")
-    assert ip.magics_manager.registry["Dockyter"].default_args == test_image
+    assert ip._dockyter.default_args == test_image

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from dockyter.configdoc import BEGIN, END, table_in, trait_table, with_table
-from dockyter.magics import Dockyter
+from dockyter.core import Dockyter
 
 PAGE = Path(__file__).parent.parent / "docs" / "configuration.md"
 

@@ -3,10 +3,10 @@
 import os
 
 import pytest
+from shell_fixtures import config_home  # noqa: F401 - fixture
 
 from dockyter.config import find_config_file, read_config_file
-from dockyter.magics import Dockyter
-from shell_fixtures import config_home  # noqa: F401 - fixture
+from dockyter.core import Dockyter
 
 TRAITS = Dockyter.class_traits(config=True)
 
@@ -96,7 +96,9 @@ def test_the_original_format_is_read_unchanged(config_home):
 
 
 def test_the_dockyter_table_sets_any_trait_by_name(config_home):
-    result = read(config_home, """
+    result = read(
+        config_home,
+        """
         [Dockyter]
         shell = ["sh", "-c"]
         timeout = 30
@@ -104,21 +106,29 @@ def test_the_dockyter_table_sets_any_trait_by_name(config_home):
         raise_on_error = false
         docker_command = ["podman"]
         api_headers = { X-Team = "data" }
-    """)
+    """,
+    )
     assert result.problems == []
     assert {name: s.value for name, s in result.settings.items()} == {
-        "shell": ["sh", "-c"], "timeout": 30, "stop_grace": 0.5, "raise_on_error": False,
-        "docker_command": ["podman"], "api_headers": {"X-Team": "data"},
+        "shell": ["sh", "-c"],
+        "timeout": 30,
+        "stop_grace": 0.5,
+        "raise_on_error": False,
+        "docker_command": ["podman"],
+        "api_headers": {"X-Team": "data"},
     }
 
 
 def test_the_same_trait_in_both_spellings_warns_and_the_dockyter_table_wins(config_home):
-    result = read(config_home, """
+    result = read(
+        config_home,
+        """
         [Dockyter]
         default_args = "alpine:3"
         [docker]
         default_args = "ubuntu:22.04"
-    """)
+    """,
+    )
     assert result.settings["default_args"].value == "alpine:3"
     assert messages(result) == [
         f"warning: {config_home.user}: [Dockyter] default_args and [docker] default_args both set "
@@ -127,7 +137,9 @@ def test_the_same_trait_in_both_spellings_warns_and_the_dockyter_table_wins(conf
 
 
 def test_profile_tables_carry_args_and_overrides(config_home):
-    result = read(config_home, """
+    result = read(
+        config_home,
+        """
         [profiles]
         plain = "alpine:3"
         [profiles.sh]
@@ -135,11 +147,15 @@ def test_profile_tables_carry_args_and_overrides(config_home):
         shell = ["sh", "-c"]
         timeout = 600
         backend = "docker"
-    """)
+    """,
+    )
     assert result.problems == []
     assert result.profiles["plain"].values() == {"default_args": "alpine:3"}
     assert result.profiles["sh"].values() == {
-        "default_args": "-e A=1 alpine:3", "shell": ["sh", "-c"], "timeout": 600, "backend": "docker",
+        "default_args": "-e A=1 alpine:3",
+        "shell": ["sh", "-c"],
+        "timeout": 600,
+        "backend": "docker",
     }
     assert result.profiles["sh"].summary() == "-e A=1 alpine:3; shell=['sh', '-c']; timeout=600; backend='docker'"
 
@@ -187,9 +203,15 @@ def test_unknown_keys_and_tables_are_warnings_with_did_you_mean(config_home, tex
         ("[Dockyter]\ntimeout = '5s'\n", "[Dockyter] timeout: expected a number, found a string ('5s')"),
         ("[Dockyter]\ntimeout = true\n", "[Dockyter] timeout: expected a number, found a boolean (True)"),
         ("[Dockyter]\nshell = 'sh -c'\n", "[Dockyter] shell: expected an array of strings, found a string ('sh -c')"),
-        ("[Dockyter]\nshell = ['sh', 1]\n", "[Dockyter] shell: expected an array of strings, found an array (['sh', 1])"),
+        (
+            "[Dockyter]\nshell = ['sh', 1]\n",
+            "[Dockyter] shell: expected an array of strings, found an array (['sh', 1])",
+        ),
         ("[Dockyter]\nredirect = 'yes'\n", "[Dockyter] redirect: expected true or false, found a string ('yes')"),
-        ("[Dockyter]\napi_headers = { A = 1 }\n", "[Dockyter] api_headers: expected a table of strings, found a table ({'A': 1})"),
+        (
+            "[Dockyter]\napi_headers = { A = 1 }\n",
+            "[Dockyter] api_headers: expected a table of strings, found a table ({'A': 1})",
+        ),
         ("[backend]\nmode = 2\n", "[backend] mode: expected a string, found an integer (2)"),
         ("[docker]\ndefault_args = ['a:1']\n", "[docker] default_args: expected a string, found an array (['a:1'])"),
     ],
@@ -212,9 +234,18 @@ def test_a_table_where_a_value_is_expected_and_the_reverse(config_home):
     ("text", "expected"),
     [
         ("[profiles]\nbad = '-v'\n", "[profiles] bad cannot be used: args: -v (--volume) needs a value"),
-        ("[profiles]\nbad = 3\n", "[profiles] bad cannot be used: expected a string of docker arguments or a table, found an integer (3)"),
-        ("[profiles.bad]\nshell = ['sh', '-c']\n", "[profiles.bad] cannot be used: no args (the docker arguments ending with the image)"),
-        ("[profiles.bad]\nargs = 'a:1'\ntimeout = '1m'\n", "[profiles.bad] cannot be used: timeout: expected a number, found a string ('1m')"),
+        (
+            "[profiles]\nbad = 3\n",
+            "[profiles] bad cannot be used: expected a string of docker arguments or a table, found an integer (3)",
+        ),
+        (
+            "[profiles.bad]\nshell = ['sh', '-c']\n",
+            "[profiles.bad] cannot be used: no args (the docker arguments ending with the image)",
+        ),
+        (
+            "[profiles.bad]\nargs = 'a:1'\ntimeout = '1m'\n",
+            "[profiles.bad] cannot be used: timeout: expected a number, found a string ('1m')",
+        ),
     ],
 )
 def test_a_broken_profile_is_one_error_and_remembered_as_broken(config_home, text, expected):
@@ -239,7 +270,9 @@ def test_an_unknown_profile_key_is_a_warning_and_the_profile_still_works(config_
 def test_a_token_in_the_project_file_is_a_warning_but_still_used(config_home):
     result = read(config_home, "[backend]\napi_token = 'tok-123'\n", where=config_home.project)
     (line,) = messages(result)
-    assert line.startswith(f"warning: {config_home.project}: [backend] api_token: a secret in a project's dockyter.toml")
+    assert line.startswith(
+        f"warning: {config_home.project}: [backend] api_token: a secret in a project's dockyter.toml"
+    )
     assert "it belongs in $DOCKYTER_API_TOKEN or your own ~/.dockyter.toml" in line
     assert "tok-123" not in line
     assert result.settings["api_token"].value == "tok-123"

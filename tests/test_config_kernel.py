@@ -59,7 +59,10 @@ def execute(client, code: str) -> str:
 def test_the_site_profile_loads_and_configures_dockyter_in_a_real_kernel(kernel):
     expected = example_settings()
     assert "dockyter" in expected.InteractiveShellApp.extensions.get_value([])
-    report = json.loads(execute(kernel, """
+    report = json.loads(
+        execute(
+            kernel,
+            """
 import json
 ip = get_ipython()
 print(json.dumps({
@@ -69,7 +72,9 @@ print(json.dumps({
     "values": {name: ip.run_line_magic("config", f"Dockyter.{name}")
                for name in ("default_args", "docker_command", "timeout")},
 }))
-"""))
+""",
+        )
+    )
     assert report["loaded"] is True
     assert all(report["magics"])
     assert report["values"] == {

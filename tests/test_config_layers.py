@@ -8,7 +8,6 @@ ipython_config.py.
 import re
 
 import pytest
-
 from shell_fixtures import config_home, ipshell, load_dockyter  # noqa: F401 - fixtures
 from shell_fixtures import run as run_cell
 
@@ -36,8 +35,11 @@ def test_defaults_when_nothing_is_configured(load_dockyter):
     assert loaded.stderr == ""
     assert set(origins(loaded.magics).values()) == {"default"}
     report = config_report(loaded.shell)
-    assert re.search(r"file\s+none found; looked for .*/work/dockyter.toml, .*/home/.dockyter.toml, "
-                     r".*/home/.config/dockyter/config.toml\n", report)
+    assert re.search(
+        r"file\s+none found; looked for .*/work/dockyter.toml, .*/home/.dockyter.toml, "
+        r".*/home/.config/dockyter/config.toml\n",
+        report,
+    )
     assert re.search(r"timeout\s+0.0   from default", report)
 
 
@@ -62,7 +64,9 @@ def test_file_layer_from_each_place(config_home, load_dockyter, where):
 
 
 def test_the_original_format_configures_the_extension(config_home, load_dockyter):
-    config_home.write(config_home.user, """
+    config_home.write(
+        config_home.user,
+        """
         [backend]
         mode = "api"
         api_url = "http://127.0.0.1:8000"
@@ -70,12 +74,16 @@ def test_the_original_format_configures_the_extension(config_home, load_dockyter
         default_args = "-v /tmp:/tmp ubuntu:22.04"
         [profiles]
         local = "-v /tmp:/tmp ubuntu:22.04"
-    """)
+    """,
+    )
     loaded = load_dockyter(cleanup_on_load=False)  # no background cleanup against a made-up API
     assert loaded.stderr == ""
     magics = loaded.magics
     assert (magics.backend, magics.api_url, magics.default_args) == (
-        "api", "http://127.0.0.1:8000", "-v /tmp:/tmp ubuntu:22.04")
+        "api",
+        "http://127.0.0.1:8000",
+        "-v /tmp:/tmp ubuntu:22.04",
+    )
     assert magics.redirect is False  # default_args alone does not redirect `!`, as before
 
 
@@ -98,7 +106,10 @@ def test_file_beats_ipython_config_which_beats_defaults(config_home, load_dockyt
     magics = load_dockyter(timeout=7.0, stop_grace=1.0).magics
     assert (magics.timeout, magics.stop_grace, magics.base_run_args) == (9.0, 1.0, ["--log-driver", "none"])
     assert [origins(magics)[n] for n in ("timeout", "stop_grace", "base_run_args")] == [
-        str(path), "ipython_config.py", "default"]
+        str(path),
+        "ipython_config.py",
+        "default",
+    ]
 
 
 @pytest.mark.parametrize("lower", ["default", "ipython_config.py", "file"])
@@ -107,14 +118,14 @@ def test_run_time_beats_every_layer(config_home, load_dockyter, lower):
         config_home.write(config_home.user, "[Dockyter]\ntimeout = 9\n")
     shell = load_dockyter(**({"timeout": 7.0} if lower == "ipython_config.py" else {})).shell
     run_cell(shell, "%config Dockyter.timeout = 11")
-    assert shell._dockyter_magics.timeout == 11.0
-    assert origins(shell._dockyter_magics)["timeout"] == "run time"
+    assert shell._dockyter.timeout == 11.0
+    assert origins(shell._dockyter)["timeout"] == "run time"
 
 
 def test_magics_are_run_time_too(ipshell):
     run_cell(ipshell, "%docker alpine:3")
-    assert origins(ipshell._dockyter_magics)["default_args"] == "run time"
-    assert origins(ipshell._dockyter_magics)["redirect"] == "run time"
+    assert origins(ipshell._dockyter)["default_args"] == "run time"
+    assert origins(ipshell._dockyter)["redirect"] == "run time"
     run_cell(ipshell, "%docker_off")
 
 
@@ -134,7 +145,7 @@ def test_the_token_default_comes_from_the_environment(load_dockyter, monkeypatch
 def test_redirect_from_the_file_turns_redirection_on_at_load(config_home, load_dockyter):
     config_home.write(config_home.user, "[Dockyter]\ndefault_args = 'alpine:3'\nredirect = true\n")
     shell = load_dockyter().shell
-    assert shell._dockyter_magics._redirection.installed
+    assert shell._dockyter._redirection.installed
     assert "system" in shell.__dict__
 
 
@@ -142,34 +153,49 @@ def test_redirect_from_the_file_turns_redirection_on_at_load(config_home, load_d
 
 
 def test_reload_keeps_run_time_values_and_recomputes_the_others(config_home, load_dockyter):
-    path = config_home.write(config_home.user, """
+    path = config_home.write(
+        config_home.user,
+        """
         [Dockyter]
         timeout = 9
         stop_grace = 3
         shell = ["sh", "-c"]
-    """)
+    """,
+    )
     shell = load_dockyter(stop_grace=1.0).shell
-    magics = shell._dockyter_magics
+    magics = shell._dockyter
     run_cell(shell, "%config Dockyter.timeout = 11")
-    config_home.write(path, """
+    config_home.write(
+        path,
+        """
         [Dockyter]
         timeout = 99
         shell = ["ash", "-c"]
         base_run_args = ["--init"]
-    """)  # stop_grace removed from the file
+    """,
+    )  # stop_grace removed from the file
     run = run_cell(shell, "%docker_config reload")
     assert run.error is None
     assert (magics.timeout, magics.stop_grace, magics.shell, magics.base_run_args) == (
-        11.0, 1.0, ["ash", "-c"], ["--init"])
+        11.0,
+        1.0,
+        ["ash", "-c"],
+        ["--init"],
+    )
     assert [origins(magics)[n] for n in ("timeout", "stop_grace", "shell", "base_run_args")] == [
-        "run time", "ipython_config.py", str(path), str(path)]
-    assert run.stdout == (f"Dockyter: read {path}; changed: base_run_args, shell, stop_grace; "
-                          "kept run-time values of timeout\n")
+        "run time",
+        "ipython_config.py",
+        str(path),
+        str(path),
+    ]
+    assert run.stdout == (
+        f"Dockyter: read {path}; changed: base_run_args, shell, stop_grace; kept run-time values of timeout\n"
+    )
 
 
 def test_reload_finds_a_file_created_after_load_and_falls_back_when_it_goes(config_home, load_dockyter):
     shell = load_dockyter().shell
-    magics = shell._dockyter_magics
+    magics = shell._dockyter
     path = config_home.write(config_home.project, "[Dockyter]\ntimeout = 5\n")
     run_cell(shell, "%docker_config reload")
     assert (magics.timeout, origins(magics)["timeout"]) == (5.0, str(path))
@@ -219,8 +245,14 @@ def test_invalid_toml_still_loads_with_the_other_layers(config_home, load_dockyt
         ("[Dockyter]\ntimout = 5\n", ["warning:", "did you mean 'timeout'?"]),
         ("[Dockyter]\ntimeout = '5'\n", ["error:", "[Dockyter] timeout: expected a number, found a string ('5')"]),
         ("[Dockyter]\ntimeout = -1\n", ["error:", "[Dockyter] timeout:", "should not be less than 0.0", "not applied"]),
-        ("[backend]\nmode = 'kubernetes'\n", ["error:", "[backend] mode: unknown backend 'kubernetes'; known backends: api, docker"]),
-        ("[docker]\ndefault_args = '-v /a:/a'\n", ["error:", "[docker] default_args: invalid default_args", "no image given"]),
+        (
+            "[backend]\nmode = 'kubernetes'\n",
+            ["error:", "[backend] mode: unknown backend 'kubernetes'; known backends: api, docker"],
+        ),
+        (
+            "[docker]\ndefault_args = '-v /a:/a'\n",
+            ["error:", "[docker] default_args: invalid default_args", "no image given"],
+        ),
     ],
 )
 def test_each_bad_value_is_one_line_and_the_rest_applies(config_home, load_dockyter, text, fragments):
@@ -234,8 +266,9 @@ def test_each_bad_value_is_one_line_and_the_rest_applies(config_home, load_docky
 def test_api_mode_without_api_url_is_an_error_not_a_silent_fallback(config_home, load_dockyter):
     path = config_home.write(config_home.user, "[backend]\nmode = 'api'\n")
     loaded = load_dockyter()
-    assert_one_clean_line(loaded.stderr, "error:", str(path), '[backend] mode = "api" needs api_url',
-                          "the backend stays 'docker'")
+    assert_one_clean_line(
+        loaded.stderr, "error:", str(path), '[backend] mode = "api" needs api_url', "the backend stays 'docker'"
+    )
     assert loaded.magics.backend == "docker"
     assert "needs api_url" in config_report(loaded.shell)
 
@@ -253,20 +286,30 @@ SECRET = "tok-never-shown-7f3a"
 
 
 def test_a_token_in_the_project_file_warns_and_is_masked_everywhere(config_home, load_dockyter):
-    config_home.write(config_home.project, f"""
+    config_home.write(
+        config_home.project,
+        f"""
         [backend]
         api_token = "{SECRET}"
         [profiles.remote]
         args = "alpine:3"
         api_token = "{SECRET}"
-    """)
+    """,
+    )
     loaded = load_dockyter()
     assert "a secret in a project's dockyter.toml is easily committed" in loaded.stderr
     assert "$DOCKYTER_API_TOKEN" in loaded.stderr
     assert loaded.magics.api_token == SECRET  # still used
     outputs = [loaded.stdout, loaded.stderr]
-    for cell in ("%docker_config", "%docker_status", "%config Dockyter", "%docker_profile",
-                 "%docker_config reload", "%docker_profile remote", "%docker_config"):
+    for cell in (
+        "%docker_config",
+        "%docker_status",
+        "%config Dockyter",
+        "%docker_profile",
+        "%docker_config reload",
+        "%docker_profile remote",
+        "%docker_config",
+    ):
         run = run_cell(loaded.shell, cell)
         assert run.error is None, cell
         outputs += [run.stdout, run.stderr, run.displayed]
@@ -290,10 +333,13 @@ def test_unset_token_shows_as_not_set(ipshell):
 
 
 def test_credential_headers_are_masked_and_other_headers_shown(config_home, load_dockyter):
-    config_home.write(config_home.user, f"""
+    config_home.write(
+        config_home.user,
+        f"""
         [Dockyter]
         api_headers = {{ Authorization = "Basic {SECRET}", X-Team = "data" }}
-    """)
+    """,
+    )
     loaded = load_dockyter()
     outputs = []
     for cell in ("%docker_config", "%config Dockyter"):

@@ -3,9 +3,7 @@
 import subprocess
 
 import pytest
-
-from shell_fixtures import config_home, ipshell, load_dockyter, recording_backend  # noqa: F401 - fixtures
-from shell_fixtures import run
+from shell_fixtures import config_home, ipshell, load_dockyter, recording_backend, run  # noqa: F401 - fixtures
 
 PROFILES = """
     [profiles]
@@ -28,7 +26,7 @@ def shell(config_home, load_dockyter):
 
 
 def magics_of(shell):
-    return shell._dockyter_magics
+    return shell._dockyter
 
 
 # -- %docker_profile -----------------------------------------------------------------------------
@@ -56,7 +54,12 @@ def test_applying_a_profile_works_like_docker_args_plus_its_overrides(shell):
     assert ran.error is None
     assert ran.stdout == "Dockyter: profile 'small': `!` now runs in alpine:3 (docker backend); %docker_off to stop.\n"
     assert (magics.default_args, magics.shell, magics.timeout, magics.raise_on_error, magics.redirect) == (
-        "-e MODE=small alpine:3", ["sh", "-c"], 60.0, False, True)
+        "-e MODE=small alpine:3",
+        ["sh", "-c"],
+        60.0,
+        False,
+        True,
+    )
     assert magics.layers.origin["timeout"] == "run time (%docker_profile small)"
     assert magics.layers.origin["redirect"] == "run time (%docker_profile small)"
     run(shell, "%docker_off")
@@ -82,7 +85,8 @@ def test_profile_values_survive_a_reload(shell):
 def test_an_unknown_profile_lists_them_and_names_the_closest(shell, config_home):
     ran = run(shell, "%docker_profile smal")
     assert str(ran.error) == (
-        f"unknown profile 'smal'; did you mean 'small'? (profiles in {config_home.user}: local, small)")
+        f"unknown profile 'smal'; did you mean 'small'? (profiles in {config_home.user}: local, small)"
+    )
     assert magics_of(shell).redirect is False
 
 
@@ -97,16 +101,24 @@ def test_without_a_file_there_are_no_profiles(ipshell):
 
 
 def test_a_value_the_trait_refuses_changes_nothing(config_home, load_dockyter):
-    config_home.write(config_home.user, """
+    config_home.write(
+        config_home.user,
+        """
         [profiles.odd]
         args = "alpine:3"
         shell = ["sh", "-c"]
         backend = "kubernetes"
-    """)
+    """,
+    )
     magics = load_dockyter().magics
     ran = run(magics.ipython, "%docker_profile odd")
     assert "profile 'odd': unknown backend 'kubernetes'" in str(ran.error)
-    assert (magics.default_args, magics.shell, magics.backend, magics.redirect) == ("", ["bash", "-lc"], "docker", False)
+    assert (magics.default_args, magics.shell, magics.backend, magics.redirect) == (
+        "",
+        ["bash", "-lc"],
+        "docker",
+        False,
+    )
     assert set(magics.layers.origin.values()) == {"default"}
 
 
@@ -122,9 +134,17 @@ def test_a_cell_runs_with_the_profile_and_everything_is_restored(shell, recordin
     assert ran.error is None
     ((request, seen),) = recording_backend.requests
     assert (str(request.args), request.shell, request.timeout, request.command) == (
-        "-e MODE=small alpine:3", ("sh", "-c"), 60.0, "echo hi\n")
-    assert seen == {"default_args": "-e MODE=small alpine:3", "shell": ["sh", "-c"], "timeout": 60.0,
-                    "raise_on_error": False}
+        "-e MODE=small alpine:3",
+        ("sh", "-c"),
+        60.0,
+        "echo hi\n",
+    )
+    assert seen == {
+        "default_args": "-e MODE=small alpine:3",
+        "shell": ["sh", "-c"],
+        "timeout": 60.0,
+        "raise_on_error": False,
+    }
     assert {name: getattr(magics, name) for name in magics.layers.traits} == before
     assert magics.layers.origin == origins_before
 
@@ -159,13 +179,16 @@ def test_an_unknown_profile_in_a_cell_is_refused_before_anything_runs(shell, rec
 
 @pytest.mark.docker
 def test_a_profile_cell_in_a_real_container(config_home, load_dockyter, test_image):
-    config_home.write(config_home.user, f"""
+    config_home.write(
+        config_home.user,
+        f"""
         [profiles.posix]
         args = "-e GREETING=hello {test_image}"
         shell = ["sh", "-c"]
-    """)
+    """,
+    )
     magics = load_dockyter().magics
-    ran = run(magics.ipython, "%%docker --profile posix\necho \"$GREETING from $0\"")
+    ran = run(magics.ipython, '%%docker --profile posix\necho "$GREETING from $0"')
     assert ran.error is None, ran.stderr
     assert ran.stdout == "hello from sh\n"
     assert magics.shell == ["bash", "-lc"]

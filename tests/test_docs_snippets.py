@@ -116,7 +116,9 @@ def read_blocks(page: Path) -> list[Block]:
         language = (opening["info"].split() or [""])[0].lower()
         directive = DIRECTIVE.match(lines[index - 1]) if index else None
         body, end = [], index + 1
-        while end < len(lines) and not (lines[end].strip().startswith(fence) and not lines[end].strip().strip(fence[0])):
+        while end < len(lines) and not (
+            lines[end].strip().startswith(fence) and not lines[end].strip().strip(fence[0])
+        ):
             line = lines[end]
             body.append(line[indent:] if not line[:indent].strip() else line.lstrip())  # undo a list's indent
             end += 1
@@ -142,7 +144,9 @@ def test_reading_blocks_keeps_language_directive_and_indentation(tmp_path):
 
 def test_output_lines_match_with_ellipses_and_local_images():
     printed = "Dockyter: `!` now runs in dockyter-test/bash:1 (docker backend)\n  timeout   600 s\n"
-    expected = with_local_images("Dockyter: `!` now runs in bash:5 (docker backend)\ntimeout ...600 s\n", {"bash:5": "dockyter-test/bash:1"})
+    expected = with_local_images(
+        "Dockyter: `!` now runs in bash:5 (docker backend)\ntimeout ...600 s\n", {"bash:5": "dockyter-test/bash:1"}
+    )
     assert unmatched(expected, printed) == []
     assert unmatched("timeout ...601 s", printed) == ["timeout ...601 s"]
     assert with_local_images("bash:5 mybash:5 bash:50 x/bash:5", {"bash:5": "L"}) == "L mybash:5 bash:50 x/bash:5"
@@ -152,8 +156,16 @@ def test_the_docs_have_blocks_of_known_kinds_only():
     unknown = [f"{b} (```{b.language})" for b in ALL_BLOCKS if b.language not in LANGUAGES]
     assert not unknown, f"blocks of a language this file cannot check (add a checker): {unknown}"
     bad = [f"{b}: {b.directive!r}" for b in ALL_BLOCKS if b.directive and b.directive not in DIRECTIVES]
-    bad += [f"{b}: run on a non-Python block" for b in ALL_BLOCKS if b.directive.startswith("run") and b.language not in PYTHON]
-    bad += [f"{b}: output on a block with a language" for b in ALL_BLOCKS if b.directive == "output" and b.language not in NOT_CHECKED]
+    bad += [
+        f"{b}: run on a non-Python block"
+        for b in ALL_BLOCKS
+        if b.directive.startswith("run") and b.language not in PYTHON
+    ]
+    bad += [
+        f"{b}: output on a block with a language"
+        for b in ALL_BLOCKS
+        if b.directive == "output" and b.language not in NOT_CHECKED
+    ]
     assert not bad, f"misplaced or unknown <!-- snippet: ... --> directives: {bad}"
 
 
@@ -252,7 +264,7 @@ def test_python_blocks_of(page, ip, recording_backend, monkeypatch, request):  #
 def use_backends(ip, registry: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     """Resolve backend names with ``registry`` from the next command on."""
     monkeypatch.setattr(backends, "REGISTRY", registry)
-    magics = getattr(ip, "_dockyter_magics", None)
+    magics = getattr(ip, "_dockyter", None)
     if magics is not None and magics._backend is not None:  # built again, from `registry`, when next used
         magics._backend.close()
         magics._backend = None
@@ -280,7 +292,9 @@ def dry_run(ip, block: Block, monkeypatch: pytest.MonkeyPatch) -> None:
         assert problem is None, f"{block.where}: the cell is not valid {recorded.shell[0]}: {problem}"
 
 
-def run_for_real(ip, block: Block, images: dict[str, str], real: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> RealRun:
+def run_for_real(
+    ip, block: Block, images: dict[str, str], real: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> RealRun:
     use_backends(ip, real, monkeypatch)
     printed, messages = run_block(ip, block, with_local_images(block.text, images))
     return RealRun(block, printed, messages, images)
@@ -291,7 +305,9 @@ def check_output(block: Block, previous: RealRun | None) -> None:
     assert previous is not None, f"{block.where}: an output block must follow a run block"
     expected = with_local_images(block.text, previous.images)
     missing = unmatched(expected, previous.printed)
-    assert not missing, f"{block.where}: {previous.block.where} did not print {missing}; it printed:\n{previous.printed}"
+    assert not missing, (
+        f"{block.where}: {previous.block.where} did not print {missing}; it printed:\n{previous.printed}"
+    )
     unshown = [message for message in previous.messages if not shown(message, expected)]
     assert not unshown, f"{previous.block.where} printed {unshown}, which {block.where} does not show"
 
@@ -299,18 +315,20 @@ def check_output(block: Block, previous: RealRun | None) -> None:
 def check_nothing_unshown(previous: RealRun | None) -> None:
     """A run block without an output block must not have printed a Dockyter: line."""
     if previous is not None:
-        assert not previous.messages, f"{previous.block.where} printed {previous.messages}: show them in an output block"
+        assert not previous.messages, (
+            f"{previous.block.where} printed {previous.messages}: show them in an output block"
+        )
 
 
 def check_ipython_config(block: Block) -> None:
-    from dockyter.magics import Dockyter
+    from dockyter.core import Dockyter
 
     config = Config()
     exec(compile(block.text, block.where, "exec"), {"get_config": lambda: config})  # noqa: S102 - as IPython runs the file
     traits = Dockyter.class_traits(config=True)
     unknown = sorted(set(config.get("Dockyter", {})) - set(traits))
     assert not unknown, f"{block.where}: Dockyter has no trait {unknown}"
-    Dockyter(shell=None, config=config)  # a value the trait refuses raises TraitError
+    Dockyter(config=config)  # a value the trait refuses raises TraitError
 
 
 # =============================================================================================
@@ -349,14 +367,13 @@ def check_toml(block: Block, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     document = tomllib.loads(block.text)
     path = tmp_path / "snippet.toml"
     path.write_text(block.text, encoding="utf-8")
-    from dockyter.magics import Dockyter
+    from dockyter.core import Dockyter
     from dockyter.server.settings import definitions, load_settings
 
     if document and set(document) <= {"Dockyter", "backend", "docker", "profiles"}:
-
         monkeypatch.setenv("HOME", str(tmp_path))
         monkeypatch.setenv("DOCKYTER_CONFIG", str(path))
-        problems = Dockyter(shell=None).layers.load_file()
+        problems = Dockyter().layers.load_file()
         assert not problems, f"{block.where}: Dockyter reads this dockyter.toml with problems: {problems}"
     elif document and set(document) <= {d.name for d in definitions()}:
         load_settings(["--config", str(path)], environ=SERVER_TOKENS)
@@ -404,7 +421,10 @@ def check_command(block: Block, argv: list[str]) -> None:
 
 
 def check_pytest_args(block: Block, args: list[str]) -> None:
-    markers = {line.split(":")[0] for line in tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["markers"]}
+    markers = {
+        line.split(":")[0]
+        for line in tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["markers"]
+    }
     for position, arg in enumerate(args):
         if arg == "-m" and position + 1 < len(args):
             used = set(re.findall(r"[A-Za-z_]\w*", args[position + 1])) - {"and", "or", "not"}

@@ -73,7 +73,9 @@ def test_the_links_in_the_notebook_lead_somewhere(name):
             if re.match(r"^[a-z]+:", path):
                 continue
             destination = (EXAMPLES / path).resolve()
-            if not destination.exists() or (anchor and destination.suffix == ".md" and anchor not in anchors(destination)):
+            if not destination.exists() or (
+                anchor and destination.suffix == ".md" and anchor not in anchors(destination)
+            ):
                 broken.append(match["target"])
     assert not broken, f"{name} links to nothing: {broken}"
 
@@ -91,7 +93,10 @@ def _stderr(text: str) -> dict:
 @pytest.mark.parametrize(
     ("notebook", "complaint"),
     [
-        (_executed("1/0", {"output_type": "error", "ename": "ZeroDivisionError", "evalue": "x", "traceback": []}), "ZeroDivisionError"),
+        (
+            _executed("1/0", {"output_type": "error", "ename": "ZeroDivisionError", "evalue": "x", "traceback": []}),
+            "ZeroDivisionError",
+        ),
         (_executed("f()", _stderr("Traceback (most recent call last):\n")), "a traceback on stderr"),
         (_executed("%%docker img", _stderr("Dockyter: no container engine answers\n")), "unexpected message"),
         (_executed("%%docker img", tags=(runner.EXPECTED_MESSAGE_TAG,)), "printed no Dockyter: line"),
@@ -104,7 +109,11 @@ def test_problems_finds_what_fails_a_notebook(notebook, complaint):
 
 def test_problems_accepts_a_command_s_own_stderr_and_an_expected_message():
     assert runner.problems(_executed("%%docker img", _stderr("warning: from the command\n"))) == []
-    tagged = _executed("%%docker --timeout 1 img", _stderr("Dockyter: exit status 124: timed out\n"), tags=(runner.EXPECTED_MESSAGE_TAG,))
+    tagged = _executed(
+        "%%docker --timeout 1 img",
+        _stderr("Dockyter: exit status 124: timed out\n"),
+        tags=(runner.EXPECTED_MESSAGE_TAG,),
+    )
     assert runner.problems(tagged) == []
 
 

@@ -6,9 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
-
 from core_fixtures import run_cell
+from IPython.core.interactiveshell import InteractiveShell
 
 IPYTHON = str(Path(sys.executable).with_name("ipython"))
 
@@ -23,8 +22,15 @@ def configurables_but_lazy_ones(shell):
 
 
 def test_load_registers_magics_and_one_configurable(ip):
-    for kind, name in [("cell", "docker"), ("line", "docker"), ("line", "docker_on"), ("line", "docker_off"),
-                       ("line", "docker_status"), ("line", "docker_backend"), ("line", "docker_cleanup")]:
+    for kind, name in [
+        ("cell", "docker"),
+        ("line", "docker"),
+        ("line", "docker_on"),
+        ("line", "docker_off"),
+        ("line", "docker_status"),
+        ("line", "docker_backend"),
+        ("line", "docker_cleanup"),
+    ]:
         assert ip.find_magic(name, kind) is not None, name
     assert len(dockyter_configurables(ip)) == 1
     ip.run_line_magic("load_ext", "dockyter")  # loading twice changes nothing
@@ -60,7 +66,7 @@ def test_reload_gives_a_fresh_working_extension(ip):
     assert second is not first
     assert second.timeout == 5.0
     assert second.redirect is False and "system" not in ip.__dict__
-    assert ip.find_cell_magic("docker").__self__ is second
+    assert ip.find_cell_magic("docker").__self__.core is second
 
 
 def test_config_lists_every_trait_with_help(ip):
@@ -169,8 +175,15 @@ def _ipython(tmp_path, *args, config: str | None = None):
         (profile / "ipython_config.py").write_text(config)
     env = {**os.environ, "IPYTHONDIR": str(ipython_dir), "HOME": str(tmp_path)}
     env.pop("DOCKYTER_CONFIG", None)
-    return subprocess.run([IPYTHON, "--no-banner", "--colors=nocolor", *args], capture_output=True, text=True,
-                          env=env, cwd=tmp_path, timeout=60, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [IPYTHON, "--no-banner", "--colors=nocolor", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 CHECK = (

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers import MANAGED_LABEL, OWNER_LABEL, docker, dockyter_containers, owned_elsewhere, wait_until
 
 TESTS = Path(__file__).parent
@@ -23,7 +22,8 @@ def run(image: str, *command: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_labels_match_the_package():
-    from dockyter.naming import MANAGED_LABEL as package_managed, OWNER_LABEL as package_owner
+    from dockyter.contract import MANAGED_LABEL as package_managed
+    from dockyter.contract import OWNER_LABEL as package_owner
 
     assert (MANAGED_LABEL, OWNER_LABEL) == (package_managed, package_owner)
 
@@ -40,7 +40,7 @@ def test_wait_until_gives_up_after_the_timeout():
 
 
 def test_owned_elsewhere_spares_only_other_live_process_trees():
-    from dockyter.naming import owner_id
+    from dockyter.contract import owner_id
 
     child = subprocess.Popen(["sleep", "30"])
     try:
@@ -148,7 +148,10 @@ def test_the_readme_demo_runs_a_real_cell(test_image, tmp_path):
 
     done = subprocess.run(
         [sys.executable, str(demo), test_image],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
         env={**os.environ, "HOME": str(tmp_path)},
     )
     assert done.returncode == 0, done.stdout + done.stderr

@@ -3,7 +3,6 @@
 import time
 
 import pytest
-
 from helpers import wait_until
 from kernel_fixtures import containers_of
 

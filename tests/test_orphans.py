@@ -6,7 +6,6 @@ import signal
 import time
 
 import pytest
-
 from core_fixtures import run_cell
 from helpers import docker, wait_until
 from kernel_fixtures import containers_of, start_kernel
@@ -16,8 +15,20 @@ pytestmark = pytest.mark.docker
 
 def start_labelled(image: str, owner: str) -> str:
     name = f"dockyter-test-{os.getpid()}-{time.monotonic_ns()}"
-    started = docker("run", "-d", "--rm", "--name", name, "--label", "io.dockyter.managed=1",
-                     "--label", f"io.dockyter.owner={owner}", image, "sleep", "300")
+    started = docker(
+        "run",
+        "-d",
+        "--rm",
+        "--name",
+        name,
+        "--label",
+        "io.dockyter.managed=1",
+        "--label",
+        f"io.dockyter.owner={owner}",
+        image,
+        "sleep",
+        "300",
+    )
     assert started.returncode == 0, started.stderr
     return name
 
@@ -64,7 +75,7 @@ def test_loading_the_extension_removes_orphans(isolated_home, test_image):
 def test_cleanup_never_touches_live_owners_or_other_hosts(ip, test_image):
     import socket
 
-    from dockyter.naming import owner_id
+    from dockyter.contract import owner_id
 
     mine = start_labelled(test_image, owner_id())  # this very process: alive
     elsewhere = start_labelled(test_image, "another-host:1:1")

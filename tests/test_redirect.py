@@ -126,7 +126,7 @@ def test_bad_docker_line_changes_nothing(ip, cell, test_image):
     cell(f"%docker {test_image}")
     run = cell("%docker -v")
     assert "needs a value" in run.stderr + run.stdout
-    magics = ip.magics_manager.registry["Dockyter"]
+    magics = ip._dockyter
     assert magics.default_args == test_image
 
 
@@ -147,3 +147,18 @@ def test_missing_runtime_is_one_line_and_the_shell_survives(ip, cell, test_image
     assert run.stderr.count("\n") == 1 and "'no-such-runtime' was not found" in run.stderr
     captured = cell("x = !echo hi")
     assert list(ip.user_ns["x"]) == [] and "was not found" in captured.stderr
+
+
+def test_a_bang_that_cannot_start_follows_system_raise_on_error(ip, cell):
+    # The one run path: _exit_code set, one line said, and CalledProcessError only when IPython asks.
+    cell("%docker img:1")
+    ip.run_line_magic("config", "Dockyter.docker_command = ['no-such-runtime']")
+    ip.system_raise_on_error = True
+    try:
+        run = cell("!echo $HOME")
+    finally:
+        ip.system_raise_on_error = False
+    assert isinstance(run.error, subprocess.CalledProcessError)
+    assert (run.error.returncode, run.error.cmd) == (127, "echo $HOME")  # the line as written
+    assert ip.user_ns["_exit_code"] == 127
+    assert run.stderr.count("Dockyter:") == 1 and "'no-such-runtime' was not found" in run.stderr

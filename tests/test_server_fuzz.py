@@ -14,6 +14,7 @@ import shlex
 import httpx
 import pytest
 import schemathesis
+from helpers import wait_until
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
@@ -23,8 +24,6 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-
-from helpers import wait_until
 
 pytestmark = pytest.mark.docker
 

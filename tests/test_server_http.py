@@ -14,7 +14,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from helpers import wait_until
 from server_fixtures import containers_with_label, under_each_runtime
 
@@ -330,7 +329,7 @@ def test_many_executions_run_at_once(dockyter_server, test_image):
 def test_a_raw_http_client_of_the_original_contract(server, test_image):
     """What a 40-line client written for the original server sends: plain HTTP/1.1, JSON in, JSON out."""
     host, port = server.url.removeprefix("http://").split(":")
-    body = ('{"cmd": "echo raw", "args": "%s"}' % test_image).encode()
+    body = f'{{"cmd": "echo raw", "args": "{test_image}"}}'.encode()
     request = (
         f"POST /execute HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {server.token}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"

@@ -16,7 +16,6 @@ import uuid
 
 import httpx
 import pytest
-
 from helpers import docker, wait_until
 from server_fixtures import container_exists, under_each_runtime
 

@@ -9,7 +9,6 @@ import time
 
 import httpx
 import pytest
-
 from helpers import wait_until
 from server_fixtures import container_exists, under_each_runtime
 

@@ -9,13 +9,13 @@ pytestmark = pytest.mark.docker
 
 MEASURE = r"""
 import resource, sys
-from types import SimpleNamespace
 from dockyter.backends.base import RunRequest
+from dockyter.backends.settings import StaticSettings
 from dockyter.backends.docker import DockerBackend
 from dockyter.dockerargs import parse_run_args
 from dockyter.output import OutputSink
 
-settings = SimpleNamespace(docker_command=["docker"], base_run_args=["--log-driver", "none"], stop_grace=2.0)
+settings = StaticSettings()
 backend = DockerBackend(settings)
 def peak_kb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -55,7 +55,9 @@ print(shell.user_ns["_exit_code"], peak_kb() - before, kept, file=sys.__stdout__
 def test_ipython_output_history_does_not_keep_everything(test_image, isolated_home):
     # IPython 9 copies each cell's stdout into its output history for the kernel's lifetime;
     # Dockyter lets it keep the first MB of a run, not 150 MB.
-    done = subprocess.run([sys.executable, "-c", THROUGH_A_CELL, test_image], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", THROUGH_A_CELL, test_image], capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     exit_code, growth_kb, kept = map(int, done.stdout.split())
     assert exit_code == 0

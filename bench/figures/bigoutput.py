@@ -74,7 +74,9 @@ def output_figure(
     bare = bare_argv(ctx.image, command)
     variants: dict[str, Variant] = {"dockyter": dockyter, "bare": lambda: run_bare(bare, stdout=subprocess.DEVNULL)}
     if control_argv is not None:
-        variants["same argv"] = lambda: run_bare(relabel(control_argv, bench_container_name()), stdout=subprocess.DEVNULL)
+        variants["same argv"] = lambda: run_bare(
+            relabel(control_argv, bench_container_name()), stdout=subprocess.DEVNULL
+        )
     # Memory of the process running the cell, for ONE cell, before any other big run (memory a
     # run frees stays in the process and would hide the next run's growth): Dockyter alone first
     # (run_cell_magic skips run_cell's capture of the cell's output), then as a user runs it.
@@ -148,7 +150,14 @@ def output_figure(
     )
     if server_window is not None:
         result.checks.append(
-            Check("peak memory growth of the server process", server_window.growth_mb, "MB", "<=", MEMORY_TARGET_MB, server_window.describe())
+            Check(
+                "peak memory growth of the server process",
+                server_window.growth_mb,
+                "MB",
+                "<=",
+                MEMORY_TARGET_MB,
+                server_window.describe(),
+            )
         )
     result.sides["bare"] = shlex.join(bare) + " > /dev/null"
     result.sides.setdefault("dockyter", f"InteractiveShell.run_cell({cell!r}), sys.stdout discarding")

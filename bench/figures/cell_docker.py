@@ -21,7 +21,8 @@ def measure(ctx: Context) -> FigureResult:
         FigureResult(NUMBER, TITLE),
         command="true",
         dockyter=watched(lambda: timed_cell(shell, cell), own),
-        dockyter_side=f"InteractiveShell.run_cell({cell!r}) -> " + docker_backend_argv(shell, ctx.image, "true", shown=True),
+        dockyter_side=f"InteractiveShell.run_cell({cell!r}) -> "
+        + docker_backend_argv(shell, ctx.image, "true", shown=True),
         control_argv=docker_backend_argv(shell, ctx.image, "true"),
         target=1.05,
         own=own,

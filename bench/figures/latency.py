@@ -152,7 +152,8 @@ def measure(ctx: Context) -> FigureResult:
         )
         result.sides = {
             "bare": f"{shlex.join(bare)}, its stdout read with os.read",
-            "docker backend": f"%%docker -v {mount} {ctx.image} -> " + docker_backend_argv(shell, args, ECHO, shown=True),
+            "docker backend": f"%%docker -v {mount} {ctx.image} -> "
+            + docker_backend_argv(shell, args, ECHO, shown=True),
             "API backend": f"the same cell after %docker_backend api {server.url}",
         }
     for name in delays:  # the warm-up round counted too: drop it

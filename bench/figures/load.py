@@ -54,7 +54,9 @@ def _ipython() -> list[str]:
 
 
 def _answer(argv: list[str], env: dict[str, str], cwd: Path) -> object:
-    done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=cwd, timeout=120, stdin=subprocess.DEVNULL, check=False)
+    done = subprocess.run(
+        argv, capture_output=True, text=True, env=env, cwd=cwd, timeout=120, stdin=subprocess.DEVNULL, check=False
+    )
     for line in done.stdout.splitlines():
         if line.startswith(MARK):
             return json.loads(line[len(MARK) :])
@@ -106,6 +108,14 @@ def measure(ctx: Context) -> FigureResult:
         "(fresh IPYTHONDIR, empty dockyter.toml, bytecode cache in PYTHONPYCACHEPREFIX)",
         "import check": f"python -c 'import dockyter' then look for {', '.join(HEAVY)} in sys.modules",
     }
-    result.metrics = {"load_ms": summary(load_ms, 2), "load_ms_no_bytecode_cache": summary(cold_ms, 2), "heavy_on_import": heavy_on_import, "heavy_after_load": heavy_after_load}
-    result.samples = {"load_ms": [round(v, 2) for v in load_ms], "load_ms_no_bytecode_cache": [round(v, 2) for v in cold_ms]}
+    result.metrics = {
+        "load_ms": summary(load_ms, 2),
+        "load_ms_no_bytecode_cache": summary(cold_ms, 2),
+        "heavy_on_import": heavy_on_import,
+        "heavy_after_load": heavy_after_load,
+    }
+    result.samples = {
+        "load_ms": [round(v, 2) for v in load_ms],
+        "load_ms_no_bytecode_cache": [round(v, 2) for v in cold_ms],
+    }
     return result

@@ -24,5 +24,7 @@ def measure(ctx: Context) -> FigureResult:
             f"%%docker {ctx.image} (cell prints the output) via POST {server.url}/execute (NDJSON), "
             f"sys.stdout discarding -> " + (shown(control) if control else "the server's docker run")
         )
-        result.notes.append("the server runs as its own process (python -m dockyter.server) with max_output_bytes raised to 10^12")
+        result.notes.append(
+            "the server runs as its own process (python -m dockyter.server) with max_output_bytes raised to 10^12"
+        )
         return output_figure(ctx, result, shell, control_argv=control, target=0.5, server_pid=server.pid)

@@ -11,7 +11,7 @@ from dockyter.dockerargs import parse_run_args
 
 def magics(shell: Any) -> Any:
     """The ``Dockyter`` configurable registered on ``shell``."""
-    return shell.magics_manager.registry["Dockyter"]
+    return shell._dockyter
 
 
 @overload

@@ -27,4 +27,5 @@ def known_backends() -> list[str]:
 def backend_class(name: str) -> type[Backend]:
     """The backend class registered as ``name``; ``KeyError`` if there is none."""
     module_name, class_name = REGISTRY[name].split(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    found: type[Backend] = getattr(importlib.import_module(module_name), class_name)
+    return found

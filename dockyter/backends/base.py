@@ -7,19 +7,14 @@ which backend ran it.
 
 from __future__ import annotations
 
-import shlex
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
+from ..contract import DEFAULT_SHELL
 from ..dockerargs import RunArgs
 from ..output import OutputSink
-
-# Exit codes a run reports when Dockyter (or dockyter-server) itself ended it, as GNU timeout,
-# shells and the kernel's OOM killer do. Client and server share them: they are in the contract.
-EXIT_TIMEOUT = 124
-EXIT_INTERRUPTED = 130
-EXIT_KILLED = 137
+from .settings import BackendSettings
 
 
 @dataclass(frozen=True)
@@ -28,7 +23,7 @@ class RunRequest:
 
     args: RunArgs  # docker options and image
     command: str  # the cell or the ! command: it reaches a shell only inside the container
-    shell: tuple[str, ...] = ("bash", "-lc")
+    shell: tuple[str, ...] = DEFAULT_SHELL
     timeout: float | None = None  # seconds; None means no limit
     merge_stderr: bool = False  # stderr into stdout, as IPython's getoutput does
 
@@ -60,13 +55,17 @@ class BackendStatus:
 class Backend(ABC):
     """Runs requests in containers. One instance per ``Dockyter`` backend choice.
 
-    ``settings`` is the ``Dockyter`` configurable; backends read its traits when they run,
-    so ``%config`` changes apply to the next command without rebuilding anything.
+    ``settings`` is typed (:mod:`dockyter.backends.settings`); with the ``Dockyter``
+    configurable behind it, backends read its traits when they run, so ``%config`` changes
+    apply to the next command without rebuilding anything.
     """
 
     name: ClassVar[str]
+    # Whether containers it starts can outlive a dead kernel on this machine, for
+    # %docker_cleanup to remove (a remote service removes its own).
+    leaves_orphans: ClassVar[bool] = False
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: BackendSettings) -> None:
         self.settings = settings
 
     @abstractmethod
@@ -89,9 +88,5 @@ class Backend(ABC):
         """Remove containers left behind by dead kernels; return what was removed."""
         return []
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - most backends hold nothing: closing them does nothing
         """Release whatever the backend holds (connections); called when it is replaced."""
-
-
-def quote_argv(argv: list[str]) -> str:
-    return shlex.join(argv)

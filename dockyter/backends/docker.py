@@ -10,21 +10,38 @@ named, it is found and removed even when the CLI process itself is already gone.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import selectors
+import shlex
 import subprocess
 import time
 from typing import IO
 
+from ..contract import (
+    EXIT_INTERRUPTED,
+    EXIT_TIMEOUT,
+    MANAGED_LABEL,
+    OWNER_LABEL,
+    identity_args,
+    new_container_name,
+    owner_id,
+    owner_is_gone,
+    run_argv,
+)
 from ..errors import BackendError, RuntimeNotFound
-from ..naming import MANAGED_LABEL, OWNER_LABEL, new_container_name, owner_id, owner_is_gone
 from ..output import OutputSink, Stream
-from .base import EXIT_INTERRUPTED, EXIT_TIMEOUT, Backend, BackendStatus, RunRequest, RunResult, quote_argv
+from .base import Backend, BackendStatus, RunRequest, RunResult
 
-READ_SIZE = 65536
 # A SIGINT may be delivered to another thread of the kernel; Python then raises KeyboardInterrupt
 # in the main thread only once it runs bytecode again, so never block longer than this.
 SIGNAL_CHECK = 0.2
+# Bytes a pipe from the CLI holds, and the most one read takes: 1 MiB, the default most an
+# unprivileged process may ask for (/proc/sys/fs/pipe-max-size), against Linux's 64 KiB.
+PIPE_SIZE = 1 << 20
+# A read this large means output is pouring in; then wait GATHER seconds before the next one.
+FLOOD = 16384
+GATHER = 0.004
 CONTROL_TIMEOUT = 20.0  # seconds for a `docker kill` / `rm` / `version` call before we give up on it
 
 
@@ -32,35 +49,27 @@ class DockerBackend(Backend):
     """Runs each request with the container CLI named by ``Dockyter.docker_command``."""
 
     name = "docker"
+    leaves_orphans = True
 
     # -- building the command line ---------------------------------------------------------
 
     def command_line(self, request: RunRequest, container_name: str) -> list[str]:
         settings = self.settings
-        return [
-            *settings.docker_command,
-            "run",
-            "--rm",
-            "--init",
-            "--name",
+        labels = {MANAGED_LABEL: "1", OWNER_LABEL: owner_id()}
+        # Our labels and base_run_args first: the user's own options come later and win.
+        return run_argv(
+            settings.docker_command,
             container_name,
-            "--label",
-            f"{MANAGED_LABEL}=1",
-            "--label",
-            f"{OWNER_LABEL}={owner_id()}",
-            # docker's init (tini) then passes SIGINT to the whole process group, so Ctrl-C
-            # reaches `sleep` in `bash -lc 'sleep 60'` as it would in a terminal.
-            "--env",
-            "TINI_KILL_PROCESS_GROUP=1",
-            *settings.base_run_args,
-            *request.args.argv(),
-            *request.shell,
-            # The engine reads stdout and stderr separately; merging in the container keeps their order.
-            f"exec 2>&1; {request.command}" if request.merge_stderr else request.command,
-        ]
+            before=[*identity_args(labels), *settings.base_run_args],
+            options=[token for option in request.args.options for token in option.written],
+            image=request.args.image,
+            shell=request.shell,
+            command=request.command,
+            merge_stderr=request.merge_stderr,
+        )
 
     def describe(self, request: RunRequest) -> str:
-        return quote_argv(self.command_line(request, new_container_name()))
+        return shlex.join(self.command_line(request, new_container_name()))
 
     # -- running ------------------------------------------------------------------------------
 
@@ -86,6 +95,9 @@ class DockerBackend(Backend):
                     "write the script to a file in a mounted folder and run that instead"
                 ) from None
             raise BackendError(f"cannot start {self.settings.docker_command[0]!r}: {error.strerror}") from None
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                widen(pipe.fileno())
         return _ContainerRun(self, process, name, sink).wait(request.timeout)
 
     def _not_found_message(self, error: OSError) -> str:
@@ -126,7 +138,12 @@ class DockerBackend(Backend):
     def cleanup(self) -> list[str]:
         """Remove Dockyter containers whose owning kernel process is gone; touch nothing else."""
         listing = self.control(
-            "ps", "-a", "--filter", f"label={OWNER_LABEL}", "--format", f'{{{{.Names}}}}\t{{{{.Label "{OWNER_LABEL}"}}}}'
+            "ps",
+            "-a",
+            "--filter",
+            f"label={OWNER_LABEL}",
+            "--format",
+            f'{{{{.Names}}}}\t{{{{.Label "{OWNER_LABEL}"}}}}',
         )
         if listing is None or listing.returncode != 0:
             return []
@@ -138,6 +155,15 @@ class DockerBackend(Backend):
         if orphans:
             self.control("rm", "-f", *orphans)
         return orphans
+
+
+def widen(fd: int) -> None:
+    """Give the pipe room for ``PIPE_SIZE`` bytes (Linux), so that the CLI rarely waits for us
+    and each wake-up of ours takes everything that has arrived; best effort elsewhere."""
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+    except (AttributeError, OSError):  # not Linux, or over /proc/sys/fs/pipe-max-size
+        pass
 
 
 class _ContainerRun:
@@ -167,7 +193,9 @@ class _ContainerRun:
             if not finished:
                 self._stop()
                 finished = True
-                return RunResult(EXIT_TIMEOUT, "timeout", f"timed out after {timeout:g} s: container {self.name} stopped")
+                return RunResult(
+                    EXIT_TIMEOUT, "timeout", f"timed out after {timeout:g} s: container {self.name} stopped"
+                )
             return RunResult(self.process.wait())
         finally:
             if not finished:  # an unexpected error while pumping: still never leave it running
@@ -184,12 +212,18 @@ class _ContainerRun:
             wait = SIGNAL_CHECK if deadline is None else min(deadline - time.monotonic(), SIGNAL_CHECK)
             if wait <= 0:
                 return False
+            flooding = False
             for key, _ in self.selector.select(wait):
-                data = os.read(key.fd, READ_SIZE)
+                data = os.read(key.fd, PIPE_SIZE)
                 if data:
                     self.sink.write_bytes(key.data, data)
+                    flooding = flooding or len(data) >= FLOOD
                 else:
                     self.selector.unregister(key.fileobj)
+            if flooding:
+                # Output is pouring in: let it gather in the pipe for a moment, so that each
+                # wake-up, read and write of ours carries more of it (a trickle never waits).
+                time.sleep(GATHER)
         return True
 
     def _stop(self, grace: float | None = None) -> None:

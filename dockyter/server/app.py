@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 from .. import __version__
+from ..contract import NDJSON
 from ..dockerargs import DockerArgsError
 from .auth import authenticator, token_status
 from .executor import Execution, Executor, ExecutorError, TooBusy
@@ -36,7 +37,6 @@ from .settings import Settings
 log = logging.getLogger("dockyter.server")
 
 FEATURES = ["stream", "cancel", "exit_code", "timeout"]
-NDJSON = "application/x-ndjson"
 
 # Runs clean-up work in a task of its own (see create_app's ``detach``).
 Detach = Callable[[Coroutine[Any, Any, None]], None]

@@ -33,9 +33,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..backends.base import EXIT_INTERRUPTED, EXIT_KILLED, EXIT_TIMEOUT
-from ..naming import MANAGED_LABEL, NAME_PREFIX, OWNER_LABEL, SERVER_LABEL, owner_id
-from ..output import IncrementalText
+from ..contract import (
+    EXIT_INTERRUPTED,
+    EXIT_KILLED,
+    EXIT_TIMEOUT,
+    MANAGED_LABEL,
+    NAME_PREFIX,
+    OWNER_LABEL,
+    READ_SIZE,
+    SERVER_LABEL,
+    IncrementalText,
+    identity_args,
+    owner_id,
+    run_argv,
+)
 from .policy import Plan
 from .settings import Settings
 
@@ -44,7 +55,6 @@ log = logging.getLogger("dockyter.server")
 # The exit code reported for each way the server itself ends a run.
 EXIT_CODES = {"timeout": EXIT_TIMEOUT, "cancelled": EXIT_INTERRUPTED, "output_limit": EXIT_KILLED}
 
-READ_SIZE = 65536
 QUEUE_EVENTS = 64  # output chunks waiting for a slow client; beyond that the container waits for it
 CONTROL_TIMEOUT = 20.0  # seconds for a `docker kill` / `rm` / `ps` before giving up on it
 EXIT_WAIT = 10.0  # seconds for the CLI to end once its container is killed
@@ -174,16 +184,10 @@ class Execution:
         """``docker run ...``: the request's options first, then the server's, which win."""
         settings = self.executor.settings
         plan = self.plan
-        server_args = [
-            "--label", f"{MANAGED_LABEL}=1",
-            "--label", f"{SERVER_LABEL}={self.executor.label}",
-            # The server process, as kernels label theirs: tells other tools whose container it is.
-            "--label", f"{OWNER_LABEL}={self.executor.owner}",
-            # docker's init (tini) signals the whole process group, so `bash -lc 'a | b'` dies at once.
-            "--env", "TINI_KILL_PROCESS_GROUP=1",
-            # Output is streamed to the client: keeping a copy in the engine's log files is waste.
-            "--log-driver", "none",
-        ]  # fmt: skip
+        # The server process is the owner, as kernels label theirs: tells other tools whose container it is.
+        labels = {MANAGED_LABEL: "1", SERVER_LABEL: self.executor.label, OWNER_LABEL: self.executor.owner}
+        # Output is streamed to the client: keeping a copy in the engine's log files is waste.
+        server_args = [*identity_args(labels), "--log-driver", "none"]
         if settings.network and not plan.has_network:
             server_args += ["--network", settings.network]
         if settings.memory:
@@ -200,13 +204,16 @@ class Execution:
             server_args += ["--pull", settings.pull]
         if settings.runtime:
             server_args += ["--runtime", settings.runtime]
-        command = f"exec 2>&1; {self.cmd}" if self.merge_stderr else self.cmd
-        return [
-            *settings.docker_command, "run", "--rm", "--init", "--name", self.name,
-            *[token for option in plan.args.options for token in option.written],
-            *server_args, *settings.extra_run_args,
-            plan.args.image, *plan.shell, command,
-        ]  # fmt: skip
+        return run_argv(
+            settings.docker_command,
+            self.name,
+            options=[token for option in plan.args.options for token in option.written],
+            after=[*server_args, *settings.extra_run_args],
+            image=plan.args.image,
+            shell=plan.shell,
+            command=self.cmd,
+            merge_stderr=self.merge_stderr,
+        )
 
     async def start(self) -> None:
         """Start the CLI; raises :class:`ExecutorError` when it cannot be."""

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, NoReturn
 
+from ..contract import DEFAULT_SHELL
 from ..dockerargs import ALIASES, BOOL_FLAGS, SHORT_FLAGS, VALUE_FLAGS, DockerOption, RunArgs, parse_run_args
 from .hostview import HostSurvey, HostView, normalise, within
 from .mountpath import PathRefused, resolve_source, trusted_links
@@ -90,7 +91,6 @@ MOUNT_KEYS = {
 BIND_KEYS = {"type", "source", "target", "readonly", "consistency", "bind-propagation"}
 MOUNT_KEY_ALIASES = {"src": "source", "destination": "target", "dst": "target", "ro": "readonly"}
 VOLUME_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]+")
-DEFAULT_SHELL = ("bash", "-lc")
 
 
 @dataclass(frozen=True)

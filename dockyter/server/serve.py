@@ -43,7 +43,7 @@ def make_server(app: FastAPI, settings: Settings, *, log_config: Any = None) -> 
         lifespan="on",
         log_config=log_config,
         server_header=False,
-        timeout_graceful_shutdown=settings.shutdown_timeout,
+        timeout_graceful_shutdown=settings.shutdown_timeout,  # type: ignore[arg-type]  # a float works too
     )
     return Server(config, app.state.executor)
 

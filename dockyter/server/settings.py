@@ -252,7 +252,7 @@ def definitions() -> list[dataclasses.Field[Any]]:
 def kind_of(definition: dataclasses.Field[Any]) -> str:
     kind = definition.metadata.get("kind")
     if kind:
-        return kind
+        return str(kind)
     return {"str": "str", "int": "int", "float": "float", "bool": "bool", "list[str]": "list"}[str(definition.type)]
 
 
@@ -267,7 +267,7 @@ def env_of(definition: dataclasses.Field[Any]) -> str:
 def default_of(definition: dataclasses.Field[Any]) -> Any:
     if definition.default is not dataclasses.MISSING:
         return definition.default
-    return definition.default_factory()  # type: ignore[misc]
+    return definition.default_factory()  # type: ignore[operator]
 
 
 # -- reading ----------------------------------------------------------------------------

@@ -1,0 +1,153 @@
+"""What both ends of the wire agree on: the kernel's extension and ``dockyter-server``.
+
+Exit codes for runs that Dockyter itself ended, the default shell, the streaming media type,
+how containers are named and labelled (and whose they are), the one ``docker run`` argv
+skeleton, and the incremental UTF-8 decoding of container output. Nothing here imports
+IPython, traitlets or requests: the server imports this module and ``dockerargs``, and
+nothing else from the client side.
+
+Every container Dockyter starts carries :data:`MANAGED_LABEL`. Containers started from a
+kernel also carry :data:`OWNER_LABEL` (host, pid and start time of the owning process), which
+lets ``%docker_cleanup`` remove the ones whose kernel died without touching anything else.
+Containers started by ``dockyter-server`` also carry :data:`SERVER_LABEL`
+(``server_name:instance``), by which a restarted server finds what a crashed one left; their
+owner is the server process, so a kernel's cleanup never mistakes them for orphans while it lives.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import re
+import secrets
+import socket
+from collections.abc import Mapping, Sequence
+
+# -- exit codes ----------------------------------------------------------------------------------
+# What a run reports when Dockyter (or dockyter-server) itself ended it, as GNU timeout, shells
+# and the kernel's OOM killer do; and what `_exit_code` says when a run could not start.
+EXIT_USAGE = 2  # a misused magic line, as shells answer a misused builtin
+EXIT_TIMEOUT = 124
+EXIT_CANNOT_RUN = 125  # docker's own "could not run it"
+EXIT_CANNOT_EXECUTE = 126
+EXIT_NOT_FOUND = 127
+EXIT_INTERRUPTED = 130
+EXIT_KILLED = 137
+
+# -- the HTTP contract (docs/api.md) ---------------------------------------------------------------
+DEFAULT_SHELL: tuple[str, ...] = ("bash", "-lc")  # what a server runs when the request names no shell
+NDJSON = "application/x-ndjson"  # the streaming reply a client negotiates with Accept
+READ_SIZE = 65536  # bytes per read of a pipe or a socket, on both ends
+# Header names whose values are never shown (api_headers in listings, curl lines, logs).
+SECRET_HEADER = re.compile(r"auth|cookie|token|key|secret|password", re.IGNORECASE)
+
+# -- container names and labels --------------------------------------------------------------------
+MANAGED_LABEL = "io.dockyter.managed"
+OWNER_LABEL = "io.dockyter.owner"
+SERVER_LABEL = "io.dockyter.server"
+NAME_PREFIX = "dockyter-"
+# docker's init (tini) then signals the whole process group, so Ctrl-C reaches `sleep` in
+# `bash -lc 'sleep 60'`, and `a | b` dies at once, as in a terminal.
+INIT_ENV = "TINI_KILL_PROCESS_GROUP=1"
+
+
+def new_container_name() -> str:
+    """A fresh, unique container name such as ``dockyter-5f3a9c0e12ab``."""
+    return NAME_PREFIX + secrets.token_hex(6)
+
+
+def identity_args(labels: Mapping[str, str]) -> list[str]:
+    """``--label k=v ...`` for ``labels``, then the init's environment: what marks a container ours."""
+    words = [word for name, value in labels.items() for word in ("--label", f"{name}={value}")]
+    return [*words, "--env", INIT_ENV]
+
+
+def run_argv(
+    runtime: Sequence[str],
+    name: str,
+    *,
+    image: str,
+    shell: Sequence[str],
+    command: str,
+    options: Sequence[str] = (),
+    before: Sequence[str] = (),
+    after: Sequence[str] = (),
+    merge_stderr: bool = False,
+) -> list[str]:
+    """The one ``docker run`` argv: ``RUNTIME run --rm --init --name NAME BEFORE OPTIONS AFTER IMAGE SHELL CMD``.
+
+    ``options`` are the user's docker options; what comes later wins in ``docker run``, so
+    ``before`` holds defaults a user may override and ``after`` what a caller enforces. The
+    command is one argument: it reaches a shell only inside the container.
+    """
+    # The engine reads stdout and stderr separately; merging in the container keeps their order.
+    last = f"exec 2>&1; {command}" if merge_stderr else command
+    return [*runtime, "run", "--rm", "--init", "--name", name, *before, *options, *after, image, *shell, last]
+
+
+# -- whose container it is -------------------------------------------------------------------------
+
+
+def process_start_time(pid: int) -> str | None:
+    """The start time of ``pid`` in clock ticks since boot (Linux), or None if unknown.
+
+    Together with the pid it identifies a process even after the pid is reused.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            # The command name (field 2) may contain spaces; fields after ')' are safe to split.
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[19].decode() if len(fields) > 19 else None
+
+
+def owner_id(pid: int | None = None) -> str:
+    """``host:pid:starttime`` for ``pid`` (default: this process)."""
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()}:{pid}:{process_start_time(pid) or '?'}"
+
+
+def owner_is_gone(owner: str) -> bool:
+    """True when ``owner`` names a process on this host that no longer exists.
+
+    Owners on other hosts are never judged gone: we cannot see their processes.
+    """
+    try:
+        host, pid_text, started = owner.rsplit(":", 2)
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    if host != socket.gethostname():
+        return False
+    current = process_start_time(pid)
+    if current is None:
+        return not os.path.exists(f"/proc/{pid}") and not _pid_alive(pid)
+    return started != "?" and current != started
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# -- output ----------------------------------------------------------------------------------------
+
+
+class IncrementalText:
+    """UTF-8 bytes in, text out, even when a character is split across two reads."""
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def decode(self, data: bytes) -> str:
+        return self._decoder.decode(data)
+
+    def flush(self) -> str:
+        """Whatever is left at end of stream (an incomplete character becomes U+FFFD)."""
+        return self._decoder.decode(b"", final=True)

@@ -1,0 +1,395 @@
+"""The ``Dockyter`` configurable: every setting, the configuration layers, the backend, and the one run path.
+
+``%config Dockyter`` lists the traits with their help; ``%config Dockyter.x = ...`` and
+``c.Dockyter.x`` in ``ipython_config.py`` set them. Observers do the work when a trait
+changes: ``backend`` swaps the backend, ``redirect`` installs or removes the ``!`` overrides.
+
+Both ``%%docker`` and ``!cmd`` go through :meth:`Dockyter.run`, which sets ``_exit_code`` and
+decides, once, what a failure becomes: an exception for a cell, one line for a ``!`` command.
+The magics (:mod:`dockyter.magics`) only parse lines and show tables.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from subprocess import CalledProcessError
+from typing import TYPE_CHECKING, Any
+
+from traitlets import Bool, Dict, Float, List, TraitError, TraitType, Unicode, default, observe, validate
+from traitlets.config import Configurable
+from traitlets.utils.bunch import Bunch
+
+from . import backends
+from .backends.base import Backend, RunRequest, RunResult
+from .backends.settings import api_url_problem
+from .contract import DEFAULT_SHELL
+from .dockerargs import DockerArgsError, RunArgs, parse_run_args
+from .errors import BadUsage, ContainerExitError, DockyterError, Interrupted, explain_exit, say
+from .layers import Layers
+from .output import OutputSink, Stream
+from .tomlvalues import MASKED_TRAITS, masked
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from .redirect import Redirection
+
+
+@dataclass(frozen=True)
+class Asker:
+    """Who asked for a run, and so what a failure becomes for them."""
+
+    raise_errors: bool  # a run that cannot start: raise (a cell) or say it and go on (`!`)
+    raise_exit: bool  # a non-zero exit: raise, or only say its hint
+    status_in_hint: bool  # the hint of a non-zero exit starts "exit status N:"
+
+
+def cell_asker(raise_on_error: bool) -> Asker:
+    return Asker(raise_errors=True, raise_exit=raise_on_error, status_in_hint=True)
+
+
+def bang_asker(raise_on_error: bool) -> Asker:
+    return Asker(raise_errors=False, raise_exit=raise_on_error, status_in_hint=False)
+
+
+@dataclass
+class Ran:
+    """A finished run: how it ended and its output sink (captured text, stderr tail)."""
+
+    result: RunResult
+    sink: OutputSink
+
+
+class Dockyter(Configurable):
+    """Run cells and ``!`` commands in containers: ``%%docker``, ``%docker`` and friends."""
+
+    # -- what runs where ------------------------------------------------------------------------
+
+    backend = Unicode(
+        "docker",
+        help="Which backend runs containers: 'docker' (the local container CLI) or 'api' (a remote "
+        "Dockyter HTTP service at api_url). Same as %docker_backend.",
+    ).tag(config=True)
+
+    default_args = Unicode(
+        "",
+        help="Docker arguments ending with the image, e.g. '-v /data:/data ubuntu:24.04'. Used by `!` "
+        "when redirection is on and by a %%docker line with no arguments. %docker ARGS IMAGE sets it.",
+    ).tag(config=True)
+
+    redirect = Bool(
+        False,
+        help="Whether `!cmd`, `x = !cmd`, `!!cmd` and %sx run in a container (with default_args). "
+        "%docker and %docker_on turn it on, %docker_off turns it off.",
+    ).tag(config=True)
+
+    docker_command = List(
+        Unicode(),
+        default_value=["docker"],
+        minlen=1,
+        help="The container CLI as an argv prefix: ['docker'], ['podman'], ['nerdctl'] or ['sudo', 'docker'].",
+    ).tag(config=True)
+
+    shell = List(
+        Unicode(),
+        default_value=list(DEFAULT_SHELL),
+        minlen=1,
+        help="How the cell is run inside the container; the cell text is appended as the last argument. "
+        "Use ['sh', '-c'] for images without bash.",
+    ).tag(config=True)
+
+    base_run_args = List(
+        Unicode(),
+        default_value=["--log-driver", "none"],
+        help="Arguments added to every `docker run` before the user's own. The default keeps the engine "
+        "from also writing all output to a log file on disk (we stream it and remove the container).",
+    ).tag(config=True)
+
+    # -- how a run ends -------------------------------------------------------------------------
+
+    raise_on_error = Bool(
+        True,
+        help="Raise CalledProcessError when a %%docker cell exits non-zero (as %%bash does). "
+        "--no-raise-error turns it off for one cell. `!` follows IPython's system_raise_on_error instead.",
+    ).tag(config=True)
+
+    timeout = Float(
+        0.0,
+        min=0.0,
+        help="Seconds a container may run before it is stopped; 0 means no limit. --timeout overrides it per cell.",
+    ).tag(config=True)
+
+    stop_grace = Float(
+        2.0,
+        min=0.0,
+        help="Seconds between SIGINT and kill when a container is interrupted or timed out.",
+    ).tag(config=True)
+
+    cleanup_on_load = Bool(
+        True,
+        help="When the extension loads, remove Dockyter containers left by kernels that died "
+        "(never anything else). %docker_cleanup does the same on demand.",
+    ).tag(config=True)
+
+    # -- the API backend ------------------------------------------------------------------------
+
+    api_url = Unicode(
+        "",
+        help="Base URL of the Dockyter HTTP service used by the 'api' backend, e.g. https://dockyter.example.org.",
+    ).tag(config=True)
+
+    api_token = Unicode(
+        help="Bearer token sent to the API service. Defaults to $DOCKYTER_API_TOKEN as it is when the "
+        "extension first needs it; never printed.",
+    ).tag(config=True)
+
+    api_headers = Dict(
+        value_trait=Unicode(),
+        key_trait=Unicode(),
+        help="Extra HTTP headers sent with every API request.",
+    ).tag(config=True)
+
+    api_verify = Bool(
+        True,
+        help="Verify the API service's TLS certificate. Turn off only for testing.",
+    ).tag(config=True)
+
+    api_ca_bundle = Unicode(
+        "",
+        help="Path to a CA bundle used to verify the API service's certificate (empty: the system's).",
+    ).tag(config=True)
+
+    api_connect_timeout = Float(
+        5.0,
+        min=0.1,
+        help="Seconds to wait for the API service to accept a connection.",
+    ).tag(config=True)
+
+    api_idle_timeout = Float(
+        60.0,
+        min=1.0,
+        help="Seconds an API stream may stay silent (no output, no heartbeat) before the run is "
+        "abandoned. There is no limit on the total duration.",
+    ).tag(config=True)
+
+    def __init__(self, ipython: InteractiveShell | None = None, **kwargs: Any) -> None:
+        """``ipython``: the InteractiveShell whose ``user_ns`` and ``!`` this instance serves (None: neither)."""
+        if ipython is not None and hasattr(ipython, "config"):
+            kwargs.setdefault("parent", ipython)  # so c.Dockyter.* of the shell's config applies
+        self.ipython = ipython
+        # Before the configuration is loaded: its values fire the observers below.
+        self._backend: Backend | None = None
+        self._redirection: Redirection | None = None
+        if ipython is not None:
+            from .redirect import Redirection  # imports IPython: only with a shell
+
+            self._redirection = Redirection(ipython, self.run_bang)
+        super().__init__(**kwargs)
+        self.layers = Layers(self)  # provenance of each value; dockyter.toml is applied by extension.load
+
+    # -- traits: validation and observers --------------------------------------------------------
+
+    @default("api_token")
+    def _api_token_from_environment(self) -> str:
+        return os.environ.get("DOCKYTER_API_TOKEN", "")
+
+    @validate("backend")
+    def _check_backend(self, proposal: Bunch) -> str:
+        name: str = proposal["value"]
+        if name not in backends.known_backends():
+            raise TraitError(f"unknown backend {name!r}; known backends: {', '.join(backends.known_backends())}")
+        return name
+
+    @validate("default_args")
+    def _check_default_args(self, proposal: Bunch) -> str:
+        text: str = proposal["value"]
+        if text.strip():
+            try:
+                parse_run_args(text)
+            except DockerArgsError as error:
+                raise TraitError(f"invalid default_args {text!r}: {error}") from None
+        return text
+
+    @validate("api_url")
+    def _check_api_url(self, proposal: Bunch) -> str:
+        url: str = proposal["value"].strip()
+        problem = api_url_problem(url) if url else None
+        if problem:
+            raise TraitError(problem)
+        return url
+
+    @observe("backend")
+    def _swap_backend(self, change: Bunch) -> None:
+        if self._backend is not None:
+            self._backend.close()
+        self._backend = None
+
+    @observe("redirect")
+    def _toggle_redirection(self, change: Bunch) -> None:
+        if self._redirection is None:
+            return
+        if change["new"]:
+            self._redirection.install()
+        else:
+            self._redirection.remove()
+
+    @property
+    def active_backend(self) -> Backend:
+        """The backend named by ``backend``, created on first use; it reads this instance's traits."""
+        if self._backend is None:
+            self._backend = backends.backend_class(self.backend)(self)
+        return self._backend
+
+    @classmethod
+    def class_get_trait_help(cls, trait: TraitType[Any, Any], inst: Any = None, helptext: str | None = None) -> str:
+        """One trait's help as ``%config Dockyter`` lists it, with secrets in the current value masked."""
+        if inst is None or trait.name not in MASKED_TRAITS:
+            return super().class_get_trait_help(trait, inst, helptext)
+        lines = super().class_get_trait_help(trait, None, helptext).splitlines()
+        lines = [line for line in lines if not line.lstrip().startswith("Default:")]
+        return "\n".join([*lines, f"    Current: {masked(str(trait.name), getattr(inst, str(trait.name)))}"])
+
+    # -- what to run -----------------------------------------------------------------------------
+
+    def configured_args(self) -> RunArgs:
+        """``default_args`` parsed; BadUsage when no image is configured."""
+        if not self.default_args.strip():
+            raise BadUsage(
+                "no image configured: give one, e.g. '%%docker ubuntu:24.04', or set it for `!` with '%docker ubuntu:24.04'"
+            )
+        return parse_args(self.default_args)
+
+    def request(self, args: RunArgs, command: str, timeout: float | None = None, merge: bool = False) -> RunRequest:
+        """A request with the settings in force: the shell, and the timeout unless one is given."""
+        limit = timeout if timeout is not None else (self.timeout or None)
+        return RunRequest(args=args, command=command, shell=tuple(self.shell), timeout=limit, merge_stderr=merge)
+
+    # -- the one run path ------------------------------------------------------------------------
+
+    def run(
+        self,
+        command: str,
+        asker: Asker,
+        *,
+        args: RunArgs | None = None,
+        timeout: float | None = None,
+        capture: bool = False,
+        show: bool = True,
+        merge: bool = False,
+        store: Mapping[str, Stream] | None = None,
+        written: str | None = None,
+    ) -> Ran | None:
+        """Run ``command`` in one fresh container (``args``, or ``default_args``) and conclude.
+
+        Sets ``_exit_code``, stores captured streams in the variables of ``store``, then applies
+        the ``asker``'s policy: raise, or say one line and return. None when the run could not start
+        and the asker is not told by an exception. ``written`` is the command as the user typed it,
+        for the exception of a failed ``!``.
+        """
+        try:
+            request = self.request(args if args is not None else self.configured_args(), command, timeout, merge)
+            sink = OutputSink(show=show, capture=capture or bool(store))
+            result = self.active_backend.run(request, sink)
+        except DockyterError as error:
+            self._set_exit_code(error.exit_code)
+            if asker.raise_errors:
+                raise
+            say(error)
+            if asker.raise_exit:
+                raise CalledProcessError(error.exit_code, written or command) from None
+            return None
+        self._set_exit_code(result.exit_code)
+        if result.reason == "interrupted" and asker.raise_errors:
+            raise Interrupted(result.message or "interrupted")
+        for variable, stream in (store or {}).items():
+            if self.ipython is not None:
+                self.ipython.user_ns[variable] = sink.text(stream)
+        if result.exit_code != 0:
+            self._conclude_failure(result, request, sink, asker, written or command)
+        return Ran(result, sink)
+
+    def _conclude_failure(
+        self, result: RunResult, request: RunRequest, sink: OutputSink, asker: Asker, written: str
+    ) -> None:
+        code = result.exit_code
+        hint = result.message or explain_exit(code, sink.stderr_tail, request.shell)
+        if asker.raise_exit and asker.status_in_hint:
+            raise ContainerExitError(code, request.command, hint)
+        if hint:
+            say(f"exit status {code}: {hint}" if asker.status_in_hint else hint)
+        if asker.raise_exit:
+            raise CalledProcessError(code, written)
+
+    def run_bang(self, command: str, capture: bool, written: str) -> str:
+        """One ``!`` command (already expanded by IPython) for the redirection; returns captured stdout."""
+        raise_on_error = bool(getattr(self.ipython, "system_raise_on_error", False))
+        ran = self.run(
+            command, bang_asker(raise_on_error), capture=capture, show=not capture, merge=capture, written=written
+        )
+        return ran.sink.text("stdout") if ran is not None else ""
+
+    def _set_exit_code(self, code: int) -> None:
+        if self.ipython is not None:
+            self.ipython.user_ns["_exit_code"] = code
+
+    # -- status and clean-up ---------------------------------------------------------------------
+
+    def status_rows(self) -> list[tuple[str, str]]:
+        """``%docker_status``: the backend and whether it answers, ``!`` redirection, what a cell runs."""
+        rows = [("backend", self.backend)]
+        try:
+            status = self.active_backend.status()
+        except DockyterError as error:
+            rows.append(("available", f"no: {error}"))
+        else:
+            rows.append(("available", f"yes: {status.detail}" if status.available else f"no: {status.detail}"))
+            rows += list(status.facts.items())
+        rows.append(("! redirection", "on" if self.redirect else "off"))
+        rows.append(("default_args", self.default_args or "(none)"))
+        if self.default_args.strip():
+            args = parse_run_args(self.default_args)
+            rows.append(("image", args.image))
+            rows.append(("a cell runs", self.active_backend.describe(self.request(args, "<cell>"))))
+        rows.append(("shell", shlex.join(self.shell)))
+        rows.append(("timeout", f"{self.timeout:g} s" if self.timeout else "none"))
+        rows.append(("config file", self.layers.file_label()))
+        return rows
+
+    def cleans_up_here(self) -> bool:
+        """Whether the backend's containers can be left behind on this machine by a dead kernel."""
+        return backends.backend_class(self.backend).leaves_orphans
+
+    def cleanup_in_background(self) -> None:
+        """Remove orphans without delaying the load; failures are silent (status explains them)."""
+        # Orphans exist only where this machine's container CLI started them; the API's server
+        # cleans up after itself.
+        if not self.cleanup_on_load or not self.cleans_up_here():
+            return
+        backend = self.active_backend
+        threading.Thread(target=_quiet_cleanup, args=(backend,), name="dockyter-cleanup", daemon=True).start()
+
+    def shutdown(self) -> None:
+        """Undo everything on the shell: used by %unload_ext."""
+        self.redirect = False
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+
+def parse_args(text: str | list[str]) -> RunArgs:
+    """``[DOCKER ARGS...] IMAGE`` from a magic line (a trailing ``# comment`` allowed); BadUsage if it cannot be."""
+    try:
+        return parse_run_args(text, comments=True)
+    except DockerArgsError as error:
+        raise BadUsage(str(error)) from None
+
+
+def _quiet_cleanup(backend: Backend) -> None:
+    try:
+        backend.cleanup()
+    except Exception:  # noqa: BLE001 - a background chore must never disturb the kernel
+        pass

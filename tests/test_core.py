@@ -1,0 +1,54 @@
+"""The core ``Dockyter`` configurable on its own: no IPython shell, one run path, two askers."""
+
+from subprocess import CalledProcessError
+
+import pytest
+from shell_fixtures import recording_backend  # noqa: F401 - the fixture, requested by name
+
+from dockyter.core import Dockyter, bang_asker, cell_asker, parse_args
+from dockyter.errors import BadUsage, ContainerExitError
+
+
+@pytest.fixture
+def core(recording_backend):
+    return Dockyter(backend="recording", timeout=9.0)
+
+
+def test_a_cell_that_fails_raises_with_a_hint(core, recording_backend):
+    recording_backend.exit_code = 127
+    with pytest.raises(ContainerExitError) as raised:
+        core.run("nosuchtool", cell_asker(True), args=parse_args("img:1"))
+    assert raised.value.returncode == 127 and raised.value.hint == "command not found in the container"
+    [(request, _)] = recording_backend.requests
+    assert (request.args.image, request.command, request.timeout, request.shell) == (
+        "img:1",
+        "nosuchtool",
+        9.0,
+        ("bash", "-lc"),
+    )
+
+
+def test_without_raising_a_failure_is_one_line(core, recording_backend, capsys):
+    recording_backend.exit_code = 126
+    ran = core.run("./x", cell_asker(False), args=parse_args("img:1"))
+    assert ran is not None and ran.result.exit_code == 126
+    assert capsys.readouterr().err.startswith("Dockyter: exit status 126: the command in the container could not")
+
+
+def test_a_bang_says_its_hint_and_raises_only_when_asked(core, recording_backend, capsys):
+    core.default_args = "img:2"
+    recording_backend.exit_code = 125
+    assert core.run_bang("true", capture=True, written="true") == ""
+    assert (
+        capsys.readouterr().err
+        == "Dockyter: the container runtime refused to start the container: see its message above\n"
+    )
+    with pytest.raises(CalledProcessError):
+        core.run("true", bang_asker(True), written="true")
+
+
+def test_no_image_is_bad_usage_for_a_cell_and_one_line_for_a_bang(core, capsys):
+    with pytest.raises(BadUsage, match="no image configured"):
+        core.run("true", cell_asker(True))
+    assert core.run("true", bang_asker(False)) is None
+    assert "Dockyter: no image configured" in capsys.readouterr().err
