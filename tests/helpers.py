@@ -80,7 +80,9 @@ def runtime_problem(runtime: str) -> str | None:
         return problem
     answer = docker("info", "--format", "{{json .Runtimes}}", timeout=ENGINE_TIMEOUT)
     if f'"{runtime}"' not in answer.stdout:
-        return f"the engine has no {runtime} runtime (bash .ci/provision, as root, installs and registers gVisor's runsc)"
+        return (
+            f"the engine has no {runtime} runtime (bash .ci/provision, as root, installs and registers gVisor's runsc)"
+        )
     return None
 
 

@@ -34,8 +34,15 @@ def test_quick_benchmark_produces_every_figure(tmp_path, test_image):
         numbers.remove(9)
     done = subprocess.run(
         [
-            sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--output", str(tmp_path), "--image", test_image,
-            "--figures", ",".join(map(str, numbers)),
+            sys.executable,
+            str(ROOT / "bench" / "run.py"),
+            "--quick",
+            "--output",
+            str(tmp_path),
+            "--image",
+            test_image,
+            "--figures",
+            ",".join(map(str, numbers)),
         ],  # fmt: skip
         capture_output=True,
         text=True,

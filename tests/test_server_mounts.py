@@ -22,7 +22,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from helpers import wait_until
 
 pytestmark = pytest.mark.docker

@@ -16,7 +16,6 @@ import sys
 
 import httpx
 import pytest
-
 from helpers import docker
 from server_fixtures import under_each_runtime
 

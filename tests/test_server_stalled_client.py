@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from helpers import wait_until
 from server_fixtures import under_each_runtime
 

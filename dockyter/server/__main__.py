@@ -17,9 +17,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     # Imported only now: --help and setting errors stay fast and need no web framework.
     from .app import create_app
-    from .serve import configure_logging, make_server
-
     from .runtimes import RuntimeUnavailable
+    from .serve import configure_logging, make_server
 
     configure_logging(settings.log_level)
     try:
