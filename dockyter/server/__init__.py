@@ -6,26 +6,8 @@ through the docker CLI. The pieces, one idea each:
 * :mod:`.settings` -- every setting, read from flags, ``DOCKYTER_SERVER_*`` and a TOML file;
 * :mod:`.policy` -- what a request may ask for (images, flags, mounts, shells);
 * :mod:`.executor` -- running, streaming, limiting and always removing the containers;
-* :mod:`.app` -- the FastAPI application: auth, negotiation, limits, logging;
+* :mod:`.app` -- the FastAPI application (:func:`.app.create_app`): auth, negotiation, limits, logging;
 * :mod:`.__main__` -- the ``dockyter-server`` command.
 
 Only this subpackage imports FastAPI; ``import dockyter`` stays free of it.
 """
-
-from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # pragma: no cover
-    from fastapi import FastAPI
-
-    from .settings import Settings
-
-__all__ = ["create_app"]
-
-
-def create_app(settings: Settings) -> FastAPI:
-    """Build the FastAPI application for ``settings`` (see :func:`dockyter.server.app.create_app`)."""
-    from .app import create_app as _create_app
-
-    return _create_app(settings)

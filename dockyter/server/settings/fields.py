@@ -1,37 +1,23 @@
-"""Every ``dockyter-server`` setting, defined once and read from three places.
+"""The definition of every ``dockyter-server`` setting, and the checks a value must pass.
 
-Each field of :class:`Settings` carries its help text and its command-line flag; from that
-one definition come the ``argparse`` options (``dockyter-server --help``), the environment
-variables (``DOCKYTER_SERVER_<NAME>``), the keys of the TOML config file and the settings
-table in ``docs/server.md`` (``python -m dockyter.server.settings`` prints it; a test checks
-that the page matches).
-
-Precedence, lowest first: defaults < config file < environment < flags. A list given at a
-higher level replaces the lower one; it is not merged.
+Each field of :class:`Settings` carries its help text and its command-line flag; the sources
+(:mod:`.sources`) and the documentation table (:mod:`.table`) are derived from these
+definitions. A :class:`Settings` is checked when constructed, and its token table read then.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import ipaddress
-import os
 import re
 import shlex
-import tomllib
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
+
+from .tokens import MIN_TOKEN_LENGTH, read_token_table
 
 ENV_PREFIX = "DOCKYTER_SERVER_"
 CONFIG_ENV = ENV_PREFIX + "CONFIG"
-MIN_TOKEN_LENGTH = 16
-
-# How a setting's text form (flag or environment) becomes a value.
-#   list:    comma-separated in the environment, one item per repeated flag
-#   command: one string split like a shell would ("sudo docker"); a TOML array also works
-KINDS = ("str", "int", "float", "bool", "list", "command")
 
 
 class SettingsError(ValueError):
@@ -89,8 +75,7 @@ class Settings:
     )
     token_file: str = setting(
         "",
-        "File of accepted tokens, one `NAME:TOKEN` or `TOKEN` per line; "
-        "blank lines and `#` comments are skipped.",
+        "File of accepted tokens, one `NAME:TOKEN` or `TOKEN` per line; blank lines and `#` comments are skipped.",
         metavar="PATH",
     )
     auth: bool = setting(
@@ -155,8 +140,7 @@ class Settings:
     )
     allowed_networks: list[str] = setting(
         [],
-        "Networks a request may join with --network, besides `none`. "
-        "`host` and `container:...` are always refused.",
+        "Networks a request may join with --network, besides `none`. `host` and `container:...` are always refused.",
         flag="--allow-network",
         metavar="NETWORK",
     )
@@ -203,9 +187,7 @@ class Settings:
         "Output (stdout and stderr together) an execution may produce; over it, its container is stopped.",
         metavar="BYTES",
     )
-    max_concurrent: int = setting(
-        4, "Executions running at once; more are answered 429 with Retry-After.", metavar="N"
-    )
+    max_concurrent: int = setting(4, "Executions running at once; more are answered 429 with Retry-After.", metavar="N")
     retry_after: int = setting(
         5, "Seconds the Retry-After header of a 429 answer asks clients to wait.", metavar="SECONDS"
     )
@@ -235,10 +217,6 @@ class Settings:
     def token_table(self) -> dict[str, str]:
         """Accepted tokens by name (read once, from ``tokens`` and ``token_file``)."""
         return dict(self._token_table)
-
-    def replace(self, **changes: Any) -> Settings:
-        """A copy with ``changes``, checked again."""
-        return dataclasses.replace(self, **changes)
 
 
 # -- the definition, seen from outside -------------------------------------------------
@@ -270,164 +248,10 @@ def default_of(definition: dataclasses.Field[Any]) -> Any:
     return definition.default_factory()  # type: ignore[operator]
 
 
-# -- reading ----------------------------------------------------------------------------
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The ``dockyter-server`` argument parser: one option per setting, plus ``--config``."""
-    parser = argparse.ArgumentParser(
-        prog="dockyter-server",
-        description=(
-            "Run Dockyter executions in containers behind an HTTP API (docs/api.md). "
-            f"Every option can also be set as an environment variable {ENV_PREFIX}<NAME> "
-            "(lists comma-separated) or as a key of the TOML file given by --config; "
-            "flags win over the environment, which wins over the file."
-        ),
-        argument_default=argparse.SUPPRESS,  # only flags actually given override the lower layers
-    )
-    parser.add_argument(
-        "--config", metavar="PATH", help=f"TOML file of settings (keys as in docs/server.md); also {CONFIG_ENV}."
-    )
-    for definition in definitions():
-        kind = kind_of(definition)
-        default = default_of(definition)
-        help_text = f"{definition.metadata['help']} [env {env_of(definition)}]"
-        flag = flag_of(definition)
-        if kind == "bool":
-            parser.add_argument(
-                flag, action=argparse.BooleanOptionalAction, help=help_text + f" (default: {default})"
-            )
-        elif kind == "list":
-            shown = ", ".join(default) if default else "none"
-            parser.add_argument(
-                flag, dest=definition.name, action="append", metavar=definition.metadata.get("metavar"),
-                help=help_text + f"; repeat for several (default: {shown})",
-            )  # fmt: skip
-        else:
-            shown = shlex.join(default) if kind == "command" else default
-            shown = "none" if shown == "" else shown
-            parser.add_argument(
-                flag,
-                dest=definition.name,
-                metavar=definition.metadata.get("metavar"),
-                help=help_text + f" (default: {shown!s})",
-            )
-    return parser
-
-
-def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
-    """Settings from flags ``argv``, the environment and the config file they name.
-
-    Raises :class:`SettingsError` for a bad value; ``argparse`` exits for a bad flag.
-    """
-    environ = os.environ if environ is None else environ
-    namespace = vars(build_parser().parse_args(argv))
-    config_path = namespace.pop("config", None) or environ.get(CONFIG_ENV)
-    values: dict[str, Any] = {}
-    if config_path:
-        values.update(read_config_file(config_path))
-    values.update(read_environment(environ))
-    for name, raw in namespace.items():
-        values[name] = convert(_definition(name), raw, f"option {flag_of(_definition(name))}")
-    return make_settings(values)
-
-
-def make_settings(values: Mapping[str, Any]) -> Settings:
-    """:class:`Settings` from already converted ``values``, with type errors as :class:`SettingsError`."""
-    try:
-        return Settings(**values)
-    except TypeError as error:
-        raise SettingsError(str(error)) from None
-
-
-def read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
-    """The settings given as ``DOCKYTER_SERVER_<NAME>`` variables."""
-    values = {}
-    for definition in definitions():
-        name = env_of(definition)
-        if name in environ:
-            values[definition.name] = convert(definition, environ[name], f"environment variable {name}")
-    known = {env_of(d) for d in definitions()} | {CONFIG_ENV}
-    unknown = sorted(k for k in environ if k.startswith(ENV_PREFIX) and k not in known)
-    if unknown:
-        raise SettingsError(f"unknown environment variable {unknown[0]} (known: see dockyter-server --help)")
-    return values
-
-
-def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The settings of a TOML file: top-level keys named like the settings."""
-    try:
-        with open(path, "rb") as file:
-            data = tomllib.load(file)
-    except OSError as error:
-        raise SettingsError(f"cannot read the config file {str(path)!r}: {error.strerror}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise SettingsError(f"the config file {str(path)!r} is not valid TOML: {error}") from None
-    values = {}
-    names = {d.name for d in definitions()}
-    for key, raw in data.items():
-        if key not in names:
-            raise SettingsError(f"unknown setting {key!r} in the config file {str(path)!r}")
-        values[key] = convert(_definition(key), raw, f"{key!r} in {str(path)!r}")
-    return values
-
-
-def convert(definition: dataclasses.Field[Any], raw: Any, where: str) -> Any:
-    """Turn ``raw`` (text from a flag or the environment, or a TOML value) into the setting's type."""
-    kind = kind_of(definition)
-    try:
-        if kind in ("list", "command"):
-            if isinstance(raw, list) and all(isinstance(item, str) for item in raw):
-                # Repeated flags or a TOML array; a flag given as "a,b" still means two items.
-                return [part for item in raw for part in (_split_list(item) if kind == "list" else [item])]
-            if isinstance(raw, str):
-                return _split_list(raw) if kind == "list" else shlex.split(raw)
-            raise TypeError
-        if kind == "bool":
-            if isinstance(raw, bool):
-                return raw
-            if isinstance(raw, str) and raw.strip().lower() in _BOOLEANS:
-                return _BOOLEANS[raw.strip().lower()]
-            raise TypeError
-        if kind == "int":
-            if isinstance(raw, bool):
-                raise TypeError
-            return int(raw)
-        if kind == "float":
-            if isinstance(raw, bool):
-                raise TypeError
-            return float(raw)
-        if not isinstance(raw, str):
-            raise TypeError
-        return raw
-    except (TypeError, ValueError):
-        expected = {
-            "list": "a comma-separated list (or an array of strings)",
-            "command": "a command line (or an array of strings)",
-            "bool": "true or false",
-            "int": "an integer",
-            "float": "a number",
-            "str": "a string",
-        }[kind]
-        raise SettingsError(f"{where}: expected {expected}, got {raw!r}") from None
-
-
-_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
-
-
-def _split_list(text: str) -> list[str]:
-    return [item.strip() for item in text.split(",") if item.strip()]
-
-
-def _definition(name: str) -> dataclasses.Field[Any]:
-    return next(d for d in definitions() if d.name == name)
-
-
 # -- checking ---------------------------------------------------------------------------
 
 _SERVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _RUNTIME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+/-]{0,127}")
-_TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 
 
 def is_loopback(host: str) -> bool:
@@ -442,7 +266,7 @@ def is_loopback(host: str) -> bool:
 
 def _check(settings: Settings) -> dict[str, str]:
     """Raise :class:`SettingsError` for any bad value; return the token table."""
-    from .policy import check_flag_names, parse_allowed_mounts  # the policy owns its vocabulary
+    from ..policy import check_flag_names, parse_allowed_mounts  # the policy owns its vocabulary
 
     s = settings
     if not 0 <= s.port <= 65535:
@@ -474,9 +298,9 @@ def _check(settings: Settings) -> dict[str, str]:
     try:
         s.allowed_flags = check_flag_names(s.allowed_flags)
         parse_allowed_mounts(s.allowed_mounts)
+        tokens = read_token_table(s.tokens, s.token_file)
     except ValueError as error:
         raise SettingsError(str(error)) from None
-    tokens = _token_table(s)
     if s.auth and not tokens:
         raise SettingsError(
             f"no tokens: give --token-file or {ENV_PREFIX}TOKENS, or --no-auth to run without "
@@ -488,64 +312,3 @@ def _check(settings: Settings) -> dict[str, str]:
             "bind to 127.0.0.1 or configure tokens"
         )
     return tokens
-
-
-def _token_table(settings: Settings) -> dict[str, str]:
-    entries = list(settings.tokens)
-    if settings.token_file:
-        try:
-            text = Path(settings.token_file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            raise SettingsError(f"cannot read the token file {settings.token_file!r}: {error}") from None
-        entries += [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    table: dict[str, str] = {}
-    for number, entry in enumerate(entries, start=1):
-        name, colon, token = entry.partition(":")
-        if not colon:
-            name, token = f"token-{number}", entry
-        if not _TOKEN_NAME.fullmatch(name):
-            raise SettingsError(f"token name {name!r} must be letters, digits, '_', '.', '@', '-'")
-        if len(token) < MIN_TOKEN_LENGTH or not (token.isascii() and token.isprintable()) or " " in token:
-            raise SettingsError(
-                f"the token named {name!r} must be at least {MIN_TOKEN_LENGTH} "
-                "printable ASCII characters without spaces"
-            )
-        if name in table:
-            raise SettingsError(f"two tokens are named {name!r}")
-        table[name] = token
-    return table
-
-
-# -- documentation ----------------------------------------------------------------------
-
-
-def settings_markdown() -> str:
-    """The settings table of ``docs/server.md``."""
-    rows = [
-        "| setting (config file key) | flag | environment variable | default | meaning |",
-        "| --- | --- | --- | --- | --- |",
-        f"| — | `--config PATH` | `{CONFIG_ENV}` | none | TOML file of settings, keys as in the first column |",
-    ]
-    for definition in definitions():
-        kind = kind_of(definition)
-        default = default_of(definition)
-        if kind == "bool":
-            flag = f"`{flag_of(definition)}` / `--no-{flag_of(definition)[2:]}`"
-            shown = "true" if default else "false"
-        else:
-            flag = f"`{flag_of(definition)} {definition.metadata.get('metavar') or 'VALUE'}`"
-            if kind == "list":
-                flag += " (repeatable)"
-            if kind == "list":
-                shown = ", ".join(f"`{item}`" for item in default) or "none"
-            elif kind == "command":
-                shown = f"`{shlex.join(default)}`" if default else "none"
-            else:
-                shown = f"`{default}`" if default != "" else "empty"
-        help_text = definition.metadata["help"].replace("|", "\\|")
-        rows.append(f"| `{definition.name}` | {flag} | `{env_of(definition)}` | {shown} | {help_text} |")
-    return "\n".join(rows) + "\n"
-
-
-if __name__ == "__main__":  # python -m dockyter.server.settings: the docs table
-    print(settings_markdown(), end="")
