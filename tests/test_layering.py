@@ -37,3 +37,9 @@ def test_reading_configuration_loads_no_ipython(module):
 def test_the_contract_is_standard_library_only():
     loaded = loaded_after("import dockyter.contract", ("IPython", "traitlets", "requests", "fastapi", "dockyter"))
     assert loaded == ["dockyter", "dockyter.contract"]
+
+
+def test_the_settings_do_not_need_the_policy():
+    # The policy reads the settings; what both need of the operator's allowlist is in allowlist.py.
+    loaded = loaded_after("import dockyter.server.settings", ("dockyter.server",))
+    assert "dockyter.server.allowlist" in loaded and "dockyter.server.policy" not in loaded, loaded

@@ -10,7 +10,8 @@ import os
 import pytest
 
 from dockyter.dockerargs import DockerArgsError
-from dockyter.server.policy import DEFAULT_SHELL, Policy, PolicyError, check_flag_names, parse_allowed_mounts
+from dockyter.server.allowlist import check_flag_names, parse_allowed_mounts
+from dockyter.server.policy import DEFAULT_SHELL, Policy, PolicyError
 from dockyter.server.settings import Settings, SettingsError
 
 IMAGE = "dockyter-test/bash:1"
@@ -404,6 +405,9 @@ def test_allowed_mounts_are_absolute_and_read_only_unless_said_otherwise():
     assert (third.path, third.writable) == ("/srv/x", False)
     with pytest.raises(SettingsError, match="must be an absolute path"):
         Settings(auth=False, allowed_mounts=["data:rw"])
+    settings = Settings(auth=False, allowed_mounts=["/data", "/scratch:rw"])
+    assert settings.allowed_mounts == ["/data", "/scratch:rw"]  # as the operator wrote them
+    assert [(m.path, m.writable) for m in settings.mount_rules()] == [("/data", False), ("/scratch", True)]
 
 
 def test_a_host_the_server_cannot_read_refuses_bind_mounts(policy, mounts, monkeypatch):

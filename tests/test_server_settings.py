@@ -61,7 +61,9 @@ def test_lists_come_from_repeated_flags_or_commas_and_replace_lower_layers():
     settings = load(["--no-auth", "--docker-command", "sudo -n docker", "--extra-run-args", "--ulimit nofile=64"])
     assert settings.docker_command == ["sudo", "-n", "docker"]
     assert settings.extra_run_args == ["--ulimit", "nofile=64"]
-    assert load(["--no-auth", "--allow-flag", "env", "--allow-flag=-v"]).allowed_flags == ["--env", "--volume"]
+    settings = load(["--no-auth", "--allow-flag", "env", "--allow-flag=-v"])
+    assert settings.allowed_flags == ["env", "-v"]  # as the operator wrote them
+    assert settings.flag_names() == ("--env", "--volume")  # as the policy compares them
 
 
 def test_booleans_from_flags_and_environment():

@@ -4,6 +4,7 @@ It serves the HTTP contract of ``docs/api.md`` and runs every execution as one c
 through the docker CLI. The pieces, one idea each:
 
 * :mod:`.settings` -- every setting, read from flags, ``DOCKYTER_SERVER_*`` and a TOML file;
+* :mod:`.allowlist` -- what an operator may allow: option names, host mounts, what never;
 * :mod:`.policy` -- what a request may ask for (images, flags, mounts, shells);
 * :mod:`.executor` -- running, streaming, limiting and always removing the containers;
 * :mod:`.app` -- the FastAPI application (:func:`.app.create_app`): auth, negotiation, limits, logging;

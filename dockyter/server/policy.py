@@ -6,7 +6,7 @@
 check under its canonical name. Then:
 
 * options that open the host or break the container's lifecycle are refused whatever their
-  value (:data:`NEVER_ALLOWED`), even if an operator lists them;
+  value (:data:`.allowlist.NEVER_ALLOWED`), even if an operator lists them;
 * namespace options are refused with ``host`` or ``container:...`` values;
 * every other option must be in the operator's ``allowed_flags``, and its value is checked
   where it matters: mounts (host paths, named volumes), networks, labels;
@@ -30,45 +30,21 @@ import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 from ..contract import DEFAULT_SHELL
-from ..dockerargs import ALIASES, BOOL_FLAGS, SHORT_FLAGS, VALUE_FLAGS, DockerOption, RunArgs, parse_run_args
+from ..dockerargs import DockerOption, RunArgs, parse_run_args
+from .allowlist import NEVER_ALLOWED, AllowedMount
 from .hostview import HostSurvey, HostView, normalise, within
 from .mountpath import PathRefused, resolve_source, trusted_links
+from .settings import Settings
 
 log = logging.getLogger("dockyter.server")
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .settings import Settings
 
 
 class PolicyError(Exception):
     """The policy refuses the request (HTTP 403); the message names the offending argument."""
 
-
-# Options refused however they are written and whatever an operator allows, with the reason.
-NEVER_ALLOWED: dict[str, str] = {
-    "--privileged": "it gives the container full access to the host",
-    "--cap-add": "it gives back capabilities the server drops",
-    "--device": "it gives the container a host device",
-    "--device-cgroup-rule": "it gives the container access to host devices",
-    "--security-opt": "it can switch off the container's confinement",
-    "--volumes-from": "it mounts the volumes of another container",
-    "--use-api-socket": "it gives the container the engine's API socket",
-    "--cgroup-parent": "it moves the container out of the server's resource limits",
-    "--publish": "it opens a port on the server's host",
-    "--publish-all": "it opens ports on the server's host",
-    "--env-file": "it reads a file on the server",
-    "--label-file": "it reads a file on the server",
-    "--cidfile": "it writes a file on the server",
-    "--name": "the server names its containers itself",
-    "--detach": "the server follows every container to its end",
-    "--restart": "the server removes every container when it ends",
-    "--log-driver": "the server sets the container's logging itself",
-    "--log-opt": "the server sets the container's logging itself",
-    "--runtime": "the server chooses the container's runtime",
-}
 
 # Switches the server always sets: turning them off would leave containers behind or unmanaged.
 LIFECYCLE_SWITCHES = {"--rm", "--init"}
@@ -94,14 +70,6 @@ VOLUME_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]+")
 
 
 @dataclass(frozen=True)
-class AllowedMount:
-    """A host directory an operator lets requests bind-mount."""
-
-    path: str  # absolute and normalised
-    writable: bool  # True: also writable, but only as a whole; False: read-only, it or any real path below
-
-
-@dataclass(frozen=True)
 class Plan:
     """A request the policy accepted: what the executor runs."""
 
@@ -110,46 +78,13 @@ class Plan:
     has_network: bool  # the request chose its own --network (the server then adds none)
 
 
-def check_flag_names(names: list[str]) -> list[str]:
-    """Canonical long names for ``allowed_flags`` (``env``, ``-e`` and ``--env`` all work).
-
-    Raises ValueError for an unknown option or one in :data:`NEVER_ALLOWED`.
-    """
-    canonical = []
-    for name in names:
-        if re.fullmatch(r"-[A-Za-z]", name):
-            long = SHORT_FLAGS.get(name[1])
-        else:
-            long = "--" + name.lstrip("-")
-            long = ALIASES.get(long, long)
-        if long is None or long not in VALUE_FLAGS | BOOL_FLAGS:
-            raise ValueError(f"allowed_flags: {name!r} is not a docker run option")
-        if long in NEVER_ALLOWED:
-            raise ValueError(f"allowed_flags: {long} can never be allowed: {NEVER_ALLOWED[long]}")
-        canonical.append(long)
-    return canonical
-
-
-def parse_allowed_mounts(entries: list[str]) -> list[AllowedMount]:
-    """``PATH``, ``PATH:ro`` or ``PATH:rw`` entries; raises ValueError for a bad one."""
-    mounts = []
-    for entry in entries:
-        path, colon, mode = entry.rpartition(":")
-        if not colon or mode not in ("ro", "rw"):
-            path, mode = entry, "ro"
-        if not path.startswith("/"):
-            raise ValueError(f"allowed_mounts: {entry!r} must be an absolute path, optionally followed by :ro or :rw")
-        mounts.append(AllowedMount(normalise(path), writable=mode == "rw"))
-    return mounts
-
-
 class Policy:
     """The checks of one server's settings; :meth:`check` turns a request into a :class:`Plan`."""
 
     def __init__(self, settings: Settings) -> None:
         self.images = list(settings.allowed_images)
-        self.flags = set(settings.allowed_flags)
-        self.mounts = parse_allowed_mounts(settings.allowed_mounts)
+        self.flags = set(settings.flag_names())
+        self.mounts = list(settings.mount_rules())
         self.volumes = list(settings.allowed_volumes)
         self.networks = {"none", *settings.allowed_networks}
         self.shells = [tuple(shlex.split(shell)) for shell in settings.allowed_shells]

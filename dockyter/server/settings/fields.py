@@ -2,7 +2,9 @@
 
 Each field of :class:`Settings` carries its help text and its command-line flag; the sources
 (:mod:`.sources`) and the documentation table (:mod:`.table`) are derived from these
-definitions. A :class:`Settings` is checked when constructed, and its token table read then.
+definitions. A :class:`Settings` is checked when constructed, and the forms the server works
+with (the token table, canonical option names, parsed mounts) are derived then, once, without
+changing what the operator wrote.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..allowlist import AllowedMount, check_flag_names, parse_allowed_mounts
 from .tokens import MIN_TOKEN_LENGTH, read_token_table
 
 ENV_PREFIX = "DOCKYTER_SERVER_"
@@ -212,11 +215,19 @@ class Settings:
     log_level: str = setting("info", "Logging level: debug, info, warning or error.", metavar="LEVEL")
 
     def __post_init__(self) -> None:
-        self._token_table = _check(self)
+        self._token_table, self._flag_names, self._mount_rules = _check(self)
 
     def token_table(self) -> dict[str, str]:
         """Accepted tokens by name (read once, from ``tokens`` and ``token_file``)."""
         return dict(self._token_table)
+
+    def flag_names(self) -> tuple[str, ...]:
+        """``allowed_flags`` by canonical long name (``env`` and ``-e`` are ``--env``)."""
+        return self._flag_names
+
+    def mount_rules(self) -> tuple[AllowedMount, ...]:
+        """``allowed_mounts``, parsed (once, here)."""
+        return self._mount_rules
 
 
 # -- the definition, seen from outside -------------------------------------------------
@@ -264,10 +275,8 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _check(settings: Settings) -> dict[str, str]:
-    """Raise :class:`SettingsError` for any bad value; return the token table."""
-    from ..policy import check_flag_names, parse_allowed_mounts  # the policy owns its vocabulary
-
+def _check(settings: Settings) -> tuple[dict[str, str], tuple[str, ...], tuple[AllowedMount, ...]]:
+    """Raise :class:`SettingsError` for any bad value; return the token table, flag names and mounts."""
     s = settings
     if not 0 <= s.port <= 65535:
         raise SettingsError(f"port must be between 0 and 65535, not {s.port}")
@@ -296,8 +305,8 @@ def _check(settings: Settings) -> dict[str, str]:
         if not shlex.split(shell):
             raise SettingsError("allowed_shells must not contain an empty shell")
     try:
-        s.allowed_flags = check_flag_names(s.allowed_flags)
-        parse_allowed_mounts(s.allowed_mounts)
+        flag_names = tuple(check_flag_names(s.allowed_flags))
+        mount_rules = tuple(parse_allowed_mounts(s.allowed_mounts))
         tokens = read_token_table(s.tokens, s.token_file)
     except ValueError as error:
         raise SettingsError(str(error)) from None
@@ -311,4 +320,4 @@ def _check(settings: Settings) -> dict[str, str]:
             f"--no-auth is refused on {s.host!r}: anyone who can reach it could run containers; "
             "bind to 127.0.0.1 or configure tokens"
         )
-    return tokens
+    return tokens, flag_names, mount_rules
