@@ -1,6 +1,6 @@
 """One session's container and its shell, driven from the kernel: start, run a cell, stop.
 
-The container is ``docker run -i --rm --init ... IMAGE bash --login -i`` kept attached: its
+The container is ``docker run -i --rm ... IMAGE bash --login -i`` kept attached: its
 stdin is our pipe, its stdout and stderr come back apart. Cells are fed one line each
 (:mod:`dockyter.sessionwire`). Two reader threads copy the pipes into a queue while a cell
 runs; between cells they keep at most :data:`IDLE_KEEP` bytes of what background processes
@@ -24,7 +24,7 @@ from typing import IO
 from .backends.base import EXIT_INTERRUPTED, EXIT_TIMEOUT, RunResult
 from .errors import DockyterError, RuntimeNotFound
 from .output import OutputSink, Stream
-from .sessionwire import KILL_SCRIPT, FrameScanner, cell_line, new_token, setup_line, sync_line
+from .sessionwire import INTERRUPT_SCRIPT, KILL_SCRIPT, FrameScanner, cell_line, new_token, setup_line, sync_line
 
 READ_SIZE = 65536
 SIGNAL_CHECK = 0.2  # never block longer than this, so an interrupt is seen (see backends/docker.py)
@@ -257,11 +257,10 @@ class SessionShell:
 
     def _signal(self, step: str) -> None:
         if step == "INT":
-            # docker's init (tini, TINI_KILL_PROCESS_GROUP=1) sends it to the shell's process
-            # group: the running command, and the shell itself, which drops the rest of the cell.
-            self.control("kill", "--signal", "INT", self.container)
+            script = INTERRUPT_SCRIPT
         else:
-            self.control("exec", self.container, "bash", "-c", KILL_SCRIPT, "_", str(self.shell_pid), step)
+            script = KILL_SCRIPT
+        self.control("exec", self.container, "bash", "-c", script, "_", str(self.shell_pid), step)
 
     def control(self, *args: str) -> subprocess.CompletedProcess[str] | None:
         """A short runtime command (kill, exec, rm, stats); None if it could not run."""

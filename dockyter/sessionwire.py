@@ -15,7 +15,8 @@ is 128 random bits, new for every cell, so output cannot end a cell by accident.
 
 The shell is interactive on purpose: an interactive bash that gets SIGINT abandons the
 current command line, loops included, and reads the next one, exactly as a terminal's Ctrl-C
-does. After an interrupt a *sync* line (``__dockyter_end <token> $?``) finds the end.
+does. The shell is the container's pid 1 (no init): ``kill 1`` and ``docker stop`` reach it
+directly. After an interrupt a *sync* line (``__dockyter_end <token> $?``) finds the end.
 
 Nothing here imports IPython: ``dockyter-server`` speaks the same protocol.
 """
@@ -93,6 +94,12 @@ def sync_line(token: str) -> bytes:
     """After an interrupt: a line whose frame says the shell reads commands again (and ``$?``)."""
     return f"__dockyter_end {token} $?\n".encode()
 
+
+# Run with `bash -c INTERRUPT_SCRIPT _ SHELL_PID` through `docker exec`: Ctrl-C as a terminal
+# gives it. The shell first (it then drops the rest of the cell once the command ends), then
+# every other process of the container: the running command and its children. Background jobs
+# started with `&` ignore SIGINT (bash starts them so without job control) and keep running.
+INTERRUPT_SCRIPT = 'kill -INT "$1"; kill -INT -1 2>/dev/null; exit 0'
 
 # Run with `bash -c KILL_SCRIPT _ SHELL_PID MODE` through `docker exec`: SIGKILL the processes
 # of the session shell's process group (everything a cell started, the shell excepted). MODE

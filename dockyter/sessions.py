@@ -1,0 +1,280 @@
+"""The kernel's sessions by name: start, run a cell, stop, restart, list, and stop idle ones.
+
+A session is a container that outlives its cells (:mod:`dockyter.sessionshell`), labelled
+like every container Dockyter starts (managed, owner: so a dead kernel's sessions are found by
+the next load's cleanup and ``%docker_cleanup``) plus :data:`~dockyter.sessionwire.SESSION_LABEL`
+with its name. Settings are read from the ``Dockyter`` configurable when they are used.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .backends.base import RunResult
+from .dockerargs import RunArgs
+from .errors import DockyterError
+from .naming import MANAGED_LABEL, OWNER_LABEL, new_container_name, owner_id
+from .output import OutputSink
+from .sessionshell import SessionDead, SessionShell
+from .sessionwire import SESSION_LABEL, SESSION_SHELL
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+# docker run options that would take the session's shell away from us.
+REFUSED_OPTIONS = {
+    "--detach": "a session's container is always detached from the cell",
+    "--tty": "a session has no terminal (stdout and stderr stay apart)",
+    "--attach": "a session attaches to its container itself",
+    "--name": "Dockyter names session containers (the session's name is on its label)",
+}
+REAP_EVERY = 30.0  # seconds between idle checks, at most
+
+
+class SessionError(DockyterError):
+    """A session name or request that cannot be used; the message says what to do."""
+
+    exit_code = 2  # as a misused builtin
+
+
+@dataclass
+class Session:
+    """One named session: its arguments, its live shell (if any), and when it was used."""
+
+    name: str
+    args: RunArgs
+    shell: SessionShell | None = None
+    started: float = field(default_factory=time.time)
+    last_used: float = field(default_factory=time.monotonic)
+    ended: str | None = None  # why it is no longer running (None: running)
+    busy: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def state(self) -> str:
+        return "running" if self.ended is None else "dead"
+
+
+class SessionManager:
+    """The sessions of one kernel; ``settings`` is the ``Dockyter`` configurable."""
+
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+        self.sessions: dict[str, Session] = {}
+        self._lock = threading.Lock()
+        self._reaper: threading.Thread | None = None
+        self._closing = threading.Event()
+
+    # -- names ------------------------------------------------------------------------------
+
+    def get(self, name: str) -> Session:
+        """The session ``name``, or a one-line error naming the closest one."""
+        session = self.sessions.get(name)
+        if session is not None:
+            return session
+        known = sorted(self.sessions)
+        close = difflib.get_close_matches(name, known, n=1)
+        if close:
+            hint = f"; did you mean {close[0]!r}?"
+        elif known:
+            hint = f"; sessions: {', '.join(known)}"
+        else:
+            hint = "; start one with %docker_session start NAME IMAGE"
+        raise SessionError(f"no session named {name!r}{hint}")
+
+    @staticmethod
+    def check_name(name: str) -> None:
+        if not NAME.fullmatch(name):
+            raise SessionError(
+                f"invalid session name {name!r}: use letters, digits, '_', '.' or '-' (at most 63), starting with a letter or digit"
+            )
+
+    # -- starting and stopping ----------------------------------------------------------------
+
+    def start(self, name: str, args: RunArgs) -> Session:
+        """Start session ``name`` from ``args``; a taken name is an error (stop or restart it)."""
+        self.check_name(name)
+        for option, why in REFUSED_OPTIONS.items():
+            if args.has(option) or args.values(option):
+                raise SessionError(f"{option} cannot be used for a session: {why}")
+        existing = self.sessions.get(name)
+        if existing is not None and existing.ended is None:
+            raise SessionError(
+                f"a session named {name!r} is already running ({existing.args.image}): "
+                f"use it, or %docker_session stop {name} first, or pick another name"
+            )
+        session = Session(name, args)
+        self._launch(session)
+        with self._lock:
+            self.sessions[name] = session
+        self._start_reaper()
+        return session
+
+    def _launch(self, session: Session) -> None:
+        container = new_container_name()
+        argv = [
+            *self.settings.docker_command,
+            "run",
+            "-i",
+            "--rm",
+            # No --init: the shell is pid 1, so `kill 1` and `docker stop` reach it at once, and it
+            # reaps orphans itself (bash waits for any child).
+            "--name",
+            container,
+            "--label",
+            f"{MANAGED_LABEL}=1",
+            "--label",
+            f"{OWNER_LABEL}={owner_id()}",
+            "--label",
+            f"{SESSION_LABEL}={session.name}",
+            *self.settings.base_run_args,
+            *session.args.argv(),
+            *SESSION_SHELL,
+        ]
+        shell = SessionShell(self.settings.docker_command, container, argv)
+        try:
+            shell.start()
+        except SessionDead as error:
+            raise SessionDead(f"session {session.name!r} could not start: {error}", error.exit_code) from None
+        session.shell = shell
+        session.started = time.time()
+        session.last_used = time.monotonic()
+        session.ended = None
+
+    def stop(self, name: str) -> Session:
+        session = self.get(name)
+        with session.busy:
+            self._remove(session, "stopped")
+        with self._lock:
+            self.sessions.pop(name, None)
+        return session
+
+    def stop_all(self) -> list[str]:
+        names = sorted(self.sessions)
+        for name in names:
+            self.stop(name)
+        return names
+
+    def restart(self, name: str) -> Session:
+        """A fresh container from the same arguments (files and shell state start over)."""
+        session = self.get(name)
+        with session.busy:
+            self._remove(session, "restarting")
+            self._launch(session)
+        return session
+
+    def _remove(self, session: Session, why: str) -> None:
+        if session.shell is not None:
+            session.shell.remove()
+        if session.ended is None:
+            session.ended = why
+
+    def close(self) -> None:
+        """Stop every session (unload, kernel shutdown)."""
+        self._closing.set()
+        for session in list(self.sessions.values()):
+            self._remove(session, "stopped")
+        self.sessions.clear()
+
+    # -- running --------------------------------------------------------------------------------
+
+    def run(self, name: str, command: str, sink: OutputSink, timeout: float | None, merge_stderr: bool = False) -> RunResult:
+        """Run ``command`` in session ``name``; SessionDead (one line) when it is or goes dead."""
+        session = self.get(name)
+        if session.ended is not None or session.shell is None:
+            sink.close()
+            raise SessionDead(self._dead_message(session), 125)
+        with session.busy:
+            try:
+                return session.shell.run(command, sink, timeout, self.settings.stop_grace, merge_stderr)
+            except SessionDead as error:
+                session.ended = str(error)
+                raise SessionDead(self._dead_message(session), error.exit_code) from None
+            finally:
+                session.last_used = time.monotonic()
+
+    @staticmethod
+    def _dead_message(session: Session) -> str:
+        return f"session {session.name!r} is dead: {session.ended}; %docker_session restart {session.name} starts it again"
+
+    # -- idle sessions ----------------------------------------------------------------------------
+
+    def _start_reaper(self) -> None:
+        if self._reaper is None or not self._reaper.is_alive():
+            self._reaper = threading.Thread(target=self._reap_loop, name="dockyter-session-idle", daemon=True)
+            self._reaper.start()
+
+    def _reap_loop(self) -> None:
+        while not self._closing.is_set() and self.sessions:
+            limit = float(self.settings.session_idle_timeout)
+            self._closing.wait(min(REAP_EVERY, limit / 4) if limit > 0 else REAP_EVERY)
+            try:
+                self.reap_idle()
+            except Exception:  # noqa: BLE001 - a background chore must never disturb the kernel
+                pass
+
+    def reap_idle(self) -> list[str]:
+        """Stop the running sessions idle longer than ``Dockyter.session_idle_timeout``."""
+        limit = float(self.settings.session_idle_timeout)
+        if limit <= 0:
+            return []
+        reaped = []
+        for session in list(self.sessions.values()):
+            idle = time.monotonic() - session.last_used
+            if session.ended is None and idle >= limit and session.busy.acquire(blocking=False):
+                try:
+                    self._remove(session, f"stopped after {idle:.0f} s idle (Dockyter.session_idle_timeout)")
+                    reaped.append(session.name)
+                finally:
+                    session.busy.release()
+        return reaped
+
+    # -- listing ----------------------------------------------------------------------------------
+
+    def rows(self) -> list[tuple[str, ...]]:
+        """(name, image, state, age, idle, memory, container) per session."""
+        memory = self._memory([s.shell.container for s in self.sessions.values() if s.shell and s.ended is None])
+        rows = []
+        for session in sorted(self.sessions.values(), key=lambda s: s.name):
+            if session.ended is None and session.shell is not None and not session.shell.alive:
+                session.ended = session.shell.death_reason()
+            container = session.shell.container if session.shell else ""
+            state = "running" if session.ended is None else f"dead: {session.ended}"
+            if session.busy.locked() and session.ended is None:
+                state = "running (busy)"
+            rows.append(
+                (
+                    session.name,
+                    session.args.image,
+                    state,
+                    _duration(time.time() - session.started),
+                    _duration(time.monotonic() - session.last_used),
+                    memory.get(container, "-"),
+                    container,
+                )
+            )
+        return rows
+
+    def _memory(self, containers: list[str]) -> dict[str, str]:
+        if not containers:
+            return {}
+        shell = next(s.shell for s in self.sessions.values() if s.shell is not None)
+        answer = shell.control("stats", "--no-stream", "--format", "{{.Name}}\t{{.MemUsage}}", *containers)
+        if answer is None or answer.returncode != 0:
+            return {}
+        usage = {}
+        for line in answer.stdout.splitlines():
+            name, _, text = line.partition("\t")
+            usage[name] = text.split("/")[0].strip()
+        return usage
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
