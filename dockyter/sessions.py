@@ -18,7 +18,7 @@ from typing import Any
 from .backends.base import RunResult
 from .dockerargs import RunArgs
 from .errors import DockyterError
-from .naming import MANAGED_LABEL, OWNER_LABEL, new_container_name, owner_id
+from .contract import MANAGED_LABEL, OWNER_LABEL, new_container_name, owner_id
 from .output import OutputSink
 from .sessionshell import SessionDead, SessionShell
 from .sessionwire import SESSION_LABEL, SESSION_SHELL

@@ -21,12 +21,12 @@ import time
 from collections.abc import Sequence
 from typing import IO
 
-from .backends.base import EXIT_INTERRUPTED, EXIT_TIMEOUT, RunResult
+from .backends.base import RunResult
+from .contract import EXIT_INTERRUPTED, EXIT_TIMEOUT, READ_SIZE
 from .errors import DockyterError, RuntimeNotFound
 from .output import OutputSink, Stream
 from .sessionwire import INTERRUPT_SCRIPT, KILL_SCRIPT, FrameScanner, cell_line, new_token, setup_line, sync_line
 
-READ_SIZE = 65536
 SIGNAL_CHECK = 0.2  # never block longer than this, so an interrupt is seen (see backends/docker.py)
 IDLE_KEEP = 65536  # bytes of background output kept between cells, per session
 CONTROL_TIMEOUT = 20.0

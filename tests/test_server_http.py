@@ -44,7 +44,7 @@ def test_original_contract_request_and_reply(server, test_image):
 
 def test_health_needs_no_token_and_says_whether_one_is_accepted(server):
     answer = httpx.get(server.url + "/health").json()
-    assert answer == {"status": "ok", "version": answer["version"], "features": ["stream", "cancel", "exit_code", "timeout"]}
+    assert answer == {"status": "ok", "version": answer["version"], "features": ["stream", "cancel", "exit_code", "timeout", "sessions"]}
     assert httpx.get(server.url + "/health", headers=server.headers()).json()["token"] == "accepted"
     assert httpx.get(server.url + "/health", headers=server.headers("x" * 30)).json()["token"] == "rejected"
 
