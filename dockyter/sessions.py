@@ -1,27 +1,30 @@
 """The kernel's sessions by name: start, run a cell, stop, restart, list, and stop idle ones.
 
-A session is a container that outlives its cells (:mod:`dockyter.sessionshell`), labelled
+A session is a container that outlives its cells, started by the active backend
+(``Backend.open_session``): locally a :class:`~dockyter.sessionshell.SessionShell`, labelled
 like every container Dockyter starts (managed, owner: so a dead kernel's sessions are found by
 the next load's cleanup and ``%docker_cleanup``) plus :data:`~dockyter.sessionwire.SESSION_LABEL`
-with its name. Settings are read from the ``Dockyter`` configurable when they are used.
+with its name; through the API, a session on ``dockyter-server``. Settings
+(``stop_grace``, ``session_idle_timeout``) are read from the ``Dockyter`` configurable when used.
 """
 
 from __future__ import annotations
 
+import atexit
 import difflib
 import re
 import threading
 import time
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .backends.base import RunResult
+from .backends.base import Backend, RunRequest, RunResult, SessionHandle
 from .dockerargs import RunArgs
 from .errors import DockyterError
-from .contract import MANAGED_LABEL, OWNER_LABEL, new_container_name, owner_id
 from .output import OutputSink
 from .sessionshell import SessionDead, SessionShell
-from .sessionwire import SESSION_LABEL, SESSION_SHELL
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 # docker run options that would take the session's shell away from us.
@@ -46,7 +49,7 @@ class Session:
 
     name: str
     args: RunArgs
-    shell: SessionShell | None = None
+    shell: SessionHandle | None = None
     started: float = field(default_factory=time.time)
     last_used: float = field(default_factory=time.monotonic)
     ended: str | None = None  # why it is no longer running (None: running)
@@ -58,14 +61,23 @@ class Session:
 
 
 class SessionManager:
-    """The sessions of one kernel; ``settings`` is the ``Dockyter`` configurable."""
+    """The sessions of one kernel; ``settings`` is the ``Dockyter`` configurable.
 
-    def __init__(self, settings: Any) -> None:
+    ``backend()`` gives the backend that starts new sessions (the active one when they start);
+    a session keeps the handle it got. At interpreter exit (a kernel shutting down) every
+    session is stopped; a kernel that is killed leaves them to the clean-up of dead kernels.
+    """
+
+    def __init__(self, settings: Any, backend: Callable[[], Backend]) -> None:
         self.settings = settings
+        self.backend = backend
         self.sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
         self._reaper: threading.Thread | None = None
         self._closing = threading.Event()
+        closer = weakref.WeakMethod(self.close)
+        self._at_exit = lambda: (method := closer()) is not None and method()
+        atexit.register(self._at_exit)
 
     # -- names ------------------------------------------------------------------------------
 
@@ -113,32 +125,11 @@ class SessionManager:
         return session
 
     def _launch(self, session: Session) -> None:
-        container = new_container_name()
-        argv = [
-            *self.settings.docker_command,
-            "run",
-            "-i",
-            "--rm",
-            # No --init: the shell is pid 1, so `kill 1` and `docker stop` reach it at once, and it
-            # reaps orphans itself (bash waits for any child).
-            "--name",
-            container,
-            "--label",
-            f"{MANAGED_LABEL}=1",
-            "--label",
-            f"{OWNER_LABEL}={owner_id()}",
-            "--label",
-            f"{SESSION_LABEL}={session.name}",
-            *self.settings.base_run_args,
-            *session.args.argv(),
-            *SESSION_SHELL,
-        ]
-        shell = SessionShell(self.settings.docker_command, container, argv)
         try:
-            shell.start()
+            handle = self.backend().open_session(session.name, session.args)
         except SessionDead as error:
             raise SessionDead(f"session {session.name!r} could not start: {error}", error.exit_code) from None
-        session.shell = shell
+        session.shell = handle
         session.started = time.time()
         session.last_used = time.monotonic()
         session.ended = None
@@ -173,6 +164,7 @@ class SessionManager:
 
     def close(self) -> None:
         """Stop every session (unload, kernel shutdown)."""
+        atexit.unregister(self._at_exit)
         self._closing.set()
         for session in list(self.sessions.values()):
             self._remove(session, "stopped")
@@ -180,15 +172,15 @@ class SessionManager:
 
     # -- running --------------------------------------------------------------------------------
 
-    def run(self, name: str, command: str, sink: OutputSink, timeout: float | None, merge_stderr: bool = False) -> RunResult:
-        """Run ``command`` in session ``name``; SessionDead (one line) when it is or goes dead."""
+    def run(self, name: str, request: RunRequest, sink: OutputSink) -> RunResult:
+        """Run ``request.command`` in session ``name``; SessionDead (one line) when it is or goes dead."""
         session = self.get(name)
         if session.ended is not None or session.shell is None:
             sink.close()
             raise SessionDead(self._dead_message(session), 125)
         with session.busy:
             try:
-                return session.shell.run(command, sink, timeout, self.settings.stop_grace, merge_stderr)
+                return session.shell.run(request, sink, self.settings.stop_grace)
             except SessionDead as error:
                 session.ended = str(error)
                 raise SessionDead(self._dead_message(session), error.exit_code) from None
@@ -235,7 +227,7 @@ class SessionManager:
 
     def rows(self) -> list[tuple[str, ...]]:
         """(name, image, state, age, idle, memory, container) per session."""
-        memory = self._memory([s.shell.container for s in self.sessions.values() if s.shell and s.ended is None])
+        memory = self._memory([s.shell for s in self.sessions.values() if isinstance(s.shell, SessionShell) and s.ended is None])
         rows = []
         for session in sorted(self.sessions.values(), key=lambda s: s.name):
             if session.ended is None and session.shell is not None and not session.shell.alive:
@@ -257,11 +249,13 @@ class SessionManager:
             )
         return rows
 
-    def _memory(self, containers: list[str]) -> dict[str, str]:
-        if not containers:
+    @staticmethod
+    def _memory(shells: list[SessionShell]) -> dict[str, str]:
+        """Memory in use by local session containers, from one ``docker stats`` call."""
+        if not shells:
             return {}
-        shell = next(s.shell for s in self.sessions.values() if s.shell is not None)
-        answer = shell.control("stats", "--no-stream", "--format", "{{.Name}}\t{{.MemUsage}}", *containers)
+        containers = [shell.container for shell in shells]
+        answer = shells[0].control("stats", "--no-stream", "--format", "{{.Name}}\t{{.MemUsage}}", *containers)
         if answer is None or answer.returncode != 0:
             return {}
         usage = {}

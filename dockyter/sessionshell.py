@@ -21,11 +21,23 @@ import time
 from collections.abc import Sequence
 from typing import IO
 
-from .backends.base import RunResult
-from .contract import EXIT_INTERRUPTED, EXIT_TIMEOUT, READ_SIZE
+from .backends.base import RunRequest, RunResult
+from .backends.settings import DockerSettings
+from .contract import EXIT_INTERRUPTED, EXIT_TIMEOUT, MANAGED_LABEL, OWNER_LABEL, READ_SIZE, new_container_name, owner_id
+from .dockerargs import RunArgs
 from .errors import DockyterError, RuntimeNotFound
 from .output import OutputSink, Stream
-from .sessionwire import INTERRUPT_SCRIPT, KILL_SCRIPT, FrameScanner, cell_line, new_token, setup_line, sync_line
+from .sessionwire import (
+    INTERRUPT_SCRIPT,
+    KILL_SCRIPT,
+    SESSION_LABEL,
+    SESSION_SHELL,
+    FrameScanner,
+    cell_line,
+    new_token,
+    setup_line,
+    sync_line,
+)
 
 SIGNAL_CHECK = 0.2  # never block longer than this, so an interrupt is seen (see backends/docker.py)
 IDLE_KEEP = 65536  # bytes of background output kept between cells, per session
@@ -63,6 +75,22 @@ class SessionShell:
         self._scanners: dict[Stream, FrameScanner] = {"stdout": FrameScanner(), "stderr": FrameScanner()}
 
     # -- starting ----------------------------------------------------------------------------
+
+    @classmethod
+    def launch(cls, settings: DockerSettings, name: str, args: RunArgs) -> SessionShell:
+        """Start session ``name`` from ``args`` with the container CLI of ``settings``."""
+        container = new_container_name()
+        argv = [
+            *settings.docker_command, "run", "-i", "--rm", "--name", container,
+            # Labelled as every container a kernel starts (so a dead kernel's are found), and named.
+            "--label", f"{MANAGED_LABEL}=1", "--label", f"{OWNER_LABEL}={owner_id()}", "--label", f"{SESSION_LABEL}={name}",
+            # No --init: the shell is pid 1, so `kill 1` and `docker stop` reach it at once, and
+            # it reaps orphans itself (bash waits for any child).
+            *settings.base_run_args, *args.argv(), *SESSION_SHELL,
+        ]  # fmt: skip
+        shell = cls(settings.docker_command, container, argv)
+        shell.start()
+        return shell
 
     def start(self) -> None:
         """Start the container and wait until its shell answers; one-line errors otherwise."""
@@ -153,15 +181,18 @@ class SessionShell:
     def alive(self) -> bool:
         return self._process is not None and not self._eof and self._process.poll() is None
 
-    def run(
-        self, command: str, sink: OutputSink, timeout: float | None, stop_grace: float, merge_stderr: bool = False
-    ) -> RunResult:
+    def run(self, request: RunRequest, sink: OutputSink, stop_grace: float) -> RunResult:
         """Run one cell, streaming into ``sink``; the stop ladder on interrupt or timeout.
 
         Raises SessionDead when the shell is gone before or during the cell; ValueError for a
         cell no shell can receive (a NUL character).
         """
-        line = cell_line(command, new_token(), merge_stderr)
+        timeout = request.timeout
+        try:
+            line = cell_line(request.command, new_token(), request.merge_stderr)
+        except ValueError as error:  # a NUL character
+            sink.close()
+            raise DockyterError(str(error)) from None
         if not self.alive:
             raise SessionDead(self.death_reason(), self.exit_status or 125)
         token = line.rsplit(b" ", 2)[1].decode()

@@ -14,6 +14,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from dockyter.backends.base import RunRequest
+from dockyter.backends.docker import DockerBackend
 from dockyter.dockerargs import parse_run_args
 from dockyter.output import OutputSink
 from dockyter.sessions import SessionError, SessionManager
@@ -24,15 +26,18 @@ from helpers import docker, wait_until
 pytestmark = pytest.mark.docker
 
 
-def settings(**overrides: object) -> SimpleNamespace:
+def new_manager(**overrides: object) -> SessionManager:
+    """Sessions on the docker backend, with plain settings in place of the Dockyter configurable."""
     values = dict(docker_command=["docker"], base_run_args=["--log-driver", "none"], stop_grace=1.0, session_idle_timeout=0.0)
     values.update(overrides)
-    return SimpleNamespace(**values)
+    settings = SimpleNamespace(**values)
+    backend = DockerBackend(settings)
+    return SessionManager(settings, lambda: backend)
 
 
 @pytest.fixture
 def manager(no_leftover_containers) -> Iterator[SessionManager]:
-    sessions = SessionManager(settings())
+    sessions = new_manager()
     yield sessions
     sessions.close()
 
@@ -41,7 +46,8 @@ class Ran:
     def __init__(self, manager: SessionManager, name: str, command: str, timeout: float | None = None, merge: bool = False):
         sink = OutputSink(show=False, capture=True)
         started = time.monotonic()
-        self.result = manager.run(name, command, sink, timeout, merge)
+        request = RunRequest(args=parse_run_args("unused"), command=command, timeout=timeout, merge_stderr=merge)
+        self.result = manager.run(name, request, sink)
         self.seconds = time.monotonic() - started
         self.stdout = sink.text("stdout")
         self.stderr = sink.text("stderr")
@@ -169,7 +175,7 @@ def test_an_image_without_bash(manager, sh_image):
 
 
 def test_idle_sessions_are_stopped_in_the_background(no_leftover_containers, test_image):
-    manager = SessionManager(settings(session_idle_timeout=1.0))
+    manager = new_manager(session_idle_timeout=1.0)
     try:
         session = manager.start("idle", parse_run_args(test_image))
         busy = Ran(manager, "idle", "sleep 1.5; echo used")  # a running cell is never idle
