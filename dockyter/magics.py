@@ -159,7 +159,8 @@ class DockyterMagics(Magics):
         if options.err:
             store[options.err] = "stderr"
         raise_on_error = core.raise_on_error if options.raise_on_error is None else options.raise_on_error
-        core.run(cell, cell_asker(raise_on_error), timeout=options.timeout, store=store, session=options.session)
+        with usage_errors():
+            core.run(cell, cell_asker(raise_on_error), timeout=options.timeout, store=store, session=options.session)
 
     docker.__doc__ = cell_usage()
 
@@ -191,7 +192,8 @@ class DockyterMagics(Magics):
         rest = words[1:] if "=" in words[0] else words[2:]
         if not name or rest:
             raise UsageError("usage: %docker --session NAME")
-        session = self.core.sessions.get(name)  # an unknown name: one line, with "did you mean"
+        with usage_errors():
+            session = self.core.sessions.get(name)  # an unknown name: one line, with "did you mean"
         self.core.session = name
         self.core.redirect = True
         print(f"Dockyter: `!` now runs in session {name!r} ({session.args.image}); %docker_off to stop.")

@@ -22,7 +22,7 @@ from typing import Any
 
 from .backends.base import Backend, RunRequest, RunResult, SessionHandle
 from .dockerargs import RunArgs
-from .errors import DockyterError
+from .errors import BadUsage
 from .output import OutputSink
 from .sessionshell import SessionDead, SessionShell
 
@@ -37,10 +37,8 @@ REFUSED_OPTIONS = {
 REAP_EVERY = 30.0  # seconds between idle checks, at most
 
 
-class SessionError(DockyterError):
-    """A session name or request that cannot be used; the message says what to do."""
-
-    exit_code = 2  # as a misused builtin
+class SessionError(BadUsage):
+    """A session name or request that cannot be used (a usage error); the message says what to do."""
 
 
 @dataclass
