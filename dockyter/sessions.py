@@ -24,7 +24,8 @@ from .backends.base import Backend, RunRequest, RunResult, SessionHandle
 from .dockerargs import RunArgs
 from .errors import BadUsage
 from .output import OutputSink
-from .sessionshell import SessionDead, SessionShell
+from .errors import SessionDead
+from .sessionshell import SessionShell
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 # docker run options that would take the session's shell away from us.

@@ -25,7 +25,7 @@ from .backends.base import RunRequest, RunResult
 from .backends.settings import DockerSettings
 from .contract import EXIT_INTERRUPTED, EXIT_TIMEOUT, MANAGED_LABEL, OWNER_LABEL, READ_SIZE, new_container_name, owner_id
 from .dockerargs import RunArgs
-from .errors import DockyterError, RuntimeNotFound
+from .errors import DockyterError, RuntimeNotFound, SessionDead
 from .output import OutputSink, Stream
 from .sessionwire import (
     INTERRUPT_SCRIPT,
@@ -47,14 +47,6 @@ SETTLE = 3.0  # seconds each later step of the stop ladder waits for the shell t
 Item = tuple[Stream, "bytes | None"]  # a chunk of output, or None at end-of-file
 TIMED_OUT = -1 << 40  # _pump's answer when the deadline passed (no shell status is this)
 ENDED = -(1 << 41)  # _pump's answer when the shell ended before answering
-
-
-class SessionDead(DockyterError):
-    """The session's shell or container is gone; the message says why."""
-
-    def __init__(self, message: str, exit_code: int = 125) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 class SessionShell:

@@ -19,7 +19,7 @@ from dockyter.backends.docker import DockerBackend
 from dockyter.dockerargs import parse_run_args
 from dockyter.output import OutputSink
 from dockyter.sessions import SessionError, SessionManager
-from dockyter.sessionshell import SessionDead
+from dockyter.errors import SessionDead
 from dockyter.sessionwire import FrameScanner, ansi_c_quote
 from helpers import docker, wait_until
 
