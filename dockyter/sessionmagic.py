@@ -88,12 +88,13 @@ def session_command(core: Dockyter, line: str) -> SessionTable | None:
         if len(rest) != 1:
             raise BadUsage("usage: %docker_session stop NAME | --all")
         core.sessions.stop(rest[0])
-        if core.session == rest[0]:  # `!` no longer has anywhere to run
-            core.session = ""
+        if core.session == rest[0] and core.redirect:  # `!` no longer has anywhere to run
             core.redirect = False
             print(f"Dockyter: session {rest[0]!r} stopped; `!` runs on the host again")
         else:
             print(f"Dockyter: session {rest[0]!r} stopped")
+        if core.session == rest[0]:
+            core.session = ""
         return None
     if action == "restart":
         if len(rest) != 1:

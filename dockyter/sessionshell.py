@@ -32,6 +32,7 @@ from .sessionwire import (
     KILL_SCRIPT,
     SESSION_LABEL,
     SESSION_SHELL,
+    STOP_NOISE,
     FrameScanner,
     cell_line,
     new_token,
@@ -64,6 +65,7 @@ class SessionShell:
         self._idle: collections.deque[Item] = collections.deque()
         self._idle_size = 0
         self._eof = False
+        self._stopping = False  # in the stop ladder: drop STOP_NOISE from stderr
         self._scanners: dict[Stream, FrameScanner] = {"stdout": FrameScanner(), "stderr": FrameScanner()}
 
     # -- starting ----------------------------------------------------------------------------
@@ -243,6 +245,8 @@ class SessionShell:
                     break
                 continue
             output, frames = scanner.feed(data)
+            if self._stopping and stream == "stderr":
+                output = STOP_NOISE.sub(b"", output)
             if output:
                 sink.write_bytes(stream, output)
             for found, status in frames:
@@ -262,6 +266,13 @@ class SessionShell:
         Each step sends a sync line: the shell answers it only once the cell has ended.
         """
         steps = [("INT", grace), ("foreground", SETTLE), ("all", SETTLE)]
+        self._stopping = True
+        try:
+            return self._ladder(sink, steps, code, reason, what)
+        finally:
+            self._stopping = False
+
+    def _ladder(self, sink: OutputSink, steps: list[tuple[str, float]], code: int, reason: str, what: str) -> RunResult:
         for step, wait in steps:
             try:
                 self._signal(step)

@@ -34,6 +34,10 @@ SESSION_LABEL = "io.dockyter.session"  # the session's name, on its container
 # Copies of the shell's own stdout and stderr, for the frames (high numbers a cell will not use).
 OUT_FD, ERR_FD = 62, 63
 
+# What bash itself writes on stderr while a command is being stopped: the newline after ^C, and
+# its complaint about the terminal it does not have when a job dies of SIGKILL. Not the cell's.
+STOP_NOISE = re.compile(rb"^\n|bash: \[\d+: \d+ \(\d+\)\] tcsetattr: Inappropriate ioctl for device\n")
+
 TOKEN_HEX = 32
 FRAME = re.compile(rb"\x1f([0-9a-f]{%d})(?::(-?[0-9]{1,10}))?\n" % TOKEN_HEX)
 # A frame cut short at the end of a read: held back until the next read completes it.

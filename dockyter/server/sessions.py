@@ -41,6 +41,7 @@ from ..sessionwire import (
     KILL_SCRIPT,
     SESSION_LABEL,
     SESSION_SHELL,
+    STOP_NOISE,
     FrameScanner,
     cell_line,
     new_token,
@@ -336,6 +337,8 @@ class ServerSession:
             for token, _ in frames:
                 scanner.expected.discard(token)
             run = self.current
+            if run is not None and run.reason is not None and stream == "stderr":
+                output = STOP_NOISE.sub(b"", output)  # the run is being stopped
             if run is not None:
                 await run.feed(stream, output, frames)
             elif output:
