@@ -1,4 +1,4 @@
-"""The eight figures of issue 7, one module each; every module has ``NUMBER``, ``TITLE`` and
+"""The figures: eight of issue 7, two of sessions (issue 12), one module each; every module has ``NUMBER``, ``TITLE`` and
 ``measure(ctx) -> FigureResult``."""
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ MODULES = {
     6: "output_api",
     7: "concurrency",
     8: "load",
+    9: "session_docker",
+    10: "session_api",
 }
 
 
