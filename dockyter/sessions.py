@@ -178,6 +178,9 @@ class SessionManager:
             sink.close()
             raise SessionDead(self._dead_message(session), 125)
         with session.busy:
+            if session.ended is not None:  # stopped (idle) while we waited for it
+                sink.close()
+                raise SessionDead(self._dead_message(session), 125)
             try:
                 return session.shell.run(request, sink, self.settings.stop_grace)
             except SessionDead as error:

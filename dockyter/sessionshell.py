@@ -25,7 +25,7 @@ from .backends.base import RunRequest, RunResult
 from .backends.settings import DockerSettings
 from .contract import EXIT_INTERRUPTED, EXIT_TIMEOUT, MANAGED_LABEL, OWNER_LABEL, READ_SIZE, new_container_name, owner_id
 from .dockerargs import RunArgs
-from .errors import DockyterError, RuntimeNotFound, SessionDead
+from .errors import DockyterError, Interrupted, RuntimeNotFound, SessionDead
 from .output import OutputSink, Stream
 from .sessionwire import (
     INTERRUPT_SCRIPT,
@@ -109,7 +109,7 @@ class SessionShell:
             status = self._exchange(setup_line(token), token, startup, deadline=None)
         except KeyboardInterrupt:
             self.remove()
-            raise
+            raise Interrupted("interrupted: the session's container was removed before its shell answered") from None
         if status == ENDED:
             self.remove()
             raise SessionDead(self._start_failure(startup.text("stderr")), self.exit_status or 125)

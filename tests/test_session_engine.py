@@ -149,6 +149,13 @@ def test_a_cell_that_ends_the_shell_kills_the_session_until_restart(manager, tes
     assert fresh.stdout == "fresh\n"
 
 
+def test_a_shell_killed_for_memory_ends_the_session(manager, test_image):
+    manager.start("small", parse_run_args(f"--memory 64m --memory-swap 64m {test_image}"))
+    with pytest.raises(SessionDead, match="is dead: its container was killed") as ended:
+        Ran(manager, "small", "x=$(head -c 300000000 /dev/zero | tr '\\0' a); echo never")
+    assert ended.value.exit_code == 137
+
+
 def test_a_container_removed_from_outside(manager, test_image):
     session = manager.start("s", parse_run_args(test_image))
     docker("rm", "-f", session.shell.container)
