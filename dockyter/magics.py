@@ -297,6 +297,7 @@ class DockyterMagics(Magics):
             return
         with usage_errors():
             profile = layers.use_profile(name)
+            self.core.session = ""  # `!` follows the profile's arguments, not a session
             image = parse_args(profile.args).image
         print(
             f"Dockyter: profile {name!r}: `!` now runs in {image} ({self.core.backend} backend); %docker_off to stop."
