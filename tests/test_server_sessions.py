@@ -135,7 +135,7 @@ def test_a_command_that_ends_the_shell_ends_the_session(server, test_image):
 
 
 def test_delete_idle_timeout_and_shutdown_remove_containers(dockyter_server, test_image):
-    server = dockyter_server(session_idle_timeout=2)
+    server = dockyter_server(session_idle_timeout=3)
     first = create(server, test_image).json()
     assert httpx.delete(f"{server.url}/sessions/{first['id']}", headers=server.headers()).json()["deleted"] is True
     assert first["container"] not in session_containers(server)

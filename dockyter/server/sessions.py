@@ -323,6 +323,7 @@ class ServerSession:
             await self.remove("it did not start")
             raise SessionError(_start_failure("".join(collected), self.exit_status))
         self.shell_pid = run._seen.get("stdout") or 0
+        self.last_used = time.monotonic()  # idle from when it is ready, not from when it was asked for
 
     # -- the pipes --------------------------------------------------------------------------------
 
