@@ -25,13 +25,13 @@ from .dockerargs import DockerArgsError, split_line
 from .errors import BadUsage
 from .magicline import OPTIONS, CellOptions, parse_cell_line
 from .output import Stream
-from .sessionmagic import SESSION_USAGE, session_command
+from .sessionmagic import SESSION_USAGE, SessionTable, session_command
 from .status import StatusReport
 
 __all__ = ["Dockyter", "DockyterMagics"]
 
 
-def display(report: StatusReport) -> None:
+def display(report: StatusReport | SessionTable) -> None:
     """Show a table: HTML in a notebook, text in a terminal (IPython's display, typed)."""
     show: Any = _display
     show(report)
@@ -223,7 +223,7 @@ class DockyterMagics(Magics):
         """Restore IPython's own ``!`` behaviour (the arguments are kept for %docker_on)."""
         self.core.redirect = False
 
-    @line_magic
+    @line_magic()
     def docker_session(self, line: str) -> None:
         with usage_errors("%docker_session: "):
             table = session_command(self.core, line)

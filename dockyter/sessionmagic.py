@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from typing import Any
 
 from .core import Dockyter, parse_args
 from .dockerargs import split_line
@@ -41,15 +42,19 @@ class SessionTable:
             "<tr>" + "".join(f"<td style='text-align:left'>{html.escape(value)}</td>" for value in row) + "</tr>"
             for row in self.rows
         )
-        return f"<table><caption style='text-align:left'><b>Dockyter sessions</b></caption><tr>{head}</tr>{body}</table>"
+        return (
+            f"<table><caption style='text-align:left'><b>Dockyter sessions</b></caption><tr>{head}</tr>{body}</table>"
+        )
 
-    def _repr_pretty_(self, printer, cycle: bool) -> None:  # noqa: ANN001 - IPython's pretty printer
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(str(self))
 
     def __str__(self) -> str:
         table = [COLUMNS, *self.rows]
         widths = [max(len(row[column]) for row in table) for column in range(len(COLUMNS))]
-        return "\n".join("  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip() for row in table)
+        return "\n".join(
+            "  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip() for row in table
+        )
 
     def __repr__(self) -> str:
         return str(self)
@@ -74,8 +79,11 @@ def session_command(core: Dockyter, line: str) -> SessionTable | None:
         name, args = rest[0], parse_args(rest[1:])
         core.sessions.check_name(name)
         session = core.sessions.start(name, args)
-        print(f"Dockyter: session {name!r} started ({args.image}, container {session.shell.container}); "
-              f"use it with %%docker --session {name}")
+        assert session.shell is not None  # started
+        print(
+            f"Dockyter: session {name!r} started ({args.image}, container {session.shell.container}); "
+            f"use it with %%docker --session {name}"
+        )
         return None
     if action == "stop":
         if rest == ["--all"]:
@@ -100,7 +108,9 @@ def session_command(core: Dockyter, line: str) -> SessionTable | None:
         if len(rest) != 1:
             raise BadUsage("usage: %docker_session restart NAME")
         session = core.sessions.restart(rest[0])
-        print(f"Dockyter: session {rest[0]!r} restarted: a fresh container from {session.args.image} "
-              "(files and shell state start over)")
+        print(
+            f"Dockyter: session {rest[0]!r} restarted: a fresh container from {session.args.image} "
+            "(files and shell state start over)"
+        )
         return None
     raise BadUsage(f"unknown %docker_session action {action!r}: use start, stop, restart, or nothing to list")

@@ -22,9 +22,8 @@ from typing import Any
 
 from .backends.base import Backend, RunRequest, RunResult, SessionHandle
 from .dockerargs import RunArgs
-from .errors import BadUsage
+from .errors import BadUsage, SessionDead
 from .output import OutputSink
-from .errors import SessionDead
 from .sessionshell import SessionShell
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
@@ -178,7 +177,7 @@ class SessionManager:
             sink.close()
             raise SessionDead(self._dead_message(session), 125)
         with session.busy:
-            if session.ended is not None:  # stopped (idle) while we waited for it
+            if self._stopped_meanwhile(session):  # by the idle timeout, while we waited for it
                 sink.close()
                 raise SessionDead(self._dead_message(session), 125)
             try:
@@ -190,8 +189,14 @@ class SessionManager:
                 session.last_used = time.monotonic()
 
     @staticmethod
+    def _stopped_meanwhile(session: Session) -> bool:
+        return session.ended is not None
+
+    @staticmethod
     def _dead_message(session: Session) -> str:
-        return f"session {session.name!r} is dead: {session.ended}; %docker_session restart {session.name} starts it again"
+        return (
+            f"session {session.name!r} is dead: {session.ended}; %docker_session restart {session.name} starts it again"
+        )
 
     # -- idle sessions ----------------------------------------------------------------------------
 
@@ -229,8 +234,10 @@ class SessionManager:
 
     def rows(self) -> list[tuple[str, ...]]:
         """(name, image, state, age, idle, memory, container) per session."""
-        memory = self._memory([s.shell for s in self.sessions.values() if isinstance(s.shell, SessionShell) and s.ended is None])
-        rows = []
+        rows: list[tuple[str, ...]] = []
+        memory = self._memory(
+            [s.shell for s in self.sessions.values() if isinstance(s.shell, SessionShell) and s.ended is None]
+        )
         for session in sorted(self.sessions.values(), key=lambda s: s.name):
             if session.ended is None and session.shell is not None and not session.shell.alive:
                 session.ended = session.shell.death_reason()

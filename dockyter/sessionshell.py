@@ -23,7 +23,15 @@ from typing import IO
 
 from .backends.base import RunRequest, RunResult
 from .backends.settings import DockerSettings
-from .contract import EXIT_INTERRUPTED, EXIT_TIMEOUT, MANAGED_LABEL, OWNER_LABEL, READ_SIZE, new_container_name, owner_id
+from .contract import (
+    EXIT_INTERRUPTED,
+    EXIT_TIMEOUT,
+    MANAGED_LABEL,
+    OWNER_LABEL,
+    READ_SIZE,
+    new_container_name,
+    owner_id,
+)
 from .dockerargs import RunArgs
 from .errors import DockyterError, Interrupted, RuntimeNotFound, SessionDead
 from .output import OutputSink, Stream
@@ -102,7 +110,9 @@ class SessionShell:
                 "(or podman), or set %config Dockyter.docker_command"
             ) from None
         for stream, pipe in (("stdout", self._process.stdout), ("stderr", self._process.stderr)):
-            threading.Thread(target=self._read, args=(stream, pipe), name=f"dockyter-session-{stream}", daemon=True).start()
+            threading.Thread(
+                target=self._read, args=(stream, pipe), name=f"dockyter-session-{stream}", daemon=True
+            ).start()
         token = new_token()
         startup = OutputSink(show=False, capture=True)  # login banners, bash's "no job control" notice
         try:
@@ -122,7 +132,9 @@ class SessionShell:
         if ("executable file not found" in text or "no such file" in text) and "bash" in text:
             return "the image has no bash, which a session needs (it keeps one bash running): choose an image with bash"
         if "unable to find image" in text or "pull access denied" in text or "manifest unknown" in text:
-            return "the image is not available locally and could not be pulled: check its name, or build or pull it first"
+            return (
+                "the image is not available locally and could not be pulled: check its name, or build or pull it first"
+            )
         if "cannot connect to the docker daemon" in text or "is the docker daemon running" in text:
             return "no container engine answers: start the Docker daemon, or check DOCKER_HOST"
         last = next((line for line in reversed(lines) if not line.startswith("bash: ")), None)
@@ -287,7 +299,9 @@ class SessionShell:
                 note = "; its background jobs were stopped too" if step == "all" else ""
                 return RunResult(code, reason, f"{what}: the command was stopped, the session keeps its state{note}")
         self.remove()
-        raise SessionDead(f"{what}, and the shell did not answer after its commands were killed: the container was removed", code)
+        raise SessionDead(
+            f"{what}, and the shell did not answer after its commands were killed: the container was removed", code
+        )
 
     def _signal(self, step: str) -> None:
         if step == "INT":

@@ -80,7 +80,7 @@ def setup_line(token: str) -> bytes:
         # file, no `!` expansion. `kill 1` ends the session, as it ends a container.
         "PS1= PS2= PS0= HISTFILE=; unset PROMPT_COMMAND; set +o history +H; trap 'exit 143' TERM; "
         f"exec {OUT_FD}>&1 {ERR_FD}>&2; "
-        f"__dockyter_end() {{ builtin printf '\\037%s:%s\\n' \"$1\" \"$2\" >&{OUT_FD}; "
+        f'__dockyter_end() {{ builtin printf \'\\037%s:%s\\n\' "$1" "$2" >&{OUT_FD}; '
         f"builtin printf '\\037%s\\n' \"$1\" >&{ERR_FD}; "
         # A virtualenv's `activate` sets PS1: an empty prompt keeps the next cell's stderr clean.
         "PS1= PS2= PS0=; }; "

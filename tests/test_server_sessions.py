@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
-import time
 
 import httpx
 import pytest
-
 from helpers import docker, wait_until
 from server_fixtures import containers_with_label
 

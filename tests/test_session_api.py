@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import _thread
 import re
-import sys
 import subprocess
+import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
+from helpers import wait_until
 from IPython.utils.capture import capture_output
+from server_fixtures import containers_with_label
 
 from dockyter.errors import BackendError, Interrupted
-from helpers import wait_until
-from server_fixtures import containers_with_label
 
 pytest.importorskip("fastapi", reason="dockyter-server needs the 'server' extra")
 pytestmark = pytest.mark.docker

@@ -13,22 +13,24 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
+from helpers import docker, wait_until
 
 from dockyter.backends.base import RunRequest
 from dockyter.backends.docker import DockerBackend
 from dockyter.dockerargs import parse_run_args
+from dockyter.errors import SessionDead
 from dockyter.output import OutputSink
 from dockyter.sessions import SessionError, SessionManager
-from dockyter.errors import SessionDead
 from dockyter.sessionwire import FrameScanner, ansi_c_quote
-from helpers import docker, wait_until
 
 pytestmark = pytest.mark.docker
 
 
 def new_manager(**overrides: object) -> SessionManager:
     """Sessions on the docker backend, with plain settings in place of the Dockyter configurable."""
-    values = dict(docker_command=["docker"], base_run_args=["--log-driver", "none"], stop_grace=1.0, session_idle_timeout=0.0)
+    values = dict(
+        docker_command=["docker"], base_run_args=["--log-driver", "none"], stop_grace=1.0, session_idle_timeout=0.0
+    )
     values.update(overrides)
     settings = SimpleNamespace(**values)
     backend = DockerBackend(settings)
@@ -43,7 +45,9 @@ def manager(no_leftover_containers) -> Iterator[SessionManager]:
 
 
 class Ran:
-    def __init__(self, manager: SessionManager, name: str, command: str, timeout: float | None = None, merge: bool = False):
+    def __init__(
+        self, manager: SessionManager, name: str, command: str, timeout: float | None = None, merge: bool = False
+    ):
         sink = OutputSink(show=False, capture=True)
         started = time.monotonic()
         request = RunRequest(args=parse_run_args("unused"), command=command, timeout=timeout, merge_stderr=merge)
@@ -62,7 +66,11 @@ def interrupt_after(seconds: float) -> threading.Timer:
 
 def test_shell_state_carries_from_cell_to_cell(manager, test_image):
     manager.start("s", parse_run_args(test_image))
-    first = Ran(manager, "s", "cd /tmp && mkdir -p work && cd work\nexport GREETING=hello\ngreet() { echo \"$GREETING $1\"; }\nUNEXPORTED=kept\nalias ll='ls -d'\n")
+    first = Ran(
+        manager,
+        "s",
+        "cd /tmp && mkdir -p work && cd work\nexport GREETING=hello\ngreet() { echo \"$GREETING $1\"; }\nUNEXPORTED=kept\nalias ll='ls -d'\n",
+    )
     assert first.code == 0 and first.stdout == first.stderr == ""
     second = Ran(manager, "s", "pwd; greet world; echo $UNEXPORTED; sh -c 'echo child sees $GREETING'; ll /tmp")
     assert second.stdout == "/tmp/work\nhello world\nkept\nchild sees hello\n/tmp\n"
@@ -91,7 +99,7 @@ def test_streams_statuses_and_odd_cells(manager, test_image):
     assert Ran(manager, "s", "(exit 7)").code == 7
     assert Ran(manager, "s", "cat; echo stdin was empty").stdout == "stdin was empty\n"  # stdin is at EOF
     quoted = Ran(manager, "s", "echo \"it's\" '\"q\"' \\\\ é $'\\t'x\ncat <<'EOF'\n$HOME `x`\nEOF")
-    assert quoted.stdout == "it's \"q\" \\ é \tx\n$HOME `x`\n"
+    assert quoted.stdout == 'it\'s "q" \\ é \tx\n$HOME `x`\n'
     broken = Ran(manager, "s", "if then")
     assert broken.code == 2 and "syntax error" in broken.stderr
     fake = "\x1f" + "0" * 32 + ":0\n"  # looks like a frame, but its token was never sent
@@ -111,7 +119,9 @@ def test_interrupt_stops_the_command_and_keeps_the_session(manager, test_image):
     assert interrupted.code == 130 and interrupted.result.reason == "interrupted"
     assert "never" not in interrupted.stdout
     assert interrupted.seconds < 5
-    after = Ran(manager, "s", "pwd; echo $KEPT; kill -0 $(cat /tmp/bg) && echo background alive; ps -o comm | grep -c '^sleep'")
+    after = Ran(
+        manager, "s", "pwd; echo $KEPT; kill -0 $(cat /tmp/bg) && echo background alive; ps -o comm | grep -c '^sleep'"
+    )
     assert after.stdout == "/tmp\nyes\nbackground alive\n1\n"  # only the background sleep is left
 
 
@@ -198,7 +208,7 @@ def test_idle_sessions_are_stopped_in_the_background(no_leftover_containers, tes
 
 def test_listing_shows_memory_and_labels(manager, test_image):
     session = manager.start("listed", parse_run_args(test_image))
-    (name, image, state, age, idle, memory, container), = manager.rows()
+    ((name, image, state, age, idle, memory, container),) = manager.rows()
     assert (name, image, state) == ("listed", test_image, "running")
     assert memory.endswith("B") and container == session.shell.container
     labels = docker("inspect", "--format", "{{json .Config.Labels}}", container).stdout

@@ -7,7 +7,6 @@ import signal
 import time
 
 import pytest
-
 from core_fixtures import run_cell
 from helpers import docker, wait_until
 from kernel_fixtures import containers_of, start_kernel

@@ -5,10 +5,10 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+from helpers import docker, wait_until
 from IPython.core.error import UsageError
 
 from dockyter.errors import ContainerExitError, DockyterError
-from helpers import docker, wait_until
 
 pytestmark = pytest.mark.docker
 

@@ -32,7 +32,10 @@ def measure(ctx: Context) -> FigureResult:
             fresh_cell = f"%%docker {ctx.image}\ntrue"
             rounds = ctx.pick(30, 3)
             samples = alternate(
-                {"session": lambda: timed_cell(shell, session_cell), "fresh API cell": lambda: timed_cell(shell, fresh_cell)},
+                {
+                    "session": lambda: timed_cell(shell, session_cell),
+                    "fresh API cell": lambda: timed_cell(shell, fresh_cell),
+                },
                 rounds,
                 warmup=ctx.pick(2, 1),
                 progress=ctx.progress,

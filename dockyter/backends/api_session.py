@@ -57,7 +57,9 @@ class RemoteSession:
             raise BackendError(self._no_sessions("its /health does not list the 'sessions' feature"))
         url = self.base + "/sessions"
         try:
-            response = backend.send("POST", url, body={"args": str(self.args), "name": self.name}, read_timeout=START_TIMEOUT)
+            response = backend.send(
+                "POST", url, body={"args": str(self.args), "name": self.name}, read_timeout=START_TIMEOUT
+            )
         except requests.ReadTimeout:
             raise BackendError(f"{url} did not answer within {START_TIMEOUT:g} s") from None
         with response:

@@ -9,7 +9,7 @@ to any other it does not exist (404).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -67,7 +67,7 @@ def add_session_routes(
     policy: Policy,
     registry: SessionRegistry,
     authenticate: Callable[..., Any],
-    answer: Callable[[Any, Request], Any],
+    answer: Callable[[Any, Request], Awaitable[Response]],
     check_text: Callable[[str, str], None],
 ) -> None:
     """Adds the session endpoints; ``answer(run, request)`` replies as ``/execute`` does."""
