@@ -53,10 +53,6 @@ class Session:
     ended: str | None = None  # why it is no longer running (None: running)
     busy: threading.Lock = field(default_factory=threading.Lock)
 
-    @property
-    def state(self) -> str:
-        return "running" if self.ended is None else "dead"
-
 
 class SessionManager:
     """The sessions of one kernel; ``settings`` is the ``Dockyter`` configurable.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 
 import httpx
 import pytest
@@ -144,6 +145,17 @@ def test_delete_idle_timeout_and_shutdown_remove_containers(dockyter_server, tes
     assert len(session_containers(busy)) == 1
     busy.stop()
     assert session_containers(busy) == []
+
+
+def test_the_maximum_lifetime_ends_a_busy_session_too(dockyter_server, test_image):
+    server = dockyter_server(session_max_lifetime=3)
+    session = create(server, test_image).json()
+    started = time.monotonic()
+    busy = execute(server, session["id"], "sleep 60").json()  # still running when its time is up
+    assert time.monotonic() - started < 20
+    assert busy["exit_code"] in (130, 137) and busy["reason"] in ("cancelled", "session_ended")
+    wait_until(lambda: not session_containers(server), timeout=10)
+    assert execute(server, session["id"], "true").status_code == 404
 
 
 def test_a_restarted_server_removes_what_a_crashed_one_left(dockyter_server, test_image):
