@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
     from .redirect import Redirection
+    from .sessions import SessionManager
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,19 @@ class Dockyter(Configurable):
         help="Seconds between SIGINT and kill when a container is interrupted or timed out.",
     ).tag(config=True)
 
+    session_idle_timeout = Float(
+        0.0,
+        min=0.0,
+        help="Seconds a session (%docker_session start) may stay without a cell before it is stopped; "
+        "0 means never. A stopped session shows as dead until %docker_session restart.",
+    ).tag(config=True)
+
+    session = Unicode(
+        "",
+        help="The session in which `!` commands run when redirection is on (%docker --session NAME sets it); "
+        "empty: a fresh container per command, with default_args.",
+    )
+
     cleanup_on_load = Bool(
         True,
         help="When the extension loads, remove Dockyter containers left by kernels that died "
@@ -183,6 +197,7 @@ class Dockyter(Configurable):
         self.ipython = ipython
         # Before the configuration is loaded: its values fire the observers below.
         self._backend: Backend | None = None
+        self._sessions: SessionManager | None = None
         self._redirection: Redirection | None = None
         if ipython is not None:
             from .redirect import Redirection  # imports IPython: only with a shell
@@ -244,6 +259,15 @@ class Dockyter(Configurable):
             self._backend = backends.backend_class(self.backend)(self)
         return self._backend
 
+    @property
+    def sessions(self) -> SessionManager:
+        """This kernel's sessions, created on first use; new ones start on the active backend."""
+        if self._sessions is None:
+            from .sessions import SessionManager  # only when sessions are used
+
+            self._sessions = SessionManager(self, lambda: self.active_backend)
+        return self._sessions
+
     @classmethod
     def class_get_trait_help(cls, trait: TraitType[Any, Any], inst: Any = None, helptext: str | None = None) -> str:
         """One trait's help as ``%config Dockyter`` lists it, with secrets in the current value masked."""
@@ -282,8 +306,10 @@ class Dockyter(Configurable):
         merge: bool = False,
         store: Mapping[str, Stream] | None = None,
         written: str | None = None,
+        session: str | None = None,
     ) -> Ran | None:
-        """Run ``command`` in one fresh container (``args``, or ``default_args``) and conclude.
+        """Run ``command`` in one fresh container (``args``, or ``default_args``), or in the
+        running container of ``session``, and conclude.
 
         Sets ``_exit_code``, stores captured streams in the variables of ``store``, then applies
         the ``asker``'s policy: raise, or say one line and return. None when the run could not start
@@ -291,9 +317,14 @@ class Dockyter(Configurable):
         for the exception of a failed ``!``.
         """
         try:
-            request = self.request(args if args is not None else self.configured_args(), command, timeout, merge)
-            sink = OutputSink(show=show, capture=capture or bool(store))
-            result = self.active_backend.run(request, sink)
+            if session:
+                request = self.request(self.sessions.get(session).args, command, timeout, merge)
+                sink = OutputSink(show=show, capture=capture or bool(store))
+                result = self.sessions.run(session, request, sink)
+            else:
+                request = self.request(args if args is not None else self.configured_args(), command, timeout, merge)
+                sink = OutputSink(show=show, capture=capture or bool(store))
+                result = self.active_backend.run(request, sink)
         except DockyterError as error:
             self._set_exit_code(error.exit_code)
             if asker.raise_errors:
@@ -328,7 +359,13 @@ class Dockyter(Configurable):
         """One ``!`` command (already expanded by IPython) for the redirection; returns captured stdout."""
         raise_on_error = bool(getattr(self.ipython, "system_raise_on_error", False))
         ran = self.run(
-            command, bang_asker(raise_on_error), capture=capture, show=not capture, merge=capture, written=written
+            command,
+            bang_asker(raise_on_error),
+            capture=capture,
+            show=not capture,
+            merge=capture,
+            written=written,
+            session=self.session or None,
         )
         return ran.sink.text("stdout") if ran is not None else ""
 
@@ -349,6 +386,10 @@ class Dockyter(Configurable):
             rows.append(("available", f"yes: {status.detail}" if status.available else f"no: {status.detail}"))
             rows += list(status.facts.items())
         rows.append(("! redirection", "on" if self.redirect else "off"))
+        if self.session:
+            rows.append(("! runs in session", self.session))
+        if self._sessions is not None and self._sessions.sessions:
+            rows.append(("sessions", ", ".join(sorted(self._sessions.sessions))))
         rows.append(("default_args", self.default_args or "(none)"))
         if self.default_args.strip():
             args = parse_run_args(self.default_args)
@@ -375,6 +416,9 @@ class Dockyter(Configurable):
     def shutdown(self) -> None:
         """Undo everything on the shell: used by %unload_ext."""
         self.redirect = False
+        if self._sessions is not None:
+            self._sessions.close()
+            self._sessions = None
         if self._backend is not None:
             self._backend.close()
             self._backend = None

@@ -49,6 +49,14 @@ class BackendError(DockyterError):
     """The backend could not run the request at all (no daemon, HTTP error, ...)."""
 
 
+class SessionDead(DockyterError):
+    """A session's shell or container is gone (``%docker_session restart`` brings a fresh one)."""
+
+    def __init__(self, message: str, exit_code: int = 125) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 class ContainerExitError(DockyterError, subprocess.CalledProcessError):
     """The command in the container exited with a non-zero status.
 

@@ -33,6 +33,12 @@ OPTIONS: tuple[Option, ...] = (
         "NAME",
         "run this cell with a dockyter.toml profile (its arguments and overrides; %docker_profile lists them)",
     ),
+    Option(
+        "--session",
+        "NAME",
+        "run the cell in the running container of session NAME, which keeps its state "
+        "(%docker_session start NAME IMAGE starts one)",
+    ),
     Option("--help", None, "show this help and run nothing"),
 )
 VALUE_OPTIONS = tuple(option.name for option in OPTIONS if option.metavar)
@@ -48,6 +54,7 @@ class CellOptions:
     out: str | None = None  # capture stdout into this variable
     err: str | None = None  # capture stderr into this variable
     profile: str | None = None
+    session: str | None = None  # run in this session's container
     help: bool = False  # --help: show the usage, run nothing
     docker_tokens: list[str] = field(default_factory=list)
 
@@ -82,6 +89,11 @@ def parse_cell_line(line: str) -> CellOptions:
     options.docker_tokens = tokens[position:]
     if options.profile is not None and options.docker_tokens:
         raise DockerArgsError("--profile NAME replaces the docker arguments: give one or the other")
+    if options.session is not None and (options.docker_tokens or options.profile is not None):
+        raise DockerArgsError(
+            "--session NAME runs in the session's container, which has its arguments already: "
+            "give no docker arguments or profile with it"
+        )
     return options
 
 
@@ -92,6 +104,8 @@ def _apply(options: CellOptions, name: str, value: str) -> None:
         if not value.isidentifier() or keyword.iskeyword(value):
             raise DockerArgsError(f"{name} needs a Python variable name, not {value!r}")
         setattr(options, name[2:], value)
+    elif name == "--session":
+        options.session = value
     else:
         options.profile = value
 

@@ -23,14 +23,15 @@ from . import backends
 from .core import Dockyter, cell_asker, parse_args
 from .dockerargs import DockerArgsError, split_line
 from .errors import BadUsage
-from .magicline import OPTIONS, parse_cell_line
+from .magicline import OPTIONS, CellOptions, parse_cell_line
 from .output import Stream
+from .sessionmagic import SESSION_USAGE, SessionTable, session_command
 from .status import StatusReport
 
 __all__ = ["Dockyter", "DockyterMagics"]
 
 
-def display(report: StatusReport) -> None:
+def display(report: StatusReport | SessionTable) -> None:
     """Show a table: HTML in a notebook, text in a terminal (IPython's display, typed)."""
     show: Any = _display
     show(report)
@@ -99,8 +100,9 @@ def cell_usage() -> str:
 
 LINE_USAGE = """\
 usage: %docker [DOCKER ARGS...] IMAGE
+       %docker --session NAME
 
-Run every later `!cmd` in a fresh container.
+Run every later `!cmd` in a fresh container (or in session NAME's running container).
 
 Stores the arguments in Dockyter.default_args and turns redirection on, so `!cmd`,
 `x = !cmd`, `!!cmd` and `%sx cmd` run in containers. `%docker_off` restores the normal
@@ -134,6 +136,9 @@ class DockyterMagics(Magics):
         if options.help:
             print(cell_usage())
             return
+        if options.session is not None:
+            self._cell_in_session(options, cell)
+            return
         core = self.core
         with usage_errors():
             with core.layers.one_cell(options.profile):  # --profile NAME: its args and overrides, this cell only
@@ -145,6 +150,17 @@ class DockyterMagics(Magics):
                     store[options.err] = "stderr"
                 raise_on_error = core.raise_on_error if options.raise_on_error is None else options.raise_on_error
                 core.run(cell, cell_asker(raise_on_error), args=args, timeout=options.timeout, store=store)
+
+    def _cell_in_session(self, options: CellOptions, cell: str) -> None:
+        core = self.core
+        store: dict[str, Stream] = {}
+        if options.out:
+            store[options.out] = "stdout"
+        if options.err:
+            store[options.err] = "stderr"
+        raise_on_error = core.raise_on_error if options.raise_on_error is None else options.raise_on_error
+        with usage_errors():
+            core.run(cell, cell_asker(raise_on_error), timeout=options.timeout, store=store, session=options.session)
 
     docker.__doc__ = cell_usage()
 
@@ -159,11 +175,28 @@ class DockyterMagics(Magics):
             print("and for a whole cell:\n")
             print(cell_usage())
             return
+        with usage_errors("%docker: "):
+            words = split_line(line, comments=True)
+        if words and (words[0] == "--session" or words[0].startswith("--session=")):
+            self._bang_in_session(words)
+            return
         with usage_errors():
             args = parse_args(line)
+        core.session = ""
         core.default_args = str(args)
         core.redirect = True
         print(f"Dockyter: `!` now runs in {args.image} ({core.backend} backend); %docker_off to stop.")
+
+    def _bang_in_session(self, words: list[str]) -> None:
+        name = words[0].partition("=")[2] if "=" in words[0] else (words[1] if len(words) > 1 else "")
+        rest = words[1:] if "=" in words[0] else words[2:]
+        if not name or rest:
+            raise UsageError("usage: %docker --session NAME")
+        with usage_errors():
+            session = self.core.sessions.get(name)  # an unknown name: one line, with "did you mean"
+        self.core.session = name
+        self.core.redirect = True
+        print(f"Dockyter: `!` now runs in session {name!r} ({session.args.image}); %docker_off to stop.")
 
     docker_line.__doc__ = LINE_USAGE
 
@@ -173,12 +206,15 @@ class DockyterMagics(Magics):
             print("Dockyter: nothing configured. Use %docker [DOCKER ARGS...] IMAGE.")
             return
         state = "on" if core.redirect else "off (%docker_on to turn it on)"
+        if core.session:
+            print(f"Dockyter: `!` runs in session {core.session!r}; redirection {state}; backend {core.backend}.")
+            return
         print(f"Dockyter: default_args = {core.default_args!r}; `!` redirection {state}; backend {core.backend}.")
 
     @line_magic()
     def docker_on(self, line: str) -> None:
         """Run ``!`` commands in containers again, with the last arguments given to %docker."""
-        if not self.core.default_args.strip():
+        if not self.core.default_args.strip() and not self.core.session:
             raise UsageError("nothing to turn on: first use %docker [DOCKER ARGS...] IMAGE")
         self.core.redirect = True
 
@@ -186,6 +222,15 @@ class DockyterMagics(Magics):
     def docker_off(self, line: str) -> None:
         """Restore IPython's own ``!`` behaviour (the arguments are kept for %docker_on)."""
         self.core.redirect = False
+
+    @line_magic()
+    def docker_session(self, line: str) -> None:
+        with usage_errors("%docker_session: "):
+            table = session_command(self.core, line)
+        if table is not None:
+            display(table)
+
+    docker_session.__doc__ = SESSION_USAGE
 
     # -- the backend -----------------------------------------------------------------------------
 
@@ -252,6 +297,7 @@ class DockyterMagics(Magics):
             return
         with usage_errors():
             profile = layers.use_profile(name)
+            self.core.session = ""  # `!` follows the profile's arguments, not a session
             image = parse_args(profile.args).image
         print(
             f"Dockyter: profile {name!r}: `!` now runs in {image} ({self.core.backend} backend); %docker_off to stop."

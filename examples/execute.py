@@ -1,6 +1,6 @@
 """Execute the example notebooks in place, so that they carry fresh outputs.
 
-    python examples/execute.py                      every notebook, 01 to 05
+    python examples/execute.py                      every notebook, 01 to 06
     python examples/execute.py examples/03_*.ipynb  some of them
     python examples/execute.py --test-images        with the local test images (as committed)
 

@@ -1,7 +1,7 @@
 """The example notebooks in examples/ run top to bottom, cleanly, each in a fresh kernel.
 
 They are executed exactly as ``examples/execute.py`` executes them to produce the committed
-outputs (its ``execute`` and ``problems`` are imported from there), in the order 01..05, each
+outputs (its ``execute`` and ``problems`` are imported from there), in the order 01..06, each
 from a temporary copy, with the images of the test fixtures passed through the environment
 (``DOCKYTER_EXAMPLE_IMAGE``, ``DOCKYTER_EXAMPLE_PYTHON_IMAGE``).
 
@@ -41,11 +41,12 @@ EXPECTED = [
     "03_api_backend.ipynb",
     "04_config_profiles.ipynb",
     "05_redirect.ipynb",
+    "06_sessions.ipynb",
 ]
 NEEDS_PYTHON_IMAGE = {"02_ml_tool_in_docker.ipynb"}
 
 
-def test_the_examples_are_the_five_notebooks_in_reading_order():
+def test_the_examples_are_the_six_notebooks_in_reading_order():
     assert [path.name for path in runner.notebooks()] == EXPECTED
 
 

@@ -24,8 +24,8 @@ def test_the_server_loads_nothing_of_the_kernel_side():
     loaded = loaded_after("import dockyter.server.app", ("IPython", "traitlets", "requests", "dockyter"))
     assert not top(loaded) & {"IPython", "traitlets", "requests"}, loaded
     client_side = [m for m in loaded if m.startswith("dockyter.") and not m.startswith("dockyter.server")]
-    # from the client side, only the contract both ends share and the docker-run flag table
-    assert set(client_side) <= {"dockyter.contract", "dockyter.dockerargs"}, client_side
+    # from the client side, only the contract both ends share (with its session protocol) and the docker-run flag table
+    assert set(client_side) <= {"dockyter.contract", "dockyter.sessionwire", "dockyter.dockerargs"}, client_side
     assert "dockyter.backends" not in loaded and "dockyter.output" not in loaded
 
 
@@ -37,6 +37,8 @@ def test_reading_configuration_loads_no_ipython(module):
 def test_the_contract_is_standard_library_only():
     loaded = loaded_after("import dockyter.contract", ("IPython", "traitlets", "requests", "fastapi", "dockyter"))
     assert loaded == ["dockyter", "dockyter.contract"]
+    loaded = loaded_after("import dockyter.sessionwire", ("IPython", "traitlets", "requests", "fastapi", "dockyter"))
+    assert loaded == ["dockyter", "dockyter.sessionwire"]
 
 
 def test_the_settings_do_not_need_the_policy():

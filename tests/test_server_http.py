@@ -48,7 +48,7 @@ def test_original_contract_request_and_reply(server, test_image):
 
 def test_health_needs_no_token_and_says_whether_one_is_accepted(server):
     answer = httpx.get(server.url + "/health").json()
-    assert answer == {"status": "ok", "version": answer["version"], "features": ["stream", "cancel", "exit_code", "timeout"]}
+    assert answer == {"status": "ok", "version": answer["version"], "features": ["stream", "cancel", "exit_code", "timeout", "sessions"]}
     assert httpx.get(server.url + "/health", headers=server.headers()).json()["token"] == "accepted"
     assert httpx.get(server.url + "/health", headers=server.headers("x" * 30)).json()["token"] == "rejected"
 
@@ -309,7 +309,15 @@ def test_an_engine_that_cannot_be_reached_is_503(dockyter_server, test_image, tm
 
 def test_openapi_document_describes_the_contract(server):
     document = httpx.get(server.url + "/openapi.json").json()
-    assert set(document["paths"]) == {"/health", "/execute", "/executions/{execution_id}/cancel"}
+    assert set(document["paths"]) == {
+        "/health",
+        "/execute",
+        "/executions/{execution_id}/cancel",
+        # sessions, additive (tests/test_server_sessions.py)
+        "/sessions",
+        "/sessions/{session_id}",
+        "/sessions/{session_id}/execute",
+    }
     execute = document["paths"]["/execute"]["post"]
     assert set(execute["responses"]) == {"200", "400", "401", "403", "413", "422", "429", "503"}
     assert "application/x-ndjson" in execute["responses"]["200"]["content"]

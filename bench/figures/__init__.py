@@ -1,5 +1,5 @@
-"""The figures, one module each (1-8 from issue 7, 9 the sandboxed runtime of issue 10);
-every module has ``NUMBER``, ``TITLE`` and ``measure(ctx) -> FigureResult``."""
+"""The figures, one module each (1-8 from issue 7, 9 the sandboxed runtime of issue 10, 10-11 sessions
+of issue 12); every module has ``NUMBER``, ``TITLE`` and ``measure(ctx) -> FigureResult``."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ MODULES = {
     7: "concurrency",
     8: "load",
     9: "sandbox",
+    10: "session_docker",
+    11: "session_api",
 }
 
 

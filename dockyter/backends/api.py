@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
@@ -30,6 +30,10 @@ from .api_call import Execution
 from .api_replies import TOKEN_HINT, json_or_none, reason, refusal_of_health
 from .base import Backend, BackendStatus, RunRequest, RunResult
 from .settings import BackendSettings, api_url_problem
+
+if TYPE_CHECKING:
+    from ..dockerargs import RunArgs
+    from .api_session import RemoteSession
 
 HEALTH_TIMEOUT = 10.0
 URL_HINT = "set Dockyter.api_url or use %docker_backend api URL"
@@ -165,6 +169,11 @@ class APIBackend(Backend):
         if request.merge_stderr:
             body["merge_stderr"] = True
         return body
+
+    def open_session(self, name: str, args: RunArgs) -> RemoteSession:
+        from .api_session import RemoteSession
+
+        return RemoteSession.open(self, name, args)
 
     def run(self, request: RunRequest, sink: OutputSink) -> RunResult:
         url = self.base_url() + "/execute"

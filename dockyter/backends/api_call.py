@@ -47,8 +47,9 @@ class Execution:
         self.execution_id: str | None = None
         self.deadline = time.monotonic() + request.timeout + TIMEOUT_GRACE if request.timeout else None
 
-    def run(self, url: str) -> RunResult:
-        base = url.rsplit("/", 1)[0]
+    def run(self, url: str, base: str | None = None) -> RunResult:
+        """POST to ``url`` (``/execute``, or a session's); ``base`` is the API's root, for cancel."""
+        base = base or url.rsplit("/", 1)[0]
         finished = False
         try:
             result = self._call(url, base)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 from ..contract import DEFAULT_SHELL
 from ..dockerargs import RunArgs
@@ -52,6 +52,23 @@ class BackendStatus:
     facts: dict[str, str] = field(default_factory=dict)  # extra rows for the status table
 
 
+class SessionHandle(Protocol):
+    """A started session's container, as the backend drives it (see :mod:`dockyter.sessions`)."""
+
+    container: str  # what the listing shows: the container's name
+
+    @property
+    def alive(self) -> bool: ...
+
+    def run(self, request: RunRequest, sink: OutputSink, stop_grace: float) -> RunResult:
+        """Run ``request.command`` in the session; SessionDead when its shell is or goes away."""
+        ...
+
+    def death_reason(self) -> str: ...
+
+    def remove(self) -> None: ...
+
+
 class Backend(ABC):
     """Runs requests in containers. One instance per ``Dockyter`` backend choice.
 
@@ -87,6 +104,12 @@ class Backend(ABC):
     def cleanup(self) -> list[str]:
         """Remove containers left behind by dead kernels; return what was removed."""
         return []
+
+    def open_session(self, name: str, args: RunArgs) -> SessionHandle:
+        """Start session ``name``: a container that keeps its state from one command to the next."""
+        from ..errors import BackendError
+
+        raise BackendError(f"the {self.name} backend has no sessions")
 
     def close(self) -> None:  # noqa: B027 - most backends hold nothing: closing them does nothing
         """Release whatever the backend holds (connections); called when it is replaced."""

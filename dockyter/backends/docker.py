@@ -16,7 +16,7 @@ import selectors
 import shlex
 import subprocess
 import time
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from ..contract import (
     EXIT_INTERRUPTED,
@@ -32,6 +32,10 @@ from ..contract import (
 from ..errors import BackendError, RuntimeNotFound
 from ..output import OutputSink, Stream
 from .base import Backend, BackendStatus, RunRequest, RunResult
+
+if TYPE_CHECKING:
+    from ..dockerargs import RunArgs
+    from ..sessionshell import SessionShell
 
 # A SIGINT may be delivered to another thread of the kernel; Python then raises KeyboardInterrupt
 # in the main thread only once it runs bytecode again, so never block longer than this.
@@ -123,6 +127,11 @@ class DockerBackend(Backend):
             return None
 
     # -- status and cleanup -----------------------------------------------------------------
+
+    def open_session(self, name: str, args: RunArgs) -> SessionShell:
+        from ..sessionshell import SessionShell  # only when sessions are used
+
+        return SessionShell.launch(self.settings, name, args)
 
     def status(self) -> BackendStatus:
         runtime = " ".join(self.settings.docker_command)

@@ -32,11 +32,13 @@ from .middleware import BodyLimit
 from .models import CancelReply, ErrorDetail, ExecuteReply, ExecuteRequest, Health, StreamEvent
 from .policy import Policy, PolicyError
 from .runtimes import resolve_runtime
+from .sessionroutes import add_session_routes
+from .sessions import SessionRegistry
 from .settings import Settings
 
 log = logging.getLogger("dockyter.server")
 
-FEATURES = ["stream", "cancel", "exit_code", "timeout"]
+FEATURES = ["stream", "cancel", "exit_code", "timeout", "sessions"]
 
 # Runs clean-up work in a task of its own (see create_app's ``detach``).
 Detach = Callable[[Coroutine[Any, Any, None]], None]
@@ -67,6 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
     """
     policy = Policy(settings)
     executor = Executor(settings, resolve_runtime(settings.runtime, settings.docker_command))
+    sessions = SessionRegistry(settings, executor)
     authenticate = authenticator(settings)
     tokens = settings.token_table()
     cleanups: set[asyncio.Task[None]] = set()
@@ -80,9 +83,11 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await executor.startup()
+        await sessions.startup()
         try:
             yield
         finally:
+            await sessions.shutdown()
             await executor.shutdown()
             if cleanups:
                 await asyncio.wait(set(cleanups), timeout=30)
@@ -99,6 +104,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.executor = executor
     app.state.policy = policy
+    app.state.sessions = sessions
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     _install_error_handlers(app)
 
@@ -155,13 +161,24 @@ def create_app(settings: Settings) -> FastAPI:
     )
     async def cancel(execution_id: str, who: str = Depends(authenticate)) -> dict[str, Any]:
         """Stop a running execution: its container is killed and removed before this answers."""
-        execution = executor.get(execution_id)
+        execution = executor.get(execution_id) or sessions.run_by_id(execution_id)
         # Another token's execution is not found either: ids are not for sharing.
         if execution is None or execution.who != who:
             raise HTTPException(404, f"no running execution {execution_id!r}")
         await execution.cancel()
         return {"id": execution_id, "cancelled": True}
 
+    async def answer(execution: Any, request: Request) -> Response:
+        if _wants_stream(request.headers.get("accept", "")):
+            return EventStream(execution, settings.heartbeat_interval, detach)
+        return await _reply_when_done(execution, request, detach)
+
+    def check_text(field: str, value: str) -> None:
+        problem = _text_problem(value)
+        if problem:
+            raise HTTPException(400, f"{field} {problem}")
+
+    add_session_routes(app, settings, policy, sessions, authenticate, answer, check_text)
     return app
 
 

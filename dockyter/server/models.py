@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Reason = Literal["timeout", "output_limit", "cancelled"]
+Reason = Literal["timeout", "output_limit", "cancelled", "session_ended"]
 
 
 class ExecuteRequest(BaseModel):

@@ -214,6 +214,18 @@ class Settings:
     )
     log_level: str = setting("info", "Logging level: debug, info, warning or error.", metavar="LEVEL")
 
+    # -- sessions (containers that keep their state between commands) ---------------------
+    max_sessions: int = setting(8, "Sessions alive at once on this server; more are answered 429.", metavar="N")
+    max_sessions_per_token: int = setting(
+        2, "Sessions one token may have at once (0: only max_sessions limits them).", metavar="N"
+    )
+    session_idle_timeout: float = setting(
+        900.0, "Seconds a session may stay without a command before it is removed (0: never).", metavar="SECONDS"
+    )
+    session_max_lifetime: float = setting(
+        8 * 3600.0, "Seconds a session may live, busy or not, before it is removed (0: no limit).", metavar="SECONDS"
+    )
+
     def __post_init__(self) -> None:
         self._token_table, self._flag_names, self._mount_rules = _check(self)
 
@@ -295,6 +307,9 @@ def _check(settings: Settings) -> tuple[dict[str, str], tuple[str, ...], tuple[A
             raise SettingsError(f"{name} must be at least {least}, not {getattr(s, name)}")
     if s.shutdown_timeout < 0 or s.pids_limit < 0:
         raise SettingsError("shutdown_timeout and pids_limit must not be negative")
+    for name in ("max_sessions", "max_sessions_per_token", "session_idle_timeout", "session_max_lifetime"):
+        if getattr(s, name) < 0:
+            raise SettingsError(f"{name} must not be negative, not {getattr(s, name)}")
     if s.pull not in ("", "missing", "never", "always"):
         raise SettingsError(f"pull must be missing, never, always or empty, not {s.pull!r}")
     if s.network == "host" or s.network.startswith("container:"):

@@ -1,0 +1,90 @@
+"""Figure 10: a warm session through ``dockyter-server`` against a fresh API cell; memory over 1,000 cells.
+
+* a session cell running ``true`` (``%%docker --session`` on the api backend: ``POST
+  /sessions/{id}/execute``, NDJSON) against a fresh ``%%docker IMAGE`` cell through the same
+  server (``POST /execute``: a container per cell), alternating rounds, paired ratios;
+* the server's and the kernel's resident memory over 1,000 session cells after 100 warm-up cells.
+"""
+
+from __future__ import annotations
+
+import gc
+
+from ..context import Context
+from ..ipy import new_shell, run_cell, timed_cell
+from ..memory import status_kb
+from ..report import Check, FigureResult
+from ..stats import alternate, median, median_interval, paired_ratios, summary
+from .util import use_api
+
+NUMBER = 11
+TITLE = "A warm session through dockyter-server against a fresh API cell"
+
+
+def measure(ctx: Context) -> FigureResult:
+    result = FigureResult(NUMBER, TITLE)
+    shell = new_shell()
+    with ctx.server() as server:
+        use_api(shell, server)
+        result.metrics["session_start_s"] = round(timed_cell(shell, f"%docker_session start bench {ctx.image}"), 3)
+        try:
+            session_cell = "%%docker --session bench\ntrue"
+            fresh_cell = f"%%docker {ctx.image}\ntrue"
+            rounds = ctx.pick(30, 3)
+            samples = alternate(
+                {
+                    "session": lambda: timed_cell(shell, session_cell),
+                    "fresh API cell": lambda: timed_cell(shell, fresh_cell),
+                },
+                rounds,
+                warmup=ctx.pick(2, 1),
+                progress=ctx.progress,
+                on_retry=ctx.noting(result.notes),
+            )
+            ratios = paired_ratios(samples["session"], samples["fresh API cell"])
+            low, high = median_interval(ratios)
+            result.checks.append(
+                Check(
+                    "time ratio vs a fresh-container `%%docker` cell through the same server",
+                    median(ratios),
+                    "x",
+                    "<=",
+                    0.15,
+                    f"median of {rounds} paired ratios, 95% interval {low:.4f}-{high:.4f}; session "
+                    f"{median(samples['session']) * 1000:.1f} ms, fresh {median(samples['fresh API cell']) * 1000:.0f} ms",
+                )
+            )
+            result.metrics.update({name: summary(values) for name, values in samples.items()})
+            result.samples.update({name: [round(v, 5) for v in values] for name, values in samples.items()})
+            result.sides = {
+                "session": f"InteractiveShell.run_cell({session_cell!r}) -> POST {server.url}/sessions/ID/execute (NDJSON)",
+                "fresh API cell": f"InteractiveShell.run_cell({fresh_cell!r}) -> POST {server.url}/execute (NDJSON)",
+            }
+            _memory(ctx, result, shell, server.pid)
+        finally:
+            run_cell(shell, "%docker_session stop --all")
+    return result
+
+
+def _memory(ctx: Context, result: FigureResult, shell: object, server_pid: int) -> None:
+    cells = ctx.pick(1000, 50)
+    cell = "%%docker --session bench\necho one line of output"
+    for _ in range(ctx.pick(100, 10)):
+        run_cell(shell, cell)
+    gc.collect()
+    before = {"server": status_kb(server_pid, "VmRSS"), "kernel": status_kb("self", "VmRSS")}
+    for _ in range(cells):
+        run_cell(shell, cell)
+    gc.collect()
+    after = {"server": status_kb(server_pid, "VmRSS"), "kernel": status_kb("self", "VmRSS")}
+    for who in ("server", "kernel"):
+        result.checks.append(
+            Check(
+                f"{who} resident memory growth over {cells} session cells",
+                (after[who] - before[who]) / 1024,
+                "MB",
+                "<=",
+                5.0,
+                f"VmRSS {before[who] / 1024:.1f} MB after the warm-up cells, {after[who] / 1024:.1f} MB after {cells} more",
+            )
+        )

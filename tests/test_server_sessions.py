@@ -1,0 +1,174 @@
+"""Sessions on dockyter-server over real HTTP with real containers: state, streams, cancel, owners, lifecycle."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+
+import httpx
+import pytest
+from helpers import docker, wait_until
+from server_fixtures import containers_with_label
+
+pytestmark = pytest.mark.docker
+
+LABEL = "io.dockyter.server-session"
+
+
+@pytest.fixture
+def server(dockyter_server):
+    return dockyter_server()
+
+
+def create(server, args: str, token: str | None = None, **fields) -> httpx.Response:
+    return httpx.post(server.url + "/sessions", json={"args": args, **fields}, headers=server.headers(token), timeout=60)
+
+
+def execute(server, session_id: str, cmd: str, token: str | None = None, **fields) -> httpx.Response:
+    return httpx.post(
+        f"{server.url}/sessions/{session_id}/execute", json={"cmd": cmd, **fields}, headers=server.headers(token), timeout=60
+    )
+
+
+def session_containers(server) -> list[str]:
+    return containers_with_label(f"{LABEL}={server.executor.label}")
+
+
+def test_state_carries_between_commands_and_replies_match_execute(server, test_image):
+    made = create(server, test_image, name="analysis")
+    assert made.status_code == 201, made.text
+    session = made.json()
+    assert (session["name"], session["image"], session["state"]) == ("analysis", test_image, "running")
+    first = execute(server, session["id"], "cd /tmp; export X=1; f() { echo f$1; }; echo set; echo warn >&2")
+    assert first.status_code == 200
+    reply = first.json()
+    assert (reply["stdout"], reply["stderr"], reply["exit_code"], reply["reason"]) == ("set\n", "warn\n", 0, None)
+    second = execute(server, session["id"], "pwd; echo $X; f 2; exit_status() { return 4; }; exit_status").json()
+    assert (second["stdout"], second["exit_code"]) == ("/tmp\n1\nf2\n", 4)
+    listing = httpx.get(server.url + "/sessions", headers=server.headers()).json()
+    assert [s["id"] for s in listing["sessions"]] == [session["id"]]
+
+
+def test_streamed_like_execute(server, test_image):
+    session = create(server, test_image).json()
+    headers = server.headers(Accept="application/x-ndjson")
+    body = {"cmd": "echo one; sleep 0.3; echo two >&2"}
+    with httpx.stream("POST", f"{server.url}/sessions/{session['id']}/execute", json=body, headers=headers, timeout=30) as response:
+        assert response.headers["content-type"] == "application/x-ndjson"
+        events = [json.loads(line) for line in response.iter_lines() if line]
+    assert events[0]["event"] == "start" and len(events[0]["id"]) == 16
+    assert [(e["event"], e.get("data")) for e in events[1:-1] if e["event"] != "heartbeat"] == [
+        ("stdout", "one\n"),
+        ("stderr", "two\n"),
+    ]
+    assert events[-1] == {"event": "exit", "code": 0, "reason": None, "message": None}
+
+
+def test_cancel_stops_the_command_not_the_session(server, test_image):
+    session = create(server, test_image).json()
+    execute(server, session["id"], "KEPT=yes")
+    headers = server.headers(Accept="application/x-ndjson")
+    with httpx.stream(
+        "POST", f"{server.url}/sessions/{session['id']}/execute", json={"cmd": "sleep 60"}, headers=headers, timeout=30
+    ) as response:
+        lines = (json.loads(line) for line in response.iter_lines() if line)
+        run_id = next(lines)["id"]
+        cancelled = httpx.post(f"{server.url}/executions/{run_id}/cancel", headers=server.headers(), timeout=30)
+        assert cancelled.json() == {"id": run_id, "cancelled": True}
+        final = [event for event in lines if event["event"] == "exit"][0]
+    assert final["code"] == 130 and final["reason"] == "cancelled"
+    assert execute(server, session["id"], "echo $KEPT").json()["stdout"] == "yes\n"
+
+
+def test_a_client_that_goes_away_stops_the_command_only(server, test_image):
+    session = create(server, test_image).json()
+    execute(server, session["id"], "KEPT=yes")
+    headers = server.headers(Accept="application/x-ndjson")
+    with httpx.stream(
+        "POST", f"{server.url}/sessions/{session['id']}/execute", json={"cmd": "sleep 60; echo never"}, headers=headers, timeout=30
+    ) as response:
+        next(response.iter_lines())  # the start event: the command runs; then the client leaves
+    after = wait_until(lambda: (r := execute(server, session["id"], "echo $KEPT; ps -o comm | grep -c '^sleep'")).status_code == 200 and r, timeout=15)
+    assert after.json()["stdout"] == "yes\n0\n"
+
+
+def test_a_timeout_stops_the_command_only(server, test_image):
+    session = create(server, test_image).json()
+    timed = execute(server, session["id"], "X=1; sleep 30", timeout=1).json()
+    assert (timed["exit_code"], timed["reason"]) == (124, "timeout")
+    assert execute(server, session["id"], "echo $X").json()["stdout"] == "1\n"
+
+
+def test_sessions_belong_to_their_token(dockyter_server, test_image):
+    alice, bob = "alice-" + secrets.token_hex(12), "bob-" + secrets.token_hex(12)
+    server = dockyter_server(tokens=[f"alice:{alice}", f"bob:{bob}"])
+    session = create(server, test_image, token=alice).json()
+    assert execute(server, session["id"], "true", token=bob).status_code == 404
+    assert httpx.get(server.url + "/sessions", headers=server.headers(bob)).json() == {"sessions": []}
+    assert httpx.delete(f"{server.url}/sessions/{session['id']}", headers=server.headers(bob)).status_code == 404
+    assert execute(server, session["id"], "echo mine", token=alice).json()["stdout"] == "mine\n"
+    assert httpx.post(server.url + "/sessions", json={"args": test_image}).status_code == 401
+
+
+def test_the_policy_and_the_limits_apply(dockyter_server, test_image, sh_image):
+    server = dockyter_server(max_sessions_per_token=1)
+    refused = create(server, f"--privileged {test_image}")
+    assert refused.status_code == 403 and "--privileged" in refused.json()["detail"]
+    no_bash = create(server, sh_image)
+    assert no_bash.status_code == 400 and "no bash" in no_bash.json()["detail"]
+    session = create(server, test_image).json()
+    assert create(server, test_image).status_code == 429
+    limits = docker("inspect", "--format", "{{.HostConfig.Memory}} {{.HostConfig.CapDrop}} {{.HostConfig.NetworkMode}}", session["container"])
+    assert limits.stdout.split() == [str(512 * 1024 * 1024), "[ALL]", "none"]
+
+
+def test_a_command_that_ends_the_shell_ends_the_session(server, test_image):
+    session = create(server, test_image).json()
+    ended = execute(server, session["id"], "exit 3").json()
+    assert (ended["exit_code"], ended["reason"]) == (3, "session_ended")
+    assert "exited with status 3" in ended["message"]
+    assert execute(server, session["id"], "true").status_code == 404
+    wait_until(lambda: not session_containers(server), timeout=10)
+
+
+def test_delete_idle_timeout_and_shutdown_remove_containers(dockyter_server, test_image):
+    server = dockyter_server(session_idle_timeout=3)
+    first = create(server, test_image).json()
+    assert httpx.delete(f"{server.url}/sessions/{first['id']}", headers=server.headers()).json()["deleted"] is True
+    assert first["container"] not in session_containers(server)
+    second = create(server, test_image).json()
+    wait_until(lambda: not session_containers(server), timeout=10)  # the idle one
+    assert execute(server, second["id"], "true").status_code == 404
+    busy = dockyter_server()
+    create(busy, test_image)
+    assert len(session_containers(busy)) == 1
+    busy.stop()
+    assert session_containers(busy) == []
+
+
+def test_the_maximum_lifetime_ends_a_busy_session_too(dockyter_server, test_image):
+    server = dockyter_server(session_max_lifetime=3)
+    session = create(server, test_image).json()
+    started = time.monotonic()
+    busy = execute(server, session["id"], "sleep 60").json()  # still running when its time is up
+    assert time.monotonic() - started < 20
+    assert busy["exit_code"] in (130, 137) and busy["reason"] in ("cancelled", "session_ended")
+    wait_until(lambda: not session_containers(server), timeout=10)
+    assert execute(server, session["id"], "true").status_code == 404
+
+
+def test_a_restarted_server_removes_what_a_crashed_one_left(dockyter_server, test_image):
+    name = "test-" + secrets.token_hex(4)
+    left = docker(
+        "run", "-d", "--rm", "--label", "io.dockyter.managed=1", "--label", f"{LABEL}={name}:0123456789ab", test_image, "sleep", "300"
+    ).stdout.strip()
+    try:
+        dockyter_server(server_name=name)
+        assert wait_until(lambda: docker("ps", "-q", "--filter", f"id={left}").stdout.strip() == "", timeout=10)
+    finally:
+        docker("rm", "-f", left)
+
+
+def test_health_announces_sessions(server):
+    assert "sessions" in httpx.get(server.url + "/health").json()["features"]
