@@ -6,7 +6,9 @@ from typing import Any
 
 from IPython.core.interactiveshell import InteractiveShell
 
+from . import completion
 from .core import Dockyter
+from .magicline import SWITCHES, VALUE_OPTIONS
 from .magics import DockyterMagics
 
 # The core registered on each shell, so unload (and tests) can find it.
@@ -26,7 +28,20 @@ def load(shell: InteractiveShell) -> Dockyter:
     # cleanup starts, so that cleanup uses the backend the file chose.
     core.layers.load_file()
     core.cleanup_in_background()
+    completion.install(shell, completion_sources(core))
+    if core.cleans_up_here():  # a local engine: list its images now, so the first TAB has names
+        core.active_backend.images.refresh_in_background()
     return core
+
+
+def completion_sources(core: Dockyter) -> completion.Sources:
+    """What the completers offer, read from this instance at each TAB."""
+    return completion.Sources(
+        own_value_options=lambda: VALUE_OPTIONS,
+        own_switches=lambda: SWITCHES,
+        images=lambda: core.active_backend.images.names(),
+        profiles=lambda: sorted(core.layers.file.profiles),
+    )
 
 
 def unload(shell: InteractiveShell) -> None:
@@ -34,6 +49,7 @@ def unload(shell: InteractiveShell) -> None:
     if core is None:
         return
     core.shutdown()
+    completion.uninstall(shell)
     manager = shell.magics_manager
     magics = manager.registry.pop(DockyterMagics.__name__, None)
     if magics is not None:

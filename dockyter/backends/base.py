@@ -13,6 +13,7 @@ from typing import ClassVar
 
 from ..contract import DEFAULT_SHELL
 from ..dockerargs import RunArgs
+from ..images import LocalImages
 from ..output import OutputSink
 from .settings import BackendSettings
 
@@ -67,6 +68,9 @@ class Backend(ABC):
 
     def __init__(self, settings: BackendSettings) -> None:
         self.settings = settings
+        # What local_images() said last, refreshed in the background: for tab completion and
+        # for knowing, without asking the engine, that an image needs no pull.
+        self.images = LocalImages(self.local_images)
 
     @abstractmethod
     def run(self, request: RunRequest, sink: OutputSink) -> RunResult:
@@ -87,6 +91,13 @@ class Backend(ABC):
     def cleanup(self) -> list[str]:
         """Remove containers left behind by dead kernels; return what was removed."""
         return []
+
+    def local_images(self) -> list[str] | None:
+        """The images this backend has at hand, as ``repository:tag``; None when it cannot say.
+
+        Slow (it may ask an engine): only the background cache of ``dockyter.images`` calls it.
+        """
+        return None
 
     def close(self) -> None:  # noqa: B027 - most backends hold nothing: closing them does nothing
         """Release whatever the backend holds (connections); called when it is replaced."""

@@ -135,6 +135,12 @@ class DockerBackend(Backend):
         version = answer.stdout.strip()
         return BackendStatus(self.name, True, f"engine {version} via {runtime!r}", {"runtime version": version})
 
+    def local_images(self) -> list[str] | None:
+        listing = self.control("images", "--format", "{{.Repository}}:{{.Tag}}")
+        if listing is None or listing.returncode != 0:
+            return None
+        return [name for name in listing.stdout.split() if "<none>" not in name]
+
     def cleanup(self) -> list[str]:
         """Remove Dockyter containers whose owning kernel process is gone; touch nothing else."""
         listing = self.control(
