@@ -28,7 +28,7 @@ from .backends.base import Backend, RunRequest, RunResult
 from .backends.settings import api_url_problem
 from .contract import DEFAULT_SHELL
 from .dockerargs import DockerArgsError, RunArgs, parse_run_args
-from .errors import BadUsage, ContainerExitError, DockyterError, Interrupted, explain_exit, say
+from .errors import BadUsage, ContainerNotStarted, DockyterError, Interrupted, exit_error, say
 from .layers import Layers
 from .output import OutputSink, Stream
 from .tomlvalues import MASKED_TRAITS, masked
@@ -316,11 +316,15 @@ class Dockyter(Configurable):
         self, result: RunResult, request: RunRequest, sink: OutputSink, asker: Asker, written: str
     ) -> None:
         code = result.exit_code
-        hint = result.message or explain_exit(code, sink.stderr_tail, request.shell)
+        # A captured `!` merged stderr into stdout: the runtime's own message is there.
+        tail = sink.stderr_tail or (sink.text("stdout")[-4096:] if request.merge_stderr else "")
+        error = exit_error(code, result.reason, result.message, tail, request.shell, request.command)
         if asker.raise_exit and asker.status_in_hint:
-            raise ContainerExitError(code, request.command, hint)
-        if hint:
-            say(f"exit status {code}: {hint}" if asker.status_in_hint else hint)
+            raise error
+        if isinstance(error, ContainerNotStarted):
+            say(error)  # nothing ran: no exit status to speak of
+        elif error.hint:
+            say(f"exit status {code}: {error.hint}" if asker.status_in_hint else error.hint)
         if asker.raise_exit:
             raise CalledProcessError(code, written)
 

@@ -8,6 +8,7 @@ much a command prints.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from typing import Literal, TextIO
 
@@ -82,3 +83,41 @@ class OutputSink:
 
     def text(self, stream: Stream) -> str:
         return "".join(self._captured[stream])
+
+
+class ProgressLine:
+    """One ``Dockyter:`` line on stderr that rewrites itself in place, then ends as a summary.
+
+    Each update starts with a carriage return, which both a terminal and Jupyter's output
+    area treat as "back to the start of the line"; updates closer together than ``interval``
+    are skipped so a fast pull does not flood the notebook with messages.
+    """
+
+    def __init__(self, interval: float = 0.25) -> None:
+        self.interval = interval
+        self._written_at: float | None = None
+        self._width = 0  # length of the text now on the line, to blank it out in a terminal
+
+    def update(self, text: str) -> None:
+        now = time.monotonic()
+        if self._written_at is not None and now - self._written_at < self.interval:
+            return
+        self._written_at = now
+        self._write(text, end="")
+
+    @property
+    def shown(self) -> bool:
+        """Whether the line is on the screen (an update was written and not finished)."""
+        return self._written_at is not None
+
+    def finish(self, text: str) -> None:
+        """Replace the line with ``text`` and end it."""
+        self._write(text, end="\n")
+        self._written_at, self._width = None, 0
+
+    def _write(self, text: str, end: str) -> None:
+        line = f"Dockyter: {text}"
+        padding = " " * max(self._width - len(line), 0)
+        self._width = len(line)
+        sys.stderr.write(f"\r{line}{padding}{end}")
+        sys.stderr.flush()

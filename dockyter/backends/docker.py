@@ -19,6 +19,7 @@ import time
 from typing import IO
 
 from ..contract import (
+    EXIT_CANNOT_RUN,
     EXIT_INTERRUPTED,
     EXIT_TIMEOUT,
     MANAGED_LABEL,
@@ -30,7 +31,9 @@ from ..contract import (
     run_argv,
 )
 from ..errors import BackendError, RuntimeNotFound
-from ..output import OutputSink, Stream
+from ..dockerargs import RunArgs
+from ..output import OutputSink, ProgressLine, Stream
+from ..pull import PullFailed, needs_pull, pull
 from .base import Backend, BackendStatus, RunRequest, RunResult
 
 # A SIGINT may be delivered to another thread of the kernel; Python then raises KeyboardInterrupt
@@ -74,6 +77,9 @@ class DockerBackend(Backend):
     # -- running ------------------------------------------------------------------------------
 
     def run(self, request: RunRequest, sink: OutputSink) -> RunResult:
+        not_started = self._pull_if_missing(request.args)
+        if not_started is not None:
+            return not_started
         name = new_container_name()
         argv = self.command_line(request, name)
         try:
@@ -99,6 +105,45 @@ class DockerBackend(Backend):
             if pipe is not None:
                 widen(pipe.fileno())
         return _ContainerRun(self, process, name, sink).wait(request.timeout)
+
+    # -- the image ------------------------------------------------------------------------------
+
+    def _pull_if_missing(self, args: RunArgs) -> RunResult | None:
+        """Pull the image with a progress line when the engine lacks it; a result if the run cannot go on.
+
+        ``docker run`` would pull it too, silently: a first pull of a large image would look
+        like a hung cell. ``--pull never`` is left to docker; ``--pull always`` pulls here.
+        """
+        pull_flag = (args.values("--pull") or [None])[-1]
+        if not needs_pull(pull_flag):
+            return None
+        image = args.image
+        if pull_flag != "always" and (self.images.known(image) or self.image_present(image) is not False):
+            return None  # here already, or the engine cannot say: docker run explains
+        platform = (args.values("--platform") or [None])[-1]
+        line = ProgressLine()
+        try:
+            progress = pull(self.settings.docker_command, image, platform, lambda p: line.update(p.line()))
+        except PullFailed as error:
+            if line.shown:
+                line.finish(f"pulling {image} failed")
+            return RunResult(EXIT_CANNOT_RUN, "not_started", f"cannot pull {image}: {error}")
+        except KeyboardInterrupt:
+            line.finish(f"pulling {image} interrupted")
+            return RunResult(EXIT_INTERRUPTED, "interrupted", f"interrupted while pulling {image}; nothing ran")
+        line.finish(progress.summary())
+        self.images.note(image)
+        return None
+
+    def image_present(self, image: str) -> bool | None:
+        """Whether the engine has ``image``; None when it cannot be asked."""
+        answer = self.control("image", "inspect", "--format", "{{.Id}}", image)
+        if answer is None:
+            return None
+        if answer.returncode == 0:
+            self.images.note(image)
+            return True
+        return False if "no such image" in answer.stderr.lower() else None
 
     def _not_found_message(self, error: OSError) -> str:
         runtime = self.settings.docker_command[0]

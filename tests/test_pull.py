@@ -1,0 +1,93 @@
+"""Pulling an image shows one progress line that ends as a summary: cells, `!`, a real kernel.
+
+A real registry on 127.0.0.1 (tests/registry_fixtures.py) holds an image with a layer of its
+own, removed locally, so each test sees a real pull through the engine.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from dockyter.pull import PullProgress
+from helpers import docker
+
+pytestmark = pytest.mark.docker
+
+SUMMARY = re.compile(r"Dockyter: pulled (\S+): (\d+) layers \(1 new\), 3\.\d MB in \d+\.\d s")
+
+
+def test_a_cell_pulls_with_one_line_updated_in_place(cell, ip, registry):
+    image = registry.push_fresh_image()
+    run = cell(f"%%docker {image}\nwc -c < /blob")
+    assert run.error is None, run.stderr
+    assert run.stdout == "3000000\n"
+    # each update starts with a carriage return; the summary ends the line
+    pulled = [line for line in run.stderr.split("\n") if "pull" in line]
+    assert len(pulled) == 1, run.stderr
+    assert pulled[0].startswith("\rDockyter: pulling ")
+    last = pulled[0].rsplit("\r", 1)[1].rstrip()
+    assert SUMMARY.fullmatch(last) and SUMMARY.fullmatch(last).group(1) == image, last
+    # the image is here now: the next cell starts without pulling, and TAB offers it at once
+    again = cell(f"%%docker {image}\necho again")
+    assert again.stdout == "again\n" and "pull" not in again.stderr
+    assert image in ip._dockyter.active_backend.images.names()
+
+
+def test_bang_commands_pull_with_progress_too(cell, registry):
+    image = registry.push_fresh_image()
+    cell(f"%docker {image}")
+    run = cell("!wc -c < /blob")
+    assert run.stdout.strip() == "3000000"
+    assert SUMMARY.search(run.stderr), run.stderr
+
+
+def test_an_image_the_registry_lacks_did_not_start_in_one_line(cell, ip, registry):
+    image = f"{registry.host}/dockyter-pull/missing:1"
+    run = cell(f"%%docker {image}\necho never")
+    assert ip.user_ns["_exit_code"] == 125
+    message = str(run.error)
+    assert message.startswith(f"the container did not start: cannot pull {image}: "), message
+    assert "manifest unknown" in message
+    assert "exited with status" not in message
+    assert "Traceback" not in run.stdout + run.stderr
+
+
+def test_pull_never_is_left_to_docker(cell, ip, registry):
+    image = registry.push_fresh_image(megabytes=1)
+    run = cell(f"%%docker --pull never {image}\necho never")
+    assert ip.user_ns["_exit_code"] == 125
+    assert "Dockyter: pull" not in run.stderr
+    assert str(run.error) == f"the container did not start: No such image: {image}"
+    assert docker("image", "inspect", image).returncode != 0
+
+
+def test_progress_counts_layers_and_bytes_from_the_engines_messages():
+    """The engine's own message shapes (as /images/create streams them), counted."""
+    progress = PullProgress("example/image:1")
+    for message in [
+        {"status": "Pulling from example/image", "id": "1"},
+        {"status": "Already exists", "id": "aaa"},
+        {"status": "Pulling fs layer", "id": "bbb"},
+        {"status": "Downloading", "id": "bbb", "progressDetail": {"current": 500_000, "total": 2_000_000}},
+    ]:
+        progress.feed(message)
+    assert progress.line() == "pulling example/image:1: 1/2 layers, 0.5/2.0 MB"
+    progress.feed({"status": "Download complete", "id": "bbb"})
+    progress.feed({"status": "Pull complete", "id": "bbb"})
+    assert progress.line() == "pulling example/image:1: 2/2 layers, 2.0/2.0 MB"
+    assert progress.event(done=True) == {
+        "event": "pull", "image": "example/image:1", "layers_done": 2, "layers": 2,
+        "bytes_done": 2_000_000, "bytes_total": 2_000_000, "done": True,
+    }  # fmt: skip
+
+
+@pytest.mark.kernel
+def test_a_pull_in_a_kernel_streams_its_progress_line(kernel, registry):
+    image = registry.push_fresh_image()
+    run = kernel.run(f"%%docker {image}\nwc -c < /blob")
+    assert run.reply["status"] == "ok", run.reply
+    assert run.stdout == "3000000\n"
+    assert run.stderr.startswith("\rDockyter: pulling ")
+    assert SUMMARY.search(run.stderr.rsplit("\r", 1)[1]), run.stderr
