@@ -79,28 +79,21 @@ class PullProgress:
     def bytes_total(self) -> int:
         return sum(self.total.values())
 
+    @property
+    def layers_new(self) -> int:
+        return sum(status == "Pull complete" for status in self.layers.values())
+
     def line(self) -> str:
         """``pulling IMAGE: 2/5 layers, 12.3/45.6 MB``."""
-        if not self.layers:
-            return f"pulling {self.image}..."
-        text = f"pulling {self.image}: {self.layers_done}/{len(self.layers)} layers"
-        if self.bytes_total:
-            text += f", {megabytes(self.bytes_done)}/{megabytes(self.bytes_total)} MB"
-        return text
+        return progress_line(self.event())
 
     def summary(self) -> str:
         """``pulled IMAGE: 5 layers (3 new), 45.6 MB in 4.2 s``."""
-        new = sum(status == "Pull complete" for status in self.layers.values())
-        text = f"pulled {self.image}"
-        if self.layers:
-            text += f": {len(self.layers)} layers ({new} new)"
-        if self.bytes_total:
-            text += f", {megabytes(self.bytes_total)} MB"
-        return text + f" in {time.monotonic() - self.started:.1f} s"
+        return summary_line(self.event(done=True))
 
     def event(self, done: bool = False) -> dict[str, Any]:
         """The ``pull`` event of the API's NDJSON stream (docs/api.md)."""
-        return {
+        event: dict[str, Any] = {
             "event": "pull",
             "image": self.image,
             "layers_done": self.layers_done,
@@ -109,6 +102,37 @@ class PullProgress:
             "bytes_total": self.bytes_total,
             "done": done,
         }
+        if done:
+            event["layers_new"] = self.layers_new
+            event["seconds"] = round(time.monotonic() - self.started, 1)
+        return event
+
+
+def _count(event: dict[str, Any], name: str) -> int:
+    value = event.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def progress_line(event: dict[str, Any]) -> str:
+    """The progress line for a ``pull`` event (ours, or one a server sent)."""
+    image, layers = event.get("image"), _count(event, "layers")
+    if not layers:
+        return f"pulling {image}..."
+    text = f"pulling {image}: {_count(event, 'layers_done')}/{layers} layers"
+    if _count(event, "bytes_total"):
+        text += f", {megabytes(_count(event, 'bytes_done'))}/{megabytes(_count(event, 'bytes_total'))} MB"
+    return text
+
+
+def summary_line(event: dict[str, Any]) -> str:
+    """The line a finished pull leaves: ``pulled IMAGE: 5 layers (3 new), 45.6 MB in 4.2 s``."""
+    text = f"pulled {event.get('image')}"
+    if _count(event, "layers"):
+        text += f": {_count(event, 'layers')} layers ({_count(event, 'layers_new')} new)"
+    if _count(event, "bytes_total"):
+        text += f", {megabytes(_count(event, 'bytes_total'))} MB"
+    seconds = event.get("seconds")
+    return text + (f" in {seconds:.1f} s" if isinstance(seconds, (int, float)) else "")
 
 
 def megabytes(count: int) -> str:
@@ -234,16 +258,18 @@ def pull(
     image: str,
     platform: str | None,
     on_progress: Callable[[PullProgress], None],
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> PullProgress:
     """Pull ``image``, calling ``on_progress`` after each message; returns the final progress.
 
     The messages are read in a thread, so a KeyboardInterrupt reaches the caller within
-    ``POLL`` seconds even while the engine is silent; the pull's process is then ended.
+    ``POLL`` seconds even while the engine is silent; the pull's process is then ended. So
+    does ``cancelled()`` turning true (PullFailed "cancelled"), for callers in other threads.
     """
     progress = PullProgress(image)
     for source in (api_messages, cli_messages):
         try:
-            for message in _polled(lambda started: source(docker_command, image, platform, started)):
+            for message in _polled(lambda started: source(docker_command, image, platform, started), cancelled):
                 progress.feed(message)
                 on_progress(progress)
             return progress
@@ -260,7 +286,9 @@ def pull(
 _END = object()
 
 
-def _polled(source: Callable[[Started], Iterator[dict[str, Any]]]) -> Iterator[dict[str, Any]]:
+def _polled(
+    source: Callable[[Started], Iterator[dict[str, Any]]], cancelled: Callable[[], bool]
+) -> Iterator[dict[str, Any]]:
     """``source``'s messages read in a thread, handed over with a bounded wait (see :func:`pull`).
 
     When the consumer stops early (an interrupt), the source's process is killed, which ends
@@ -285,10 +313,14 @@ def _polled(source: Callable[[Started], Iterator[dict[str, Any]]]) -> Iterator[d
             try:
                 item = box.get(timeout=POLL)
             except queue.Empty:
+                if cancelled():
+                    raise PullFailed("cancelled") from None
                 if time.monotonic() - quiet_since > PULL_TIMEOUT:
                     raise PullFailed(f"no progress for {PULL_TIMEOUT:g} s") from None
                 continue
             quiet_since = time.monotonic()
+            if cancelled():
+                raise PullFailed("cancelled")
             if item is _END:
                 return
             if isinstance(item, BaseException):

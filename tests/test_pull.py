@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from dockyter.pull import PullProgress
+from dockyter.pull import PullProgress, summary_line
 from helpers import docker
 
 pytestmark = pytest.mark.docker
@@ -77,10 +77,13 @@ def test_progress_counts_layers_and_bytes_from_the_engines_messages():
     progress.feed({"status": "Download complete", "id": "bbb"})
     progress.feed({"status": "Pull complete", "id": "bbb"})
     assert progress.line() == "pulling example/image:1: 2/2 layers, 2.0/2.0 MB"
-    assert progress.event(done=True) == {
+    final = progress.event(done=True)
+    assert final == {
         "event": "pull", "image": "example/image:1", "layers_done": 2, "layers": 2,
-        "bytes_done": 2_000_000, "bytes_total": 2_000_000, "done": True,
+        "bytes_done": 2_000_000, "bytes_total": 2_000_000, "done": True, "layers_new": 1,
+        "seconds": final["seconds"],
     }  # fmt: skip
+    assert summary_line(final).startswith("pulled example/image:1: 2 layers (1 new), 2.0 MB in ")
 
 
 @pytest.mark.kernel
@@ -91,3 +94,42 @@ def test_a_pull_in_a_kernel_streams_its_progress_line(kernel, registry):
     assert run.stdout == "3000000\n"
     assert run.stderr.startswith("\rDockyter: pulling ")
     assert SUMMARY.search(run.stderr.rsplit("\r", 1)[1]), run.stderr
+
+
+@pytest.fixture
+def server(dockyter_server):
+    pytest.importorskip("fastapi", reason="dockyter-server needs the 'server' extra")
+    return dockyter_server(pull="missing")  # the test servers default to never: no registry is reachable
+
+
+def test_the_api_stream_carries_the_servers_pull_progress(server, registry):
+    image = registry.push_fresh_image()
+    with server.stream({"cmd": "wc -c < /blob", "args": image}) as events:
+        seen = list(events)
+    kinds = [event["event"] for event in seen]
+    assert kinds[0] == "start" and kinds[-1] == "exit", kinds
+    pulls = [event for event in seen if event["event"] == "pull"]
+    # progress before the output, and one final event with the totals
+    assert pulls and kinds.index("pull") < kinds.index("stdout")
+    final = pulls[-1]
+    assert final["done"] is True and final["image"] == image
+    assert final["layers_done"] == final["layers"] and final["layers_new"] == 1
+    assert final["bytes_total"] == final["bytes_done"] and 3_000_000 <= final["bytes_total"] < 3_100_000
+    assert "".join(event["data"] for event in seen if event["event"] == "stdout") == "3000000\n"
+    # a plain JSON client sees none of it
+    second = registry.push_fresh_image(megabytes=1)
+    reply = server.execute({"cmd": "echo plain", "args": second}).json()
+    assert reply["stdout"] == "plain\n" and reply["exit_code"] == 0
+
+
+def test_a_cell_through_the_api_backend_shows_the_servers_pull(server, registry, cell, ip):
+    ip.run_line_magic("config", f"Dockyter.api_token = {server.token!r}")
+    cell(f"%docker_backend api {server.url}")
+    image = registry.push_fresh_image()
+    run = cell(f"%%docker {image}\nwc -c < /blob")
+    assert run.error is None, run.stderr
+    assert run.stdout == "3000000\n"
+    assert SUMMARY.search(run.stderr.rsplit("\r", 1)[1]), run.stderr
+    missing = f"{registry.host}/dockyter-pull/missing:1"
+    run = cell(f"%%docker {missing}\necho never")
+    assert str(run.error).startswith(f"the container did not start: cannot pull {missing}: "), run.error
