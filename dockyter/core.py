@@ -353,6 +353,8 @@ class Dockyter(Configurable):
             rows.append(("available", f"yes: {status.detail}" if status.available else f"no: {status.detail}"))
             rows += list(status.facts.items())
         rows.append(("! redirection", "on" if self.redirect else "off"))
+        active = self.layers.active_profile
+        rows.append(("profile", f"{active.name} (%docker_profile --off drops it)" if active else "(none)"))
         rows.append(("default_args", self.default_args or "(none)"))
         if self.default_args.strip():
             args = parse_run_args(self.default_args)

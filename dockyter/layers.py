@@ -17,6 +17,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from copy import deepcopy
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from traitlets import TraitError
@@ -35,6 +36,15 @@ IPYTHON = "ipython_config.py"
 RUN_TIME = "run time"
 
 
+@dataclass(frozen=True)
+class ActiveProfile:
+    """The profile ``%docker_profile`` applied, and what each value it set was before."""
+
+    name: str
+    label: str  # the origin its values are recorded with
+    underneath: dict[str, tuple[Any, str]]  # trait -> (value, origin) before the profile
+
+
 class Layers:
     """The layered configuration of one ``Dockyter`` instance and the provenance of each value."""
 
@@ -47,6 +57,7 @@ class Layers:
         self.origin = {name: IPYTHON if name in self.ipython_values else DEFAULT for name in self.traits}
         self.file = FileConfig()
         self.problems: list[Problem] = []
+        self.active_profile: ActiveProfile | None = None  # set by %docker_profile NAME
         self._source: str | None = RUN_TIME  # what a change is recorded as; None: not recorded
         settings.observe(self._record, names=list(self.traits))
 
@@ -161,14 +172,37 @@ class Layers:
         return rows
 
     def use_profile(self, name: str) -> Profile:
-        """``%docker_profile NAME``: apply the profile for good and turn ``!`` redirection on."""
+        """``%docker_profile NAME``: apply the profile for good and turn ``!`` redirection on.
+
+        A profile already active is dropped first, so its overrides do not outlive it; what
+        the new one replaces is remembered, for :meth:`drop_profile`.
+        """
         profile = self.profile(name)
+        self.drop_profile()
         label = f"{RUN_TIME} (%docker_profile {name})"
+        names = [*profile.values(), "redirect"]
+        underneath = {key: (deepcopy(getattr(self.settings, key)), self.origin[key]) for key in names}
         with self.source(label):
             apply(self.settings, profile)
             self.settings.redirect = True
-        self.origin.update(dict.fromkeys([*profile.values(), "redirect"], label))
+        self.origin.update(dict.fromkeys(names, label))
+        self.active_profile = ActiveProfile(name, label, underneath)
         return profile
+
+    def drop_profile(self) -> list[str]:
+        """Undo the active profile: each value it set goes back to what it was before.
+
+        A value changed since (``%config``, ``%docker``) is the user's and stays. Returns
+        the names put back; nothing when no profile is active.
+        """
+        active, self.active_profile = self.active_profile, None
+        if active is None:
+            return []
+        restored = [key for key in active.underneath if self.origin[key] == active.label]
+        for key in restored:  # one at a time: each change is recorded with its own origin
+            value, origin = active.underneath[key]
+            self._set(key, value, origin)
+        return restored
 
     @contextmanager
     def one_cell(self, name: str | None) -> Iterator[None]:

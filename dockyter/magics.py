@@ -161,9 +161,10 @@ class DockyterMagics(Magics):
             return
         with usage_errors():
             args = parse_args(line)
+        dropped = self._drop_profile()  # new arguments: the profile's other values go with it
         core.default_args = str(args)
         core.redirect = True
-        print(f"Dockyter: `!` now runs in {args.image} ({core.backend} backend); %docker_off to stop.")
+        print(f"Dockyter: `!` now runs in {args.image} ({core.backend} backend){dropped}; %docker_off to stop.")
 
     docker_line.__doc__ = LINE_USAGE
 
@@ -175,17 +176,35 @@ class DockyterMagics(Magics):
         state = "on" if core.redirect else "off (%docker_on to turn it on)"
         print(f"Dockyter: default_args = {core.default_args!r}; `!` redirection {state}; backend {core.backend}.")
 
+    def _drop_profile(self) -> str:
+        """Undo the active profile; a few words for the magic's line (empty if none was active)."""
+        layers = self.core.layers
+        active = layers.active_profile
+        if active is None:
+            return ""
+        restored = [name for name in layers.drop_profile() if name != "redirect"]
+        return f"; profile {active.name!r} dropped" + (f" ({', '.join(restored)} back as before)" if restored else "")
+
     @line_magic()
     def docker_on(self, line: str) -> None:
         """Run ``!`` commands in containers again, with the last arguments given to %docker."""
-        if not self.core.default_args.strip():
+        core = self.core
+        if not core.default_args.strip():
             raise UsageError("nothing to turn on: first use %docker [DOCKER ARGS...] IMAGE")
-        self.core.redirect = True
+        was = core.redirect
+        core.redirect = True
+        image = parse_args(core.default_args).image
+        state = "already ran" if was else "now runs"
+        print(f"Dockyter: `!` {state} in {image} ({core.backend} backend); %docker_off to stop.")
 
     @line_magic()
     def docker_off(self, line: str) -> None:
-        """Restore IPython's own ``!`` behaviour (the arguments are kept for %docker_on)."""
+        """Restore IPython's own ``!`` behaviour and drop the active profile (the arguments are kept for %docker_on)."""
+        was = self.core.redirect
         self.core.redirect = False
+        dropped = self._drop_profile()
+        state = "runs on this machine again" if was else "already ran on this machine"
+        print(f"Dockyter: `!` {state}{dropped}; %docker_on to run it in containers.")
 
     # -- the backend -----------------------------------------------------------------------------
 
@@ -239,10 +258,16 @@ class DockyterMagics(Magics):
 
         Like ``%docker ARGS IMAGE`` with the profile's arguments: sets Dockyter.default_args and
         the traits the profile overrides (shell, timeout, backend...), and turns redirection on.
-        Without a name, lists the profiles and what each sets.
+        Another profile replaces it, with all its overrides. ``%docker_profile --off`` (and
+        ``%docker_off``) drops it: every value it set goes back to what it was before, unless
+        changed since. Without a name, lists the profiles and what each sets.
         """
         layers = self.core.layers
         name = line.strip()
+        if name == "--off":
+            dropped = self._drop_profile()
+            print(f"Dockyter: {dropped[2:]}." if dropped else "Dockyter: no profile is active.")
+            return
         if not name:
             rows = layers.profile_rows()
             if rows:
