@@ -102,7 +102,7 @@ def test_completion_through_a_kernel(kernel, test_image):
     def matches(code: str) -> dict:
         msg_id = kernel.client.complete(code, len(code))
         while True:
-            reply = kernel.client.get_shell_msg(timeout=10)
+            reply = kernel.client.get_shell_msg(timeout=60)  # a first completion loads jedi: slow under load
             if reply["parent_header"].get("msg_id") == msg_id:
                 return reply["content"]
 
