@@ -19,11 +19,13 @@ from dataclasses import dataclass
 from subprocess import CalledProcessError
 from typing import TYPE_CHECKING, Any
 
-from traitlets import Bool, Dict, Float, List, TraitError, TraitType, Unicode, default, observe, validate
-from traitlets.config import Configurable
+from traitlets import Bool, Dict, Float, TraitError, TraitType, Unicode, default, observe, validate
+from traitlets.config import Config, Configurable
 from traitlets.utils.bunch import Bunch
 
 from . import backends
+from .announce import Announcer
+from .argv import Argv
 from .backends.base import Backend, RunRequest, RunResult
 from .backends.settings import api_url_problem
 from .contract import DEFAULT_SHELL
@@ -87,23 +89,20 @@ class Dockyter(Configurable):
         "%docker and %docker_on turn it on, %docker_off turns it off.",
     ).tag(config=True)
 
-    docker_command = List(
-        Unicode(),
+    docker_command = Argv(
         default_value=["docker"],
         minlen=1,
         help="The container CLI as an argv prefix: ['docker'], ['podman'], ['nerdctl'] or ['sudo', 'docker'].",
     ).tag(config=True)
 
-    shell = List(
-        Unicode(),
+    shell = Argv(
         default_value=list(DEFAULT_SHELL),
         minlen=1,
         help="How the cell is run inside the container; the cell text is appended as the last argument. "
         "Use ['sh', '-c'] for images without bash.",
     ).tag(config=True)
 
-    base_run_args = List(
-        Unicode(),
+    base_run_args = Argv(
         default_value=["--log-driver", "none"],
         help="Arguments added to every `docker run` before the user's own. The default keeps the engine "
         "from also writing all output to a log file on disk (we stream it and remove the container).",
@@ -184,12 +183,50 @@ class Dockyter(Configurable):
         # Before the configuration is loaded: its values fire the observers below.
         self._backend: Backend | None = None
         self._redirection: Redirection | None = None
+        self.announcer = Announcer(ipython)
+        # Values of the IPython configuration a trait refused: name -> value. Kept out of the
+        # layers, so the value below stays in force (see _load_config).
+        self.refused_config: dict[str, Any] = {}
+        self.config_problems: list[str] = []
         if ipython is not None:
             from .redirect import Redirection  # imports IPython: only with a shell
 
             self._redirection = Redirection(ipython, self.run_bang)
         super().__init__(**kwargs)
         self.layers = Layers(self)  # provenance of each value; dockyter.toml is applied by extension.load
+
+    # -- the IPython configuration: a refused value never breaks a load ---------------------------
+
+    def _load_config(self, cfg: Config, section_names: list[str] | None = None, traits: Any = None) -> None:
+        """Apply ``c.Dockyter.*`` / ``%config``; a value a trait refuses is one line, the value below kept.
+
+        IPython keeps a value ``%config`` refused in the shell's configuration, and
+        ``ipython_config.py`` may hold a bad one: either would otherwise make every later load
+        of the extension fail (on a site profile, for every user).
+        """
+        try:
+            super()._load_config(cfg, section_names, traits)
+            return
+        except TraitError:
+            pass  # traitlets rolled back every value of this load: apply them one at a time
+        for name, value in self._find_my_config(cfg).items():
+            try:
+                super()._load_config(Config({type(self).__name__: {name: value}}), section_names, traits)
+            except TraitError as error:
+                self._refuse(name, value, error)
+
+    def _refuse(self, name: str, value: Any, error: TraitError) -> None:
+        if name in self.refused_config and repr(self.refused_config[name]) == repr(value):
+            return  # traitlets re-applies the whole configuration at each %config: said already
+        self.refused_config[name] = value
+        loading = not hasattr(self, "layers")
+        source = "the IPython configuration (ipython_config.py, or an earlier %config)" if loading else "%config"
+        kept = masked(name, getattr(self, name))
+        line = f"{source}: Dockyter.{name} = {masked(name, value)} refused ({error}); {name} stays {kept}"
+        if loading:
+            self.config_problems.append(line)
+        else:
+            say(line)
 
     # -- traits: validation and observers --------------------------------------------------------
 
@@ -290,6 +327,7 @@ class Dockyter(Configurable):
         and the asker is not told by an exception. ``written`` is the command as the user typed it,
         for the exception of a failed ``!``.
         """
+        self.announcer.flush()  # problems found while loading, if nobody has seen them yet
         try:
             request = self.request(args if args is not None else self.configured_args(), command, timeout, merge)
             sink = OutputSink(show=show, capture=capture or bool(store))

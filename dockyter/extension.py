@@ -26,7 +26,8 @@ def load(shell: InteractiveShell) -> Dockyter:
     setattr(shell, _ATTRIBUTE, core)
     # dockyter.toml goes over the IPython config the instance was created with, before the
     # cleanup starts, so that cleanup uses the backend the file chose.
-    core.layers.load_file()
+    core.announcer.problems(core.config_problems)  # IPython config values the traits refused
+    core.layers.load_file(announce=core.announcer.problems)
     core.cleanup_in_background()
     completion.install(shell, completion_sources(core))
     if core.cleans_up_here():  # a local engine: list its images now, so the first TAB has names

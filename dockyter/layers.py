@@ -14,7 +14,7 @@ back to the lower layers.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from copy import deepcopy
 from dataclasses import dataclass
@@ -53,7 +53,10 @@ class Layers:
         self.settings = settings
         self.traits = settings.class_traits(config=True)
         section = settings.config.get(type(settings).__name__) or {}
-        self.ipython_values = {name: deepcopy(getattr(settings, name)) for name in self.traits if name in section}
+        refused = getattr(settings, "refused_config", {})  # values the traits refused: never applied
+        self.ipython_values = {
+            name: deepcopy(getattr(settings, name)) for name in self.traits if name in section and name not in refused
+        }
         self.origin = {name: IPYTHON if name in self.ipython_values else DEFAULT for name in self.traits}
         self.file = FileConfig()
         self.problems: list[Problem] = []
@@ -76,17 +79,20 @@ class Layers:
 
     # -- the file ------------------------------------------------------------------------------
 
-    def load_file(self) -> list[Problem]:
+    def load_file(self, announce: Callable[[list[Problem]], None] | None = None) -> list[Problem]:
         """Find and read ``dockyter.toml`` and apply it over the lower layers; say what was wrong.
 
-        Run-time values are kept. Each problem is one line on stderr, and everything else in
-        the file (and every other layer) still applies.
+        Run-time values are kept. Each problem is one line on stderr (or handed to ``announce``),
+        and everything else in the file (and every other layer) still applies.
         """
         path, problems = find_config_file()
         self.file = read_config_file(path, self.traits) if path else FileConfig()
         problems += self.file.problems + self._apply_layers()
-        for problem in problems:
-            say(problem)
+        if announce is not None:
+            announce(problems)
+        else:
+            for problem in problems:
+                say(problem)
         self.problems = problems
         return problems
 

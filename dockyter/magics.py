@@ -8,6 +8,7 @@ backend and the run path live in the core (``%config Dockyter`` lists its traits
 from __future__ import annotations
 
 import argparse
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
@@ -117,6 +118,16 @@ def usage_errors(prefix: str = "") -> Iterator[None]:
         raise UsageError(f"{prefix}{error}") from None
 
 
+def _announcing(core: Dockyter, method: F) -> F:
+    @functools.wraps(method)
+    def magic(*args: Any, **kwargs: Any) -> Any:
+        core.announcer.flush()
+        return method(*args, **kwargs)
+
+    magic.__self__ = getattr(method, "__self__", None)  # type: ignore[attr-defined]  # still looks bound
+    return magic  # type: ignore[return-value]
+
+
 @magics_class
 class DockyterMagics(Magics):
     """``%%docker``, ``%docker`` and friends, over one :class:`Dockyter` core."""
@@ -124,6 +135,10 @@ class DockyterMagics(Magics):
     def __init__(self, shell: InteractiveShell, core: Dockyter) -> None:
         super().__init__(shell=shell)
         self.core = core
+        # Every magic first says the loading problems nobody has seen yet (dockyter/announce.py).
+        for table in self.magics.values():
+            for name, method in table.items():
+                table[name] = _announcing(core, method)
 
     # -- running ---------------------------------------------------------------------------------
 
