@@ -32,6 +32,7 @@ from .contract import DEFAULT_SHELL
 from .dockerargs import DockerArgsError, RunArgs, parse_run_args
 from .errors import BadUsage, ContainerNotStarted, DockyterError, Interrupted, exit_error, say
 from .layers import Layers
+from .lifecycle import lifecycle_problem
 from .output import OutputSink, Stream
 from .tomlvalues import MASKED_TRAITS, masked
 
@@ -302,6 +303,9 @@ class Dockyter(Configurable):
 
     def request(self, args: RunArgs, command: str, timeout: float | None = None, merge: bool = False) -> RunRequest:
         """A request with the settings in force: the shell, and the timeout unless one is given."""
+        problem = lifecycle_problem(args)  # default_args may come from a file: checked at each run
+        if problem:
+            raise BadUsage(problem)
         limit = timeout if timeout is not None else (self.timeout or None)
         return RunRequest(args=args, command=command, shell=tuple(self.shell), timeout=limit, merge_stderr=merge)
 
@@ -425,11 +429,18 @@ class Dockyter(Configurable):
 
 
 def parse_args(text: str | list[str]) -> RunArgs:
-    """``[DOCKER ARGS...] IMAGE`` from a magic line (a trailing ``# comment`` allowed); BadUsage if it cannot be."""
+    """``[DOCKER ARGS...] IMAGE`` from a magic line (a trailing ``# comment`` allowed); BadUsage if it cannot be.
+
+    Flags that would leave a container behind (``-d``, ``--rm=false``...) are refused here too.
+    """
     try:
-        return parse_run_args(text, comments=True)
+        args = parse_run_args(text, comments=True)
     except DockerArgsError as error:
         raise BadUsage(str(error)) from None
+    problem = lifecycle_problem(args)
+    if problem:
+        raise BadUsage(problem)
+    return args
 
 
 def _quiet_cleanup(backend: Backend) -> None:

@@ -32,6 +32,7 @@ from ..contract import (
 )
 from ..errors import BackendError, RuntimeNotFound
 from ..dockerargs import RunArgs
+from ..lifecycle import given_name
 from ..output import OutputSink, ProgressLine, Stream
 from ..pull import PullFailed, needs_pull, pull
 from .base import Backend, BackendStatus, RunRequest, RunResult
@@ -80,7 +81,8 @@ class DockerBackend(Backend):
         not_started = self._pull_if_missing(request.args)
         if not_started is not None:
             return not_started
-        name = new_container_name()
+        chosen = given_name(request.args)  # --name NAME: that is the container we stop and remove
+        name = chosen or new_container_name()
         argv = self.command_line(request, name)
         try:
             process = subprocess.Popen(
@@ -104,7 +106,7 @@ class DockerBackend(Backend):
         for pipe in (process.stdout, process.stderr):
             if pipe is not None:
                 widen(pipe.fileno())
-        return _ContainerRun(self, process, name, sink).wait(request.timeout)
+        return _ContainerRun(self, process, name, sink, chosen is not None).wait(request.timeout)
 
     # -- the image ------------------------------------------------------------------------------
 
@@ -220,10 +222,15 @@ def widen(fd: int) -> None:
 class _ContainerRun:
     """One running ``docker run`` process: pumps its output and stops it when asked."""
 
-    def __init__(self, backend: DockerBackend, process: subprocess.Popen[bytes], name: str, sink: OutputSink) -> None:
+    def __init__(
+        self, backend: DockerBackend, process: subprocess.Popen[bytes], name: str, sink: OutputSink, chosen: bool
+    ) -> None:
         self.backend = backend
         self.process = process
         self.name = name
+        # A name the user chose may belong to another container (ours then failed to start
+        # with a name conflict): that one is never ours to stop.
+        self.chosen = chosen
         self.sink = sink
         self.selector = selectors.DefaultSelector()
         pipes: list[tuple[IO[bytes] | None, Stream]] = [(process.stdout, "stdout"), (process.stderr, "stderr")]
@@ -281,7 +288,7 @@ class _ContainerRun:
         """SIGINT, a grace period with output still flowing, then kill and remove by name."""
         grace = self.backend.settings.stop_grace if grace is None else grace
         try:
-            if grace > 0 and self.process.poll() is None:
+            if grace > 0 and self.process.poll() is None and self._ours():
                 self.backend.control("kill", "--signal", "INT", self.name)
                 self._pump(time.monotonic() + grace)
         except KeyboardInterrupt:
@@ -289,18 +296,29 @@ class _ContainerRun:
         finally:
             self._kill_and_remove()
 
+    def _ours(self) -> bool:
+        """Whether the container called ``name`` is this kernel's (always, for a name we made)."""
+        if not self.chosen:
+            return True
+        answer = self.backend.control("inspect", "--format", f'{{{{index .Config.Labels "{OWNER_LABEL}"}}}}', self.name)
+        return answer is None or answer.returncode != 0 or answer.stdout.strip() == owner_id()
+
+    def _remove(self) -> None:
+        if self._ours():
+            self.backend.control("rm", "-f", self.name)
+
     def _kill_and_remove(self) -> None:
         for attempt in range(3):  # repeated Ctrl-C must not skip the removal
             try:
                 if self.process.poll() is None:
-                    self.backend.control("rm", "-f", self.name)
+                    self._remove()
                     try:
                         self.process.wait(timeout=5)
                     except subprocess.TimeoutExpired:
                         self.process.kill()
                         self.process.wait()
                 # The CLI is gone now, so nothing can create the container after this removal.
-                self.backend.control("rm", "-f", self.name)
+                self._remove()
                 return
             except KeyboardInterrupt:
                 if attempt == 2:
