@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import shlex
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from subprocess import CalledProcessError
 from typing import TYPE_CHECKING, Any
@@ -322,6 +322,7 @@ class Dockyter(Configurable):
         show: bool = True,
         merge: bool = False,
         store: Mapping[str, Stream] | None = None,
+        hide: Collection[Stream] = (),
         written: str | None = None,
     ) -> Ran | None:
         """Run ``command`` in one fresh container (``args``, or ``default_args``) and conclude.
@@ -334,7 +335,7 @@ class Dockyter(Configurable):
         self.announcer.flush()  # problems found while loading, if nobody has seen them yet
         try:
             request = self.request(args if args is not None else self.configured_args(), command, timeout, merge)
-            sink = OutputSink(show=show, capture=capture or bool(store))
+            sink = OutputSink(show=show, capture=capture or bool(store), hide=hide)
             result = self.active_backend.run(request, sink)
         except DockyterError as error:
             self._set_exit_code(error.exit_code)

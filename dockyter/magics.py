@@ -159,7 +159,8 @@ class DockyterMagics(Magics):
                 if options.err:
                     store[options.err] = "stderr"
                 raise_on_error = core.raise_on_error if options.raise_on_error is None else options.raise_on_error
-                core.run(cell, cell_asker(raise_on_error), args=args, timeout=options.timeout, store=store)
+                hide = () if options.tee else tuple(store.values())  # captured instead of shown, as %%bash
+                core.run(cell, cell_asker(raise_on_error), args=args, timeout=options.timeout, store=store, hide=hide)
 
     docker.__doc__ = cell_usage()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Literal, TextIO
 
 from .contract import IncrementalText
@@ -45,11 +45,13 @@ class OutputSink:
 
     ``show`` writes each chunk to the current ``sys.stdout`` / ``sys.stderr`` (looked up at
     write time, so ipykernel's and capture_output's streams are honoured) and flushes it so
-    it reaches the notebook at once. ``capture`` keeps the text of each stream.
+    it reaches the notebook at once. ``capture`` keeps the text of each stream. ``hide`` names
+    streams not shown even with ``show`` (``%%docker --out VAR`` captures stdout instead).
     """
 
-    def __init__(self, *, show: bool = True, capture: bool = False) -> None:
+    def __init__(self, *, show: bool = True, capture: bool = False, hide: Collection[Stream] = ()) -> None:
         self.show = show
+        self.hide = frozenset(hide)
         self.capture = capture
         self._captured: dict[Stream, list[str]] = {"stdout": [], "stderr": []}
         self._decoders: dict[Stream, IncrementalText] = {
@@ -66,7 +68,7 @@ class OutputSink:
             self.stderr_tail = (self.stderr_tail + text)[-4096:]
         if self.capture:
             self._captured[stream].append(text)
-        if self.show:
+        if self.show and stream not in self.hide:
             target: TextIO = sys.stdout if stream == "stdout" else sys.stderr
             write = target.write if self._shown < HISTORY_LIMIT else untracked_write(target)
             self._shown += len(text)
