@@ -210,7 +210,7 @@ class DockyterMagics(Magics):
         was = core.redirect
         core.redirect = True
         image = parse_args(core.default_args).image
-        state = "already ran" if was else "now runs"
+        state = "already runs" if was else "now runs"
         print(f"Dockyter: `!` {state} in {image} ({core.backend} backend); %docker_off to stop.")
 
     @line_magic()
@@ -219,7 +219,7 @@ class DockyterMagics(Magics):
         was = self.core.redirect
         self.core.redirect = False
         dropped = self._drop_profile()
-        state = "runs on this machine again" if was else "already ran on this machine"
+        state = "runs on this machine again" if was else "already runs on this machine"
         print(f"Dockyter: `!` {state}{dropped}; %docker_on to run it in containers.")
 
     # -- the backend -----------------------------------------------------------------------------
