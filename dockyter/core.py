@@ -33,6 +33,8 @@ from .dockerargs import DockerArgsError, RunArgs, parse_run_args
 from .errors import BadUsage, ContainerNotStarted, DockyterError, Interrupted, exit_error, say
 from .layers import Layers
 from .lifecycle import lifecycle_problem
+from .linechecks import unexpanded_variable
+from .shorthands import with_shorthands
 from .output import OutputSink, Stream
 from .tomlvalues import MASKED_TRAITS, masked
 
@@ -107,6 +109,18 @@ class Dockyter(Configurable):
         default_value=["--log-driver", "none"],
         help="Arguments added to every `docker run` before the user's own. The default keeps the engine "
         "from also writing all output to a log file on disk (we stream it and remove the container).",
+    ).tag(config=True)
+
+    here = Bool(
+        False,
+        help="Mount the kernel's working directory (usually the notebook's folder) at the same path in "
+        "every container and start there: -v CWD:CWD -w CWD. --here does it for one cell.",
+    ).tag(config=True)
+
+    as_me = Bool(
+        False,
+        help="Run every container as the kernel's own uid:gid (--user), so files written into a mount "
+        "belong to you, not root. --as-me does it for one cell.",
     ).tag(config=True)
 
     # -- how a run ends -------------------------------------------------------------------------
@@ -301,11 +315,21 @@ class Dockyter(Configurable):
             )
         return parse_args(self.default_args)
 
-    def request(self, args: RunArgs, command: str, timeout: float | None = None, merge: bool = False) -> RunRequest:
-        """A request with the settings in force: the shell, and the timeout unless one is given."""
+    def request(
+        self,
+        args: RunArgs,
+        command: str,
+        timeout: float | None = None,
+        merge: bool = False,
+        *,
+        here: bool = False,
+        as_me: bool = False,
+    ) -> RunRequest:
+        """A request with the settings in force: the shell, the timeout unless one is given, the shorthands."""
         problem = lifecycle_problem(args)  # default_args may come from a file: checked at each run
         if problem:
             raise BadUsage(problem)
+        args = with_shorthands(args, here=here or self.here, as_me=as_me or self.as_me)
         limit = timeout if timeout is not None else (self.timeout or None)
         return RunRequest(args=args, command=command, shell=tuple(self.shell), timeout=limit, merge_stderr=merge)
 
@@ -323,6 +347,8 @@ class Dockyter(Configurable):
         merge: bool = False,
         store: Mapping[str, Stream] | None = None,
         hide: Collection[Stream] = (),
+        here: bool = False,
+        as_me: bool = False,
         written: str | None = None,
     ) -> Ran | None:
         """Run ``command`` in one fresh container (``args``, or ``default_args``) and conclude.
@@ -334,7 +360,8 @@ class Dockyter(Configurable):
         """
         self.announcer.flush()  # problems found while loading, if nobody has seen them yet
         try:
-            request = self.request(args if args is not None else self.configured_args(), command, timeout, merge)
+            chosen = args if args is not None else self.configured_args()
+            request = self.request(chosen, command, timeout, merge, here=here, as_me=as_me)
             sink = OutputSink(show=show, capture=capture or bool(store), hide=hide)
             result = self.active_backend.run(request, sink)
         except DockyterError as error:
@@ -438,7 +465,7 @@ def parse_args(text: str | list[str]) -> RunArgs:
         args = parse_run_args(text, comments=True)
     except DockerArgsError as error:
         raise BadUsage(str(error)) from None
-    problem = lifecycle_problem(args)
+    problem = lifecycle_problem(args) or unexpanded_variable(args)
     if problem:
         raise BadUsage(problem)
     return args

@@ -30,6 +30,8 @@ OPTIONS: tuple[Option, ...] = (
            "even when Dockyter.timeout sets one"),
     Option("--out", "VAR", "store stdout in the variable VAR instead of showing it (as %%bash --out)"),
     Option("--err", "VAR", "store stderr in the variable VAR instead of showing it (as %%bash --err)"),
+    Option("--here", None, "mount the kernel's working directory at the same path and start there"),
+    Option("--as-me", None, "run as the kernel's own uid:gid, so files written into mounts are yours"),
     Option("--tee", None, "with --out/--err: show the output as it streams and store it too"),
     Option(
         "--profile",
@@ -51,6 +53,8 @@ class CellOptions:
     out: str | None = None  # capture stdout into this variable
     err: str | None = None  # capture stderr into this variable
     tee: bool = False  # show what --out/--err capture, as well
+    here: bool = False  # mount the kernel's working directory and start there
+    as_me: bool = False  # run as the kernel's uid:gid
     profile: str | None = None
     help: bool = False  # --help: show the usage, run nothing
     docker_tokens: list[str] = field(default_factory=list)
@@ -72,8 +76,8 @@ def parse_cell_line(line: str) -> CellOptions:
         if token == "--help":
             options.help = True
             position += 1
-        elif token == "--tee":
-            options.tee = True
+        elif token in ("--tee", "--here", "--as-me"):
+            setattr(options, token[2:].replace("-", "_"), True)
             position += 1
         elif token in SWITCHES:
             options.raise_on_error = token == "--raise-error"

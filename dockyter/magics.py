@@ -23,7 +23,8 @@ from traitlets import TraitError
 from . import backends
 from .core import Dockyter, cell_asker, parse_args
 from .dockerargs import DockerArgsError, split_line
-from .errors import BadUsage
+from .errors import BadUsage, say
+from .linechecks import eaten_backslashes
 from .magicline import OPTIONS, parse_cell_line
 from .output import Stream
 from .status import StatusReport
@@ -118,6 +119,12 @@ def usage_errors(prefix: str = "") -> Iterator[None]:
         raise UsageError(f"{prefix}{error}") from None
 
 
+def _warn_about_backslashes(line: str) -> None:
+    warning = eaten_backslashes(line)
+    if warning:
+        say(warning)
+
+
 def _announcing(core: Dockyter, method: F) -> F:
     @functools.wraps(method)
     def magic(*args: Any, **kwargs: Any) -> Any:
@@ -144,6 +151,7 @@ class DockyterMagics(Magics):
 
     @cell_magic
     def docker(self, line: str, cell: str) -> None:
+        _warn_about_backslashes(line)
         with usage_errors("%%docker: "):
             options = parse_cell_line(line)
         if options.help:
@@ -160,7 +168,8 @@ class DockyterMagics(Magics):
                     store[options.err] = "stderr"
                 raise_on_error = core.raise_on_error if options.raise_on_error is None else options.raise_on_error
                 hide = () if options.tee else tuple(store.values())  # captured instead of shown, as %%bash
-                core.run(cell, cell_asker(raise_on_error), args=args, timeout=options.timeout, store=store, hide=hide)
+                core.run(cell, cell_asker(raise_on_error), args=args, timeout=options.timeout, store=store, hide=hide,
+                         here=options.here, as_me=options.as_me)
 
     docker.__doc__ = cell_usage()
 
@@ -175,6 +184,7 @@ class DockyterMagics(Magics):
             print("and for a whole cell:\n")
             print(cell_usage())
             return
+        _warn_about_backslashes(line)
         with usage_errors():
             args = parse_args(line)
         dropped = self._drop_profile()  # new arguments: the profile's other values go with it
