@@ -9,8 +9,9 @@ why, before anything starts:
 * ``--restart`` (other than ``no``): docker refuses it with ``--rm``, and it would restart
   what we stop;
 * ``-t``/``--tty``, ``-i``/``--interactive``: a cell has no terminal and no keyboard input to
-  give (docker answers "the input device is not a TTY" and nothing runs);
-* ``--help``: docker would print its help and run nothing.
+  give (docker answers "the input device is not a TTY" and nothing runs).
+
+``--help`` among the docker arguments is docker's: it prints its help, starts nothing.
 
 ``--name NAME`` is honoured: the container is called NAME, and NAME is what an interrupt or a
 timeout stops and removes (only if it is still ours, by its owner label).
@@ -25,8 +26,6 @@ REFUSED: dict[str, str] = {
     "left running (start long-lived containers with `docker run -d` in a terminal)",
     "--tty": "a cell has no terminal to give the container; its output streams live without -t",
     "--interactive": "a cell has no keyboard input to give the container; drop -i",
-    "--help": "docker would print its help and run nothing; `%%docker --help` shows Dockyter's, "
-    "`docker run --help` in a terminal docker's",
 }
 KEEP = (
     "Dockyter removes every container it starts when its run ends; keep files in a mounted folder "

@@ -25,7 +25,6 @@ def exists(name: str) -> bool:
         ("--restart always", "--restart always refused: Dockyter removes every container"),
         ("-it", "-i refused: a cell has no keyboard input"),
         ("-t", "-t refused: a cell has no terminal to give the container"),
-        ("-e A=1 --help", "--help refused: docker would print its help and run nothing"),
     ],
 )
 def test_flags_that_would_leave_a_container_are_refused_in_one_line(cell, ip, test_image, flags, says,
