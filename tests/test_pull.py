@@ -12,6 +12,7 @@ import pytest
 
 from dockyter.pull import PullProgress, summary_line
 from helpers import docker
+from scripted_server import ScriptedServer, event, stream
 
 pytestmark = pytest.mark.docker
 
@@ -133,3 +134,28 @@ def test_a_cell_through_the_api_backend_shows_the_servers_pull(server, registry,
     missing = f"{registry.host}/dockyter-pull/missing:1"
     run = cell(f"%%docker {missing}\necho never")
     assert str(run.error).startswith(f"the container did not start: cannot pull {missing}: "), run.error
+
+
+def test_a_servers_long_pull_is_one_line_and_does_not_count_against_the_timeout(cell, ip):
+    """A scripted server (the pace is the point here): a pull longer than the cell's --timeout."""
+    server = ScriptedServer()
+    pull = {"image": "img:1", "layers": 2, "bytes_total": 2_000_000}
+    server.routes["POST", "/execute"] = stream(
+        event("start", id="run-1"),
+        event("pull", layers_done=0, bytes_done=0, done=False, **pull), 1.3,
+        event("pull", layers_done=1, bytes_done=1_000_000, done=False, **pull), 1.3,
+        event("pull", layers_done=2, bytes_done=2_000_000, done=False, **pull), 1.3,
+        event("pull", layers_done=2, bytes_done=2_000_000, done=True, layers_new=2, seconds=3.9, **pull),
+        event("stdout", data="ran\n"),
+        event("exit", code=0, reason=None, message=None),
+    )
+    try:
+        cell(f"%docker_backend api {server.url}")
+        run = cell("%%docker --timeout 1 img:1\necho ran")
+        assert run.error is None, run.error
+        assert run.stdout == "ran\n"
+        assert run.stderr.startswith("\rDockyter: pulling img:1: 0/2 layers, 0.0/2.0 MB")
+        assert run.stderr.endswith("\rDockyter: pulled img:1: 2 layers (2 new), 2.0 MB in 3.9 s\n")
+        assert run.stderr.count("\n") == 1
+    finally:
+        server.stop()

@@ -103,6 +103,8 @@ class Execution:
             event = self._parse_event(line)
             kind = event.get("event")
             if kind == "pull":
+                if self.request.timeout:  # the timeout counts from the run, not from the server's pull
+                    self.deadline = time.monotonic() + self.request.timeout + TIMEOUT_GRACE
                 if event.get("done") is True:
                     progress.finish(summary_line(event))
                 else:
