@@ -7,6 +7,7 @@ own, removed locally, so each test sees a real pull through the engine.
 from __future__ import annotations
 
 import re
+import subprocess
 
 import pytest
 
@@ -159,3 +160,20 @@ def test_a_servers_long_pull_is_one_line_and_does_not_count_against_the_timeout(
         assert run.stderr.count("\n") == 1
     finally:
         server.stop()
+
+
+@pytest.mark.kernel
+def test_interrupting_a_pull_stops_it_and_nothing_runs(kernel, registry):
+    image = registry.push_fresh_image(megabytes=100)  # big enough to be caught mid-pull
+    msg_id = kernel.submit(f"%%docker {image}\necho never")
+    kernel.collect(msg_id, until="Dockyter: pulling")
+    kernel.manager.interrupt_kernel()
+    run = kernel.collect(msg_id, timeout=60)
+    assert run.reply["status"] == "error" and run.reply["ename"] == "Interrupted", run.reply
+    [error] = run.of_type("error")
+    assert f"interrupted while pulling {image}; nothing ran" in error["content"]["traceback"][0]
+    assert "never" not in run.stdout
+    assert kernel.run("print(_exit_code)").stdout == "130\n"
+    # no pull is left behind in the kernel: its dial-stdio child is gone
+    children = subprocess.run(["pgrep", "-P", str(kernel.pid), "-f", "dial-stdio"], capture_output=True, text=True)
+    assert children.stdout == ""
