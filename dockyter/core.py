@@ -34,8 +34,8 @@ from .errors import BadUsage, ContainerNotStarted, DockyterError, Interrupted, e
 from .layers import Layers
 from .lifecycle import lifecycle_problem
 from .linechecks import unexpanded_variable
-from .shorthands import with_shorthands
 from .output import OutputSink, Stream
+from .shorthands import with_shorthands
 from .tomlvalues import MASKED_TRAITS, masked
 
 if TYPE_CHECKING:

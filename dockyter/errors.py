@@ -77,18 +77,6 @@ class ContainerNotStarted(ContainerExitError):
         return f"{text} ({self.hint})" if self.hint else text
 
 
-class ContainerNotStarted(ContainerExitError):
-    """Nothing ran: the runtime could not start the container (status 125), for ``reason``."""
-
-    def __init__(self, returncode: int, cmd: str, reason: str, hint: str | None = None) -> None:
-        super().__init__(returncode, cmd, hint)
-        self.reason = reason
-
-    def __str__(self) -> str:
-        text = f"the container did not start: {self.reason}"
-        return f"{text} ({self.hint})" if self.hint else text
-
-
 class Interrupted(KeyboardInterrupt):
     """The user interrupted a run; the container has been stopped and removed."""
 
@@ -124,8 +112,9 @@ def not_started_reason(code: int, stderr_tail: str) -> str | None:
     return None
 
 
-def exit_error(code: int, reason: str | None, message: str | None, stderr_tail: str, shell: Sequence[str],
-               command: str) -> ContainerExitError:
+def exit_error(
+    code: int, reason: str | None, message: str | None, stderr_tail: str, shell: Sequence[str], command: str
+) -> ContainerExitError:
     """The error that says how a non-zero run ended: the container did not start, or the command failed.
 
     ``reason`` and ``message`` are the run's (``"not_started"`` with why, when the backend knows).
@@ -152,7 +141,12 @@ def explain_exit(code: int, stderr_tail: str, shell: Sequence[str]) -> str | Non
             "permission denied on the Docker socket: add your user to the 'docker' group, "
             "or set Dockyter.docker_command = ['sudo', 'docker']"
         )
-    if "unable to find image" in tail or "cannot pull" in tail or "pull access denied" in tail or "manifest unknown" in tail:
+    if (
+        "unable to find image" in tail
+        or "cannot pull" in tail
+        or "pull access denied" in tail
+        or "manifest unknown" in tail
+    ):
         return "the image is not available locally and could not be pulled: check its name, or build or pull it first"
     if code == EXIT_CANNOT_RUN and not_started_reason(code, stderr_tail) is not None:
         return REFUSED

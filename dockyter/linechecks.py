@@ -26,8 +26,10 @@ def unexpanded_variable(args: RunArgs) -> str | None:
         if option.name in HOST_VALUES and option.value and (found := UNEXPANDED.search(option.value)):
             name = found.group(1)
             written = " ".join(option.written)
-            instead = "--here (mounts the kernel's folder and starts there), or {os.getcwd()}" if name == "PWD" else (
-                f"{{os.environ[{name!r}]}}"
+            instead = (
+                "--here (mounts the kernel's folder and starts there), or {os.getcwd()}"
+                if name == "PWD"
+                else (f"{{os.environ[{name!r}]}}")
             )
             return (
                 f"${name} in {written!r} was not expanded: IPython expands $name on a magic line from Python "

@@ -26,8 +26,11 @@ class Option:
 OPTIONS: tuple[Option, ...] = (
     Option("--no-raise-error", None, "do not raise CalledProcessError on a non-zero exit"),
     Option("--raise-error", None, "raise even if Dockyter.raise_on_error is off"),
-    Option("--timeout", "SECONDS", "stop the container after this long (exit status 124); 0: no limit, "
-           "even when Dockyter.timeout sets one"),
+    Option(
+        "--timeout",
+        "SECONDS",
+        "stop the container after this long (exit status 124); 0: no limit, even when Dockyter.timeout sets one",
+    ),
     Option("--out", "VAR", "store stdout in the variable VAR instead of showing it (as %%bash --out)"),
     Option("--err", "VAR", "store stderr in the variable VAR instead of showing it (as %%bash --err)"),
     Option("--here", None, "mount the kernel's working directory at the same path and start there"),

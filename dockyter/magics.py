@@ -168,8 +168,16 @@ class DockyterMagics(Magics):
                     store[options.err] = "stderr"
                 raise_on_error = core.raise_on_error if options.raise_on_error is None else options.raise_on_error
                 hide = () if options.tee else tuple(store.values())  # captured instead of shown, as %%bash
-                core.run(cell, cell_asker(raise_on_error), args=args, timeout=options.timeout, store=store, hide=hide,
-                         here=options.here, as_me=options.as_me)
+                core.run(
+                    cell,
+                    cell_asker(raise_on_error),
+                    args=args,
+                    timeout=options.timeout,
+                    store=store,
+                    hide=hide,
+                    here=options.here,
+                    as_me=options.as_me,
+                )
 
     docker.__doc__ = cell_usage()
 

@@ -12,6 +12,7 @@ Client and server both use this module; it imports nothing from IPython.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import queue
@@ -137,6 +138,11 @@ def summary_line(event: dict[str, Any]) -> str:
 
 def megabytes(count: int) -> str:
     return f"{count / 1e6:.1f}"
+
+
+def last_value(values: list[str]) -> str | None:
+    """The value docker uses when a flag is given several times: the last one."""
+    return values[-1] if values else None
 
 
 def needs_pull(pull_flag: str | None) -> bool:
@@ -269,7 +275,8 @@ def pull(
     progress = PullProgress(image)
     for source in (api_messages, cli_messages):
         try:
-            for message in _polled(lambda started: source(docker_command, image, platform, started), cancelled):
+            messages = functools.partial(source, docker_command, image, platform)  # takes `started`
+            for message in _polled(messages, cancelled):
                 progress.feed(message)
                 on_progress(progress)
             return progress

@@ -83,4 +83,3 @@ def registry(tmp_path_factory, test_image) -> Iterator[Registry]:
         names = listing.stdout.split() if listing.returncode == 0 else []
         if names:
             docker("rmi", "-f", *names)
-

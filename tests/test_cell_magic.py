@@ -103,10 +103,14 @@ def test_timeout_zero_lifts_the_configured_timeout_for_one_cell(cell, ip, test_i
 
 def test_a_typo_in_dockyters_own_options_says_which_was_meant(cell, test_image):
     run = cell(f"%%docker --no-raise-eror {test_image}\ntrue")
-    assert str(run.error) == "%%docker: unknown option '--no-raise-eror': did you mean --no-raise-error (a %%docker option)?"
+    assert (
+        str(run.error)
+        == "%%docker: unknown option '--no-raise-eror': did you mean --no-raise-error (a %%docker option)?"
+    )
     assert "did you mean --timeout (a %%docker option)?" in str(cell(f"%%docker --timeot 5 {test_image}\ntrue").error)
     assert "unknown docker run option '--volumn': did you mean --volume?" in str(
-        cell(f"%%docker --volumn /a:/b {test_image}\ntrue").error)
+        cell(f"%%docker --volumn /a:/b {test_image}\ntrue").error
+    )
     late = cell(f"%%docker -e A=1 --timeout 5 {test_image}\ntrue")
     assert "--timeout is a %%docker option: put it before the docker arguments" in str(late.error)
 

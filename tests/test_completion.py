@@ -7,10 +7,10 @@ import threading
 import time
 
 import pytest
+from helpers import wait_until
 from IPython.core.completer import provisionalcompleter
 
 from dockyter.images import LocalImages
-from helpers import wait_until
 
 
 def offered(shell, code: str) -> set[str]:
@@ -72,12 +72,14 @@ def test_a_tab_never_waits_for_the_engine(ip):
 
 
 def test_values_of_a_few_flags_and_of_profiles(ip, isolated_home):
-    (isolated_home / "dockyter.toml").write_text(textwrap.dedent("""
+    (isolated_home / "dockyter.toml").write_text(
+        textwrap.dedent("""
         [profiles]
         posix = "dockyter-test/sh:1"
         [profiles.pythonic]
         args = "dockyter-test/python:1"
-    """))
+    """)
+    )
     ip.run_line_magic("docker_config", "reload")
     assert {"always", "missing", "never"} <= offered(ip, "%%docker --pull ")
     assert {"posix", "pythonic", "--off"} <= offered(ip, "%docker_profile ")

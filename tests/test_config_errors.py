@@ -5,15 +5,16 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from kernel_fixtures import start_kernel
 from shell_fixtures import config_home, ipshell, load_dockyter, run  # noqa: F401 - fixtures
 
 
 def test_a_value_config_refused_never_breaks_a_later_load(ipshell):
     ran = run(ipshell, "%config Dockyter.backend = 'nope'")
-    assert ran.stderr == ("Dockyter: %config: Dockyter.backend = 'nope' refused (unknown backend 'nope'; "
-                          "known backends: api, docker); backend stays 'docker'\n")
+    assert ran.stderr == (
+        "Dockyter: %config: Dockyter.backend = 'nope' refused (unknown backend 'nope'; "
+        "known backends: api, docker); backend stays 'docker'\n"
+    )
     assert ran.error is None and "Traceback" not in ran.stdout + ran.stderr
     run(ipshell, "%config Dockyter.timeout = 9")  # traitlets re-applies everything: not said twice
     assert ipshell.config.Dockyter.backend == "nope"  # IPython keeps it...
@@ -33,7 +34,8 @@ def test_a_bad_value_in_ipython_config_loads_the_extension_all_the_same(load_doc
         "Dockyter: the IPython configuration (ipython_config.py, or an earlier %config): "
         "Dockyter.default_args = '--no-image-here' refused (invalid default_args '--no-image-here': "
         "unknown docker run option '--no-image-here'; if it takes a value, write it as --no-image-here=VALUE); "
-        "default_args stays ''\n")
+        "default_args stays ''\n"
+    )
     core = loaded.magics
     assert (core.default_args, core.timeout) == ("", 5.0)
     assert (core.layers.origin["default_args"], core.layers.origin["timeout"]) == ("default", "ipython_config.py")

@@ -88,8 +88,9 @@ def test_profile_off_gives_back_exactly_the_values_underneath(shell):
     origins = dict(magics.layers.origin)
     run(shell, "%docker_profile small")
     ran = run(shell, "%docker_profile --off")
-    assert ran.stdout == ("Dockyter: profile 'small' dropped (default_args, shell, timeout, raise_on_error "
-                          "back as before).\n")
+    assert ran.stdout == (
+        "Dockyter: profile 'small' dropped (default_args, shell, timeout, raise_on_error back as before).\n"
+    )
     assert (magics.default_args, magics.shell, magics.timeout, magics.raise_on_error, magics.redirect) == before
     assert magics.layers.origin == origins  # 7 s from the IPython config is again "ipython_config.py"
     assert run(shell, "%docker_profile --off").stdout == "Dockyter: no profile is active.\n"
@@ -102,7 +103,11 @@ def test_switching_profiles_replaces_the_previous_overrides(shell):
     assert ran.error is None
     # small's shell, timeout and raise_on_error are gone: local sets none of them
     assert (magics.default_args, magics.shell, magics.timeout, magics.raise_on_error) == (
-        "-v /tmp:/tmp ubuntu:22.04", ["bash", "-lc"], 7.0, True)
+        "-v /tmp:/tmp ubuntu:22.04",
+        ["bash", "-lc"],
+        7.0,
+        True,
+    )
     assert magics.layers.active_profile.name == "local"
     run(shell, "%docker_profile --off")
     assert magics.default_args == "" and magics.redirect is False
@@ -112,8 +117,10 @@ def test_docker_off_drops_the_profile_and_says_so(shell):
     magics = magics_of(shell)
     run(shell, "%docker_profile small")
     ran = run(shell, "%docker_off")
-    assert ran.stdout == ("Dockyter: `!` runs on this machine again; profile 'small' dropped (default_args, shell, "
-                          "timeout, raise_on_error back as before); %docker_on to run it in containers.\n")
+    assert ran.stdout == (
+        "Dockyter: `!` runs on this machine again; profile 'small' dropped (default_args, shell, "
+        "timeout, raise_on_error back as before); %docker_on to run it in containers.\n"
+    )
     assert (magics.shell, magics.timeout, magics.redirect) == (["bash", "-lc"], 7.0, False)
 
 

@@ -26,7 +26,9 @@ def test_the_server_loads_nothing_of_the_kernel_side():
     client_side = [m for m in loaded if m.startswith("dockyter.") and not m.startswith("dockyter.server")]
     # from the client side, only the contract both ends share, the docker-run flag table, and
     # pulling with progress (and its image names)
-    assert set(client_side) <= {"dockyter.contract", "dockyter.dockerargs", "dockyter.pull", "dockyter.images"}, client_side
+    assert set(client_side) <= {"dockyter.contract", "dockyter.dockerargs", "dockyter.pull", "dockyter.images"}, (
+        client_side
+    )
     assert "dockyter.backends" not in loaded and "dockyter.output" not in loaded
 
 

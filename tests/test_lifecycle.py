@@ -5,7 +5,6 @@ from __future__ import annotations
 import secrets
 
 import pytest
-
 from helpers import docker, wait_until
 from kernel_fixtures import containers_of
 
@@ -27,8 +26,9 @@ def exists(name: str) -> bool:
         ("-t", "-t refused: a cell has no terminal to give the container"),
     ],
 )
-def test_flags_that_would_leave_a_container_are_refused_in_one_line(cell, ip, test_image, flags, says,
-                                                                     no_leftover_containers):
+def test_flags_that_would_leave_a_container_are_refused_in_one_line(
+    cell, ip, test_image, flags, says, no_leftover_containers
+):
     run = cell(f"%%docker {flags} {test_image}\necho never")
     assert says in str(run.error), run.error
     assert "\n" not in str(run.error) and "Traceback" not in run.stdout + run.stderr

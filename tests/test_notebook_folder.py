@@ -37,8 +37,9 @@ def test_as_me_writes_files_that_belong_to_the_kernels_user(cell, isolated_home,
     assert (stat.st_uid, stat.st_gid) == kernel_uid
 
 
-def test_the_traits_do_it_for_bang_commands_and_an_explicit_workdir_wins(cell, ip, isolated_home, test_image,
-                                                                          kernel_uid):
+def test_the_traits_do_it_for_bang_commands_and_an_explicit_workdir_wins(
+    cell, ip, isolated_home, test_image, kernel_uid
+):
     ip.run_line_magic("config", "Dockyter.here = True")
     ip.run_line_magic("config", "Dockyter.as_me = True")
     cell(f"%docker {test_image}")
@@ -72,7 +73,8 @@ def test_dollar_pwd_is_explained_in_one_line(cell, test_image):
     assert str(run.error) == (
         "$PWD in '-v $PWD:/work' was not expanded: IPython expands $name on a magic line from Python "
         "variables, not from the environment; write --here (mounts the kernel's folder and starts there), "
-        "or {os.getcwd()}")
+        "or {os.getcwd()}"
+    )
     assert "$HOME in" in str(cell(f"%docker -v $HOME/d:/d {test_image}").error)
 
 
@@ -85,7 +87,9 @@ def test_a_python_variable_named_like_it_is_expanded_as_usual(cell, ip, isolated
 def test_an_eaten_backslash_is_a_warning(cell, test_image):
     run = cell(f"%%docker -e P=C:\\Users\\me {test_image}\necho $P")
     assert run.stdout == "C:Usersme\n"
-    assert run.stderr == ("Dockyter: the line is split as a shell would, so a backslash escapes the next character: "
-                          "P=C:\\Users\\me became P=C:Usersme; quote it ('P=C:\\Users\\me') to keep the backslashes\n")
+    assert run.stderr == (
+        "Dockyter: the line is split as a shell would, so a backslash escapes the next character: "
+        "P=C:\\Users\\me became P=C:Usersme; quote it ('P=C:\\Users\\me') to keep the backslashes\n"
+    )
     quoted = cell(f"%%docker -e 'P=C:\\Users\\me' {test_image}\necho $P")
     assert (quoted.stdout, quoted.stderr) == ("C:\\Users\\me\n", "")

@@ -10,10 +10,10 @@ import re
 import subprocess
 
 import pytest
-
-from dockyter.pull import PullProgress, summary_line
 from helpers import docker
 from scripted_server import ScriptedServer, event, stream
+
+from dockyter.pull import PullProgress, summary_line
 
 pytestmark = pytest.mark.docker
 
@@ -143,9 +143,12 @@ def test_a_servers_long_pull_is_one_line_and_does_not_count_against_the_timeout(
     pull = {"image": "img:1", "layers": 2, "bytes_total": 2_000_000}
     server.routes["POST", "/execute"] = stream(
         event("start", id="run-1"),
-        event("pull", layers_done=0, bytes_done=0, done=False, **pull), 1.3,
-        event("pull", layers_done=1, bytes_done=1_000_000, done=False, **pull), 1.3,
-        event("pull", layers_done=2, bytes_done=2_000_000, done=False, **pull), 1.3,
+        event("pull", layers_done=0, bytes_done=0, done=False, **pull),
+        1.3,
+        event("pull", layers_done=1, bytes_done=1_000_000, done=False, **pull),
+        1.3,
+        event("pull", layers_done=2, bytes_done=2_000_000, done=False, **pull),
+        1.3,
         event("pull", layers_done=2, bytes_done=2_000_000, done=True, layers_new=2, seconds=3.9, **pull),
         event("stdout", data="ran\n"),
         event("exit", code=0, reason=None, message=None),

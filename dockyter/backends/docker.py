@@ -30,11 +30,11 @@ from ..contract import (
     owner_is_gone,
     run_argv,
 )
-from ..errors import BackendError, RuntimeNotFound
 from ..dockerargs import RunArgs
+from ..errors import BackendError, RuntimeNotFound
 from ..lifecycle import given_name
 from ..output import OutputSink, ProgressLine, Stream
-from ..pull import PullFailed, needs_pull, pull
+from ..pull import PullFailed, last_value, needs_pull, pull
 from .base import Backend, BackendStatus, RunRequest, RunResult
 
 # A SIGINT may be delivered to another thread of the kernel; Python then raises KeyboardInterrupt
@@ -116,13 +116,13 @@ class DockerBackend(Backend):
         ``docker run`` would pull it too, silently: a first pull of a large image would look
         like a hung cell. ``--pull never`` is left to docker; ``--pull always`` pulls here.
         """
-        pull_flag = (args.values("--pull") or [None])[-1]
+        pull_flag = last_value(args.values("--pull"))
         if not needs_pull(pull_flag):
             return None
         image = args.image
         if pull_flag != "always" and (self.images.known(image) or self.image_present(image) is not False):
             return None  # here already, or the engine cannot say: docker run explains
-        platform = (args.values("--platform") or [None])[-1]
+        platform = last_value(args.values("--platform"))
         line = ProgressLine()
         try:
             progress = pull(self.settings.docker_command, image, platform, lambda p: line.update(p.line()))

@@ -41,7 +41,7 @@ from ..contract import (
     owner_id,
     run_argv,
 )
-from ..pull import PullFailed, PullProgress, needs_pull, pull
+from ..pull import PullFailed, PullProgress, last_value, needs_pull, pull
 from .policy import Plan
 from .settings import Settings
 
@@ -254,7 +254,7 @@ class Execution:
         """Pull the image, streaming ``pull`` events; the final event instead when it cannot be pulled."""
         loop = asyncio.get_running_loop()
         image = self.plan.args.image
-        platform = (self.plan.args.values("--platform") or [None])[-1]
+        platform = last_value(self.plan.args.values("--platform"))
         shown = 0.0
 
         def offer(progress: PullProgress) -> None:  # in the pull's thread
@@ -400,7 +400,7 @@ class Executor:
 
     async def must_pull(self, plan: Plan) -> bool:
         """Whether to pull ``plan``'s image (with progress events) before ``docker run``."""
-        pull_flag = self.settings.pull or (plan.args.values("--pull") or [None])[-1]
+        pull_flag = self.settings.pull or last_value(plan.args.values("--pull"))
         if not needs_pull(pull_flag):
             return False
         image = plan.args.image
