@@ -89,6 +89,13 @@ def test_values_of_a_few_flags_and_of_profiles(ip, isolated_home):
     assert "docker" in offered(ip, "%docker_backend do")
 
 
+def test_sessions_are_offered_once_the_core_lists_them(ip, monkeypatch):
+    assert "train" not in offered(ip, "%docker_session ")
+    monkeypatch.setattr(ip._dockyter, "session_names", lambda: ["train", "eval"], raising=False)
+    assert {"train", "eval"} <= offered(ip, "%docker_session ")
+    assert "train" in offered(ip, "%docker_session tr")
+
+
 def test_unloading_removes_the_completers(ip):
     assert "--timeout" in offered(ip, "%%docker --ti")
     ip.run_line_magic("unload_ext", "dockyter")
