@@ -14,23 +14,28 @@ from __future__ import annotations
 import os
 import shlex
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from subprocess import CalledProcessError
 from typing import TYPE_CHECKING, Any
 
-from traitlets import Bool, Dict, Float, List, TraitError, TraitType, Unicode, default, observe, validate
-from traitlets.config import Configurable
+from traitlets import Bool, Dict, Float, TraitError, TraitType, Unicode, default, observe, validate
+from traitlets.config import Config, Configurable
 from traitlets.utils.bunch import Bunch
 
 from . import backends
+from .announce import Announcer
+from .argv import Argv
 from .backends.base import Backend, RunRequest, RunResult
 from .backends.settings import api_url_problem
 from .contract import DEFAULT_SHELL
 from .dockerargs import DockerArgsError, RunArgs, parse_run_args
-from .errors import BadUsage, ContainerExitError, DockyterError, Interrupted, explain_exit, say
+from .errors import BadUsage, ContainerNotStarted, DockyterError, Interrupted, exit_error, say
 from .layers import Layers
+from .lifecycle import lifecycle_problem
+from .linechecks import unexpanded_variable
 from .output import OutputSink, Stream
+from .shorthands import with_shorthands
 from .tomlvalues import MASKED_TRAITS, masked
 
 if TYPE_CHECKING:
@@ -88,26 +93,35 @@ class Dockyter(Configurable):
         "%docker and %docker_on turn it on, %docker_off turns it off.",
     ).tag(config=True)
 
-    docker_command = List(
-        Unicode(),
+    docker_command = Argv(
         default_value=["docker"],
         minlen=1,
         help="The container CLI as an argv prefix: ['docker'], ['podman'], ['nerdctl'] or ['sudo', 'docker'].",
     ).tag(config=True)
 
-    shell = List(
-        Unicode(),
+    shell = Argv(
         default_value=list(DEFAULT_SHELL),
         minlen=1,
         help="How the cell is run inside the container; the cell text is appended as the last argument. "
         "Use ['sh', '-c'] for images without bash.",
     ).tag(config=True)
 
-    base_run_args = List(
-        Unicode(),
+    base_run_args = Argv(
         default_value=["--log-driver", "none"],
         help="Arguments added to every `docker run` before the user's own. The default keeps the engine "
         "from also writing all output to a log file on disk (we stream it and remove the container).",
+    ).tag(config=True)
+
+    here = Bool(
+        False,
+        help="Mount the kernel's working directory (usually the notebook's folder) at the same path in "
+        "every container and start there: -v CWD:CWD -w CWD. --here does it for one cell.",
+    ).tag(config=True)
+
+    as_me = Bool(
+        False,
+        help="Run every container as the kernel's own uid:gid (--user), so files written into a mount "
+        "belong to you, not root. --as-me does it for one cell.",
     ).tag(config=True)
 
     # -- how a run ends -------------------------------------------------------------------------
@@ -199,12 +213,50 @@ class Dockyter(Configurable):
         self._backend: Backend | None = None
         self._sessions: SessionManager | None = None
         self._redirection: Redirection | None = None
+        self.announcer = Announcer(ipython)
+        # Values of the IPython configuration a trait refused: name -> value. Kept out of the
+        # layers, so the value below stays in force (see _load_config).
+        self.refused_config: dict[str, Any] = {}
+        self.config_problems: list[str] = []
         if ipython is not None:
             from .redirect import Redirection  # imports IPython: only with a shell
 
             self._redirection = Redirection(ipython, self.run_bang)
         super().__init__(**kwargs)
         self.layers = Layers(self)  # provenance of each value; dockyter.toml is applied by extension.load
+
+    # -- the IPython configuration: a refused value never breaks a load ---------------------------
+
+    def _load_config(self, cfg: Config, section_names: list[str] | None = None, traits: Any = None) -> None:
+        """Apply ``c.Dockyter.*`` / ``%config``; a value a trait refuses is one line, the value below kept.
+
+        IPython keeps a value ``%config`` refused in the shell's configuration, and
+        ``ipython_config.py`` may hold a bad one: either would otherwise make every later load
+        of the extension fail (on a site profile, for every user).
+        """
+        try:
+            super()._load_config(cfg, section_names, traits)
+            return
+        except TraitError:
+            pass  # traitlets rolled back every value of this load: apply them one at a time
+        for name, value in self._find_my_config(cfg).items():
+            try:
+                super()._load_config(Config({type(self).__name__: {name: value}}), section_names, traits)
+            except TraitError as error:
+                self._refuse(name, value, error)
+
+    def _refuse(self, name: str, value: Any, error: TraitError) -> None:
+        if name in self.refused_config and repr(self.refused_config[name]) == repr(value):
+            return  # traitlets re-applies the whole configuration at each %config: said already
+        self.refused_config[name] = value
+        loading = not hasattr(self, "layers")
+        source = "the IPython configuration (ipython_config.py, or an earlier %config)" if loading else "%config"
+        kept = masked(name, getattr(self, name))
+        line = f"{source}: Dockyter.{name} = {masked(name, value)} refused ({error}); {name} stays {kept}"
+        if loading:
+            self.config_problems.append(line)
+        else:
+            say(line)
 
     # -- traits: validation and observers --------------------------------------------------------
 
@@ -287,8 +339,21 @@ class Dockyter(Configurable):
             )
         return parse_args(self.default_args)
 
-    def request(self, args: RunArgs, command: str, timeout: float | None = None, merge: bool = False) -> RunRequest:
-        """A request with the settings in force: the shell, and the timeout unless one is given."""
+    def request(
+        self,
+        args: RunArgs,
+        command: str,
+        timeout: float | None = None,
+        merge: bool = False,
+        *,
+        here: bool = False,
+        as_me: bool = False,
+    ) -> RunRequest:
+        """A request with the settings in force: the shell, the timeout unless one is given, the shorthands."""
+        problem = lifecycle_problem(args)  # default_args may come from a file: checked at each run
+        if problem:
+            raise BadUsage(problem)
+        args = with_shorthands(args, here=here or self.here, as_me=as_me or self.as_me)
         limit = timeout if timeout is not None else (self.timeout or None)
         return RunRequest(args=args, command=command, shell=tuple(self.shell), timeout=limit, merge_stderr=merge)
 
@@ -305,6 +370,9 @@ class Dockyter(Configurable):
         show: bool = True,
         merge: bool = False,
         store: Mapping[str, Stream] | None = None,
+        hide: Collection[Stream] = (),
+        here: bool = False,
+        as_me: bool = False,
         written: str | None = None,
         session: str | None = None,
     ) -> Ran | None:
@@ -316,14 +384,16 @@ class Dockyter(Configurable):
         and the asker is not told by an exception. ``written`` is the command as the user typed it,
         for the exception of a failed ``!``.
         """
+        self.announcer.flush()  # problems found while loading, if nobody has seen them yet
         try:
             if session:
                 request = self.request(self.sessions.get(session).args, command, timeout, merge)
-                sink = OutputSink(show=show, capture=capture or bool(store))
+                sink = OutputSink(show=show, capture=capture or bool(store), hide=hide)
                 result = self.sessions.run(session, request, sink)
             else:
-                request = self.request(args if args is not None else self.configured_args(), command, timeout, merge)
-                sink = OutputSink(show=show, capture=capture or bool(store))
+                chosen = args if args is not None else self.configured_args()
+                request = self.request(chosen, command, timeout, merge, here=here, as_me=as_me)
+                sink = OutputSink(show=show, capture=capture or bool(store), hide=hide)
                 result = self.active_backend.run(request, sink)
         except DockyterError as error:
             self._set_exit_code(error.exit_code)
@@ -347,11 +417,15 @@ class Dockyter(Configurable):
         self, result: RunResult, request: RunRequest, sink: OutputSink, asker: Asker, written: str
     ) -> None:
         code = result.exit_code
-        hint = result.message or explain_exit(code, sink.stderr_tail, request.shell)
+        # A captured `!` merged stderr into stdout: the runtime's own message is there.
+        tail = sink.stderr_tail or (sink.text("stdout")[-4096:] if request.merge_stderr else "")
+        error = exit_error(code, result.reason, result.message, tail, request.shell, request.command)
         if asker.raise_exit and asker.status_in_hint:
-            raise ContainerExitError(code, request.command, hint)
-        if hint:
-            say(f"exit status {code}: {hint}" if asker.status_in_hint else hint)
+            raise error
+        if isinstance(error, ContainerNotStarted):
+            say(error)  # nothing ran: no exit status to speak of
+        elif error.hint:
+            say(f"exit status {code}: {error.hint}" if asker.status_in_hint else error.hint)
         if asker.raise_exit:
             raise CalledProcessError(code, written)
 
@@ -390,6 +464,8 @@ class Dockyter(Configurable):
             rows.append(("! runs in session", self.session))
         if self._sessions is not None and self._sessions.sessions:
             rows.append(("sessions", ", ".join(sorted(self._sessions.sessions))))
+        active = self.layers.active_profile
+        rows.append(("profile", f"{active.name} (%docker_profile --off drops it)" if active else "(none)"))
         rows.append(("default_args", self.default_args or "(none)"))
         if self.default_args.strip():
             args = parse_run_args(self.default_args)
@@ -425,11 +501,18 @@ class Dockyter(Configurable):
 
 
 def parse_args(text: str | list[str]) -> RunArgs:
-    """``[DOCKER ARGS...] IMAGE`` from a magic line (a trailing ``# comment`` allowed); BadUsage if it cannot be."""
+    """``[DOCKER ARGS...] IMAGE`` from a magic line (a trailing ``# comment`` allowed); BadUsage if it cannot be.
+
+    Flags that would leave a container behind (``-d``, ``--rm=false``...) are refused here too.
+    """
     try:
-        return parse_run_args(text, comments=True)
+        args = parse_run_args(text, comments=True)
     except DockerArgsError as error:
         raise BadUsage(str(error)) from None
+    problem = lifecycle_problem(args) or unexpanded_variable(args)
+    if problem:
+        raise BadUsage(problem)
+    return args
 
 
 def _quiet_cleanup(backend: Backend) -> None:

@@ -73,6 +73,18 @@ class ContainerExitError(DockyterError, subprocess.CalledProcessError):
         return f"{text} ({self.hint})" if self.hint else text
 
 
+class ContainerNotStarted(ContainerExitError):
+    """Nothing ran: the runtime could not start the container (status 125), for ``reason``."""
+
+    def __init__(self, returncode: int, cmd: str, reason: str, hint: str | None = None) -> None:
+        super().__init__(returncode, cmd, hint)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        text = f"the container did not start: {self.reason}"
+        return f"{text} ({self.hint})" if self.hint else text
+
+
 class Interrupted(KeyboardInterrupt):
     """The user interrupted a run; the container has been stopped and removed."""
 
@@ -86,6 +98,47 @@ def say(message: object) -> None:
     sys.stderr.flush()
 
 
+REFUSED = "the container runtime refused to start the container: see its message above"
+# How container CLIs begin the line that says why they could not start a container.
+CLI_PREFIXES = ("docker: ", "Error response from daemon: ", "Error: ")
+
+
+def not_started_reason(code: int, stderr_tail: str) -> str | None:
+    """The runtime's own reason when exit status 125 means the container never started, else None.
+
+    Status 125 is docker's (and podman's) "could not run the container"; a command in the
+    container may exit 125 too, so the CLI's own error line must be there as well.
+    """
+    if code != EXIT_CANNOT_RUN:
+        return None
+    for line in reversed(stderr_tail.splitlines()):
+        line = line.strip()
+        if line.startswith(CLI_PREFIXES) or "Cannot connect to the Docker daemon" in line:
+            for prefix in CLI_PREFIXES:
+                line = line.removeprefix(prefix)
+            return line.rstrip(".") or None
+    return None
+
+
+def exit_error(
+    code: int, reason: str | None, message: str | None, stderr_tail: str, shell: Sequence[str], command: str
+) -> ContainerExitError:
+    """The error that says how a non-zero run ended: the container did not start, or the command failed.
+
+    ``reason`` and ``message`` are the run's (``"not_started"`` with why, when the backend knows).
+    """
+    if reason == "not_started" and message:
+        why: str | None = message
+        tail = message
+    else:
+        why = None if message else not_started_reason(code, stderr_tail)
+        tail = stderr_tail
+    if why is not None:
+        hint = explain_exit(code, tail, shell)
+        return ContainerNotStarted(code, command, why, None if hint == REFUSED else hint)
+    return ContainerExitError(code, command, message or explain_exit(code, stderr_tail, shell))
+
+
 def explain_exit(code: int, stderr_tail: str, shell: Sequence[str]) -> str | None:
     """A hint for an exit ``code`` given the end of stderr, or None when the code speaks for itself."""
     tail = stderr_tail.lower()
@@ -96,10 +149,15 @@ def explain_exit(code: int, stderr_tail: str, shell: Sequence[str]) -> str | Non
             "permission denied on the Docker socket: add your user to the 'docker' group, "
             "or set Dockyter.docker_command = ['sudo', 'docker']"
         )
-    if "unable to find image" in tail or "pull access denied" in tail or "manifest unknown" in tail:
+    if (
+        "unable to find image" in tail
+        or "cannot pull" in tail
+        or "pull access denied" in tail
+        or "manifest unknown" in tail
+    ):
         return "the image is not available locally and could not be pulled: check its name, or build or pull it first"
-    if code == 125:
-        return "the container runtime refused to start the container: see its message above"
+    if code == EXIT_CANNOT_RUN and not_started_reason(code, stderr_tail) is not None:
+        return REFUSED
     if code == 126:
         return "the command in the container could not be executed (permission denied or not executable)"
     if code == 127:

@@ -6,7 +6,9 @@ from typing import Any
 
 from IPython.core.interactiveshell import InteractiveShell
 
+from . import completion
 from .core import Dockyter
+from .magicline import SWITCHES, VALUE_OPTIONS
 from .magics import DockyterMagics
 
 # The core registered on each shell, so unload (and tests) can find it.
@@ -24,9 +26,25 @@ def load(shell: InteractiveShell) -> Dockyter:
     setattr(shell, _ATTRIBUTE, core)
     # dockyter.toml goes over the IPython config the instance was created with, before the
     # cleanup starts, so that cleanup uses the backend the file chose.
-    core.layers.load_file()
+    core.announcer.problems(core.config_problems)  # IPython config values the traits refused
+    core.layers.load_file(announce=core.announcer.problems)
     core.cleanup_in_background()
+    completion.install(shell, completion_sources(core))
+    if core.cleans_up_here():  # a local engine: list its images now, so the first TAB has names
+        core.active_backend.images.refresh_in_background()
     return core
+
+
+def completion_sources(core: Dockyter) -> completion.Sources:
+    """What the completers offer, read from this instance at each TAB."""
+    return completion.Sources(
+        own_value_options=lambda: VALUE_OPTIONS,
+        own_switches=lambda: SWITCHES,
+        images=lambda: core.active_backend.images.names(),
+        profiles=lambda: sorted(core.layers.file.profiles),
+        # sessions, once the core has them: whatever its session_names() lists
+        sessions=lambda: sorted(getattr(core, "session_names", list)()),
+    )
 
 
 def unload(shell: InteractiveShell) -> None:
@@ -34,6 +52,7 @@ def unload(shell: InteractiveShell) -> None:
     if core is None:
         return
     core.shutdown()
+    completion.uninstall(shell)
     manager = shell.magics_manager
     magics = manager.registry.pop(DockyterMagics.__name__, None)
     if magics is not None:

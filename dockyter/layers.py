@@ -14,9 +14,10 @@ back to the lower layers.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from copy import deepcopy
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from traitlets import TraitError
@@ -35,6 +36,15 @@ IPYTHON = "ipython_config.py"
 RUN_TIME = "run time"
 
 
+@dataclass(frozen=True)
+class ActiveProfile:
+    """The profile ``%docker_profile`` applied, and what each value it set was before."""
+
+    name: str
+    label: str  # the origin its values are recorded with
+    underneath: dict[str, tuple[Any, str]]  # trait -> (value, origin) before the profile
+
+
 class Layers:
     """The layered configuration of one ``Dockyter`` instance and the provenance of each value."""
 
@@ -43,10 +53,14 @@ class Layers:
         self.settings = settings
         self.traits = settings.class_traits(config=True)
         section = settings.config.get(type(settings).__name__) or {}
-        self.ipython_values = {name: deepcopy(getattr(settings, name)) for name in self.traits if name in section}
+        refused = getattr(settings, "refused_config", {})  # values the traits refused: never applied
+        self.ipython_values = {
+            name: deepcopy(getattr(settings, name)) for name in self.traits if name in section and name not in refused
+        }
         self.origin = {name: IPYTHON if name in self.ipython_values else DEFAULT for name in self.traits}
         self.file = FileConfig()
         self.problems: list[Problem] = []
+        self.active_profile: ActiveProfile | None = None  # set by %docker_profile NAME
         self._source: str | None = RUN_TIME  # what a change is recorded as; None: not recorded
         settings.observe(self._record, names=list(self.traits))
 
@@ -65,17 +79,20 @@ class Layers:
 
     # -- the file ------------------------------------------------------------------------------
 
-    def load_file(self) -> list[Problem]:
+    def load_file(self, announce: Callable[[list[Problem]], None] | None = None) -> list[Problem]:
         """Find and read ``dockyter.toml`` and apply it over the lower layers; say what was wrong.
 
-        Run-time values are kept. Each problem is one line on stderr, and everything else in
-        the file (and every other layer) still applies.
+        Run-time values are kept. Each problem is one line on stderr (or handed to ``announce``),
+        and everything else in the file (and every other layer) still applies.
         """
         path, problems = find_config_file()
         self.file = read_config_file(path, self.traits) if path else FileConfig()
         problems += self.file.problems + self._apply_layers()
-        for problem in problems:
-            say(problem)
+        if announce is not None:
+            announce(problems)
+        else:
+            for problem in problems:
+                say(problem)
         self.problems = problems
         return problems
 
@@ -161,14 +178,37 @@ class Layers:
         return rows
 
     def use_profile(self, name: str) -> Profile:
-        """``%docker_profile NAME``: apply the profile for good and turn ``!`` redirection on."""
+        """``%docker_profile NAME``: apply the profile for good and turn ``!`` redirection on.
+
+        A profile already active is dropped first, so its overrides do not outlive it; what
+        the new one replaces is remembered, for :meth:`drop_profile`.
+        """
         profile = self.profile(name)
+        self.drop_profile()
         label = f"{RUN_TIME} (%docker_profile {name})"
+        names = [*profile.values(), "redirect"]
+        underneath = {key: (deepcopy(getattr(self.settings, key)), self.origin[key]) for key in names}
         with self.source(label):
             apply(self.settings, profile)
             self.settings.redirect = True
-        self.origin.update(dict.fromkeys([*profile.values(), "redirect"], label))
+        self.origin.update(dict.fromkeys(names, label))
+        self.active_profile = ActiveProfile(name, label, underneath)
         return profile
+
+    def drop_profile(self) -> list[str]:
+        """Undo the active profile: each value it set goes back to what it was before.
+
+        A value changed since (``%config``, ``%docker``) is the user's and stays. Returns
+        the names put back; nothing when no profile is active.
+        """
+        active, self.active_profile = self.active_profile, None
+        if active is None:
+            return []
+        restored = [key for key in active.underneath if self.origin[key] == active.label]
+        for key in restored:  # one at a time: each change is recorded with its own origin
+            value, origin = active.underneath[key]
+            self._set(key, value, origin)
+        return restored
 
     @contextmanager
     def one_cell(self, name: str | None) -> Iterator[None]:

@@ -8,6 +8,7 @@ backend and the run path live in the core (``%config Dockyter`` lists its traits
 from __future__ import annotations
 
 import argparse
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
@@ -22,7 +23,8 @@ from traitlets import TraitError
 from . import backends
 from .core import Dockyter, cell_asker, parse_args
 from .dockerargs import DockerArgsError, split_line
-from .errors import BadUsage
+from .errors import BadUsage, say
+from .linechecks import eaten_backslashes
 from .magicline import OPTIONS, CellOptions, parse_cell_line
 from .output import Stream
 from .sessionmagic import SESSION_USAGE, SessionTable, session_command
@@ -119,6 +121,22 @@ def usage_errors(prefix: str = "") -> Iterator[None]:
         raise UsageError(f"{prefix}{error}") from None
 
 
+def _warn_about_backslashes(line: str) -> None:
+    warning = eaten_backslashes(line)
+    if warning:
+        say(warning)
+
+
+def _announcing(core: Dockyter, method: F) -> F:
+    @functools.wraps(method)
+    def magic(*args: Any, **kwargs: Any) -> Any:
+        core.announcer.flush()
+        return method(*args, **kwargs)
+
+    magic.__self__ = getattr(method, "__self__", None)  # type: ignore[attr-defined]  # still looks bound
+    return magic  # type: ignore[return-value]
+
+
 @magics_class
 class DockyterMagics(Magics):
     """``%%docker``, ``%docker`` and friends, over one :class:`Dockyter` core."""
@@ -126,11 +144,16 @@ class DockyterMagics(Magics):
     def __init__(self, shell: InteractiveShell, core: Dockyter) -> None:
         super().__init__(shell=shell)
         self.core = core
+        # Every magic first says the loading problems nobody has seen yet (dockyter/announce.py).
+        for table in self.magics.values():
+            for name, method in table.items():
+                table[name] = _announcing(core, method)
 
     # -- running ---------------------------------------------------------------------------------
 
     @cell_magic
     def docker(self, line: str, cell: str) -> None:
+        _warn_about_backslashes(line)
         with usage_errors("%%docker: "):
             options = parse_cell_line(line)
         if options.help:
@@ -149,7 +172,17 @@ class DockyterMagics(Magics):
                 if options.err:
                     store[options.err] = "stderr"
                 raise_on_error = core.raise_on_error if options.raise_on_error is None else options.raise_on_error
-                core.run(cell, cell_asker(raise_on_error), args=args, timeout=options.timeout, store=store)
+                hide = () if options.tee else tuple(store.values())  # captured instead of shown, as %%bash
+                core.run(
+                    cell,
+                    cell_asker(raise_on_error),
+                    args=args,
+                    timeout=options.timeout,
+                    store=store,
+                    hide=hide,
+                    here=options.here,
+                    as_me=options.as_me,
+                )
 
     def _cell_in_session(self, options: CellOptions, cell: str) -> None:
         core = self.core
@@ -159,8 +192,16 @@ class DockyterMagics(Magics):
         if options.err:
             store[options.err] = "stderr"
         raise_on_error = core.raise_on_error if options.raise_on_error is None else options.raise_on_error
+        hide = () if options.tee else tuple(store.values())  # captured instead of shown, as %%docker
         with usage_errors():
-            core.run(cell, cell_asker(raise_on_error), timeout=options.timeout, store=store, session=options.session)
+            core.run(
+                cell,
+                cell_asker(raise_on_error),
+                timeout=options.timeout,
+                store=store,
+                hide=hide,
+                session=options.session,
+            )
 
     docker.__doc__ = cell_usage()
 
@@ -175,6 +216,7 @@ class DockyterMagics(Magics):
             print("and for a whole cell:\n")
             print(cell_usage())
             return
+        _warn_about_backslashes(line)
         with usage_errors("%docker: "):
             words = split_line(line, comments=True)
         if words and (words[0] == "--session" or words[0].startswith("--session=")):
@@ -183,9 +225,10 @@ class DockyterMagics(Magics):
         with usage_errors():
             args = parse_args(line)
         core.session = ""
+        dropped = self._drop_profile()  # new arguments: the profile's other values go with it
         core.default_args = str(args)
         core.redirect = True
-        print(f"Dockyter: `!` now runs in {args.image} ({core.backend} backend); %docker_off to stop.")
+        print(f"Dockyter: `!` now runs in {args.image} ({core.backend} backend){dropped}; %docker_off to stop.")
 
     def _bang_in_session(self, words: list[str]) -> None:
         name = words[0].partition("=")[2] if "=" in words[0] else (words[1] if len(words) > 1 else "")
@@ -211,17 +254,35 @@ class DockyterMagics(Magics):
             return
         print(f"Dockyter: default_args = {core.default_args!r}; `!` redirection {state}; backend {core.backend}.")
 
+    def _drop_profile(self) -> str:
+        """Undo the active profile; a few words for the magic's line (empty if none was active)."""
+        layers = self.core.layers
+        active = layers.active_profile
+        if active is None:
+            return ""
+        restored = [name for name in layers.drop_profile() if name != "redirect"]
+        return f"; profile {active.name!r} dropped" + (f" ({', '.join(restored)} back as before)" if restored else "")
+
     @line_magic()
     def docker_on(self, line: str) -> None:
         """Run ``!`` commands in containers again, with the last arguments given to %docker."""
-        if not self.core.default_args.strip() and not self.core.session:
+        core = self.core
+        if not core.default_args.strip() and not core.session:
             raise UsageError("nothing to turn on: first use %docker [DOCKER ARGS...] IMAGE")
-        self.core.redirect = True
+        was = core.redirect
+        core.redirect = True
+        state = "already runs" if was else "now runs"
+        where = f"session {core.session!r}" if core.session else parse_args(core.default_args).image
+        print(f"Dockyter: `!` {state} in {where} ({core.backend} backend); %docker_off to stop.")
 
     @line_magic()
     def docker_off(self, line: str) -> None:
-        """Restore IPython's own ``!`` behaviour (the arguments are kept for %docker_on)."""
+        """Restore IPython's own ``!`` behaviour and drop the active profile (the arguments are kept for %docker_on)."""
+        was = self.core.redirect
         self.core.redirect = False
+        dropped = self._drop_profile()
+        state = "runs on this machine again" if was else "already runs on this machine"
+        print(f"Dockyter: `!` {state}{dropped}; %docker_on to run it in containers.")
 
     @line_magic()
     def docker_session(self, line: str) -> None:
@@ -284,10 +345,16 @@ class DockyterMagics(Magics):
 
         Like ``%docker ARGS IMAGE`` with the profile's arguments: sets Dockyter.default_args and
         the traits the profile overrides (shell, timeout, backend...), and turns redirection on.
-        Without a name, lists the profiles and what each sets.
+        Another profile replaces it, with all its overrides. ``%docker_profile --off`` (and
+        ``%docker_off``) drops it: every value it set goes back to what it was before, unless
+        changed since. Without a name, lists the profiles and what each sets.
         """
         layers = self.core.layers
         name = line.strip()
+        if name == "--off":
+            dropped = self._drop_profile()
+            print(f"Dockyter: {dropped[2:]}." if dropped else "Dockyter: no profile is active.")
+            return
         if not name:
             rows = layers.profile_rows()
             if rows:

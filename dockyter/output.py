@@ -8,7 +8,8 @@ much a command prints.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Collection
 from typing import Literal, TextIO
 
 from .contract import IncrementalText
@@ -44,11 +45,13 @@ class OutputSink:
 
     ``show`` writes each chunk to the current ``sys.stdout`` / ``sys.stderr`` (looked up at
     write time, so ipykernel's and capture_output's streams are honoured) and flushes it so
-    it reaches the notebook at once. ``capture`` keeps the text of each stream.
+    it reaches the notebook at once. ``capture`` keeps the text of each stream. ``hide`` names
+    streams not shown even with ``show`` (``%%docker --out VAR`` captures stdout instead).
     """
 
-    def __init__(self, *, show: bool = True, capture: bool = False) -> None:
+    def __init__(self, *, show: bool = True, capture: bool = False, hide: Collection[Stream] = ()) -> None:
         self.show = show
+        self.hide = frozenset(hide)
         self.capture = capture
         self._captured: dict[Stream, list[str]] = {"stdout": [], "stderr": []}
         self._decoders: dict[Stream, IncrementalText] = {
@@ -65,7 +68,7 @@ class OutputSink:
             self.stderr_tail = (self.stderr_tail + text)[-4096:]
         if self.capture:
             self._captured[stream].append(text)
-        if self.show:
+        if self.show and stream not in self.hide:
             target: TextIO = sys.stdout if stream == "stdout" else sys.stderr
             write = target.write if self._shown < HISTORY_LIMIT else untracked_write(target)
             self._shown += len(text)
@@ -82,3 +85,41 @@ class OutputSink:
 
     def text(self, stream: Stream) -> str:
         return "".join(self._captured[stream])
+
+
+class ProgressLine:
+    """One ``Dockyter:`` line on stderr that rewrites itself in place, then ends as a summary.
+
+    Each update starts with a carriage return, which both a terminal and Jupyter's output
+    area treat as "back to the start of the line"; updates closer together than ``interval``
+    are skipped so a fast pull does not flood the notebook with messages.
+    """
+
+    def __init__(self, interval: float = 0.25) -> None:
+        self.interval = interval
+        self._written_at: float | None = None
+        self._width = 0  # length of the text now on the line, to blank it out in a terminal
+
+    def update(self, text: str) -> None:
+        now = time.monotonic()
+        if self._written_at is not None and now - self._written_at < self.interval:
+            return
+        self._written_at = now
+        self._write(text, end="")
+
+    @property
+    def shown(self) -> bool:
+        """Whether the line is on the screen (an update was written and not finished)."""
+        return self._written_at is not None
+
+    def finish(self, text: str) -> None:
+        """Replace the line with ``text`` and end it."""
+        self._write(text, end="\n")
+        self._written_at, self._width = None, 0
+
+    def _write(self, text: str, end: str) -> None:
+        line = f"Dockyter: {text}"
+        padding = " " * max(self._width - len(line), 0)
+        self._width = len(line)
+        sys.stderr.write(f"\r{line}{padding}{end}")
+        sys.stderr.flush()

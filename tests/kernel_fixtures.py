@@ -105,15 +105,18 @@ class Kernel:
             self.manager.shutdown_kernel(now=True)
 
 
-def start_kernel(cwd: Path, env: dict[str, str] | None = None, *, drop: tuple[str, ...] = ()) -> Kernel:
+def start_kernel(
+    cwd: Path, env: dict[str, str] | None = None, *, drop: tuple[str, ...] = (), stderr: Any = None
+) -> Kernel:
     """A kernel in ``cwd`` with this process's environment plus ``env``.
 
     ``drop``: prefixes of variables not passed on (e.g. ``("DOCKYTER_",)``), for tests that must
-    not see the caller's configuration.
+    not see the caller's configuration. ``stderr``: a file for the kernel's log (default: ours).
     """
     base = {k: v for k, v in os.environ.items() if not (drop and k.startswith(drop))}
     manager = KernelManager(kernel_name="python3")
-    manager.start_kernel(cwd=str(cwd), env={**base, **(env or {})})
+    extra = {"stderr": stderr} if stderr is not None else {}
+    manager.start_kernel(cwd=str(cwd), env={**base, **(env or {})}, **extra)
     return Kernel(manager)
 
 

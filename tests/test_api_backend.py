@@ -699,6 +699,7 @@ def test_tls_verification(tls_server, monkeypatch):
     try:
         message = failure(backend)
         assert message.startswith(f"TLS verification of {server.url}/execute failed (")
+        assert message.count("(") == message.count(")"), message
         assert message.endswith(
             "set Dockyter.api_ca_bundle to the CA that signed its certificate (or Dockyter.api_verify = False, for testing only)"
         )

@@ -78,16 +78,45 @@ def test_success_sets_exit_code_zero(cell, ip, test_image):
     assert ip.user_ns["_exit_code"] == 0
 
 
-def test_capture_while_showing(cell, ip, test_image):
-    run = cell(f"%%docker --out o --err e {test_image}\necho shown; echo oops >&2")
-    assert run.stdout == "shown\n"
-    assert run.stderr == "oops\n"
-    assert ip.user_ns["o"] == "shown\n"
-    assert ip.user_ns["e"] == "oops\n"
+def test_out_and_err_capture_instead_of_showing_as_bash_does(cell, ip, test_image):
+    run = cell(f"%%docker --out o --err e {test_image}\necho kept; echo oops >&2")
+    assert (run.stdout, run.stderr) == ("", "")
+    assert (ip.user_ns["o"], ip.user_ns["e"]) == ("kept\n", "oops\n")
+    only_out = cell(f"%%docker --out o {test_image}\necho kept; echo shown >&2")
+    assert (only_out.stdout, only_out.stderr, ip.user_ns["o"]) == ("", "shown\n", "kept\n")
+
+
+def test_tee_shows_and_captures(cell, ip, test_image):
+    run = cell(f"%%docker --tee --out o --err e {test_image}\necho shown; echo oops >&2")
+    assert (run.stdout, run.stderr) == ("shown\n", "oops\n")
+    assert (ip.user_ns["o"], ip.user_ns["e"]) == ("shown\n", "oops\n")
+    assert "--tee shows what --out VAR or --err VAR store" in str(cell(f"%%docker --tee {test_image}\ntrue").error)
+
+
+def test_timeout_zero_lifts_the_configured_timeout_for_one_cell(cell, ip, test_image, no_leftover_containers):
+    ip.run_line_magic("config", "Dockyter.timeout = 1")
+    assert cell(f"%%docker --timeout 0 {test_image}\nsleep 2; echo outlived").stdout == "outlived\n"
+    limited = cell(f"%%docker --no-raise-error {test_image}\nsleep 5; echo never")
+    assert ip.user_ns["_exit_code"] == 124 and "never" not in limited.stdout
+    ip.run_line_magic("config", "Dockyter.timeout = 0")
+
+
+def test_a_typo_in_dockyters_own_options_says_which_was_meant(cell, test_image):
+    run = cell(f"%%docker --no-raise-eror {test_image}\ntrue")
+    assert (
+        str(run.error)
+        == "%%docker: unknown option '--no-raise-eror': did you mean --no-raise-error (a %%docker option)?"
+    )
+    assert "did you mean --timeout (a %%docker option)?" in str(cell(f"%%docker --timeot 5 {test_image}\ntrue").error)
+    assert "unknown docker run option '--volumn': did you mean --volume?" in str(
+        cell(f"%%docker --volumn /a:/b {test_image}\ntrue").error
+    )
+    late = cell(f"%%docker -e A=1 --timeout 5 {test_image}\ntrue")
+    assert "--timeout is a %%docker option: put it before the docker arguments" in str(late.error)
 
 
 def test_double_dash_separates_options(cell, ip, test_image):
-    run = cell(f"%%docker --out o -- -e V=1 {test_image}\necho $V")
+    run = cell(f"%%docker --tee --out o -- -e V=1 {test_image}\necho $V")
     assert ip.user_ns["o"] == "1\n"
     assert run.stdout == "1\n"
 

@@ -82,6 +82,64 @@ def test_profile_values_survive_a_reload(shell):
     run(shell, "%docker_off")
 
 
+def test_profile_off_gives_back_exactly_the_values_underneath(shell):
+    magics = magics_of(shell)
+    before = (magics.default_args, magics.shell, magics.timeout, magics.raise_on_error, magics.redirect)
+    origins = dict(magics.layers.origin)
+    run(shell, "%docker_profile small")
+    ran = run(shell, "%docker_profile --off")
+    assert ran.stdout == (
+        "Dockyter: profile 'small' dropped (default_args, shell, timeout, raise_on_error back as before).\n"
+    )
+    assert (magics.default_args, magics.shell, magics.timeout, magics.raise_on_error, magics.redirect) == before
+    assert magics.layers.origin == origins  # 7 s from the IPython config is again "ipython_config.py"
+    assert run(shell, "%docker_profile --off").stdout == "Dockyter: no profile is active.\n"
+
+
+def test_switching_profiles_replaces_the_previous_overrides(shell):
+    magics = magics_of(shell)
+    run(shell, "%docker_profile small")
+    ran = run(shell, "%docker_profile local")
+    assert ran.error is None
+    # small's shell, timeout and raise_on_error are gone: local sets none of them
+    assert (magics.default_args, magics.shell, magics.timeout, magics.raise_on_error) == (
+        "-v /tmp:/tmp ubuntu:22.04",
+        ["bash", "-lc"],
+        7.0,
+        True,
+    )
+    assert magics.layers.active_profile.name == "local"
+    run(shell, "%docker_profile --off")
+    assert magics.default_args == "" and magics.redirect is False
+
+
+def test_docker_off_drops_the_profile_and_says_so(shell):
+    magics = magics_of(shell)
+    run(shell, "%docker_profile small")
+    ran = run(shell, "%docker_off")
+    assert ran.stdout == (
+        "Dockyter: `!` runs on this machine again; profile 'small' dropped (default_args, shell, "
+        "timeout, raise_on_error back as before); %docker_on to run it in containers.\n"
+    )
+    assert (magics.shell, magics.timeout, magics.redirect) == (["bash", "-lc"], 7.0, False)
+
+
+def test_a_value_changed_after_the_profile_is_kept_when_it_is_dropped(shell):
+    magics = magics_of(shell)
+    run(shell, "%docker_profile small")
+    run(shell, "%config Dockyter.timeout = 99")
+    run(shell, "%docker_profile --off")
+    assert magics.timeout == 99.0 and magics.shell == ["bash", "-lc"]
+
+
+def test_status_shows_the_active_profile(shell):
+    run(shell, "%docker_profile small")
+    assert "small (%docker_profile --off drops it)" in run(shell, "%docker_status").displayed
+    run(shell, "%docker_profile --off")
+    status = run(shell, "%docker_status").displayed
+    assert "profile" in status and "small" not in status
+
+
 def test_an_unknown_profile_lists_them_and_names_the_closest(shell, config_home):
     ran = run(shell, "%docker_profile smal")
     assert str(ran.error) == (

@@ -87,9 +87,12 @@ def test_config_sets_traits_at_run_time(ip):
     assert magics.shell == ["sh", "-c"]
 
 
-def test_unknown_backend_is_refused_with_the_known_ones(ip, caplog):
-    run_cell(ip, "%config Dockyter.backend = 'kubernetes'")  # IPython's %config logs the refusal
-    assert "unknown backend 'kubernetes'; known backends: api, docker" in caplog.text
+def test_unknown_backend_is_refused_with_the_known_ones(ip):
+    refused = run_cell(ip, "%config Dockyter.backend = 'kubernetes'")
+    assert (
+        "Dockyter: %config: Dockyter.backend = 'kubernetes' refused (unknown backend 'kubernetes'; known backends: api, docker)"
+        in refused.stderr
+    )
     assert dockyter_configurables(ip)[0].backend == "docker"
     run = run_cell(ip, "%docker_backend kubernetes")
     assert "unknown backend 'kubernetes'; known backends: api, docker" in run.stderr
@@ -105,9 +108,9 @@ def test_backend_magic_is_the_same_as_config(ip):
     assert "takes no further arguments" in run.stderr
 
 
-def test_invalid_default_args_are_refused(ip, caplog):
-    run_cell(ip, "%config Dockyter.default_args = '-v'")
-    assert "invalid default_args '-v': -v (--volume) needs a value" in caplog.text
+def test_invalid_default_args_are_refused(ip):
+    refused = run_cell(ip, "%config Dockyter.default_args = '-v'")
+    assert "invalid default_args '-v': -v (--volume) needs a value" in refused.stderr
     assert dockyter_configurables(ip)[0].default_args == ""
 
 

@@ -24,14 +24,21 @@ def test_the_server_loads_nothing_of_the_kernel_side():
     loaded = loaded_after("import dockyter.server.app", ("IPython", "traitlets", "requests", "dockyter"))
     assert not top(loaded) & {"IPython", "traitlets", "requests"}, loaded
     client_side = [m for m in loaded if m.startswith("dockyter.") and not m.startswith("dockyter.server")]
-    # from the client side, only the contract both ends share (with its session protocol) and the docker-run flag table
-    assert set(client_side) <= {"dockyter.contract", "dockyter.sessionwire", "dockyter.dockerargs"}, client_side
+    # from the client side, only the contract both ends share (with its session protocol), the
+    # docker-run flag table, and pulling with progress (and its image names)
+    allowed = {"dockyter.contract", "dockyter.sessionwire", "dockyter.dockerargs", "dockyter.pull", "dockyter.images"}
+    assert set(client_side) <= allowed, client_side
     assert "dockyter.backends" not in loaded and "dockyter.output" not in loaded
 
 
 @pytest.mark.parametrize("module", ["dockyter.config", "dockyter.layers", "dockyter.profiles", "dockyter.core"])
 def test_reading_configuration_loads_no_ipython(module):
     assert "IPython" not in top(loaded_after(f"import {module}", ("IPython",)))
+
+
+def test_pulling_is_standard_library_only():
+    loaded = loaded_after("import dockyter.pull", ("IPython", "traitlets", "requests", "fastapi", "dockyter"))
+    assert loaded == ["dockyter", "dockyter.images", "dockyter.pull"]
 
 
 def test_the_contract_is_standard_library_only():

@@ -35,9 +35,8 @@ def test_profile_option():
     [
         ("--timeout", "--timeout needs a value"),
         ("--timeout soon img", "number of seconds"),
-        ("--timeout -1 img", "positive"),
-        ("--timeout 0 img", "positive"),
-        ("--timeout nan img", "positive"),
+        ("--timeout -1 img", "0: no limit"),
+        ("--timeout nan img", "0: no limit"),
         ("--out 1x img", "Python variable name"),
         ("--err class img", "Python variable name"),
     ],
@@ -45,3 +44,17 @@ def test_profile_option():
 def test_bad_options(line, message):
     with pytest.raises(DockerArgsError, match=message):
         parse_cell_line(line)
+
+
+def test_timeout_zero_means_no_limit_for_this_cell():
+    assert parse_cell_line("--timeout 0 img").timeout == 0.0
+
+
+def test_typos_and_misplaced_options():
+    with pytest.raises(DockerArgsError, match=r"did you mean --no-raise-error \(a %%docker option\)\?"):
+        parse_cell_line("--no-raise-eror img")
+    with pytest.raises(DockerArgsError, match="put it before the docker arguments"):
+        parse_cell_line("-v /a:/b --out o img")
+    # a value that looks like an option is left alone, and so is everything after `--`
+    assert parse_cell_line("-e --timeout=3 img").docker_tokens == ["-e", "--timeout=3", "img"]
+    assert parse_cell_line("-- --timeot img").docker_tokens == ["--timeot", "img"]

@@ -162,3 +162,22 @@ def test_a_bang_that_cannot_start_follows_system_raise_on_error(ip, cell):
     assert (run.error.returncode, run.error.cmd) == (127, "echo $HOME")  # the line as written
     assert ip.user_ns["_exit_code"] == 127
     assert run.stderr.count("Dockyter:") == 1 and "'no-such-runtime' was not found" in run.stderr
+
+
+def test_on_and_off_say_in_one_line_what_they_did(cell, test_image):
+    cell(f"%docker {test_image}")
+    assert (
+        cell("%docker_off").stdout == "Dockyter: `!` runs on this machine again; %docker_on to run it in containers.\n"
+    )
+    assert (
+        cell("%docker_off").stdout
+        == "Dockyter: `!` already runs on this machine; %docker_on to run it in containers.\n"
+    )
+    assert (
+        cell("%docker_on").stdout == f"Dockyter: `!` now runs in {test_image} (docker backend); %docker_off to stop.\n"
+    )
+    assert (
+        cell("%docker_on").stdout
+        == f"Dockyter: `!` already runs in {test_image} (docker backend); %docker_off to stop.\n"
+    )
+    cell("%docker_off")

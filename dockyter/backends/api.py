@@ -27,7 +27,7 @@ from ..contract import DEFAULT_SHELL, NDJSON, SECRET_HEADER
 from ..errors import BackendError
 from ..output import OutputSink
 from .api_call import Execution
-from .api_replies import TOKEN_HINT, json_or_none, reason, refusal_of_health
+from .api_replies import TOKEN_HINT, json_or_none, reason, refusal_of_health, speaks_plain_http
 from .base import Backend, BackendStatus, RunRequest, RunResult
 from .settings import BackendSettings, api_url_problem
 
@@ -138,6 +138,10 @@ class APIBackend(Backend):
 
     def _transport_message(self, error: requests.RequestException, url: str) -> str:
         settings = self.settings
+        if isinstance(error, requests.exceptions.SSLError) and speaks_plain_http(error):
+            base = settings.api_url.strip().rstrip("/")
+            plain = "http:" + base.removeprefix("https:")
+            return f"the server at {base} does not speak TLS (it answered in plain HTTP): set api_url to {plain}"
         if isinstance(error, requests.exceptions.SSLError):
             return (
                 f"TLS verification of {url} failed ({reason(error)}): set Dockyter.api_ca_bundle to the CA "

@@ -20,7 +20,8 @@ from urllib3.exceptions import ReadTimeoutError
 
 from ..contract import EXIT_INTERRUPTED, EXIT_TIMEOUT, NDJSON, READ_SIZE
 from ..errors import BackendError
-from ..output import OutputSink
+from ..output import OutputSink, ProgressLine
+from ..pull import progress_line, summary_line
 from .api_replies import excerpt, reason, refusal
 from .base import RunRequest, RunResult
 
@@ -98,9 +99,20 @@ class Execution:
 
     def _follow_stream(self, base: str) -> RunResult:
         merge = self.request.merge_stderr
+        progress = ProgressLine()  # the server's pull of the image, if it pulls
         for line in self._lines():
             event = self._parse_event(line)
             kind = event.get("event")
+            if kind == "pull":
+                if self.request.timeout:  # the timeout counts from the run, not from the server's pull
+                    self.deadline = time.monotonic() + self.request.timeout + TIMEOUT_GRACE
+                if event.get("done") is True:
+                    progress.finish(summary_line(event))
+                else:
+                    progress.update(progress_line(event))
+                continue
+            if progress.shown:  # the pull ended without its summary (failed, cancelled)
+                progress.finish(f"pulling {self.request.args.image} ended")
             if kind in ("stdout", "stderr"):
                 data = event.get("data")
                 if isinstance(data, str):

@@ -95,12 +95,21 @@ def excerpt(text: str) -> str:
     return line if len(line) <= EXCERPT_LENGTH else line[: EXCERPT_LENGTH - 3] + "..."
 
 
+def speaks_plain_http(error: BaseException) -> bool:
+    """Whether a TLS handshake failed because the server answered in plain HTTP."""
+    text = str(error).lower()
+    return "wrong_version_number" in text or "wrong version number" in text or "http_request" in text
+
+
 def reason(error: BaseException) -> str:
     """The last words of a nested transport error: 'Connection refused', not a pool's life story."""
     text = str(error)
     errno: list[str] = re.findall(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
     if errno:
         return errno[-1].strip()
+    ssl: list[str] = re.findall(r"\[SSL: [A-Z0-9_]+\] ([^('\"]+)", text)  # "[SSL: X] what (_ssl.c:1006)"
+    if ssl:
+        return ssl[-1].strip()
     for known in ("Name or service not known", "Connection refused", "timed out", "certificate verify failed"):
         if known in text:
             return known

@@ -13,6 +13,7 @@ from typing import ClassVar, Protocol
 
 from ..contract import DEFAULT_SHELL
 from ..dockerargs import RunArgs
+from ..images import LocalImages
 from ..output import OutputSink
 from .settings import BackendSettings
 
@@ -84,6 +85,9 @@ class Backend(ABC):
 
     def __init__(self, settings: BackendSettings) -> None:
         self.settings = settings
+        # What local_images() said last, refreshed in the background: for tab completion and
+        # for knowing, without asking the engine, that an image needs no pull.
+        self.images = LocalImages(self.local_images)
 
     @abstractmethod
     def run(self, request: RunRequest, sink: OutputSink) -> RunResult:
@@ -110,6 +114,13 @@ class Backend(ABC):
         from ..errors import BackendError
 
         raise BackendError(f"the {self.name} backend has no sessions")
+
+    def local_images(self) -> list[str] | None:
+        """The images this backend has at hand, as ``repository:tag``; None when it cannot say.
+
+        Slow (it may ask an engine): only the background cache of ``dockyter.images`` calls it.
+        """
+        return None
 
     def close(self) -> None:  # noqa: B027 - most backends hold nothing: closing them does nothing
         """Release whatever the backend holds (connections); called when it is replaced."""

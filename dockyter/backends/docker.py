@@ -19,6 +19,7 @@ import time
 from typing import IO, TYPE_CHECKING
 
 from ..contract import (
+    EXIT_CANNOT_RUN,
     EXIT_INTERRUPTED,
     EXIT_TIMEOUT,
     MANAGED_LABEL,
@@ -29,8 +30,11 @@ from ..contract import (
     owner_is_gone,
     run_argv,
 )
+from ..dockerargs import RunArgs
 from ..errors import BackendError, RuntimeNotFound
-from ..output import OutputSink, Stream
+from ..lifecycle import given_name
+from ..output import OutputSink, ProgressLine, Stream
+from ..pull import PullFailed, last_value, needs_pull, pull
 from .base import Backend, BackendStatus, RunRequest, RunResult
 
 if TYPE_CHECKING:
@@ -78,7 +82,11 @@ class DockerBackend(Backend):
     # -- running ------------------------------------------------------------------------------
 
     def run(self, request: RunRequest, sink: OutputSink) -> RunResult:
-        name = new_container_name()
+        not_started = self._pull_if_missing(request.args)
+        if not_started is not None:
+            return not_started
+        chosen = given_name(request.args)  # --name NAME: that is the container we stop and remove
+        name = chosen or new_container_name()
         argv = self.command_line(request, name)
         try:
             process = subprocess.Popen(
@@ -102,7 +110,46 @@ class DockerBackend(Backend):
         for pipe in (process.stdout, process.stderr):
             if pipe is not None:
                 widen(pipe.fileno())
-        return _ContainerRun(self, process, name, sink).wait(request.timeout)
+        return _ContainerRun(self, process, name, sink, chosen is not None).wait(request.timeout)
+
+    # -- the image ------------------------------------------------------------------------------
+
+    def _pull_if_missing(self, args: RunArgs) -> RunResult | None:
+        """Pull the image with a progress line when the engine lacks it; a result if the run cannot go on.
+
+        ``docker run`` would pull it too, silently: a first pull of a large image would look
+        like a hung cell. ``--pull never`` is left to docker; ``--pull always`` pulls here.
+        """
+        pull_flag = last_value(args.values("--pull"))
+        if not needs_pull(pull_flag):
+            return None
+        image = args.image
+        if pull_flag != "always" and (self.images.known(image) or self.image_present(image) is not False):
+            return None  # here already, or the engine cannot say: docker run explains
+        platform = last_value(args.values("--platform"))
+        line = ProgressLine()
+        try:
+            progress = pull(self.settings.docker_command, image, platform, lambda p: line.update(p.line()))
+        except PullFailed as error:
+            if line.shown:
+                line.finish(f"pulling {image} failed")
+            return RunResult(EXIT_CANNOT_RUN, "not_started", f"cannot pull {image}: {error}")
+        except KeyboardInterrupt:
+            line.finish(f"pulling {image} interrupted")
+            return RunResult(EXIT_INTERRUPTED, "interrupted", f"interrupted while pulling {image}; nothing ran")
+        line.finish(progress.summary())
+        self.images.note(image)
+        return None
+
+    def image_present(self, image: str) -> bool | None:
+        """Whether the engine has ``image``; None when it cannot be asked."""
+        answer = self.control("image", "inspect", "--format", "{{.Id}}", image)
+        if answer is None:
+            return None
+        if answer.returncode == 0:
+            self.images.note(image)
+            return True
+        return False if "no such image" in answer.stderr.lower() else None
 
     def _not_found_message(self, error: OSError) -> str:
         runtime = self.settings.docker_command[0]
@@ -144,6 +191,12 @@ class DockerBackend(Backend):
         version = answer.stdout.strip()
         return BackendStatus(self.name, True, f"engine {version} via {runtime!r}", {"runtime version": version})
 
+    def local_images(self) -> list[str] | None:
+        listing = self.control("images", "--format", "{{.Repository}}:{{.Tag}}")
+        if listing is None or listing.returncode != 0:
+            return None
+        return [name for name in listing.stdout.split() if "<none>" not in name]
+
     def cleanup(self) -> list[str]:
         """Remove Dockyter containers whose owning kernel process is gone; touch nothing else."""
         listing = self.control(
@@ -178,10 +231,15 @@ def widen(fd: int) -> None:
 class _ContainerRun:
     """One running ``docker run`` process: pumps its output and stops it when asked."""
 
-    def __init__(self, backend: DockerBackend, process: subprocess.Popen[bytes], name: str, sink: OutputSink) -> None:
+    def __init__(
+        self, backend: DockerBackend, process: subprocess.Popen[bytes], name: str, sink: OutputSink, chosen: bool
+    ) -> None:
         self.backend = backend
         self.process = process
         self.name = name
+        # A name the user chose may belong to another container (ours then failed to start
+        # with a name conflict): that one is never ours to stop.
+        self.chosen = chosen
         self.sink = sink
         self.selector = selectors.DefaultSelector()
         pipes: list[tuple[IO[bytes] | None, Stream]] = [(process.stdout, "stdout"), (process.stderr, "stderr")]
@@ -239,7 +297,7 @@ class _ContainerRun:
         """SIGINT, a grace period with output still flowing, then kill and remove by name."""
         grace = self.backend.settings.stop_grace if grace is None else grace
         try:
-            if grace > 0 and self.process.poll() is None:
+            if grace > 0 and self.process.poll() is None and self._ours():
                 self.backend.control("kill", "--signal", "INT", self.name)
                 self._pump(time.monotonic() + grace)
         except KeyboardInterrupt:
@@ -247,18 +305,29 @@ class _ContainerRun:
         finally:
             self._kill_and_remove()
 
+    def _ours(self) -> bool:
+        """Whether the container called ``name`` is this kernel's (always, for a name we made)."""
+        if not self.chosen:
+            return True
+        answer = self.backend.control("inspect", "--format", f'{{{{index .Config.Labels "{OWNER_LABEL}"}}}}', self.name)
+        return answer is None or answer.returncode != 0 or answer.stdout.strip() == owner_id()
+
+    def _remove(self) -> None:
+        if self._ours():
+            self.backend.control("rm", "-f", self.name)
+
     def _kill_and_remove(self) -> None:
         for attempt in range(3):  # repeated Ctrl-C must not skip the removal
             try:
                 if self.process.poll() is None:
-                    self.backend.control("rm", "-f", self.name)
+                    self._remove()
                     try:
                         self.process.wait(timeout=5)
                     except subprocess.TimeoutExpired:
                         self.process.kill()
                         self.process.wait()
                 # The CLI is gone now, so nothing can create the container after this removal.
-                self.backend.control("rm", "-f", self.name)
+                self._remove()
                 return
             except KeyboardInterrupt:
                 if attempt == 2:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..contract import (
+    EXIT_CANNOT_RUN,
     EXIT_INTERRUPTED,
     EXIT_KILLED,
     EXIT_TIMEOUT,
@@ -47,6 +48,7 @@ from ..contract import (
     owner_id,
     run_argv,
 )
+from ..pull import PullFailed, PullProgress, last_value, needs_pull, pull
 from .policy import Plan
 from .settings import Settings
 
@@ -55,6 +57,7 @@ log = logging.getLogger("dockyter.server")
 # The exit code reported for each way the server itself ends a run.
 EXIT_CODES = {"timeout": EXIT_TIMEOUT, "cancelled": EXIT_INTERRUPTED, "output_limit": EXIT_KILLED}
 
+PULL_EVENT_INTERVAL = 0.25  # seconds between two pull progress events
 QUEUE_EVENTS = 64  # output chunks waiting for a slow client; beyond that the container waits for it
 CONTROL_TIMEOUT = 20.0  # seconds for a `docker kill` / `rm` / `ps` before giving up on it
 EXIT_WAIT = 10.0  # seconds for the CLI to end once its container is killed
@@ -216,9 +219,20 @@ class Execution:
         )
 
     async def start(self) -> None:
-        """Start the CLI; raises :class:`ExecutorError` when it cannot be."""
+        """Start the CLI; raises :class:`ExecutorError` when it cannot be.
+
+        When the engine lacks the image, the CLI starts only after a pull whose progress
+        goes to the stream as ``pull`` events (the client shows one line for them).
+        """
         argv = self.argv()
         check_argv_size(argv)
+        if await self.executor.must_pull(self.plan):
+            self._task = asyncio.create_task(self._pull_then_run(argv), name=f"dockyter {self.name} pull")
+            return
+        await self._spawn(argv)
+        self._task = asyncio.create_task(self._run(), name=f"dockyter {self.name}")
+
+    async def _spawn(self, argv: list[str]) -> None:
         try:
             self._process = await asyncio.create_subprocess_exec(
                 *argv,
@@ -235,7 +249,57 @@ class Execution:
             runtime = self.executor.settings.docker_command[0]
             reason = error.strerror or str(error)
             raise EngineUnavailable(f"cannot start the container CLI {runtime!r}: {reason}") from None
-        self._task = asyncio.create_task(self._run(), name=f"dockyter {self.name}")
+
+    async def _pull_then_run(self, argv: list[str]) -> None:
+        final: Event | None = None
+        try:
+            final = await self._pull()
+            if final is None and self.reason is None:
+                await self._spawn(argv)
+        except ExecutorError as error:
+            final = {"event": "error", "message": str(error)}
+        if self._process is None:  # the pull failed, or the run was cancelled during it
+            final = final or self._final_event(None)
+            self.finished = True
+            self.executor.forget(self)
+            self._gone.set()
+            self._log(final)
+            if not self._consumer_gone:
+                self._queue.put_nowait(final)  # the end always gets in (the queue has no hard bound)
+            return
+        await self._run()
+
+    async def _pull(self) -> Event | None:
+        """Pull the image, streaming ``pull`` events; the final event instead when it cannot be pulled."""
+        loop = asyncio.get_running_loop()
+        image = self.plan.args.image
+        platform = last_value(self.plan.args.values("--platform"))
+        shown = 0.0
+
+        def offer(progress: PullProgress) -> None:  # in the pull's thread
+            nonlocal shown
+            if time.monotonic() - shown >= PULL_EVENT_INTERVAL:
+                shown = time.monotonic()
+                loop.call_soon_threadsafe(self._offer, progress.event())
+
+        try:
+            progress = await asyncio.to_thread(
+                pull, self.executor.settings.docker_command, image, platform, offer, self._stop.is_set
+            )
+        except PullFailed as error:
+            if self.reason is not None:
+                return None  # stopped during the pull: the final event says why
+            message = f"cannot pull {image}: {error}"
+            return {"event": "exit", "code": EXIT_CANNOT_RUN, "reason": "not_started", "message": message}
+        self.executor.present.add(image)
+        if not (self._consumer_gone or self._dropping):
+            self._queue.put_nowait(progress.event(done=True))
+        return None
+
+    def _offer(self, event: Event) -> None:
+        """Queue a progress event if there is room: progress may be dropped, output never."""
+        if not (self._consumer_gone or self._dropping) and self._queue.qsize() < QUEUE_EVENTS:
+            self._queue.put_nowait(event)
 
     async def _run(self) -> None:
         process = self._process
@@ -359,6 +423,22 @@ class Executor:
         self.closing = False
         self._reaper: asyncio.Task[None] | None = None
         self._leftovers_checked = False  # whether start-up clean-up could ask the engine yet
+        self.present: set[str] = set()  # images seen on the engine: no need to ask again
+
+    async def must_pull(self, plan: Plan) -> bool:
+        """Whether to pull ``plan``'s image (with progress events) before ``docker run``."""
+        pull_flag = self.settings.pull or last_value(plan.args.values("--pull"))
+        if not needs_pull(pull_flag):
+            return False
+        image = plan.args.image
+        if pull_flag != "always" and image in self.present:
+            return False
+        answer = await self.control("image", "inspect", "--format", "{{.Id}}", image)
+        if answer is not None and answer.returncode == 0:
+            self.present.add(image)
+            return pull_flag == "always"
+        # Missing, or the engine cannot say (then docker run reports why).
+        return answer is not None and "no such image" in answer.stderr.lower()
 
     # -- executions ---------------------------------------------------------------------------
 

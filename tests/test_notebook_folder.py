@@ -1,0 +1,95 @@
+"""The notebook's folder and the user's own files: --here, --as-me, their traits, and the line checks.
+
+The tests run as root, whose uid is 0 like a container's default user: to see that --as-me
+really passes the kernel's uid:gid, os.getuid/os.getgid are made to answer 1234:5678 (the
+only stand-in here), and the engine then writes files with that owner.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from IPython.utils.capture import capture_output
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture
+def kernel_uid(monkeypatch, isolated_home):
+    os.chown(isolated_home, 1234, 5678)  # the notebook's folder is its user's
+    monkeypatch.setattr(os, "getuid", lambda: 1234)
+    monkeypatch.setattr(os, "getgid", lambda: 5678)
+    return 1234, 5678
+
+
+def test_here_mounts_the_kernels_folder_and_starts_there(cell, isolated_home, test_image, no_leftover_containers):
+    (isolated_home / "data.txt").write_text("from the notebook's folder\n")
+    run = cell(f"%%docker --here {test_image}\npwd; cat data.txt; echo written > out.txt")
+    assert run.stdout == f"{isolated_home}\nfrom the notebook's folder\n"
+    assert (isolated_home / "out.txt").read_text() == "written\n"
+
+
+def test_as_me_writes_files_that_belong_to_the_kernels_user(cell, isolated_home, test_image, kernel_uid):
+    run = cell(f"%%docker --here --as-me {test_image}\nid -u; id -g; echo mine > mine.txt")
+    assert run.stdout == "1234\n5678\n"
+    stat = (isolated_home / "mine.txt").stat()
+    assert (stat.st_uid, stat.st_gid) == kernel_uid
+
+
+def test_the_traits_do_it_for_bang_commands_and_an_explicit_workdir_wins(
+    cell, ip, isolated_home, test_image, kernel_uid
+):
+    ip.run_line_magic("config", "Dockyter.here = True")
+    ip.run_line_magic("config", "Dockyter.as_me = True")
+    cell(f"%docker {test_image}")
+    assert cell("!pwd; id -u").stdout == f"{isolated_home}\n1234\n"
+    assert cell(f"%%docker -w /tmp {test_image}\npwd").stdout == "/tmp\n"
+    cell("%docker_off")
+    ip.run_line_magic("config", "Dockyter.here = False")
+    ip.run_line_magic("config", "Dockyter.as_me = False")
+
+
+def test_through_the_api_backend_where_the_servers_policy_allows_the_mount(
+    cell, ip, isolated_home, test_image, kernel_uid, dockyter_server
+):
+    pytest.importorskip("fastapi", reason="dockyter-server needs the 'server' extra")
+    allowing = dockyter_server(allowed_mounts=[f"{isolated_home}:rw"])
+    ip.run_line_magic("config", f"Dockyter.api_token = {allowing.token!r}")
+    with capture_output():
+        ip.run_line_magic("docker_backend", f"api {allowing.url}")
+    run = cell(f"%%docker --here --as-me {test_image}\npwd; echo api > api.txt")
+    assert run.stdout == f"{isolated_home}\n", run.stderr
+    assert (isolated_home / "api.txt").stat().st_uid == 1234
+    refusing = dockyter_server()  # no allowed mounts
+    ip.run_line_magic("config", f"Dockyter.api_token = {refusing.token!r}")
+    ip.run_line_magic("config", f"Dockyter.api_url = {refusing.url!r}")
+    denied = cell(f"%%docker --here {test_image}\npwd")
+    assert str(denied.error).startswith("the API refused the request: ") and "\n" not in str(denied.error)
+
+
+def test_dollar_pwd_is_explained_in_one_line(cell, test_image):
+    run = cell(f"%%docker -v $PWD:/work {test_image}\nls /work")
+    assert str(run.error) == (
+        "$PWD in '-v $PWD:/work' was not expanded: IPython expands $name on a magic line from Python "
+        "variables, not from the environment; write --here (mounts the kernel's folder and starts there), "
+        "or {os.getcwd()}"
+    )
+    assert "$HOME in" in str(cell(f"%docker -v $HOME/d:/d {test_image}").error)
+
+
+def test_a_python_variable_named_like_it_is_expanded_as_usual(cell, ip, isolated_home, test_image):
+    ip.user_ns["PWD"] = str(isolated_home)
+    assert cell(f"%%docker -v $PWD:/work {test_image}\necho ok").stdout == "ok\n"
+    del ip.user_ns["PWD"]
+
+
+def test_an_eaten_backslash_is_a_warning(cell, test_image):
+    run = cell(f"%%docker -e P=C:\\Users\\me {test_image}\necho $P")
+    assert run.stdout == "C:Usersme\n"
+    assert run.stderr == (
+        "Dockyter: the line is split as a shell would, so a backslash escapes the next character: "
+        "P=C:\\Users\\me became P=C:Usersme; quote it ('P=C:\\Users\\me') to keep the backslashes\n"
+    )
+    quoted = cell(f"%%docker -e 'P=C:\\Users\\me' {test_image}\necho $P")
+    assert (quoted.stdout, quoted.stderr) == ("C:\\Users\\me\n", "")
