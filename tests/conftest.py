@@ -33,7 +33,7 @@ from helpers import (
 )
 
 # pytester runs whole pytest sessions (to test the session guard); the others are our fixture modules.
-pytest_plugins = ["pytester", "core_fixtures", "kernel_fixtures", "server_fixtures"]
+pytest_plugins = ["pytester", "core_fixtures", "kernel_fixtures", "server_fixtures", "swarm_fixtures"]
 
 # =============================================================================================
 # 1. Engine and images

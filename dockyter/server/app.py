@@ -26,7 +26,8 @@ from starlette.types import Receive, Scope, Send
 from .. import __version__
 from ..dockerargs import DockerArgsError
 from .auth import authenticator, token_status
-from .executor import Execution, Executor, ExecutorError, TooBusy
+from .executor import Execution, ExecutorError, TooBusy
+from .executors import create_executor
 from .middleware import BodyLimit
 from .models import CancelReply, ErrorDetail, ExecuteReply, ExecuteRequest, Health, StreamEvent
 from .policy import Policy, PolicyError
@@ -61,7 +62,7 @@ def _responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 def create_app(settings: Settings) -> FastAPI:
     """The application for ``settings``; its executor is ``app.state.executor``."""
     policy = Policy(settings)
-    executor = Executor(settings)
+    executor = create_executor(settings)
     authenticate = authenticator(settings)
     tokens = settings.token_table()
     cleanups: set[asyncio.Task[None]] = set()
@@ -150,6 +151,9 @@ def create_app(settings: Settings) -> FastAPI:
         execution = executor.get(execution_id)
         # Another token's execution is not found either: ids are not for sharing.
         if execution is None or execution.who != who:
+            # On a cluster, another replica of this server may be running it.
+            if execution is None and await executor.cancel_elsewhere(execution_id, who):
+                return {"id": execution_id, "cancelled": True}
             raise HTTPException(404, f"no running execution {execution_id!r}")
         await execution.cancel()
         return {"id": execution_id, "cancelled": True}

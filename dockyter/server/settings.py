@@ -106,6 +106,13 @@ class Settings:
         kind="command",
         metavar="COMMAND",
     )
+    executor: str = setting(
+        "engine",
+        "Where executions run: `engine` (one `docker run` per execution on the engine docker_command reaches) "
+        "or `swarm` (one service per execution on the Docker Swarm whose manager docker_command reaches; "
+        "see docs/scaling.md).",
+        metavar="NAME",
+    )
     server_name: str = setting(
         "dockyter",
         "Names this deployment in the io.dockyter.server label of its containers. At start-up, containers "
@@ -450,6 +457,8 @@ def _check(settings: Settings) -> dict[str, str]:
             raise SettingsError(f"{name} must be at least {least}, not {getattr(s, name)}")
     if s.shutdown_timeout < 0 or s.pids_limit < 0:
         raise SettingsError("shutdown_timeout and pids_limit must not be negative")
+    if s.executor not in ("engine", "swarm"):
+        raise SettingsError(f"executor must be engine or swarm, not {s.executor!r}")
     if s.pull not in ("", "missing", "never", "always"):
         raise SettingsError(f"pull must be missing, never, always or empty, not {s.pull!r}")
     if s.network == "host" or s.network.startswith("container:"):
@@ -464,6 +473,8 @@ def _check(settings: Settings) -> dict[str, str]:
         parse_allowed_mounts(s.allowed_mounts)
     except ValueError as error:
         raise SettingsError(str(error)) from None
+    if s.executor == "swarm":
+        _check_swarm(s)
     tokens = _token_table(s)
     if s.auth and not tokens:
         raise SettingsError(
@@ -476,6 +487,18 @@ def _check(settings: Settings) -> dict[str, str]:
             "bind to 127.0.0.1 or configure tokens"
         )
     return tokens
+
+
+def _check_swarm(settings: Settings) -> None:
+    """Refuse, at start-up, options that a Swarm service could not carry out."""
+    from ..dockerargs import DockerArgsError, parse_run_args
+    from .swarmargs import SwarmArgsError, check_names, service_options
+
+    try:
+        check_names(settings.allowed_flags)
+        service_options(parse_run_args(shlex.join([*settings.extra_run_args, "image"])).options)
+    except (SwarmArgsError, DockerArgsError) as error:
+        raise SettingsError(f"executor swarm: {error}") from None
 
 
 def _token_table(settings: Settings) -> dict[str, str]:
