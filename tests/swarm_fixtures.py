@@ -26,7 +26,7 @@ from helpers import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTER_SCRIPT = ROOT / ".ci" / "cluster"
-LEFTOVER_WAIT = 10.0
+LEFTOVER_WAIT = 20.0  # a removed task's container leaves its overlay network in seconds
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,18 @@ class Cluster:
         found = {}
         for node in self.nodes:
             answer = self.docker("ps", "-a", "--filter", "label=io.dockyter.managed", "--format", "{{.Names}}", node=node)
+            if answer.stdout.split():
+                found[node] = answer.stdout.split()
+        return found
+
+    def running(self) -> dict[str, list[str]]:
+        """Dockyter's running containers on each node."""
+        found = {}
+        for node in self.nodes:
+            answer = self.docker(
+                "ps", "--filter", "label=io.dockyter.managed", "--filter", "status=running", "--format", "{{.Names}}",
+                node=node,
+            )  # fmt: skip
             if answer.stdout.split():
                 found[node] = answer.stdout.split()
         return found

@@ -155,8 +155,8 @@ class SwarmExecution:
 
     # -- what the poller tells ---------------------------------------------------------------------
 
-    def update(self, status: TaskStatus) -> None:
-        if status != self.status:
+    def update(self, status: TaskStatus, force: bool = False) -> None:
+        if force or status != self.status:
             self.status = status
             self._changed.set()
 
@@ -188,6 +188,8 @@ class SwarmExecution:
         argv = [
             *settings.docker_command, "service", "create", "--detach", "--quiet", "--name", self.name,
             "--mode", "replicated", "--replicas", "1", "--restart-condition", "none",
+            # No virtual IP: nothing connects to the task, and a VIP costs a load balancer on the node.
+            "--endpoint-mode", "dnsrr",
             *service_options(request),
         ]  # fmt: skip
         for key, value in self.labels().items():
@@ -600,8 +602,8 @@ class SwarmExecutor:
             for execution in watched:
                 if statuses is not None and execution.name in statuses:
                     execution.update(statuses[execution.name])
-                elif execution.status.node in self.down_nodes:
-                    execution._changed.set()
+                if execution.status.node in self.down_nodes:
+                    execution.update(execution.status, force=True)  # its node died: a state that never changes
             await asyncio.sleep(POLL_INTERVAL)
 
     async def _task_statuses(self, names: list[str]) -> dict[str, TaskStatus] | None:
