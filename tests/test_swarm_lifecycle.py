@@ -171,13 +171,19 @@ def _answers(url: str) -> bool:
         return False
 
 
-def test_a_cancel_sent_to_another_replica_stops_the_run(swarm_server, swarm_image, swarm_cluster):
+def test_list_and_cancel_work_from_another_replica(swarm_server, swarm_image, swarm_cluster):
     token = "tester:" + secrets.token_urlsafe(24)
     other = "intruder:" + secrets.token_urlsafe(24)
     first = swarm_server(tokens=[token, other])
     second = swarm_server(tokens=[token, other])  # same tokens, another server_name: another replica
     with first.stream({"cmd": "echo ready; sleep 60", "args": swarm_image}) as events:
         start = first_output(events)
+        # Either replica lists it (Swarm's labels are the state they share), for its own token only.
+        for server in (first, second):
+            listed = httpx.get(f"{server.url}/executions", headers=server.headers(), timeout=60).json()["executions"]
+            assert [(item["id"], item["image"]) for item in listed] == [(start["id"], swarm_image)]
+        others = httpx.get(f"{second.url}/executions", headers=second.headers(other.split(":", 1)[1]), timeout=60)
+        assert others.json() == {"executions": []}
         cancel = f"{second.url}/executions/{start['id']}/cancel"
         # Another token's execution is not found, on any replica.
         refused = httpx.post(cancel, headers=second.headers(other.split(":", 1)[1]), timeout=60)

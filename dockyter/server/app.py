@@ -29,7 +29,7 @@ from .auth import authenticator, token_status
 from .executor import Execution, ExecutorError, TooBusy
 from .executors import create_executor
 from .middleware import BodyLimit
-from .models import CancelReply, ErrorDetail, ExecuteReply, ExecuteRequest, Health, StreamEvent
+from .models import CancelReply, ErrorDetail, ExecuteReply, ExecuteRequest, ExecutionList, Health, StreamEvent
 from .policy import Policy, PolicyError
 from .settings import Settings
 
@@ -157,6 +157,11 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(404, f"no running execution {execution_id!r}")
         await execution.cancel()
         return {"id": execution_id, "cancelled": True}
+
+    @app.get("/executions", response_model=ExecutionList, responses=_responses(401))
+    async def executions(who: str = Depends(authenticate)) -> dict[str, Any]:
+        """The caller's running executions; with the Swarm executor, those of every replica."""
+        return {"executions": await executor.list_executions(who)}
 
     return app
 

@@ -52,6 +52,10 @@ class ExecutorLike(Protocol):
         """Cancel an execution that another server instance runs; False when there is none."""
         ...
 
+    async def list_executions(self, who: str) -> list[dict[str, Any]]:
+        """``{"id", "image", "node"}`` of every running execution of token ``who``, on every instance."""
+        ...
+
     async def stop_all(self, message: str) -> None: ...
     async def startup(self) -> list[str]: ...
     async def shutdown(self) -> None: ...
@@ -63,6 +67,10 @@ class EngineExecutor(Executor):
     async def cancel_elsewhere(self, execution_id: str, who: str) -> bool:
         # One engine, one server: an execution this instance does not run is no one's.
         return False
+
+    async def list_executions(self, who: str) -> list[dict[str, Any]]:
+        mine = (execution for execution in self.running.values() if execution.who == who)
+        return sorted(({"id": e.id, "image": e.plan.args.image, "node": None} for e in mine), key=lambda e: e["id"])
 
 
 def create_executor(settings: Settings) -> ExecutorLike:

@@ -480,6 +480,20 @@ class SwarmExecutor:
         await self.control("service", "rm", *mine)
         return True
 
+    async def list_executions(self, who: str) -> list[dict[str, Any]]:
+        """The running executions of token ``who`` on every replica, found by their labels."""
+        specs = await self.service_specs(f"{WHO_LABEL}={who}") or {}
+        listed = []
+        for spec in specs.values():
+            labels = spec.get("Labels") or {}
+            if labels.get(MANAGED_LABEL) != "1" or labels.get(WHO_LABEL) != who:
+                continue
+            execution_id = labels.get(EXECUTION_LABEL, "")
+            local = self.running.get(execution_id)
+            image = ((spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Image", "")
+            listed.append({"id": execution_id, "image": image, "node": local.node or None if local else None})
+        return sorted(listed, key=lambda item: item["id"])
+
     async def stop_all(self, message: str) -> None:
         self.closing = True
         executions = list(self.running.values())
@@ -517,6 +531,11 @@ class SwarmExecutor:
 
     async def services(self, label_filter: str) -> dict[str, dict[str, str]] | None:
         """Labels of every service matching ``label_filter``, by name; None when the manager cannot be asked."""
+        specs = await self.service_specs(label_filter)
+        return None if specs is None else {name: spec.get("Labels") or {} for name, spec in specs.items()}
+
+    async def service_specs(self, label_filter: str) -> dict[str, dict[str, Any]] | None:
+        """The spec of every service matching ``label_filter``, by name; None when the manager cannot be asked."""
         answer = await self.control("service", "ls", "--quiet", "--filter", f"label={label_filter}")
         if answer is None or answer.returncode != 0:
             return None
@@ -528,9 +547,9 @@ class SwarmExecutor:
             return None
         found = {}
         for line in answer.stdout.splitlines():
-            with contextlib.suppress(ValueError):
+            with contextlib.suppress(ValueError, KeyError, TypeError):
                 spec = json.loads(line)
-                found[spec["Name"]] = spec.get("Labels") or {}
+                found[spec["Name"]] = spec
         return found
 
     async def networks(self, label_filter: str) -> dict[str, dict[str, str]] | None:
