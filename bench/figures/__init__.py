@@ -1,4 +1,4 @@
-"""The eight figures of issue 7, one module each; every module has ``NUMBER``, ``TITLE`` and
+"""The figures, one module each (1-8: issue 7; 9: the Swarm executor); every module has ``NUMBER``, ``TITLE`` and
 ``measure(ctx) -> FigureResult``."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ MODULES = {
     6: "output_api",
     7: "concurrency",
     8: "load",
+    9: "swarm",
 }
 
 
