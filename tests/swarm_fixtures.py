@@ -53,37 +53,54 @@ class Cluster:
             ["bash", str(CLUSTER_SCRIPT), *args], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout
         )
 
-    def services(self) -> list[str]:
-        return self.docker("service", "ls", "--quiet", "--filter", "label=io.dockyter.managed").stdout.split()
+    def services(self, servers: tuple[str, ...] = ()) -> list[str]:
+        """Names of Dockyter's services; with ``servers``, only those of these server names."""
+        ids = self.docker("service", "ls", "--quiet", "--filter", "label=io.dockyter.managed").stdout.split()
+        if not ids:
+            return []
+        fmt = '{{.Spec.Name}}\t{{index .Spec.Labels "io.dockyter.server"}}'
+        rows = [line.split("\t") for line in self.docker("service", "inspect", "--format", fmt, *ids).stdout.splitlines()]
+        return [row[0] for row in rows if len(row) == 2 and _ours(row[1], servers)]
 
-    def networks(self) -> list[str]:
-        answer = self.docker("network", "ls", "--quiet", "--filter", "label=io.dockyter.managed")
-        return answer.stdout.split()
+    def networks(self, servers: tuple[str, ...] = ()) -> list[str]:
+        names = self.docker("network", "ls", "--filter", "label=io.dockyter.managed", "--format", "{{.Name}}").stdout.split()
+        if not names:
+            return []
+        fmt = '{{.Name}}\t{{index .Labels "io.dockyter.server"}}'
+        rows = [line.split("\t") for line in self.docker("network", "inspect", "--format", fmt, *names).stdout.splitlines()]
+        return [row[0] for row in rows if len(row) == 2 and _ours(row[1], servers)]
 
-    def containers(self) -> dict[str, list[str]]:
-        """Dockyter's containers on each node, running or not."""
+    def containers(self, servers: tuple[str, ...] = (), *, running: bool = False) -> dict[str, list[str]]:
+        """Dockyter's containers on each node (only running ones with ``running``)."""
         found = {}
-        for node in self.nodes:
-            answer = self.docker("ps", "-a", "--filter", "label=io.dockyter.managed", "--format", "{{.Names}}", node=node)
-            if answer.stdout.split():
-                found[node] = answer.stdout.split()
-        return found
-
-    def running(self) -> dict[str, list[str]]:
-        """Dockyter's running containers on each node."""
-        found = {}
+        state = ["--filter", "status=running"] if running else ["-a"]
         for node in self.nodes:
             answer = self.docker(
-                "ps", "--filter", "label=io.dockyter.managed", "--filter", "status=running", "--format", "{{.Names}}",
-                node=node,
+                "ps", *state, "--filter", "label=io.dockyter.managed",
+                "--format", '{{.Names}}\t{{.Label "io.dockyter.server"}}', node=node,
             )  # fmt: skip
-            if answer.stdout.split():
-                found[node] = answer.stdout.split()
+            rows = [line.split("\t") for line in answer.stdout.splitlines()]
+            names = [row[0] for row in rows if len(row) == 2 and _ours(row[1], servers)]
+            if names:
+                found[node] = names
         return found
 
-    def leftovers(self) -> dict[str, Any]:
-        left = {"services": self.services(), "networks": self.networks(), "containers": self.containers()}
+    def running(self, servers: tuple[str, ...] = ()) -> dict[str, list[str]]:
+        """Dockyter's running containers on each node."""
+        return self.containers(servers, running=True)
+
+    def leftovers(self, servers: tuple[str, ...] = ()) -> dict[str, Any]:
+        left = {
+            "services": self.services(servers),
+            "networks": self.networks(servers),
+            "containers": self.containers(servers),
+        }
         return {kind: value for kind, value in left.items() if value}
+
+
+def _ours(label: str, servers: tuple[str, ...]) -> bool:
+    """Whether an ``io.dockyter.server`` label (``name:instance``) belongs to one of ``servers`` (all if none)."""
+    return not servers or label.split(":", 1)[0] in servers
 
 
 def _cluster_env(text: str) -> dict[str, str]:
@@ -139,9 +156,11 @@ def swarm_server(
     # dockyter_server's own teardown comes after this one: stop the servers (and so their runs) first.
     for server in reversed(started):
         server.stop()
-    left = wait_until(lambda: not swarm_cluster.leftovers(), timeout=LEFTOVER_WAIT, interval=0.3)
+    # Only this test's servers: a benchmark or a colleague may be using the cluster meanwhile.
+    names = tuple(server.settings.server_name for server in started)
+    left = wait_until(lambda: not swarm_cluster.leftovers(names), timeout=LEFTOVER_WAIT, interval=0.3)
     if not left:
-        found = swarm_cluster.leftovers()
+        found = swarm_cluster.leftovers(names)
         for name in found.get("services", []):
             swarm_cluster.docker("service", "rm", name)
         pytest.fail(f"left on the cluster by this test (services now removed): {found}", pytrace=False)

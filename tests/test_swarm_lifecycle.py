@@ -38,14 +38,14 @@ def service_exists(cluster, name: str) -> bool:
     return cluster.docker("service", "inspect", name).returncode == 0
 
 
-def no_container_within(cluster, seconds: float) -> bool:
+def no_container_within(cluster, seconds: float, servers: tuple[str, ...] = ()) -> bool:
     """No task runs any more within ``seconds``; its stopped container is gone soon after.
 
     Removing a service stops its task at once (SIGKILL); the node then takes a few more
     seconds to take the container off its overlay network and delete it.
     """
-    stopped = wait_until(lambda: not cluster.running(), timeout=max(seconds, 0.5), interval=0.2)
-    return stopped and wait_until(lambda: not cluster.containers(), timeout=20, interval=0.5)
+    stopped = wait_until(lambda: not cluster.running(servers), timeout=max(seconds, 0.5), interval=0.2)
+    return stopped and wait_until(lambda: not cluster.containers(servers), timeout=20, interval=0.5)
 
 
 def test_cancel_removes_the_service_at_once(swarm_server, swarm_image, swarm_cluster):
@@ -59,7 +59,7 @@ def test_cancel_removes_the_service_at_once(swarm_server, swarm_image, swarm_clu
         assert answer.json() == {"id": start["id"], "cancelled": True}
         assert not service_exists(swarm_cluster, name)  # gone before the answer
         rest = list(events)
-        assert no_container_within(swarm_cluster, GONE_WITHIN - (time.monotonic() - started))
+        assert no_container_within(swarm_cluster, GONE_WITHIN - (time.monotonic() - started), (server.settings.server_name,))
     assert (rest[-1]["event"], rest[-1]["code"], rest[-1]["reason"]) == ("exit", 130, "cancelled")
 
 
@@ -72,7 +72,7 @@ def test_timeout_removes_the_service(swarm_server, swarm_image, swarm_cluster):
     assert body["stdout"] == "begun\n"
     assert time.monotonic() - started < 4 + GONE_WITHIN
     assert not service_exists(swarm_cluster, "dockyter-" + body["execution_id"])
-    assert no_container_within(swarm_cluster, GONE_WITHIN)
+    assert no_container_within(swarm_cluster, GONE_WITHIN, (server.settings.server_name,))
 
 
 def test_output_over_the_cap_removes_the_service(swarm_server, swarm_image, swarm_cluster):
@@ -82,7 +82,7 @@ def test_output_over_the_cap_removes_the_service(swarm_server, swarm_image, swar
     assert (body["exit_code"], body["reason"]) == (137, "output_limit")
     assert len(body["stdout"]) == 1000
     assert not service_exists(swarm_cluster, "dockyter-" + body["execution_id"])
-    assert no_container_within(swarm_cluster, GONE_WITHIN)
+    assert no_container_within(swarm_cluster, GONE_WITHIN, (server.settings.server_name,))
 
 
 def test_a_client_that_goes_away_takes_its_service_with_it(swarm_server, swarm_image, swarm_cluster):
@@ -92,7 +92,7 @@ def test_a_client_that_goes_away_takes_its_service_with_it(swarm_server, swarm_i
     # The connection is closed here.
     name = "dockyter-" + start["id"]
     assert wait_until(lambda: not service_exists(swarm_cluster, name), timeout=GONE_WITHIN)
-    assert no_container_within(swarm_cluster, GONE_WITHIN)
+    assert no_container_within(swarm_cluster, GONE_WITHIN, (server.settings.server_name,))
 
 
 def test_shutdown_ends_every_stream_and_removes_every_service(swarm_server, swarm_image, swarm_cluster):
@@ -112,8 +112,9 @@ def test_shutdown_ends_every_stream_and_removes_every_service(swarm_server, swar
     for thread in threads:
         thread.join(30)
     assert [(e["code"], e["reason"]) for e in endings] == [(130, "cancelled")] * 2
-    assert not swarm_cluster.services()
-    assert no_container_within(swarm_cluster, GONE_WITHIN + 5 - (time.monotonic() - started))
+    mine = (server.settings.server_name,)
+    assert not swarm_cluster.services(mine)
+    assert no_container_within(swarm_cluster, GONE_WITHIN + 5 - (time.monotonic() - started), mine)
 
 
 def _free_port() -> int:
@@ -161,7 +162,7 @@ def test_a_restarted_server_removes_the_services_its_crashed_predecessor_left(
     assert service_exists(swarm_cluster, service)  # the crash left it running
     swarm_server(server_name=name)  # the next start of the same server_name
     assert not service_exists(swarm_cluster, service)
-    assert no_container_within(swarm_cluster, GONE_WITHIN)
+    assert no_container_within(swarm_cluster, GONE_WITHIN, (name,))
 
 
 def _answers(url: str) -> bool:
@@ -194,7 +195,7 @@ def test_list_and_cancel_work_from_another_replica(swarm_server, swarm_image, sw
         rest = list(events)
     assert (rest[-1]["event"], rest[-1]["code"], rest[-1]["reason"]) == ("exit", 130, "cancelled")
     assert "another server instance" in rest[-1]["message"]
-    assert no_container_within(swarm_cluster, GONE_WITHIN)
+    assert no_container_within(swarm_cluster, GONE_WITHIN, (first.settings.server_name, second.settings.server_name))
 
 
 def test_a_worker_that_dies_mid_run_ends_the_run_with_an_error_naming_it(swarm_server, swarm_image, swarm_cluster):
@@ -227,4 +228,5 @@ def test_a_worker_that_dies_mid_run_ends_the_run_with_an_error_naming_it(swarm_s
             )
             assert ready, "the restarted node did not rejoin"
     # Back up, the node removes the dead task's container: nothing leaks.
-    assert wait_until(lambda: not swarm_cluster.containers(), timeout=30, interval=0.5), swarm_cluster.containers()
+    mine = (server.settings.server_name,)
+    assert wait_until(lambda: not swarm_cluster.containers(mine), timeout=30, interval=0.5), swarm_cluster.containers(mine)

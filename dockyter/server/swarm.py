@@ -54,13 +54,14 @@ from .executor import (
     READ_SIZE,
     CommandTooLong,
     Control,
+    ExecutorError,
     ShuttingDown,
     TooBusy,
     check_argv_size,
 )
 from .policy import Plan
 from .settings import Settings
-from .swarmargs import service_options
+from .swarmargs import SwarmArgsError, service_options
 
 log = logging.getLogger("dockyter.server")
 
@@ -80,6 +81,12 @@ TERMINAL = {"complete", "failed", "rejected", "shutdown", "orphaned", "remove"}
 _EXIT_STATUS = re.compile(r"non-zero exit \((\d+)\)")
 
 Event = dict[str, Any]
+
+
+class NotOnSwarm(ExecutorError):
+    """The request asks for something a Swarm service cannot do (403, like a policy refusal)."""
+
+    status = 403
 
 
 @dataclass(frozen=True)
@@ -223,7 +230,11 @@ class SwarmExecution:
 
     async def start(self) -> None:
         """Check the command line and start the run; raises ExecutorError subclasses."""
-        check_argv_size(self.service_argv())
+        try:
+            argv = self.service_argv()
+        except SwarmArgsError as error:
+            raise NotOnSwarm(str(error)) from None
+        check_argv_size(argv)
         self._task = asyncio.create_task(self._run(), name=f"dockyter {self.name}")
 
     async def _run(self) -> None:
