@@ -2,11 +2,13 @@
 
 The numbers of a quick run mean little (few rounds, small sizes, a busy machine): this only
 proves that `python bench/run.py` works end to end, writes valid JSON and Markdown with a
-number for each of the eight figures, and reports no container left behind.
+number for each of the nine figures, and reports no container left behind. Figure 9
+needs the Swarm of .ci/cluster, so root: elsewhere it may only fail to be measured.
 """
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,8 +34,10 @@ def test_quick_benchmark_produces_every_figure(tmp_path, test_image):
 
     report = json.loads((tmp_path / "latest.json").read_text())
     figures = {figure["number"]: figure for figure in report["figures"]}
-    assert sorted(figures) == list(range(1, 9))
+    assert sorted(figures) == list(range(1, 10))
     for number, figure in figures.items():
+        if number == 9 and os.geteuid() != 0:
+            continue  # the cluster needs root
         assert figure["error"] is None, f"figure {number}: {figure['error']}"
         assert figure["checks"], f"figure {number} has no number"
         for check in figure["checks"]:
@@ -44,5 +48,5 @@ def test_quick_benchmark_produces_every_figure(tmp_path, test_image):
     assert report["leftover_containers"] == []
 
     table = (tmp_path / "latest.md").read_text()
-    for number in range(1, 9):
+    for number in range(1, 10):
         assert f"\n| {number} |" in table
