@@ -110,3 +110,12 @@ def test_each_execution_gets_its_own_network_which_goes_with_it(swarm_server, sw
     assert attached.stdout.split() == ids  # that network and no other
     gone = wait_until(lambda: swarm_cluster.docker("network", "inspect", name).returncode != 0, timeout=10)
     assert gone, f"network {name} outlived its execution"
+
+
+def test_with_network_empty_a_task_has_its_nodes_default_here_loopback_only(swarm_server, swarm_image, swarm_cluster):
+    # The fast path of docs/scaling.md: no network of its own. The cluster's nodes run dockerd
+    # with --bridge none, so the node's default is no network at all.
+    server = swarm_server(network="")
+    reply = server.execute({"cmd": "ip -o link | awk '{print $2}'", "args": swarm_image})
+    assert reply.json()["stdout"].split() == ["lo:"]
+    assert not swarm_cluster.networks((server.settings.server_name,))

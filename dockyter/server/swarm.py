@@ -185,7 +185,8 @@ class SwarmExecution:
         asked = self.plan.args.values("--network")
         if asked:
             return all(value == "none" for value in asked)
-        return self.executor.settings.network in ("none", "")  # "" too: a node's default has outside access
+        # "" leaves the task on its node's default network: isolated only on nodes run with --bridge none.
+        return self.executor.settings.network == "none"
 
     def service_argv(self) -> list[str]:
         """``docker service create ...``: the request's options first, then the server's, which win."""
