@@ -5,7 +5,8 @@ Two comparisons, each made of alternating rounds in one run:
 * latency: one ``true`` through a server with ``executor = "swarm"``, against the same
   request through a server with the engine executor, and against a bare ``docker run``;
 * spread: 32 ``sleep 2`` sent at once to the Swarm executor with the three nodes active,
-  against the same with the two workers drained (one node does everything).
+  against the same with the two workers drained (one node does everything), and against
+  the same 32 through the engine executor on the main engine.
 
 The cluster is brought up when it is not (root only) and taken down again afterwards.
 """
@@ -78,7 +79,7 @@ def measure(ctx: Context) -> FigureResult:
         count = ctx.pick(32, 6)
         pause = ctx.pick(2, 1)
         with ctx.server(executor="swarm", docker_command=docker_command, pull="never", max_concurrent=64) as swarm, \
-                ctx.server(pull="never") as engine:  # fmt: skip
+                ctx.server(pull="never", max_concurrent=64) as engine:  # fmt: skip
             # -- latency -------------------------------------------------------------------------
             bare = bare_argv(ctx.image, "true")
             latency = alternate(
@@ -103,8 +104,13 @@ def measure(ctx: Context) -> FigureResult:
                     for worker in WORKERS:
                         subprocess.run([*manager, "node", "update", "--availability", "active", worker], capture_output=True)
 
+            on_engine = _runner(engine, ctx.image, f"sleep {pause}")
             spread = alternate(
-                {"three nodes": lambda: all_at_once(count, job), "one node": one_node},
+                {
+                    "three nodes": lambda: all_at_once(count, job),
+                    "one node": one_node,
+                    "engine executor": lambda: all_at_once(count, on_engine),
+                },
                 ctx.pick(3, 1),
                 warmup=0,
                 progress=ctx.progress,
@@ -140,6 +146,15 @@ def measure(ctx: Context) -> FigureResult:
             f"medians: three nodes {median(spread['three nodes']):.2f} s, one node {median(spread['one node']):.2f} s; "
             f"the floor is {pause} s",
         ),
+        Check(
+            f"wall time ratio: {count} × `sleep {pause}` on three Swarm nodes vs the engine executor on one engine",
+            median_ratio(spread["three nodes"], spread["engine executor"]),
+            "x",
+            "<=",
+            1.3,
+            f"medians: three nodes {median(spread['three nodes']):.2f} s, "
+            f"engine executor {median(spread['engine executor']):.2f} s",
+        ),
     ]
     result.sides = {
         "swarm": f"POST {swarm.url}/execute -> docker service create ... {swarm_image} (executor = swarm)",
@@ -147,6 +162,7 @@ def measure(ctx: Context) -> FigureResult:
         "bare": " ".join(bare),
         "three nodes": f"{count} threads at once through the Swarm executor, manager and two workers active",
         "one node": f"the same with {' and '.join(WORKERS)} drained",
+        "engine executor": f"{count} threads at once through the engine executor on the main engine",
     }
     result.notes.append(
         "the three nodes are dockerd instances on this one two-core machine (.ci/cluster), so three nodes "

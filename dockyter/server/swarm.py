@@ -72,8 +72,8 @@ DEADLINE_LABEL = "io.dockyter.deadline"  # unix time after which any replica may
 POLL_INTERVAL = 0.2  # seconds between two looks at the tasks' states
 NODE_POLL_INTERVAL = 1.0  # seconds between two looks at which nodes are down
 DEADLINE_GRACE = 60.0  # a service this long past its run's timeout is anyone's to remove
-NETWORK_RETRY = 0.5  # a network can be removed once the task's container has left it
-NETWORK_ATTEMPTS = 60
+NETWORK_RETRY = 1.0  # a network can be removed once the task's container has left it
+NETWORK_PATIENCE = 60.0  # seconds of retries before a network is left to the sweep
 DRAIN_WAIT = 5.0  # seconds for the follower's pipes to empty once it is stopped
 
 # Task states after which the task runs no more (docker service ps, first word, lower case).
@@ -455,7 +455,8 @@ class SwarmExecutor:
         self._poller: asyncio.Task[None] | None = None
         self._poke = asyncio.Event()
         self._reaper: asyncio.Task[None] | None = None
-        self._cleanups: set[asyncio.Task[None]] = set()
+        self._pending_networks: dict[str, float] = {}  # network -> when to give up on it
+        self._network_reaper: asyncio.Task[None] | None = None
         self._leftovers_checked = False
 
     # -- executions ---------------------------------------------------------------------------------
@@ -584,21 +585,35 @@ class SwarmExecutor:
         """Remove the service now (its task's container goes with it); its network once free."""
         await self.control("service", "rm", execution.name)
         if execution.network:
-            self._detach(self._remove_network(execution.network))
+            self._remove_network(execution.network)
 
-    async def _remove_network(self, name: str) -> None:
-        """A network is in use until the removed task's container has left it: retry a while."""
-        for _ in range(NETWORK_ATTEMPTS):
-            answer = await self.control("network", "rm", name)
-            if answer is not None and (answer.returncode == 0 or "not found" in answer.stderr):
-                return
-            await asyncio.sleep(NETWORK_RETRY)
-        log.warning(json.dumps({"event": "network_left", "network": name}))  # the sweep tries again
+    def _remove_network(self, name: str) -> None:
+        """Remove ``name`` once the removed task's container has left it (the node takes seconds).
 
-    def _detach(self, work: Any) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._cleanups.add(task)
-        task.add_done_callback(self._cleanups.discard)
+        Pending networks are removed together, one ``docker network rm`` for all of them a
+        second, rather than one retrying CLI per execution: with dozens of executions ending
+        at once, starting CLI processes is what costs the most.
+        """
+        self._pending_networks.setdefault(name, time.monotonic() + NETWORK_PATIENCE)
+        if self._network_reaper is None or self._network_reaper.done():
+            self._network_reaper = asyncio.create_task(self._remove_networks(), name="dockyter network reaper")
+
+    async def _remove_networks(self) -> None:
+        while self._pending_networks:
+            names = list(self._pending_networks)
+            answer = await self.control("network", "rm", *names)
+            if answer is not None:
+                # Removed ones are printed; one already gone is as good.
+                done = set(answer.stdout.split())
+                done |= {name for name in names if f"network {name} not found" in answer.stderr}
+                for name in done:
+                    self._pending_networks.pop(name, None)
+            for name, give_up in list(self._pending_networks.items()):
+                if time.monotonic() > give_up:
+                    self._pending_networks.pop(name)
+                    log.warning(json.dumps({"event": "network_left", "network": name}))  # the sweep tries again
+            if self._pending_networks:
+                await asyncio.sleep(NETWORK_RETRY)
 
     # -- the poller -----------------------------------------------------------------------------------
 
@@ -684,7 +699,7 @@ class SwarmExecutor:
         networks = await self.networks(SERVER_LABEL) or {}
         for name, labels in networks.items():
             if earlier(labels):
-                self._detach(self._remove_network(name))
+                self._remove_network(name)
         if removed:
             log.warning(json.dumps({"event": "startup_cleanup", "removed": removed}))
         return removed
@@ -711,7 +726,7 @@ class SwarmExecutor:
         removed = await self._remove_services(name for name, labels in services.items() if stale(name, labels))
         for name, labels in networks.items():
             if stale(name, labels) and name not in services:
-                self._detach(self._remove_network(name))
+                self._remove_network(name)
         return removed
 
     async def _remove_services(self, names: Iterable[str]) -> list[str]:
@@ -744,6 +759,7 @@ class SwarmExecutor:
         mine = await self.services(f"{SERVER_LABEL}={self.label}") or {}
         await self._remove_services(mine)
         for name in await self.networks(f"{SERVER_LABEL}={self.label}") or {}:
-            self._detach(self._remove_network(name))
-        if self._cleanups:
-            await asyncio.wait(set(self._cleanups), timeout=NETWORK_ATTEMPTS * NETWORK_RETRY)
+            self._remove_network(name)
+        if self._network_reaper is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._network_reaper), NETWORK_PATIENCE)
