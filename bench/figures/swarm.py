@@ -78,7 +78,8 @@ def measure(ctx: Context) -> FigureResult:
     try:
         count = ctx.pick(32, 6)
         pause = ctx.pick(2, 1)
-        with ctx.server(executor="swarm", docker_command=docker_command, pull="never", max_concurrent=64) as swarm, \
+        swarm_settings = {"executor": "swarm", "docker_command": docker_command, "pull": "never", "max_concurrent": 64}
+        with ctx.server(**swarm_settings) as swarm, ctx.server(**swarm_settings, network="") as fast, \
                 ctx.server(pull="never", max_concurrent=64) as engine:  # fmt: skip
             # -- latency -------------------------------------------------------------------------
             bare = bare_argv(ctx.image, "true")
@@ -105,11 +106,13 @@ def measure(ctx: Context) -> FigureResult:
                         subprocess.run([*manager, "node", "update", "--availability", "active", worker], capture_output=True)
 
             on_engine = _runner(engine, ctx.image, f"sleep {pause}")
+            fast_job = _runner(fast, swarm_image, f"sleep {pause}")
             spread = alternate(
                 {
                     "three nodes": lambda: all_at_once(count, job),
                     "one node": one_node,
                     "engine executor": lambda: all_at_once(count, on_engine),
+                    "three nodes, network empty": lambda: all_at_once(count, fast_job),
                 },
                 ctx.pick(3, 1),
                 warmup=0,
@@ -155,6 +158,15 @@ def measure(ctx: Context) -> FigureResult:
             f"medians: three nodes {median(spread['three nodes']):.2f} s, "
             f"engine executor {median(spread['engine executor']):.2f} s",
         ),
+        Check(
+            f"wall time ratio: {count} × `sleep {pause}` on three nodes with network = \"\" vs the engine executor",
+            median_ratio(spread["three nodes, network empty"], spread["engine executor"]),
+            "x",
+            "<=",
+            1.3,
+            f"median {median(spread['three nodes, network empty']):.2f} s: no network of its own per execution; "
+            "the nodes' --bridge none keeps the tasks off any network (docs/scaling.md)",
+        ),
     ]
     result.sides = {
         "swarm": f"POST {swarm.url}/execute -> docker service create ... {swarm_image} (executor = swarm)",
@@ -163,6 +175,7 @@ def measure(ctx: Context) -> FigureResult:
         "three nodes": f"{count} threads at once through the Swarm executor, manager and two workers active",
         "one node": f"the same with {' and '.join(WORKERS)} drained",
         "engine executor": f"{count} threads at once through the engine executor on the main engine",
+        "three nodes, network empty": f"{count} threads at once through a Swarm executor with network = \"\"",
     }
     result.notes.append(
         "the three nodes are dockerd instances on this one two-core machine (.ci/cluster), so three nodes "

@@ -61,6 +61,7 @@ from .executor import (
 )
 from .policy import Plan
 from .settings import Settings
+from .engineapi import EngineAPIError, get_json, socket_path
 from .swarmargs import SwarmArgsError, service_options
 
 log = logging.getLogger("dockyter.server")
@@ -452,6 +453,8 @@ class SwarmExecutor:
         self.running: dict[str, SwarmExecution] = {}
         self.closing = False
         self.down_nodes: set[str] = set()
+        self._nodes: dict[str, str] = {}  # node id -> host name
+        self._socket = socket_path(settings.docker_command)  # None: ask through the CLI
         self._poller: asyncio.Task[None] | None = None
         self._poke = asyncio.Event()
         self._reaper: asyncio.Task[None] | None = None
@@ -636,7 +639,7 @@ class SwarmExecutor:
                     await asyncio.wait_for(self._poke.wait(), POLL_INTERVAL)
                 continue
             try:
-                if time.monotonic() - last_nodes >= NODE_POLL_INTERVAL:
+                if time.monotonic() - last_nodes >= NODE_POLL_INTERVAL or (self._socket and not self._nodes):
                     last_nodes = time.monotonic()
                     down = await self._down_nodes()
                     if down is not None:
@@ -653,6 +656,32 @@ class SwarmExecutor:
             await asyncio.sleep(POLL_INTERVAL)
 
     async def _task_statuses(self, names: list[str]) -> dict[str, TaskStatus] | None:
+        if self._socket is None:
+            return await self._task_statuses_cli(names)
+        try:
+            mine = {"label": [f"{SERVER_LABEL}={self.label}"]}
+            tasks = await get_json(self._socket, "/tasks", mine)
+            services = await get_json(self._socket, "/services", mine)
+        except EngineAPIError:
+            return None
+        existing = {service.get("Spec", {}).get("Name") for service in services}
+        statuses: dict[str, TaskStatus] = {}
+        newest: dict[str, str] = {}
+        for task in tasks:
+            labels = ((task.get("Spec") or {}).get("ContainerSpec") or {}).get("Labels") or {}
+            name = NAME_PREFIX + labels.get(EXECUTION_LABEL, "")
+            if newest.get(name, "") > task.get("CreatedAt", ""):
+                continue  # an older task of the same service
+            newest[name] = task.get("CreatedAt", "")
+            status = task.get("Status") or {}
+            node = self._nodes.get(task.get("NodeID", ""), "")
+            statuses[name] = TaskStatus(str(status.get("State", "")).lower(), node, status.get("Err") or "")
+        for name in names:
+            if name not in existing:
+                statuses[name] = TaskStatus(gone=True)
+        return statuses
+
+    async def _task_statuses_cli(self, names: list[str]) -> dict[str, TaskStatus] | None:
         fmt = "{{.Name}}\t{{.Node}}\t{{.CurrentState}}\t{{.Error}}"
         answer = await self.control("service", "ps", "--no-trunc", "--format", fmt, *names)
         if answer is None or any(sign in answer.stderr for sign in ENGINE_DOWN):
@@ -671,6 +700,17 @@ class SwarmExecutor:
         return statuses
 
     async def _down_nodes(self) -> set[str] | None:
+        if self._socket is not None:
+            try:
+                nodes = await get_json(self._socket, "/nodes")
+            except EngineAPIError:
+                return None
+            self._nodes = {node["ID"]: (node.get("Description") or {}).get("Hostname", "") for node in nodes}
+            return {
+                self._nodes[node["ID"]]
+                for node in nodes
+                if str((node.get("Status") or {}).get("State", "")).lower() in ("down", "disconnected")
+            }
         answer = await self.control("node", "ls", "--format", "{{.Hostname}}\t{{.Status}}")
         if answer is None or answer.returncode != 0:
             return None
