@@ -296,7 +296,7 @@ def test_an_engine_that_cannot_be_reached_is_503(dockyter_server, test_image, tm
 
 def test_openapi_document_describes_the_contract(server):
     document = httpx.get(server.url + "/openapi.json").json()
-    assert set(document["paths"]) == {"/health", "/execute", "/executions/{execution_id}/cancel"}
+    assert set(document["paths"]) == {"/health", "/execute", "/executions", "/executions/{execution_id}/cancel"}
     execute = document["paths"]["/execute"]["post"]
     assert set(execute["responses"]) == {"200", "400", "401", "403", "413", "422", "429", "503"}
     assert "application/x-ndjson" in execute["responses"]["200"]["content"]
