@@ -80,6 +80,14 @@ DRAIN_WAIT = 5.0  # seconds for the follower's pipes to empty once it is stopped
 # Task states after which the task runs no more (docker service ps, first word, lower case).
 TERMINAL = {"complete", "failed", "rejected", "shutdown", "orphaned", "remove"}
 _EXIT_STATUS = re.compile(r"non-zero exit \((\d+)\)")
+# A log message as `service logs --timestamps` prints it; anything else on its pipes is the CLI's own.
+_MESSAGE = re.compile(rb"\d{4}-\d\d-\d\dT[0-9:.]+Z ")
+
+
+def message_text(line: bytes) -> bytes | None:
+    """The text of one ``TIMESTAMP TEXT`` log line; None for a line of the CLI's own (an error)."""
+    found = _MESSAGE.match(line)
+    return line[found.end() :] if found else None
 
 Event = dict[str, Any]
 
@@ -360,8 +368,12 @@ class SwarmExecution:
             pending += data
             *lines, pending = pending.split(b"\n")
             for line in lines:
+                text = message_text(line)
+                if text is None:
+                    log.warning(json.dumps({"event": "logs_cli", "id": self.id, "line": line.decode(errors="replace")}))
+                    continue
                 self._messages[stream] += 1
-                await self._forward(stream, decoder, line.partition(b" ")[2] + b"\n")
+                await self._forward(stream, decoder, text + b"\n")
         # A last message without a newline is left to _catch_up, which reads it whole.
         await self._emit(stream, decoder.flush())
 
@@ -380,9 +392,9 @@ class SwarmExecution:
         for stream, data in (("stdout", out), ("stderr", err)):
             messages = data.split(b"\n")
             last = messages.pop()  # b"" after a final newline, else a message without one
-            texts = [m.partition(b" ")[2] + b"\n" for m in messages]
-            if last:
-                texts.append(last.partition(b" ")[2])
+            texts = [text + b"\n" for text in map(message_text, messages) if text is not None]
+            if last and (text := message_text(last)) is not None:
+                texts.append(text)
             decoder = IncrementalText()
             for text in texts[self._messages[stream] :]:
                 await self._forward(stream, decoder, text)
