@@ -40,7 +40,6 @@ import secrets
 import shlex
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from ..dockerargs import parse_run_args
@@ -61,12 +60,11 @@ from .executor import (
 )
 from .policy import Plan
 from .settings import Settings
-from .engineapi import EngineAPIError, get_json, socket_path
+from .swarmstate import EXECUTION_LABEL, TERMINAL, SwarmState, TaskStatus
 from .swarmargs import SwarmArgsError, service_options
 
 log = logging.getLogger("dockyter.server")
 
-EXECUTION_LABEL = "io.dockyter.execution"
 WHO_LABEL = "io.dockyter.who"
 DEADLINE_LABEL = "io.dockyter.deadline"  # unix time after which any replica may remove it
 
@@ -77,8 +75,6 @@ NETWORK_RETRY = 1.0  # a network can be removed once the task's container has le
 NETWORK_PATIENCE = 60.0  # seconds of retries before a network is left to the sweep
 DRAIN_WAIT = 5.0  # seconds for the follower's pipes to empty once it is stopped
 
-# Task states after which the task runs no more (docker service ps, first word, lower case).
-TERMINAL = {"complete", "failed", "rejected", "shutdown", "orphaned", "remove"}
 _EXIT_STATUS = re.compile(r"non-zero exit \((\d+)\)")
 # A log message as `service logs --timestamps` prints it; anything else on its pipes is the CLI's own.
 _MESSAGE = re.compile(rb"\d{4}-\d\d-\d\dT[0-9:.]+Z ")
@@ -96,16 +92,6 @@ class NotOnSwarm(ExecutorError):
     """The request asks for something a Swarm service cannot do (403, like a policy refusal)."""
 
     status = 403
-
-
-@dataclass(frozen=True)
-class TaskStatus:
-    """What the poller last saw of an execution's task."""
-
-    state: str = ""  # "" until a task exists; then "pending", "running", "complete", ...
-    node: str = ""  # host name of the node it was placed on
-    error: str = ""  # Swarm's error text for a failed task
-    gone: bool = False  # the service no longer exists (another replica removed it)
 
 
 class SwarmExecution:
@@ -465,8 +451,7 @@ class SwarmExecutor:
         self.running: dict[str, SwarmExecution] = {}
         self.closing = False
         self.down_nodes: set[str] = set()
-        self._nodes: dict[str, str] = {}  # node id -> host name
-        self._socket = socket_path(settings.docker_command)  # None: ask through the CLI
+        self.state = SwarmState(self.label, settings.docker_command, self.control)
         self._poller: asyncio.Task[None] | None = None
         self._poke = asyncio.Event()
         self._reaper: asyncio.Task[None] | None = None
@@ -651,12 +636,12 @@ class SwarmExecutor:
                     await asyncio.wait_for(self._poke.wait(), POLL_INTERVAL)
                 continue
             try:
-                if time.monotonic() - last_nodes >= NODE_POLL_INTERVAL or (self._socket and not self._nodes):
+                if time.monotonic() - last_nodes >= NODE_POLL_INTERVAL or not self.state.knows_nodes:
                     last_nodes = time.monotonic()
-                    down = await self._down_nodes()
+                    down = await self.state.down_nodes()
                     if down is not None:
                         self.down_nodes = down
-                statuses = await self._task_statuses([execution.name for execution in watched])
+                statuses = await self.state.task_statuses([execution.name for execution in watched])
             except Exception:  # the poller must outlive any surprise in the CLI's answers
                 log.exception("polling the swarm failed")
                 statuses = None
@@ -666,68 +651,6 @@ class SwarmExecutor:
                 if execution.status.node in self.down_nodes:
                     execution.update(execution.status, force=True)  # its node died: a state that never changes
             await asyncio.sleep(POLL_INTERVAL)
-
-    async def _task_statuses(self, names: list[str]) -> dict[str, TaskStatus] | None:
-        if self._socket is None:
-            return await self._task_statuses_cli(names)
-        try:
-            mine = {"label": [f"{SERVER_LABEL}={self.label}"]}
-            tasks = await get_json(self._socket, "/tasks", mine)
-            services = await get_json(self._socket, "/services", mine)
-        except EngineAPIError:
-            return None
-        existing = {service.get("Spec", {}).get("Name") for service in services}
-        statuses: dict[str, TaskStatus] = {}
-        newest: dict[str, str] = {}
-        for task in tasks:
-            labels = ((task.get("Spec") or {}).get("ContainerSpec") or {}).get("Labels") or {}
-            name = NAME_PREFIX + labels.get(EXECUTION_LABEL, "")
-            if newest.get(name, "") > task.get("CreatedAt", ""):
-                continue  # an older task of the same service
-            newest[name] = task.get("CreatedAt", "")
-            status = task.get("Status") or {}
-            node = self._nodes.get(task.get("NodeID", ""), "")
-            statuses[name] = TaskStatus(str(status.get("State", "")).lower(), node, status.get("Err") or "")
-        for name in names:
-            if name not in existing:
-                statuses[name] = TaskStatus(gone=True)
-        return statuses
-
-    async def _task_statuses_cli(self, names: list[str]) -> dict[str, TaskStatus] | None:
-        fmt = "{{.Name}}\t{{.Node}}\t{{.CurrentState}}\t{{.Error}}"
-        answer = await self.control("service", "ps", "--no-trunc", "--format", fmt, *names)
-        if answer is None or any(sign in answer.stderr for sign in ENGINE_DOWN):
-            return None
-        statuses: dict[str, TaskStatus] = {}
-        for line in answer.stdout.splitlines():
-            task, node, current, error = (line.split("\t") + ["", "", "", ""])[:4]
-            service = task.split(".", 1)[0]
-            if service in statuses:
-                continue  # the newest task comes first
-            state = current.split(" ", 1)[0].lower()
-            statuses[service] = TaskStatus(state, node, error.strip().strip('"'))
-        for line in answer.stderr.splitlines():
-            if line.startswith("no such service:"):
-                statuses[line.split(":", 1)[1].strip()] = TaskStatus(gone=True)
-        return statuses
-
-    async def _down_nodes(self) -> set[str] | None:
-        if self._socket is not None:
-            try:
-                nodes = await get_json(self._socket, "/nodes")
-            except EngineAPIError:
-                return None
-            self._nodes = {node["ID"]: (node.get("Description") or {}).get("Hostname", "") for node in nodes}
-            return {
-                self._nodes[node["ID"]]
-                for node in nodes
-                if str((node.get("Status") or {}).get("State", "")).lower() in ("down", "disconnected")
-            }
-        answer = await self.control("node", "ls", "--format", "{{.Hostname}}\t{{.Status}}")
-        if answer is None or answer.returncode != 0:
-            return None
-        rows = (line.split("\t") for line in answer.stdout.splitlines())
-        return {row[0] for row in rows if len(row) == 2 and row[1].lower() in ("down", "disconnected")}
 
     # -- lifecycle --------------------------------------------------------------------------------------
 
