@@ -37,7 +37,14 @@ from helpers import (
 )
 
 # pytester runs whole pytest sessions (to test the session guard); the others are our fixture modules.
-pytest_plugins = ["pytester", "core_fixtures", "kernel_fixtures", "server_fixtures", "registry_fixtures"]
+pytest_plugins = [
+    "pytester",
+    "core_fixtures",
+    "kernel_fixtures",
+    "server_fixtures",
+    "registry_fixtures",
+    "swarm_fixtures",
+]
 
 # =============================================================================================
 # 1. Engine and images

@@ -2,9 +2,10 @@
 
 The numbers of a quick run mean little (few rounds, small sizes, a busy machine): this only
 proves that `python bench/run.py` works end to end, writes valid JSON and Markdown with a
-number for each of the eleven figures, and reports no container left behind. Figure 9 needs
+number for each of the twelve figures, and reports no container left behind. Figure 9 needs
 the engine's runsc runtime: without it, it is left out with a warning (and CI, which
-requires everything, fails instead).
+requires everything, fails instead). Figure 12 needs the Swarm of .ci/cluster, so root:
+elsewhere it may only fail to be measured.
 """
 
 import json
@@ -23,9 +24,9 @@ pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(900)
 def test_quick_benchmark_produces_every_figure(tmp_path, test_image):
-    numbers = list(range(1, 12))
+    numbers = list(range(1, 13))
     problem = runtime_problem("runsc")
     if problem is not None:
         if os.environ.get("DOCKYTER_REQUIRE_DOCKER") == "1":
@@ -46,7 +47,7 @@ def test_quick_benchmark_produces_every_figure(tmp_path, test_image):
         ],  # fmt: skip
         capture_output=True,
         text=True,
-        timeout=540,
+        timeout=840,
         check=False,
         cwd=ROOT,
     )
@@ -56,6 +57,8 @@ def test_quick_benchmark_produces_every_figure(tmp_path, test_image):
     figures = {figure["number"]: figure for figure in report["figures"]}
     assert sorted(figures) == numbers
     for number, figure in figures.items():
+        if number == 12 and os.geteuid() != 0:
+            continue  # the cluster needs root
         assert figure["error"] is None, f"figure {number}: {figure['error']}"
         assert figure["checks"], f"figure {number} has no number"
         for check in figure["checks"]:

@@ -48,7 +48,11 @@ def test_original_contract_request_and_reply(server, test_image):
 
 def test_health_needs_no_token_and_says_whether_one_is_accepted(server):
     answer = httpx.get(server.url + "/health").json()
-    assert answer == {"status": "ok", "version": answer["version"], "features": ["stream", "cancel", "exit_code", "timeout", "sessions"]}
+    assert answer == {
+        "status": "ok",
+        "version": answer["version"],
+        "features": ["stream", "cancel", "exit_code", "timeout", "sessions"],
+    }
     assert httpx.get(server.url + "/health", headers=server.headers()).json()["token"] == "accepted"
     assert httpx.get(server.url + "/health", headers=server.headers("x" * 30)).json()["token"] == "rejected"
 
@@ -59,7 +63,12 @@ def test_a_failing_command_is_still_a_200_with_its_exit_code(server, test_image)
 
 
 def test_options_reach_the_container_and_the_shell_is_a_choice(server, test_image, sh_image):
-    reply = server.execute({"cmd": 'echo "$GREETING from $(hostname) in $(pwd) as $(id -u)"', "args": f"-e GREETING=hi --hostname lab -w /tmp -u 65534 {test_image}"}).json()
+    reply = server.execute(
+        {
+            "cmd": 'echo "$GREETING from $(hostname) in $(pwd) as $(id -u)"',
+            "args": f"-e GREETING=hi --hostname lab -w /tmp -u 65534 {test_image}",
+        }
+    ).json()
     assert reply["stdout"] == "hi from lab in /tmp as 65534\n", reply
     reply = server.execute({"cmd": "echo $0", "args": sh_image, "shell": ["sh", "-c"]}).json()
     assert reply["stdout"] == "sh\n"
@@ -101,10 +110,16 @@ def test_unknown_fields_are_ignored(server, test_image):
 
 
 def test_stream_events_come_in_order(server, test_image):
-    with server.stream({"cmd": "echo a; sleep 0.3; echo b >&2; sleep 0.3; echo c; exit 3", "args": test_image}) as events:
+    with server.stream(
+        {"cmd": "echo a; sleep 0.3; echo b >&2; sleep 0.3; echo c; exit 3", "args": test_image}
+    ) as events:
         seen = list(events)
     assert seen[0]["event"] == "start" and len(seen[0]["id"]) == 16
-    assert [(e["event"], e.get("data")) for e in seen[1:-1]] == [("stdout", "a\n"), ("stderr", "b\n"), ("stdout", "c\n")]
+    assert [(e["event"], e.get("data")) for e in seen[1:-1]] == [
+        ("stdout", "a\n"),
+        ("stderr", "b\n"),
+        ("stdout", "c\n"),
+    ]
     assert seen[-1] == {"event": "exit", "code": 3, "reason": None, "message": None}
 
 
@@ -249,7 +264,9 @@ def test_a_refused_shell(server, test_image):
 @under_each_runtime
 def test_argument_injection_never_runs_anything_on_the_host(server, test_image, tmp_path, args):
     marker = tmp_path / "marker"
-    response = server.execute({"cmd": "echo $X; touch " + str(marker), "args": args.format(marker=marker, image=test_image)})
+    response = server.execute(
+        {"cmd": "echo $X; touch " + str(marker), "args": args.format(marker=marker, image=test_image)}
+    )
     assert response.status_code in (200, 400, 403), response.text
     if response.status_code == 200:  # the value reached the container as text, and the cmd ran there
         assert response.json()["exit_code"] in (0, 1)
@@ -312,6 +329,7 @@ def test_openapi_document_describes_the_contract(server):
     assert set(document["paths"]) == {
         "/health",
         "/execute",
+        "/executions",
         "/executions/{execution_id}/cancel",
         # sessions, additive (tests/test_server_sessions.py)
         "/sessions",
@@ -329,7 +347,9 @@ def test_many_executions_run_at_once(dockyter_server, test_image):
     server = dockyter_server(max_concurrent=4)
     started = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        replies = list(pool.map(lambda n: server.execute({"cmd": f"sleep 2; echo {n}", "args": test_image}).json(), range(4)))
+        replies = list(
+            pool.map(lambda n: server.execute({"cmd": f"sleep 2; echo {n}", "args": test_image}).json(), range(4))
+        )
     assert [r["stdout"] for r in replies] == ["0\n", "1\n", "2\n", "3\n"]
     assert time.monotonic() - started < 8.5  # not 4 x (2 s + start-up) one after the other
 

@@ -7,6 +7,8 @@ through the docker CLI. The pieces, one idea each:
 * :mod:`.allowlist` -- what an operator may allow: option names, host mounts, what never;
 * :mod:`.policy` -- what a request may ask for (images, flags, mounts, shells);
 * :mod:`.executor` -- running, streaming, limiting and always removing the containers;
+* :mod:`.executors` -- the seam: what an executor offers, and the ``executor`` setting's choice;
+* :mod:`.swarm` (with :mod:`.swarmargs`) -- the same, as one service per execution on a Docker Swarm;
 * :mod:`.app` -- the FastAPI application (:func:`.app.create_app`): auth, negotiation, limits, logging;
 * :mod:`.__main__` -- the ``dockyter-server`` command.
 

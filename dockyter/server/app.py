@@ -27,11 +27,11 @@ from .. import __version__
 from ..contract import NDJSON
 from ..dockerargs import DockerArgsError
 from .auth import authenticator, token_status
-from .executor import Execution, Executor, ExecutorError, TooBusy
+from .executor import Executor, ExecutorError, TooBusy
+from .executors import RunningExecution, create_executor
 from .middleware import BodyLimit
-from .models import CancelReply, ErrorDetail, ExecuteReply, ExecuteRequest, Health, StreamEvent
+from .models import CancelReply, ErrorDetail, ExecuteReply, ExecuteRequest, ExecutionList, Health, StreamEvent
 from .policy import Policy, PolicyError
-from .runtimes import resolve_runtime
 from .sessionroutes import add_session_routes
 from .sessions import SessionRegistry
 from .settings import Settings
@@ -68,8 +68,9 @@ def create_app(settings: Settings) -> FastAPI:
     :class:`~dockyter.server.runtimes.RuntimeUnavailable` when it lacks the configured one.
     """
     policy = Policy(settings)
-    executor = Executor(settings, resolve_runtime(settings.runtime, settings.docker_command))
-    sessions = SessionRegistry(settings, executor)
+    executor = create_executor(settings)
+    # Sessions are containers of one engine: a server that runs executions on a Swarm has none.
+    sessions = SessionRegistry(settings, executor) if isinstance(executor, Executor) else None
     authenticate = authenticator(settings)
     tokens = settings.token_table()
     cleanups: set[asyncio.Task[None]] = set()
@@ -83,11 +84,13 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await executor.startup()
-        await sessions.startup()
+        if sessions is not None:
+            await sessions.startup()
         try:
             yield
         finally:
-            await sessions.shutdown()
+            if sessions is not None:
+                await sessions.shutdown()
             await executor.shutdown()
             if cleanups:
                 await asyncio.wait(set(cleanups), timeout=30)
@@ -111,7 +114,8 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/health", response_model=Health, response_model_exclude_none=True)
     async def health(request: Request) -> dict[str, Any]:
         """Any 2xx means available. Never needs a token, but says whether the one sent is accepted."""
-        answer: dict[str, Any] = {"status": "ok", "version": __version__, "features": FEATURES}
+        features = FEATURES if sessions is not None else [name for name in FEATURES if name != "sessions"]
+        answer: dict[str, Any] = {"status": "ok", "version": __version__, "features": features}
         status = token_status(request, tokens) if settings.auth else None
         if status is not None:
             answer["token"] = status
@@ -161,12 +165,20 @@ def create_app(settings: Settings) -> FastAPI:
     )
     async def cancel(execution_id: str, who: str = Depends(authenticate)) -> dict[str, Any]:
         """Stop a running execution: its container is killed and removed before this answers."""
-        execution = executor.get(execution_id) or sessions.run_by_id(execution_id)
+        execution = executor.get(execution_id) or (sessions.run_by_id(execution_id) if sessions else None)
         # Another token's execution is not found either: ids are not for sharing.
         if execution is None or execution.who != who:
+            # On a cluster, another replica of this server may be running it.
+            if execution is None and await executor.cancel_elsewhere(execution_id, who):
+                return {"id": execution_id, "cancelled": True}
             raise HTTPException(404, f"no running execution {execution_id!r}")
         await execution.cancel()
         return {"id": execution_id, "cancelled": True}
+
+    @app.get("/executions", response_model=ExecutionList, responses=_responses(401))
+    async def executions(who: str = Depends(authenticate)) -> dict[str, Any]:
+        """The caller's running executions; with the Swarm executor, those of every replica."""
+        return {"executions": await executor.list_executions(who)}
 
     async def answer(execution: Any, request: Request) -> Response:
         if _wants_stream(request.headers.get("accept", "")):
@@ -178,7 +190,8 @@ def create_app(settings: Settings) -> FastAPI:
         if problem:
             raise HTTPException(400, f"{field} {problem}")
 
-    add_session_routes(app, settings, policy, sessions, authenticate, answer, check_text)
+    if sessions is not None:
+        add_session_routes(app, settings, policy, sessions, authenticate, answer, check_text)
     return app
 
 
@@ -188,7 +201,7 @@ def create_app(settings: Settings) -> FastAPI:
 class EventStream(StreamingResponse):
     """The NDJSON stream of one execution; however it ends, the container goes with it."""
 
-    def __init__(self, execution: Execution, heartbeat: float, detach: Detach) -> None:
+    def __init__(self, execution: RunningExecution, heartbeat: float, detach: Detach) -> None:
         super().__init__(
             _lines(execution, heartbeat),
             media_type=NDJSON,
@@ -207,7 +220,7 @@ class EventStream(StreamingResponse):
             self.detach(self.execution.abandon())
 
 
-async def _lines(execution: Execution, heartbeat: float) -> AsyncIterator[bytes]:
+async def _lines(execution: RunningExecution, heartbeat: float) -> AsyncIterator[bytes]:
     yield _line({"event": "start", "id": execution.id})
     while True:
         event = await execution.next_event(timeout=heartbeat)
@@ -223,7 +236,7 @@ def _line(event: dict[str, Any]) -> bytes:
     return (json.dumps(event, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-async def _reply_when_done(execution: Execution, request: Request, detach: Detach) -> Response:
+async def _reply_when_done(execution: RunningExecution, request: Request, detach: Detach) -> Response:
     """Collect the whole output; if the client leaves first, stop the container at once."""
     collector = asyncio.ensure_future(_collect(execution))
     watcher = asyncio.ensure_future(_disconnected(request))
@@ -239,7 +252,7 @@ async def _reply_when_done(execution: Execution, request: Request, detach: Detac
             detach(execution.abandon())
 
 
-async def _collect(execution: Execution) -> dict[str, Any]:
+async def _collect(execution: RunningExecution) -> dict[str, Any]:
     out: list[str] = []
     err: list[str] = []
     while True:

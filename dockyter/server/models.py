@@ -74,6 +74,20 @@ class CancelReply(BaseModel):
     cancelled: bool
 
 
+class ExecutionInfo(BaseModel):
+    """One running execution, as ``GET /executions`` lists it."""
+
+    id: str = Field(description="The execution id, as in the start event; cancel it by this id.")
+    image: str
+    node: str | None = Field(default=None, description="The cluster node it runs on, when known (Swarm executor).")
+
+
+class ExecutionList(BaseModel):
+    """``GET /executions``: the caller's running executions (on every replica, for the Swarm executor)."""
+
+    executions: list[ExecutionInfo]
+
+
 class ErrorDetail(BaseModel):
     """Every error answer: one line saying what is wrong."""
 

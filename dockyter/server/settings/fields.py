@@ -94,6 +94,13 @@ class Settings:
         kind="command",
         metavar="COMMAND",
     )
+    executor: str = setting(
+        "engine",
+        "Where executions run: `engine` (one `docker run` per execution on the engine docker_command reaches) "
+        "or `swarm` (one service per execution on the Docker Swarm whose manager docker_command reaches; "
+        "see docs/scaling.md).",
+        metavar="NAME",
+    )
     server_name: str = setting(
         "dockyter",
         "Names this deployment in the io.dockyter.server label of its containers. At start-up, containers "
@@ -310,6 +317,10 @@ def _check(settings: Settings) -> tuple[dict[str, str], tuple[str, ...], tuple[A
     for name in ("max_sessions", "max_sessions_per_token", "session_idle_timeout", "session_max_lifetime"):
         if getattr(s, name) < 0:
             raise SettingsError(f"{name} must not be negative, not {getattr(s, name)}")
+    if s.executor not in ("engine", "swarm"):
+        raise SettingsError(f"executor must be engine or swarm, not {s.executor!r}")
+    if s.executor == "swarm":
+        _check_swarm(s)
     if s.pull not in ("", "missing", "never", "always"):
         raise SettingsError(f"pull must be missing, never, always or empty, not {s.pull!r}")
     if s.network == "host" or s.network.startswith("container:"):
@@ -336,3 +347,21 @@ def _check(settings: Settings) -> tuple[dict[str, str], tuple[str, ...], tuple[A
             "bind to 127.0.0.1 or configure tokens"
         )
     return tokens, flag_names, mount_rules
+
+
+def _check_swarm(settings: Settings) -> None:
+    """Refuse, at start-up, what a Swarm service could not carry out."""
+    from ...dockerargs import DockerArgsError, parse_run_args
+    from ..swarmargs import SwarmArgsError, check_names, service_options
+
+    if settings.runtime:
+        # A service cannot choose its runtime: it is each node's default-runtime (daemon.json).
+        raise SettingsError(
+            f"executor swarm: runtime {settings.runtime!r} cannot be set per service; "
+            "make it the nodes' default-runtime in their daemon.json and leave runtime empty"
+        )
+    try:
+        check_names(settings.allowed_flags)
+        service_options(parse_run_args(shlex.join([*settings.extra_run_args, "image"])).options)
+    except (SwarmArgsError, DockerArgsError) as error:
+        raise SettingsError(f"executor swarm: {error}") from None

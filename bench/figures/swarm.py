@@ -1,0 +1,190 @@
+"""Figure 9: dockyter-server with the Swarm executor, on the three-node cluster of ``.ci/cluster``.
+
+Two comparisons, each made of alternating rounds in one run:
+
+* latency: one ``true`` through a server with ``executor = "swarm"``, against the same
+  request through a server with the engine executor, and against a bare ``docker run``;
+* spread: 32 ``sleep 2`` sent at once to the Swarm executor with the three nodes active,
+  against the same with the two workers drained (one node does everything), and against
+  the same 32 through the engine executor on the main engine.
+
+The cluster is brought up when it is not (root only) and taken down again afterwards.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from ..context import Context
+from ..report import Check, FigureResult
+from ..runtime import bare_argv, run_bare
+from ..stats import alternate, median, median_ratio, summary
+from .concurrency import all_at_once
+
+NUMBER = 12
+TITLE = "the Swarm executor on three nodes"
+CLUSTER = Path(__file__).resolve().parent.parent.parent / ".ci" / "cluster"
+WORKERS = ("dyt-worker1", "dyt-worker2")
+
+
+def _cluster(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(CLUSTER), *args], capture_output=True, text=True, timeout=600)
+
+
+def _runner(server: object, image: str, command: str) -> Callable[[], None]:
+    """One execution through ``server``: ``POST /execute`` for the plain JSON reply."""
+
+    def run() -> None:
+        reply = httpx.post(
+            f"{server.url}/execute",  # type: ignore[attr-defined]
+            json={"cmd": command, "args": image},
+            headers={"Authorization": f"Bearer {server.token}"},  # type: ignore[attr-defined]
+            timeout=600,
+        )
+        body = reply.json()
+        if reply.status_code != 200 or body.get("exit_code") != 0:
+            raise RuntimeError(f"{reply.status_code}: {body}")
+
+    return run
+
+
+def _timed(action: Callable[[], None]) -> Callable[[], float]:
+    import time
+
+    def variant() -> float:
+        start = time.perf_counter()
+        action()
+        return time.perf_counter() - start
+
+    return variant
+
+
+def measure(ctx: Context) -> FigureResult:
+    result = FigureResult(NUMBER, TITLE)
+    brought_up = _cluster("status").returncode != 0
+    if brought_up:
+        up = _cluster("up")
+        if up.returncode != 0:
+            raise RuntimeError(f"bash .ci/cluster up failed: {up.stderr.strip()[-300:]}")
+    env = dict(line.split("=", 1) for line in _cluster("env").stdout.splitlines() if "=" in line)
+    docker_command = ["docker", "-H", env["DOCKYTER_CLUSTER_HOST"]]
+    manager = docker_command
+    # The cluster's registry holds the local test image, whatever image the other figures use.
+    swarm_image = f"{env['DOCKYTER_CLUSTER_REGISTRY']}/dockyter-test/bash:1"
+    try:
+        count = ctx.pick(32, 6)
+        pause = ctx.pick(2, 1)
+        swarm_settings = {"executor": "swarm", "docker_command": docker_command, "pull": "never", "max_concurrent": 64}
+        with ctx.server(**swarm_settings) as swarm, ctx.server(**swarm_settings, network="") as fast, \
+                ctx.server(pull="never", max_concurrent=64) as engine:  # fmt: skip
+            # -- latency -------------------------------------------------------------------------
+            bare = bare_argv(ctx.image, "true")
+            latency = alternate(
+                {
+                    "swarm": _timed(_runner(swarm, swarm_image, "true")),
+                    "engine": _timed(_runner(engine, ctx.image, "true")),
+                    "bare": _timed(lambda: run_bare(bare)),
+                },
+                ctx.pick(10, 2),
+                progress=ctx.progress,
+                on_retry=ctx.noting(result.notes),
+            )
+            # -- spread ----------------------------------------------------------------------------
+            job = _runner(swarm, swarm_image, f"sleep {pause}")
+
+            def one_node() -> float:
+                for worker in WORKERS:
+                    subprocess.run(
+                        [*manager, "node", "update", "--availability", "drain", worker], capture_output=True, check=True
+                    )
+                try:
+                    return all_at_once(count, job)
+                finally:
+                    for worker in WORKERS:
+                        subprocess.run(
+                            [*manager, "node", "update", "--availability", "active", worker], capture_output=True
+                        )
+
+            on_engine = _runner(engine, ctx.image, f"sleep {pause}")
+            fast_job = _runner(fast, swarm_image, f"sleep {pause}")
+            spread = alternate(
+                {
+                    "three nodes": lambda: all_at_once(count, job),
+                    "one node": one_node,
+                    "engine executor": lambda: all_at_once(count, on_engine),
+                    "three nodes, network empty": lambda: all_at_once(count, fast_job),
+                },
+                ctx.pick(3, 1),
+                warmup=0,
+                progress=ctx.progress,
+                on_retry=ctx.noting(result.notes),
+            )
+    finally:
+        if brought_up:
+            _cluster("down")
+    result.checks += [
+        Check(
+            "latency ratio: `true` through the Swarm executor vs the engine executor",
+            median_ratio(latency["swarm"], latency["engine"]),
+            "x",
+            "<=",
+            5.0,
+            f"medians: swarm {median(latency['swarm']):.2f} s, engine executor {median(latency['engine']):.2f} s, "
+            f"bare docker run {median(latency['bare']):.2f} s",
+        ),
+        Check(
+            "latency ratio: `true` through the Swarm executor vs bare docker run",
+            median_ratio(latency["swarm"], latency["bare"]),
+            "x",
+            "<=",
+            5.0,
+            "the executor's own overlay network per execution is most of it (docs/scaling.md)",
+        ),
+        Check(
+            f"wall time ratio: {count} × `sleep {pause}` on three nodes vs one node",
+            median_ratio(spread["three nodes"], spread["one node"]),
+            "x",
+            "<=",
+            1.0,
+            f"medians: three nodes {median(spread['three nodes']):.2f} s, one node {median(spread['one node']):.2f} s; "
+            f"the floor is {pause} s",
+        ),
+        Check(
+            f"wall time ratio: {count} × `sleep {pause}` on three Swarm nodes vs the engine executor on one engine",
+            median_ratio(spread["three nodes"], spread["engine executor"]),
+            "x",
+            "<=",
+            1.3,
+            f"medians: three nodes {median(spread['three nodes']):.2f} s, "
+            f"engine executor {median(spread['engine executor']):.2f} s",
+        ),
+        Check(
+            f'wall time ratio: {count} × `sleep {pause}` on three nodes with network = "" vs the engine executor',
+            median_ratio(spread["three nodes, network empty"], spread["engine executor"]),
+            "x",
+            "<=",
+            1.3,
+            f"median {median(spread['three nodes, network empty']):.2f} s: no network of its own per execution; "
+            "the nodes' --bridge none keeps the tasks off any network (docs/scaling.md)",
+        ),
+    ]
+    result.sides = {
+        "swarm": f"POST {swarm.url}/execute -> docker service create ... {swarm_image} (executor = swarm)",
+        "engine": f"POST {engine.url}/execute -> docker run ... {ctx.image} (executor = engine)",
+        "bare": " ".join(bare),
+        "three nodes": f"{count} threads at once through the Swarm executor, manager and two workers active",
+        "one node": f"the same with {' and '.join(WORKERS)} drained",
+        "engine executor": f"{count} threads at once through the engine executor on the main engine",
+        "three nodes, network empty": f'{count} threads at once through a Swarm executor with network = ""',
+    }
+    result.notes.append(
+        "the three nodes are dockerd instances on this one two-core machine (.ci/cluster), so three nodes "
+        "spread the engines' bookkeeping, not CPU: the ratio shows what spreading buys, not a real cluster's speed-up"
+    )
+    result.metrics = {name: summary(values, 3) for name, values in {**latency, **spread}.items()}
+    result.samples = {name: [round(v, 3) for v in values] for name, values in {**latency, **spread}.items()}
+    return result
