@@ -27,9 +27,11 @@ def session(cell, test_image):
 
 
 def test_a_cell_runs_in_the_session_with_everything_a_cell_has(cell, ip, session):
-    run = cell("%%docker --session s --out out --err err\ncd /tmp; export X=1; echo hi; echo oops >&2")
+    run = cell("%%docker --session s --out out --err err --tee\ncd /tmp; export X=1; echo hi; echo oops >&2")
     assert (run.stdout, run.stderr) == ("hi\n", "oops\n")
     assert (ip.user_ns["out"], ip.user_ns["err"], ip.user_ns["_exit_code"]) == ("hi\n", "oops\n", 0)
+    hidden = cell("%%docker --session s --out out\necho captured, not shown")  # as %%bash --out does
+    assert (hidden.stdout, ip.user_ns["out"]) == ("", "captured, not shown\n")
     failed = cell("%%docker --session s\npwd; echo $X; exit_three() { return 3; }; exit_three")
     assert failed.stdout.startswith("/tmp\n1\n")
     assert isinstance(failed.error, ContainerExitError) and failed.error.returncode == 3
@@ -106,7 +108,7 @@ def test_bad_names_and_lines_are_one_line(cell, ip, session, sh_image, test_imag
     for line, message in [
         ("%docker_session start", "usage: %docker_session start NAME"),
         ("%docker_session start bad/name img", "invalid session name"),
-        (f"%docker_session start t -t {test_image}", "--tty cannot be used for a session"),
+        (f"%docker_session start t -t {test_image}", "-t refused: a cell has no terminal"),
         ("%docker_session stop", "usage: %docker_session stop NAME | --all"),
         ("%docker_session launch x", "unknown %docker_session action 'launch'"),
         ("%docker --session", "usage: %docker --session NAME"),
