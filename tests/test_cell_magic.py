@@ -45,7 +45,10 @@ def test_python_variables_expand_on_the_magic_line(cell, ip, test_image):
 
 def test_cell_text_is_not_expanded_by_ipython(cell, ip, test_image):
     ip.user_ns["HOME"] = "python-side"
-    run = cell(f"%%docker -e X=container-side {test_image}\necho $X {{braces}}")
+    try:
+        run = cell(f"%%docker -e X=container-side {test_image}\necho $X {{braces}}")
+    finally:
+        del ip.user_ns["HOME"]  # the shell is shared by the tests that follow
     assert run.stdout == "container-side {braces}\n"
 
 

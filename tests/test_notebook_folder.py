@@ -68,7 +68,8 @@ def test_through_the_api_backend_where_the_servers_policy_allows_the_mount(
     assert str(denied.error).startswith("the API refused the request: ") and "\n" not in str(denied.error)
 
 
-def test_dollar_pwd_is_explained_in_one_line(cell, test_image):
+def test_dollar_pwd_is_explained_in_one_line(cell, ip, test_image):
+    assert "PWD" not in ip.user_ns and "HOME" not in ip.user_ns  # else IPython expands them, as it should
     run = cell(f"%%docker -v $PWD:/work {test_image}\nls /work")
     assert str(run.error) == (
         "$PWD in '-v $PWD:/work' was not expanded: IPython expands $name on a magic line from Python "

@@ -47,6 +47,8 @@ _ERRORS = {
     400: "args cannot be understood, or a text field holds what no process can receive",
     401: "no token, or a token this server does not accept",
     403: "the policy refuses the request; detail names the argument",
+    404: "no such execution or session for this token",
+    409: "the session is already running a command",
     413: "the request body (or the command line it makes) is too large",
     422: "the body is not the JSON described here",
     429: "too many executions are running: retry after Retry-After seconds",
@@ -191,7 +193,7 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(400, f"{field} {problem}")
 
     if sessions is not None:
-        add_session_routes(app, settings, policy, sessions, authenticate, answer, check_text)
+        add_session_routes(app, settings, policy, sessions, authenticate, answer, check_text, _responses)
     return app
 
 

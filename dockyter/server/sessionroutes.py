@@ -26,7 +26,9 @@ from .settings import Settings
 class SessionCreate(BaseModel):
     """``POST /sessions``: the docker options and image, as ``/execute``'s ``args``."""
 
-    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{"args": "python:3.12", "name": "analysis"}]})
+    model_config = ConfigDict(
+        extra="ignore", json_schema_extra={"examples": [{"args": "python:3.12", "name": "analysis"}]}
+    )
 
     args: str = Field(description="docker run options ending with the image, checked by the server's policy.")
     name: str = Field(default="", max_length=63, description="The client's name for the session, shown in listings.")
@@ -69,6 +71,7 @@ def add_session_routes(
     authenticate: Callable[..., Any],
     answer: Callable[[Any, Request], Awaitable[Response]],
     check_text: Callable[[str, str], None],
+    responses: Callable[..., dict[int | str, dict[str, Any]]],
 ) -> None:
     """Adds the session endpoints; ``answer(run, request)`` replies as ``/execute`` does."""
 
@@ -78,7 +81,9 @@ def add_session_routes(
             raise HTTPException(404, f"no session {session_id!r}: it never existed, ended, or belongs to another token")
         return session
 
-    @app.post("/sessions", status_code=201, response_model=SessionInfo)
+    @app.post(
+        "/sessions", status_code=201, response_model=SessionInfo, responses=responses(400, 401, 403, 413, 422, 429, 503)
+    )
     async def create_session(body: SessionCreate, who: str = Depends(authenticate)) -> dict[str, Any]:
         """Start a session: a container that keeps its state from one command to the next."""
         check_text("args", body.args)
@@ -98,22 +103,22 @@ def add_session_routes(
             raise HTTPException(error.status, str(error), headers=headers) from None
         return session.describe()
 
-    @app.get("/sessions", response_model=SessionList)
+    @app.get("/sessions", response_model=SessionList, responses=responses(401))
     async def list_sessions(who: str = Depends(authenticate)) -> dict[str, Any]:
         """This token's sessions."""
         return {"sessions": [session.describe() for session in registry.mine(who)]}
 
-    @app.get("/sessions/{session_id}", response_model=SessionInfo)
+    @app.get("/sessions/{session_id}", response_model=SessionInfo, responses=responses(401, 404))
     async def get_session(session_id: str, who: str = Depends(authenticate)) -> dict[str, Any]:
         return find(session_id, who).describe()
 
-    @app.delete("/sessions/{session_id}", response_model=SessionDeleted)
+    @app.delete("/sessions/{session_id}", response_model=SessionDeleted, responses=responses(401, 404))
     async def delete_session(session_id: str, who: str = Depends(authenticate)) -> dict[str, Any]:
         """Stop the session (and a command running in it); its container is removed before this answers."""
         await registry.delete(find(session_id, who))
         return {"id": session_id, "deleted": True}
 
-    @app.post("/sessions/{session_id}/execute")
+    @app.post("/sessions/{session_id}/execute", responses=responses(400, 401, 404, 409, 413, 422, 503))
     async def execute_in_session(
         session_id: str, body: SessionExecute, request: Request, who: str = Depends(authenticate)
     ) -> Response:
