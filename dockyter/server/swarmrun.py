@@ -1,0 +1,408 @@
+"""One execution on a Docker Swarm: its service, its output as it comes, its final event.
+
+A :class:`SwarmExecution` creates its network and service (the options :mod:`.swarmargs`
+translates, the labels other replicas read), follows ``docker service logs`` and streams each
+message, learns from the executor's poller how the task ended, reads the whole log once more
+for what the follower had not delivered, and has the executor remove what it created,
+whatever ended the run. :mod:`.swarm` starts, tracks and sweeps the executions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import secrets
+import shlex
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..contract import MANAGED_LABEL, NAME_PREFIX, OWNER_LABEL, READ_SIZE, SERVER_LABEL, IncrementalText
+from ..dockerargs import parse_run_args
+from .executor import CONTROL_TIMEOUT, ENGINE_DOWN, EXIT_CODES, QUEUE_EVENTS, Control, ExecutorError, check_argv_size
+from .policy import Plan
+from .swarmargs import SwarmArgsError, service_options
+from .swarmstate import EXECUTION_LABEL, TERMINAL, TaskStatus
+
+if TYPE_CHECKING:
+    from .swarm import SwarmExecutor
+
+log = logging.getLogger("dockyter.server")
+
+WHO_LABEL = "io.dockyter.who"
+DEADLINE_LABEL = "io.dockyter.deadline"  # unix time after which any replica may remove it
+
+DEADLINE_GRACE = 60.0  # a service this long past its run's timeout is anyone's to remove
+DRAIN_WAIT = 5.0  # seconds for the follower's pipes to empty once it is stopped
+
+_EXIT_STATUS = re.compile(r"non-zero exit \((\d+)\)")
+# A log message as `service logs --timestamps` prints it; anything else on its pipes is the CLI's own.
+_MESSAGE = re.compile(rb"\d{4}-\d\d-\d\dT[0-9:.]+Z ")
+
+
+def message_text(line: bytes) -> bytes | None:
+    """The text of one ``TIMESTAMP TEXT`` log line; None for a line of the CLI's own (an error)."""
+    found = _MESSAGE.match(line)
+    return line[found.end() :] if found else None
+
+
+Event = dict[str, Any]
+
+
+class NotOnSwarm(ExecutorError):
+    """The request asks for something a Swarm service cannot do (403, like a policy refusal)."""
+
+    status = 403
+
+
+class SwarmExecution:
+    """One service run. Consume it with :meth:`next_event` until an ``exit`` or ``error`` event."""
+
+    def __init__(
+        self, executor: SwarmExecutor, plan: Plan, cmd: str, timeout: float, merge_stderr: bool, who: str
+    ) -> None:
+        self.executor = executor
+        self.plan = plan
+        self.cmd = cmd
+        self.timeout = timeout
+        self.merge_stderr = merge_stderr
+        self.who = who
+        self.id = secrets.token_hex(8)
+        self.name = NAME_PREFIX + self.id  # of the service, and of its network
+        self.deadline = time.time() + timeout + DEADLINE_GRACE
+        self.bytes_out = 0
+        self.reason: str | None = None
+        self.message: str | None = None
+        self.finished = False
+        self.engine_down = False
+        self.status = TaskStatus()
+        self.node = ""
+        self.network: str | None = None  # its own network, once created
+        self.watching = False  # the poller reports on it (the service exists)
+        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=QUEUE_EVENTS)
+        self._stop = asyncio.Event()
+        self._changed = asyncio.Event()  # the poller saw something new
+        self._discard = False
+        self._messages = {"stdout": 0, "stderr": 0}  # log messages the follower delivered
+        self._started = time.monotonic()
+        self._task: asyncio.Task[None] | None = None
+        self._gone = asyncio.Event()
+
+    # -- for the consumer (as the engine executor's Execution) -------------------------------------
+
+    async def next_event(self, timeout: float | None = None) -> Event | None:
+        try:
+            return await asyncio.wait_for(self._queue.get(), timeout)
+        except TimeoutError:
+            return None
+
+    def stop(self, reason: str, message: str) -> None:
+        if self.reason is None and not self.finished:
+            self.reason, self.message = reason, message
+        self._stop.set()
+
+    async def cancel(self) -> None:
+        self.stop("cancelled", f"cancelled: service {self.name} removed")
+        await self.wait()
+
+    async def abandon(self) -> None:
+        self.stop("disconnected", "the client went away")
+        self._discard = True
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        await self.wait()
+
+    async def wait(self) -> None:
+        if self._task is not None:
+            await self._gone.wait()
+
+    # -- what the poller tells ---------------------------------------------------------------------
+
+    def update(self, status: TaskStatus, force: bool = False) -> None:
+        if force or status != self.status:
+            self.status = status
+            self._changed.set()
+
+    # -- running -----------------------------------------------------------------------------------
+
+    def labels(self) -> dict[str, str]:
+        executor = self.executor
+        return {
+            MANAGED_LABEL: "1",
+            SERVER_LABEL: executor.label,
+            OWNER_LABEL: executor.owner,
+            EXECUTION_LABEL: self.id,
+            WHO_LABEL: self.who,
+            DEADLINE_LABEL: str(int(self.deadline)),
+        }
+
+    def own_network(self) -> bool:
+        """Whether the run needs a network of its own: it asked for none, or the server's default is none."""
+        asked = self.plan.args.values("--network")
+        if asked:
+            return all(value == "none" for value in asked)
+        # "" leaves the task on its node's default network: isolated only on nodes run with --bridge none.
+        return self.executor.settings.network == "none"
+
+    def service_argv(self) -> list[str]:
+        """``docker service create ...``: the request's options first, then the server's, which win."""
+        settings = self.executor.settings
+        plan = self.plan
+        request = [o for o in plan.args.options if not (o.name == "--network" and o.value == "none")]
+        argv = [
+            *settings.docker_command, "service", "create", "--detach", "--quiet", "--name", self.name,
+            "--mode", "replicated", "--replicas", "1", "--restart-condition", "none",
+            # No virtual IP: nothing connects to the task, and a VIP costs a load balancer on the node.
+            "--endpoint-mode", "dnsrr",
+            *service_options(request),
+        ]  # fmt: skip
+        for key, value in self.labels().items():
+            argv += ["--label", f"{key}={value}", "--container-label", f"{key}={value}"]
+        argv += [
+            "--init", "--env", "TINI_KILL_PROCESS_GROUP=1",
+            # Stopped as the engine executor stops a container: docker kill, SIGKILL.
+            "--stop-signal", "KILL",
+            # `service logs` reads the node's log files: json-file, sized well above the output cap.
+            "--log-driver", "json-file", "--log-opt", f"max-size={max(8 * settings.max_output_bytes, 10 << 20)}",
+        ]  # fmt: skip
+        if self.network:
+            argv += ["--network", self.network]
+        elif settings.network and settings.network != "none" and not plan.has_network:
+            argv += ["--network", settings.network]
+        if settings.memory:
+            argv += ["--limit-memory", settings.memory]
+        if settings.cpus:
+            argv += ["--limit-cpu", settings.cpus]
+        if settings.pids_limit:
+            argv += ["--limit-pids", str(settings.pids_limit)]
+        if settings.drop_capabilities:
+            argv += ["--cap-drop", "ALL"]
+        # no-new-privileges: services cannot ask for it; the nodes' daemon.json sets it (docs/scaling.md).
+        if settings.pull != "always":
+            # Tasks use the node's image when it has one; no registry round trip per execution.
+            argv.append("--no-resolve-image")
+        argv += service_options(parse_run_args(shlex.join([*settings.extra_run_args, plan.args.image])).options)
+        command = f"exec 2>&1; {self.cmd}" if self.merge_stderr else self.cmd
+        return [*argv, plan.args.image, *plan.shell, command]
+
+    async def start(self) -> None:
+        """Check the command line and start the run; raises ExecutorError subclasses."""
+        try:
+            argv = self.service_argv()
+        except SwarmArgsError as error:
+            raise NotOnSwarm(str(error)) from None
+        check_argv_size(argv)
+        self._task = asyncio.create_task(self._run(), name=f"dockyter {self.name}")
+
+    async def _run(self) -> None:
+        final: Event | None = None
+        try:
+            final = await self._create()
+            if final is None:
+                final = await self._follow()
+        except asyncio.CancelledError:
+            final = {"event": "error", "message": "the server stopped this execution"}
+            raise
+        except Exception as error:  # never leave a service behind because of a bug here
+            log.exception("execution %s failed", self.id)
+            final = {"event": "error", "message": f"the server failed while running the command: {error}"}
+        finally:
+            self.watching = False
+            try:
+                await asyncio.shield(self.executor.remove_service(self))
+            finally:
+                self.finished = True
+                self.executor.forget(self)
+                self._gone.set()
+                self._log(final)
+            if final is not None and not self._discard:
+                await self._queue.put(final)
+
+    async def _create(self) -> Event | None:
+        """Create the network and the service; an event that ends the run when that fails."""
+        executor = self.executor
+        if self.own_network():
+            labels = [token for key, value in self.labels().items() for token in ("--label", f"{key}={value}")]
+            answer = await executor.control(
+                "network", "create", "--driver", "overlay", "--internal", *labels, self.name
+            )
+            if answer is None or answer.returncode != 0:
+                return await self._not_created(answer, "network create")
+            self.network = self.name
+        argv = self.service_argv()
+        answer = await executor.control(*argv[len(executor.settings.docker_command) :])
+        if answer is None or answer.returncode != 0:
+            return await self._not_created(answer, "service create")
+        self.watching = True
+        executor.wake_poller()
+        return None
+
+    async def _not_created(self, answer: Control | None, what: str) -> Event:
+        if answer is None:
+            self.engine_down = True
+            return {"event": "error", "message": f"the Swarm manager did not answer docker {what}"}
+        text = answer.stderr.strip() or answer.stdout.strip()
+        if any(sign in text for sign in ENGINE_DOWN):
+            self.engine_down = True
+            line = next(line for line in text.splitlines() if any(sign in line for sign in ENGINE_DOWN))
+            return {"event": "error", "message": f"the Swarm manager is not reachable: {line}"}
+        # As `docker run` does when it cannot create a container: the reason on stderr, status 125.
+        await self._emit("stderr", f"docker {what}: {text}\n")
+        return {"event": "exit", "code": 125, "reason": None, "message": None}
+
+    async def _follow(self) -> Event:
+        """Stream the task's output until it ends or is stopped; the final event."""
+        executor = self.executor
+        follower = await asyncio.create_subprocess_exec(
+            *executor.settings.docker_command, "service", "logs", "--follow", "--raw", "--timestamps", self.name,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )  # fmt: skip
+        readers = [
+            asyncio.create_task(self._read(pipe, stream))
+            for pipe, stream in ((follower.stdout, "stdout"), (follower.stderr, "stderr"))
+            if pipe is not None
+        ]
+        deadline = self._started + self.timeout
+        try:
+            while True:
+                status = self.status
+                if status.node and not self.node:
+                    self.node = status.node
+                    await self._put({"event": "node", "node": status.node})
+                if self._stop.is_set():
+                    break
+                if status.gone:
+                    self.stop("cancelled", f"cancelled: service {self.name} was removed by another server instance")
+                    break
+                if status.state in TERMINAL:
+                    break
+                if status.node and status.node in executor.down_nodes:
+                    self.engine_down = True
+                    return {
+                        "event": "error",
+                        "message": f"the node {status.node} went down during the run: "
+                        f"the execution is lost and its service {self.name} removed",
+                    }
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self.stop("timeout", f"timed out after {self.timeout:g} s: service {self.name} removed")
+                    break
+                self._changed.clear()
+                waits = [asyncio.ensure_future(self._stop.wait()), asyncio.ensure_future(self._changed.wait())]
+                try:
+                    await asyncio.wait(waits, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for wait in waits:
+                        wait.cancel()
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                follower.kill()
+            await follower.wait()
+            _, pending = await asyncio.wait(readers, timeout=DRAIN_WAIT)
+            for reader in pending:
+                reader.cancel()
+        if self.reason in EXIT_CODES:
+            return {"event": "exit", "code": EXIT_CODES[self.reason], "reason": self.reason, "message": self.message}
+        if self.reason is not None:  # disconnected: nobody reads the final event
+            return {"event": "exit", "code": EXIT_CODES["cancelled"], "reason": None, "message": self.message}
+        await self._catch_up()
+        return await self._ended(self.status)
+
+    async def _read(self, pipe: asyncio.StreamReader, stream: str) -> None:
+        """Forward the follower's messages (``TIMESTAMP TEXT\\n``) as they come."""
+        decoder = IncrementalText()
+        pending = b""
+        while data := await pipe.read(READ_SIZE):
+            pending += data
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                text = message_text(line)
+                if text is None:
+                    log.warning(json.dumps({"event": "logs_cli", "id": self.id, "line": line.decode(errors="replace")}))
+                    continue
+                self._messages[stream] += 1
+                await self._forward(stream, decoder, text + b"\n")
+        # A last message without a newline is left to _catch_up, which reads it whole.
+        await self._emit(stream, decoder.flush())
+
+    async def _catch_up(self) -> None:
+        """Send what the follower had not delivered when the task ended."""
+        argv = [*self.executor.settings.docker_command, "service", "logs", "--raw", "--timestamps", self.name]
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, start_new_session=True,
+            )  # fmt: skip
+            out, err = await asyncio.wait_for(process.communicate(), CONTROL_TIMEOUT)
+        except (OSError, TimeoutError):
+            log.warning(json.dumps({"event": "catch_up_failed", "id": self.id}))
+            return
+        for stream, data in (("stdout", out), ("stderr", err)):
+            messages = data.split(b"\n")
+            last = messages.pop()  # b"" after a final newline, else a message without one
+            texts = [text + b"\n" for text in map(message_text, messages) if text is not None]
+            if last and (text := message_text(last)) is not None:
+                texts.append(text)
+            decoder = IncrementalText()
+            for text in texts[self._messages[stream] :]:
+                await self._forward(stream, decoder, text)
+                if self.reason == "output_limit":
+                    return
+            await self._emit(stream, decoder.flush())
+
+    async def _forward(self, stream: str, decoder: IncrementalText, data: bytes) -> None:
+        """Count ``data`` against the output cap, then send it."""
+        if self._discard or self.reason == "output_limit":
+            return
+        limit = self.executor.settings.max_output_bytes
+        room = limit - self.bytes_out
+        if len(data) > room:
+            self.stop("output_limit", f"the output exceeded {limit} bytes: service {self.name} removed")
+            data = data[:room]
+        self.bytes_out += len(data)
+        await self._emit(stream, decoder.decode(data))
+
+    async def _emit(self, stream: str, text: str) -> None:
+        if text and not self._discard:
+            await self._queue.put({"event": stream, "data": text})
+
+    async def _put(self, event: Event) -> None:
+        if not self._discard:
+            await self._queue.put(event)
+
+    async def _ended(self, status: TaskStatus) -> Event:
+        """The final event for a task that ended by itself."""
+        if status.state == "complete":
+            return {"event": "exit", "code": 0, "reason": None, "message": None}
+        found = _EXIT_STATUS.search(status.error)
+        if status.state == "failed" and found:
+            return {"event": "exit", "code": int(found.group(1)), "reason": None, "message": None}
+        if status.state in ("failed", "rejected"):
+            # The container could not start (no such image, user, command...): as `docker run`
+            # says it, on stderr, with its status (126 cannot execute, 127 not found, 125 else).
+            await self._emit("stderr", f"docker: {status.error}\n")
+            text = status.error.lower()
+            code = 127 if "not found" in text or "no such file" in text else 126 if "permission denied" in text else 125
+            return {"event": "exit", "code": code, "reason": None, "message": None}
+        return {
+            "event": "error",
+            "message": f"the task ended as {status.state or 'unknown'} on {status.node or 'no node'}: {status.error}",
+        }
+
+    def _log(self, final: Event | None) -> None:
+        record = {
+            "event": "execution",
+            "id": self.id,
+            "service": self.name,
+            "node": self.node or None,
+            "image": self.plan.args.image,
+            "who": self.who,
+            "exit_code": final.get("code") if final else None,
+            "reason": self.reason or ("error" if final and final["event"] == "error" else None),
+            "duration": round(time.monotonic() - self._started, 3),
+            "bytes_out": self.bytes_out,
+        }
+        log.info(json.dumps(record), extra={"execution": record})
