@@ -36,7 +36,9 @@ def test_a_long_run_reaches_the_cell_but_not_the_history(ip):
     sink = OutputSink()  # one run
     ip.user_ns["_emit"] = lambda: [sink.write("stdout", chunk) for _ in range(chunks)]
     with capture_output() as captured:
-        ip.run_cell("emitted = _emit()", store_history=True)  # no ";": a stored quiet cell would quieten later unstored ones
+        ip.run_cell(
+            "emitted = _emit()", store_history=True
+        )  # no ";": a stored quiet cell would quieten later unstored ones
     assert len(captured.stdout) == chunks * len(chunk)  # every character reached the cell
     assert HISTORY_LIMIT <= kept(ip, ip.execution_count - 1) <= HISTORY_LIMIT + len(chunk)
 

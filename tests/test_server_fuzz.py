@@ -67,7 +67,9 @@ def test_schemathesis_finds_no_server_error(server):
 
 def test_random_commands_and_options_in_real_containers(server, test_image):
     options = st.lists(
-        st.sampled_from(["-e X=1", "-e 'Y=a b'", "-w /tmp", "-u 65534", "--read-only", "--tmpfs /t", "-i", "--rm", "--init", "-e"]),
+        st.sampled_from(
+            ["-e X=1", "-e 'Y=a b'", "-w /tmp", "-u 65534", "--read-only", "--tmpfs /t", "-i", "--rm", "--init", "-e"]
+        ),
         max_size=3,
     )
     bodies = st.fixed_dictionaries(
@@ -105,16 +107,45 @@ def test_random_mount_sources_never_get_a_server_error_nor_create_anything(docky
     os.symlink("/", rw / "root")
     server = dockyter_server(max_timeout=5, allowed_mounts=[str(ro), f"{rw}:rw", "/"])
     before = sorted(str(path) for path in tmp_path.rglob("*"))
-    names = st.sampled_from(["..", ".", "", "a", "etc", "root", "missing", "x" * 300, "proc", "1", "run", "docker", "containerd", "\x01", "é", "a,b", "a b"])
-    bases = st.sampled_from([str(ro), str(rw), "", "/proc/1", "/run", "/var/run/docker", "/var/lib/docker", "/sys", "/dev"])
+    names = st.sampled_from(
+        [
+            "..",
+            ".",
+            "",
+            "a",
+            "etc",
+            "root",
+            "missing",
+            "x" * 300,
+            "proc",
+            "1",
+            "run",
+            "docker",
+            "containerd",
+            "\x01",
+            "é",
+            "a,b",
+            "a b",
+        ]
+    )
+    bases = st.sampled_from(
+        [str(ro), str(rw), "", "/proc/1", "/run", "/var/run/docker", "/var/lib/docker", "/sys", "/dev"]
+    )
     sources = st.builds(lambda base, parts: "/".join([base, *parts]) or "/", bases, st.lists(names, max_size=4))
-    spellings = st.sampled_from(["-v {}:/h", "-v {}:/h:ro", "--mount type=bind,source={},target=/h,readonly", "--mount=type=bind,src={},dst=/h"])
+    spellings = st.sampled_from(
+        ["-v {}:/h", "-v {}:/h:ro", "--mount type=bind,source={},target=/h,readonly", "--mount=type=bind,src={},dst=/h"]
+    )
 
     @settings(FUZZ, max_examples=40)
     @given(source=sources, spelling=spellings)
     def probe(source, spelling):
         args = f"{shlex.quote(spelling.format(source))} {test_image}"
-        response = httpx.post(server.url + "/execute", json={"cmd": "ls /h >/dev/null", "args": args}, headers=server.headers(), timeout=30)
+        response = httpx.post(
+            server.url + "/execute",
+            json={"cmd": "ls /h >/dev/null", "args": args},
+            headers=server.headers(),
+            timeout=30,
+        )
         assert response.status_code in (200, 400, 403), response.text
         assert httpx.get(server.url + "/health", timeout=10).status_code == 200
 

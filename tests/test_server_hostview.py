@@ -68,11 +68,25 @@ def test_daemon_json_names_sockets_and_directories():
 
 def test_command_lines_of_dockerd_and_containerd(tmp_path):
     config = tmp_path / "containerd.toml"
-    config.write_text('root = "/srv/ctr/root"\nstate = "/srv/ctr/state"\n[grpc]\n  address = "/srv/ctr/ctr.sock"\n[debug]\n  address = "/srv/ctr/debug.sock"\n')
-    dockerd = ["/usr/sbin/dockerd", "-H", "unix:///srv/d.sock", "--host=fd://", "--data-root=/srv/data", "--exec-root", "/srv/exec", "--containerd=/srv/c.sock"]
+    config.write_text(
+        'root = "/srv/ctr/root"\nstate = "/srv/ctr/state"\n[grpc]\n  address = "/srv/ctr/ctr.sock"\n[debug]\n  address = "/srv/ctr/debug.sock"\n'
+    )
+    dockerd = [
+        "/usr/sbin/dockerd",
+        "-H",
+        "unix:///srv/d.sock",
+        "--host=fd://",
+        "--data-root=/srv/data",
+        "--exec-root",
+        "/srv/exec",
+        "--containerd=/srv/c.sock",
+    ]
     assert command_line_paths(dockerd) == ({"/srv/d.sock", "/srv/c.sock"}, {"/srv/data", "/srv/exec"})
     containerd = ["containerd", "--config", str(config), "--log-level", "info"]
-    assert command_line_paths(containerd) == ({"/srv/ctr/ctr.sock", "/srv/ctr/debug.sock"}, {"/srv/ctr/root", "/srv/ctr/state"})
+    assert command_line_paths(containerd) == (
+        {"/srv/ctr/ctr.sock", "/srv/ctr/debug.sock"},
+        {"/srv/ctr/root", "/srv/ctr/state"},
+    )
     assert containerd_config("not toml [") == (set(), set())
 
 

@@ -56,12 +56,17 @@ def test_cancel_stops_and_removes_the_container(dockyter_server, test_image):
 def test_cancel_of_a_plain_json_request(dockyter_server, test_image):
     server = dockyter_server()
     replies = []
-    thread = threading.Thread(target=lambda: replies.append(server.execute({"cmd": "echo so far; sleep 60", "args": test_image})))
+    thread = threading.Thread(
+        target=lambda: replies.append(server.execute({"cmd": "echo so far; sleep 60", "args": test_image}))
+    )
     thread.start()
     assert wait_until(lambda: server.executor.running, timeout=30)
     (execution_id,) = list(server.executor.running)
     wait_until(lambda: server.executor.running[execution_id].bytes_out > 0, timeout=30)
-    assert httpx.post(f"{server.url}/executions/{execution_id}/cancel", headers=server.headers(), timeout=60).status_code == 200
+    assert (
+        httpx.post(f"{server.url}/executions/{execution_id}/cancel", headers=server.headers(), timeout=60).status_code
+        == 200
+    )
     thread.join(30)
     reply = replies[0].json()
     assert (reply["stdout"], reply["exit_code"], reply["reason"]) == ("so far\n", 130, "cancelled")
@@ -80,7 +85,9 @@ def test_only_the_token_that_started_an_execution_can_cancel_it(dockyter_server,
 
 
 @under_each_runtime
-def test_a_client_that_disconnects_mid_stream_takes_its_container_with_it(dockyter_server, test_image, caplog, oci_runtime):
+def test_a_client_that_disconnects_mid_stream_takes_its_container_with_it(
+    dockyter_server, test_image, caplog, oci_runtime
+):
     server = dockyter_server()
     caplog.set_level("INFO", logger="dockyter.server")
     with server.stream({"cmd": "echo ready; sleep 60", "args": test_image}) as events:
@@ -102,7 +109,8 @@ def test_a_client_that_disconnects_from_a_json_request_takes_its_container_with_
     connection = socket.create_connection((host, int(port)))
     connection.sendall(
         f"POST /execute HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {server.token}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        + body
     )
     assert wait_until(lambda: server.containers(), timeout=30)
     (name,) = server.containers()
@@ -142,7 +150,9 @@ def test_sigterm_to_the_command_stops_running_containers(test_image, tmp_path):
         assert wait_until(lambda: _answers(url), timeout=30), (tmp_path / "server.log").read_text()
         replies = []
         thread = threading.Thread(
-            target=lambda: replies.append(httpx.post(url + "/execute", json={"cmd": "sleep 60", "args": test_image}, timeout=60))
+            target=lambda: replies.append(
+                httpx.post(url + "/execute", json={"cmd": "sleep 60", "args": test_image}, timeout=60)
+            )
         )
         thread.start()
         assert wait_until(lambda: _server_containers(name), timeout=30)
@@ -171,7 +181,9 @@ def _answers(url: str) -> bool:
 
 
 def _server_containers(server_name: str) -> list[str]:
-    answer = docker("ps", "-a", "--filter", "label=io.dockyter.server", "--format", '{{.Names}} {{.Label "io.dockyter.server"}}')
+    answer = docker(
+        "ps", "-a", "--filter", "label=io.dockyter.server", "--format", '{{.Names}} {{.Label "io.dockyter.server"}}'
+    )
     return [line.split()[0] for line in answer.stdout.splitlines() if line.split()[1].startswith(server_name + ":")]
 
 
@@ -224,4 +236,3 @@ def test_the_session_leaves_nothing_behind_after_a_burst(dockyter_server, test_i
             assert answer.status_code == 200
     assert wait_until(lambda: not server.containers(), timeout=GONE_WITHIN)
     assert wait_until(lambda: not server.executor.running)
-

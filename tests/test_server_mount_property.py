@@ -31,7 +31,25 @@ IMAGE = "dockyter-test/bash:1"
 OTHER_USER = 4321  # owns the private directories
 SERVER_USER = 4400  # the unprivileged view
 
-NAMES = ["..", ".", "", "a", "b", "f", "link_etc", "link_a", "priv", "link", "sub", "loop", "missing", "x", "inner", "scratch", "n" * 256]
+NAMES = [
+    "..",
+    ".",
+    "",
+    "a",
+    "b",
+    "f",
+    "link_etc",
+    "link_a",
+    "priv",
+    "link",
+    "sub",
+    "loop",
+    "missing",
+    "x",
+    "inner",
+    "scratch",
+    "n" * 256,
+]
 ROOTS = ["ro", "rw", "data", "outer", "outer/inner", "top", "top/scratch", "real", ""]
 SPELLINGS = [
     "-v {p}:/h",
@@ -66,7 +84,15 @@ def tree() -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def policy(tree) -> Policy:
-    mounts = [f"{tree}/ro", f"{tree}/rw:rw", f"{tree}/data", f"{tree}/outer:rw", f"{tree}/outer/inner", f"{tree}/top", f"{tree}/top/scratch:rw"]
+    mounts = [
+        f"{tree}/ro",
+        f"{tree}/rw:rw",
+        f"{tree}/data",
+        f"{tree}/outer:rw",
+        f"{tree}/outer/inner",
+        f"{tree}/top",
+        f"{tree}/top/scratch:rw",
+    ]
     return Policy(Settings(auth=False, allowed_mounts=mounts, docker_command=["false"]))
 
 
@@ -158,7 +184,9 @@ def verify(policy: Policy, written: str, source: str, outcome: dict[str, Any]) -
     roots = [(os.path.realpath(mount.path), mount.writable) for mount in policy.mounts]
     inside = [(root, writable) for root, writable in roots if within(real, root)]
     assert inside, f"{real} is outside every allowed root"
-    assert not any(writable and real != root and within(real, root) for root, writable in roots), f"{real} is below a writable root"
+    assert not any(writable and real != root and within(real, root) for root, writable in roots), (
+        f"{real} is below a writable root"
+    )
     _, writable = max(inside, key=lambda match: len(match[0]))
     assert writable or fields.get("readonly") == "true", fields
     assert not within(real, "/etc") and not within(real, "/proc")

@@ -90,14 +90,21 @@ def test_item_2_a_missing_source_is_refused_and_not_created(dockyter_server, tes
     ro.mkdir()
     server = dockyter_server(allowed_mounts=[str(ro)])
     before = snapshot(host_dir)
-    for args in (f"-v {ro}/made-by-a-request/a/b:/h:ro", f"--mount type=bind,source={ro}/made-by-a-request/a/b,target=/h,readonly"):
+    for args in (
+        f"-v {ro}/made-by-a-request/a/b:/h:ro",
+        f"--mount type=bind,source={ro}/made-by-a-request/a/b,target=/h,readonly",
+    ):
         response = server.execute({"cmd": "ls /h", "args": f"{args} {test_image}"})
-        assert_refused(response, args, f"{ro}/made-by-a-request does not exist (the server never creates a mount source)")
+        assert_refused(
+            response, args, f"{ro}/made-by-a-request does not exist (the server never creates a mount source)"
+        )
     assert snapshot(host_dir) == before
     assert not (ro / "made-by-a-request").exists()
 
 
-def test_item_2_a_source_removed_after_the_check_makes_the_engine_fail_not_create(dockyter_server, test_image, host_dir):
+def test_item_2_a_source_removed_after_the_check_makes_the_engine_fail_not_create(
+    dockyter_server, test_image, host_dir
+):
     """The race itself: the check passes, the directory goes, then the engine runs what was planned."""
     from dockyter.server.executor import Execution
 
@@ -119,7 +126,12 @@ def test_item_2_an_accepted_mount_mounts_the_checked_directory(dockyter_server, 
     (ro / "data" / "hello").write_text("hello from the host\n")
     rw.mkdir()
     server = dockyter_server(allowed_mounts=[str(ro), f"{rw}:rw"])
-    reply = server.execute({"cmd": "cat /d/hello; touch /d/x || echo read-only; echo made > /w/out", "args": f"-v {ro}//data/.:/d:ro -v {rw}:/w {test_image}"}).json()
+    reply = server.execute(
+        {
+            "cmd": "cat /d/hello; touch /d/x || echo read-only; echo made > /w/out",
+            "args": f"-v {ro}//data/.:/d:ro -v {rw}:/w {test_image}",
+        }
+    ).json()
     assert reply["stdout"] == "hello from the host\nread-only\n", reply
     assert (rw / "out").read_text() == "made\n"
     assert not (ro / "data" / "x").exists()
@@ -167,7 +179,10 @@ def test_item_3_a_socket_bound_after_start_up_is_refused(dockyter_server, test_i
 def test_item_3_a_root_holding_an_engine_socket_is_reported_at_start_up(dockyter_server, caplog):
     dockyter_server(allowed_mounts=["/"])
     warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
-    assert any(message.startswith("allowed mount / holds what no mount may expose") and "socket" in message for message in warnings), warnings
+    assert any(
+        message.startswith("allowed mount / holds what no mount may expose") and "socket" in message
+        for message in warnings
+    ), warnings
 
 
 # -- 4. a link the server cannot see: a non-root server --------------------------------------------------
@@ -201,7 +216,9 @@ def non_root_server(host_dir) -> Iterator[tuple[str, Path, Path]]:
             return process.poll() is not None
 
     try:
-        assert wait_until(healthy, timeout=30) and process.poll() is None, process.stderr.read().decode() if process.poll() is not None else ""
+        assert wait_until(healthy, timeout=30) and process.poll() is None, (
+            process.stderr.read().decode() if process.poll() is not None else ""
+        )
         yield url, rw, ro
     finally:
         process.terminate()
@@ -211,10 +228,23 @@ def non_root_server(host_dir) -> Iterator[tuple[str, Path, Path]]:
 def test_item_4_a_link_below_a_private_directory_does_not_reach_the_host(non_root_server, test_image):
     url, rw, _ = non_root_server
     etc_before = sorted(os.listdir("/etc"))
-    first = httpx.post(url + "/execute", json={"cmd": "mkdir /w/priv && chmod 700 /w/priv && ln -s /etc /w/priv/link", "args": f"-u 4321:4321 -v {rw}:/w {test_image}"}, timeout=60)
+    first = httpx.post(
+        url + "/execute",
+        json={
+            "cmd": "mkdir /w/priv && chmod 700 /w/priv && ln -s /etc /w/priv/link",
+            "args": f"-u 4321:4321 -v {rw}:/w {test_image}",
+        },
+        timeout=60,
+    )
     assert first.status_code == 200 and first.json()["exit_code"] == 0, first.text
-    second = httpx.post(url + "/execute", json={"cmd": "cat /h/passwd; touch /h/x", "args": f"-v {rw}/priv/link:/h {test_image}"}, timeout=60)
-    assert_refused(second, f"-v {rw}/priv/link:/h", f"is inside the writable directory {rw}, which containers can change")
+    second = httpx.post(
+        url + "/execute",
+        json={"cmd": "cat /h/passwd; touch /h/x", "args": f"-v {rw}/priv/link:/h {test_image}"},
+        timeout=60,
+    )
+    assert_refused(
+        second, f"-v {rw}/priv/link:/h", f"is inside the writable directory {rw}, which containers can change"
+    )
     assert sorted(os.listdir("/etc")) == etc_before and not os.path.exists("/etc/x")
 
 

@@ -188,7 +188,9 @@ def test_a_symbolic_link_is_never_followed(policy, mounts):
     os.symlink("/etc", ro / "etc")
     os.symlink("sub", ro / "relative")
     assert f"{ro}/escape is a symbolic link" in refused(policy, f"-v {ro}/escape:/x:ro {IMAGE}")
-    assert f"{ro}/etc is a symbolic link" in refused(policy, f"--mount type=bind,source={ro}/etc/passwd,target=/x,readonly {IMAGE}")
+    assert f"{ro}/etc is a symbolic link" in refused(
+        policy, f"--mount type=bind,source={ro}/etc/passwd,target=/x,readonly {IMAGE}"
+    )
     assert f"{ro}/relative is a symbolic link" in refused(policy, f"-v {ro}/relative:/x:ro {IMAGE}")
     # A link followed by "..": the kernel would land in /, the lexical reading in {ro}.
     assert f"{ro}/etc is a symbolic link" in refused(policy, f"-v {ro}/etc/..:/x:ro {IMAGE}")
@@ -206,7 +208,10 @@ def test_nothing_below_a_writable_root_is_mountable(policy, mounts):
 @pytest.mark.parametrize(
     ("source", "why"),
     [
-        ("{ro}/made-by-a-request/a/b", "{ro}/made-by-a-request does not exist (the server never creates a mount source)"),
+        (
+            "{ro}/made-by-a-request/a/b",
+            "{ro}/made-by-a-request does not exist (the server never creates a mount source)",
+        ),
         ("{ro}/sub/file/x", "{ro}/sub/file is not a directory"),
         ("{ro}/" + "n" * 300, "file name too long"),
         ("{ro}/" + "/".join(["d" * 200] * 25), "longer than the system's limit"),
@@ -228,7 +233,9 @@ def test_a_nul_byte_in_a_source_is_refused(policy, mounts):
 
 def test_bind_mounts_reach_the_engine_as_mount_of_the_checked_path(policy, mounts):
     ro, rw = mounts
-    plan = policy.check(f"-e X=1 -v {ro}//sub/./../sub:/data:ro,rprivate -v {rw}/:/w --mount src={ro}/sub/file,dst=/f,type=bind,ro {IMAGE}")
+    plan = policy.check(
+        f"-e X=1 -v {ro}//sub/./../sub:/data:ro,rprivate -v {rw}/:/w --mount src={ro}/sub/file,dst=/f,type=bind,ro {IMAGE}"
+    )
     assert plan.args.argv() == [
         "-e", "X=1",
         "--mount", f"type=bind,source={ro}/sub,target=/data,bind-propagation=rprivate,readonly=true",
@@ -289,14 +296,23 @@ def test_with_the_whole_host_allowed_the_host_is_still_protected(source, why):
 
 @pytest.mark.parametrize(
     ("args", "image"),
-    [("evil/image", "evil/image"), ("python:2.7", "python:2.7"), ("-e X=1 ubuntu:24.04", "ubuntu:24.04"), ("python", "python")],
+    [
+        ("evil/image", "evil/image"),
+        ("python:2.7", "python:2.7"),
+        ("-e X=1 ubuntu:24.04", "ubuntu:24.04"),
+        ("python", "python"),
+    ],
 )
 def test_images_must_match_a_pattern(policy, args, image):
-    assert refused(policy, args) == f"the image {image!r} is not allowed (allowed: dockyter-test/*, python:3.*, busybox)"
+    assert (
+        refused(policy, args) == f"the image {image!r} is not allowed (allowed: dockyter-test/*, python:3.*, busybox)"
+    )
 
 
 def test_shells_must_be_allowed(policy):
-    with pytest.raises(PolicyError, match=r"the shell 'python3 -c' is not allowed \(allowed: bash -lc, bash -c, sh -lc, sh -c\)"):
+    with pytest.raises(
+        PolicyError, match=r"the shell 'python3 -c' is not allowed \(allowed: bash -lc, bash -c, sh -lc, sh -c\)"
+    ):
         policy.check(IMAGE, ["python3", "-c"])
 
 
@@ -380,7 +396,9 @@ def test_the_default_shell_is_bash_unless_the_operator_removed_it():
 def test_an_operator_can_allow_more_flags_but_values_are_still_checked():
     policy = Policy(Settings(auth=False, allowed_flags=["--entrypoint", "pid", "-t", "--memory"]))
     assert policy.check(f"--entrypoint /bin/sh -t --memory 1g --pid=private {IMAGE}")
-    assert refused(policy, f"--pid=host {IMAGE}").startswith("--pid=host is not allowed: it shares the process namespace")
+    assert refused(policy, f"--pid=host {IMAGE}").startswith(
+        "--pid=host is not allowed: it shares the process namespace"
+    )
     assert "by this server's policy" in refused(policy, f"-e X=1 {IMAGE}")  # not in this operator's list
 
 
@@ -388,8 +406,23 @@ def test_an_operator_can_allow_more_flags_but_values_are_still_checked():
 
 
 def test_flag_names_are_canonical_and_dangerous_ones_cannot_be_allowed():
-    assert check_flag_names(["env", "-e", "--env", "--net", "-v"]) == ["--env", "--env", "--env", "--network", "--volume"]
-    for name in ("--privileged", "cap-add", "--device", "--security-opt", "--volumes-from", "--name", "-d", "--use-api-socket"):
+    assert check_flag_names(["env", "-e", "--env", "--net", "-v"]) == [
+        "--env",
+        "--env",
+        "--env",
+        "--network",
+        "--volume",
+    ]
+    for name in (
+        "--privileged",
+        "cap-add",
+        "--device",
+        "--security-opt",
+        "--volumes-from",
+        "--name",
+        "-d",
+        "--use-api-socket",
+    ):
         with pytest.raises(ValueError, match="can never be allowed"):
             check_flag_names([name])
     with pytest.raises(ValueError, match="'--bogus' is not a docker run option"):

@@ -64,10 +64,21 @@ def test_a_runtime_the_engine_lacks_stops_the_command_with_one_line():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "dockyter.server", "--no-auth", "--port", str(port), "--runtime", "no-such-runtime"]
+    command = [
+        sys.executable,
+        "-m",
+        "dockyter.server",
+        "--no-auth",
+        "--port",
+        str(port),
+        "--runtime",
+        "no-such-runtime",
+    ]
     answer = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert answer.returncode == 2
-    assert answer.stderr.startswith("dockyter-server: error: the container engine has no runtime 'no-such-runtime' (it has: ")
+    assert answer.stderr.startswith(
+        "dockyter-server: error: the container engine has no runtime 'no-such-runtime' (it has: "
+    )
     assert "runc" in answer.stderr and "/etc/docker/daemon.json" in answer.stderr
     assert answer.stderr.count("\n") == 1  # one line, no traceback
     assert answer.stdout == ""

@@ -22,12 +22,17 @@ def server(dockyter_server):
 
 
 def create(server, args: str, token: str | None = None, **fields) -> httpx.Response:
-    return httpx.post(server.url + "/sessions", json={"args": args, **fields}, headers=server.headers(token), timeout=60)
+    return httpx.post(
+        server.url + "/sessions", json={"args": args, **fields}, headers=server.headers(token), timeout=60
+    )
 
 
 def execute(server, session_id: str, cmd: str, token: str | None = None, **fields) -> httpx.Response:
     return httpx.post(
-        f"{server.url}/sessions/{session_id}/execute", json={"cmd": cmd, **fields}, headers=server.headers(token), timeout=60
+        f"{server.url}/sessions/{session_id}/execute",
+        json={"cmd": cmd, **fields},
+        headers=server.headers(token),
+        timeout=60,
     )
 
 
@@ -54,7 +59,9 @@ def test_streamed_like_execute(server, test_image):
     session = create(server, test_image).json()
     headers = server.headers(Accept="application/x-ndjson")
     body = {"cmd": "echo one; sleep 0.3; echo two >&2"}
-    with httpx.stream("POST", f"{server.url}/sessions/{session['id']}/execute", json=body, headers=headers, timeout=30) as response:
+    with httpx.stream(
+        "POST", f"{server.url}/sessions/{session['id']}/execute", json=body, headers=headers, timeout=30
+    ) as response:
         assert response.headers["content-type"] == "application/x-ndjson"
         events = [json.loads(line) for line in response.iter_lines() if line]
     assert events[0]["event"] == "start" and len(events[0]["id"]) == 16
@@ -86,10 +93,19 @@ def test_a_client_that_goes_away_stops_the_command_only(server, test_image):
     execute(server, session["id"], "KEPT=yes")
     headers = server.headers(Accept="application/x-ndjson")
     with httpx.stream(
-        "POST", f"{server.url}/sessions/{session['id']}/execute", json={"cmd": "sleep 60; echo never"}, headers=headers, timeout=30
+        "POST",
+        f"{server.url}/sessions/{session['id']}/execute",
+        json={"cmd": "sleep 60; echo never"},
+        headers=headers,
+        timeout=30,
     ) as response:
         next(response.iter_lines())  # the start event: the command runs; then the client leaves
-    after = wait_until(lambda: (r := execute(server, session["id"], "echo $KEPT; ps -o comm | grep -c '^sleep'")).status_code == 200 and r, timeout=15)
+    after = wait_until(
+        lambda: (
+            (r := execute(server, session["id"], "echo $KEPT; ps -o comm | grep -c '^sleep'")).status_code == 200 and r
+        ),
+        timeout=15,
+    )
     assert after.json()["stdout"] == "yes\n0\n"
 
 
@@ -119,7 +135,12 @@ def test_the_policy_and_the_limits_apply(dockyter_server, test_image, sh_image):
     assert no_bash.status_code == 400 and "no bash" in no_bash.json()["detail"]
     session = create(server, test_image).json()
     assert create(server, test_image).status_code == 429
-    limits = docker("inspect", "--format", "{{.HostConfig.Memory}} {{.HostConfig.CapDrop}} {{.HostConfig.NetworkMode}}", session["container"])
+    limits = docker(
+        "inspect",
+        "--format",
+        "{{.HostConfig.Memory}} {{.HostConfig.CapDrop}} {{.HostConfig.NetworkMode}}",
+        session["container"],
+    )
     assert limits.stdout.split() == [str(512 * 1024 * 1024), "[ALL]", "none"]
 
 
@@ -161,7 +182,16 @@ def test_the_maximum_lifetime_ends_a_busy_session_too(dockyter_server, test_imag
 def test_a_restarted_server_removes_what_a_crashed_one_left(dockyter_server, test_image):
     name = "test-" + secrets.token_hex(4)
     left = docker(
-        "run", "-d", "--rm", "--label", "io.dockyter.managed=1", "--label", f"{LABEL}={name}:0123456789ab", test_image, "sleep", "300"
+        "run",
+        "-d",
+        "--rm",
+        "--label",
+        "io.dockyter.managed=1",
+        "--label",
+        f"{LABEL}={name}:0123456789ab",
+        test_image,
+        "sleep",
+        "300",
     ).stdout.strip()
     try:
         dockyter_server(server_name=name)

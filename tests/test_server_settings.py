@@ -79,7 +79,11 @@ def test_booleans_from_flags_and_environment():
         (["--no-auth", "--host", "0.0.0.0"], {}, "--no-auth is refused on '0.0.0.0'"),
         (["--no-auth", "--host", "::"], {}, "--no-auth is refused on '::'"),
         (["--no-auth", "--host", "192.168.1.10"], {}, "--no-auth is refused"),
-        (["--no-auth"], {"DOCKYTER_SERVER_PORT": "eighty"}, "environment variable DOCKYTER_SERVER_PORT: expected an integer, got 'eighty'"),
+        (
+            ["--no-auth"],
+            {"DOCKYTER_SERVER_PORT": "eighty"},
+            "environment variable DOCKYTER_SERVER_PORT: expected an integer, got 'eighty'",
+        ),
         (["--no-auth"], {"DOCKYTER_SERVER_AUTH": "maybe"}, "expected true or false"),
         (["--no-auth"], {"DOCKYTER_SERVER_PROT": "1"}, "unknown environment variable DOCKYTER_SERVER_PROT"),
         (["--no-auth", "--port", "70000"], {}, "port must be between 0 and 65535"),

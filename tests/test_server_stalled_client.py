@@ -42,7 +42,8 @@ class StalledClient:
         auth = f"Authorization: Bearer {token}\r\n" if token else ""
         self.socket.sendall(
             f"POST /execute HTTP/1.1\r\nHost: {host}\r\n{auth}Accept: application/x-ndjson\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n".encode() + payload
+            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n".encode()
+            + payload
         )
         self._raw = b""
         self._body = b""

@@ -198,7 +198,9 @@ class Policy:
                 _refuse(written, "a bind mount needs an absolute source path")
             for key in values.keys() - BIND_KEYS:
                 _refuse(written, f"the key {key!r} does not apply to a bind mount")
-            kept = {key: value or "" for key, value in values.items() if key in BIND_KEYS - {"type", "source", "readonly"}}
+            kept = {
+                key: value or "" for key, value in values.items() if key in BIND_KEYS - {"type", "source", "readonly"}
+            }
             return self._bind(written, source, readonly, kept)
         if kind == "volume":
             if source:
@@ -267,7 +269,9 @@ class Policy:
 
     def _mount_rule(self, path: str) -> AllowedMount | None:
         """The most specific allowed mount ``path`` is at or below (as configured, or resolved at start-up)."""
-        matches = [(len(root), mount) for mount, real in self.roots for root in (mount.path, real) if within(path, root)]
+        matches = [
+            (len(root), mount) for mount, real in self.roots for root in (mount.path, real) if within(path, root)
+        ]
         return max(matches, key=lambda match: match[0])[1] if matches else None
 
     def warn_about_roots(self) -> None:
@@ -283,7 +287,9 @@ class Policy:
                 exposed = view.exposed_by(root)
                 if exposed:
                     log.warning(
-                        "allowed mount %s holds what no mount may expose (%s): such mounts are refused", mount.path, exposed
+                        "allowed mount %s holds what no mount may expose (%s): such mounts are refused",
+                        mount.path,
+                        exposed,
                     )
             for other, other_real in self.roots:
                 inside = any(a != b and within(a, b) for a, b in ((real, other_real), (mount.path, other.path)))

@@ -71,6 +71,6 @@ def resolve_runtime(runtime: str, docker_command: Sequence[str]) -> str:
         known = ", ".join(engine.names) or "none"
         raise RuntimeUnavailable(
             f"the container engine has no runtime {runtime!r} (it has: {known}); register it in the engine's "
-            "configuration (\"runtimes\" in /etc/docker/daemon.json, then reload dockerd) or change --runtime"
+            'configuration ("runtimes" in /etc/docker/daemon.json, then reload dockerd) or change --runtime'
         )
     return runtime or engine.default
