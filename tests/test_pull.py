@@ -180,3 +180,15 @@ def test_interrupting_a_pull_stops_it_and_nothing_runs(kernel, registry):
     # no pull is left behind in the kernel: its dial-stdio child is gone
     children = subprocess.run(["pgrep", "-P", str(kernel.pid), "-f", "dial-stdio"], capture_output=True, text=True)
     assert children.stdout == ""
+
+
+def test_a_session_start_pulls_with_the_same_progress_line(cell, ip, registry):
+    image = registry.push_fresh_image()
+    run = cell(f"%docker_session start pulled {image}")
+    assert run.error is None, run.stderr
+    assert SUMMARY.search(run.stderr), run.stderr
+    assert cell("%%docker --session pulled\nwc -c < /blob").stdout == "3000000\n"
+    missing = cell(f"%docker_session start lacking {registry.host}/dockyter-pull/missing:1")
+    assert "could not start" in str(missing.error) and "manifest unknown" in str(missing.error), missing.error
+    assert "Traceback" not in missing.stdout + missing.stderr
+    cell("%docker_session stop --all")

@@ -31,7 +31,7 @@ from ..contract import (
     run_argv,
 )
 from ..dockerargs import RunArgs
-from ..errors import BackendError, RuntimeNotFound
+from ..errors import BackendError, RuntimeNotFound, SessionDead
 from ..lifecycle import given_name
 from ..output import OutputSink, ProgressLine, Stream
 from ..pull import PullFailed, last_value, needs_pull, pull
@@ -178,6 +178,9 @@ class DockerBackend(Backend):
     def open_session(self, name: str, args: RunArgs) -> SessionShell:
         from ..sessionshell import SessionShell  # only when sessions are used
 
+        not_started = self._pull_if_missing(args)  # the same progress line as a cell's
+        if not_started is not None:
+            raise SessionDead(not_started.message or f"{args.image} could not be pulled", not_started.exit_code)
         return SessionShell.launch(self.settings, name, args)
 
     def status(self) -> BackendStatus:
