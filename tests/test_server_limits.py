@@ -51,6 +51,7 @@ def test_output_over_the_cap_stops_the_container(dockyter_server, test_image):
 
 
 def test_the_cap_counts_stdout_and_stderr_together_in_a_stream(dockyter_server, test_image):
+    # Both streams race for the cap; whichever crosses it, exactly 5000 bytes arrive in all.
     server = dockyter_server(max_output_bytes=5000)
     with server.stream({"cmd": "while :; do echo out; echo err >&2; done", "args": test_image}) as events:
         seen = list(events)

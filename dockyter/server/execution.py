@@ -328,7 +328,8 @@ class Execution:
         while self._queue.qsize() >= QUEUE_EVENTS and not self._dropping:
             self._room.clear()
             await self._room.wait()
-        if not self._dropping:
+        # Output counted under the cap before the cap stopped the run is still part of "exactly the cap".
+        if not self._dropping or self.reason == "output_limit":
             self._queue_output(stream, text)
 
     def _queue_output(self, stream: str, text: str) -> None:
