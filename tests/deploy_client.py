@@ -8,6 +8,7 @@ soon as it happens, so that the test can act while a run is still going:
     deploy_client.py cell URL CA TOKEN ARGS CMD       the real Dockyter API client runs CMD:
                                                       {"stdout"|"stderr": TEXT} per chunk, then
                                                       {"exit_code": N, "reason": ..., "message": ...}
+                                                      or {"error": MESSAGE}, the client's one line
     deploy_client.py request METHOD URL CA [TOKEN] [JSON]
                                                       one plain HTTPS request: {"status": N, "body": ...}
 
@@ -27,6 +28,7 @@ from dockyter.backends.api import APIBackend
 from dockyter.backends.base import RunRequest
 from dockyter.backends.settings import StaticSettings
 from dockyter.dockerargs import parse_run_args
+from dockyter.errors import DockyterError
 from dockyter.output import OutputSink, Stream
 
 
@@ -49,6 +51,9 @@ def cell(url: str, ca: str, token: str, args: str, command: str) -> None:
     backend = APIBackend(StaticSettings(api_url=url, api_token=token, api_ca_bundle=ca))
     try:
         result = backend.run(RunRequest(parse_run_args(args), command), LineSink())
+    except DockyterError as error:  # what a notebook shows as one line
+        emit({"error": str(error)})
+        return
     finally:
         backend.close()
     emit({"exit_code": result.exit_code, "reason": result.reason, "message": result.message})

@@ -139,6 +139,14 @@ class Deployment:
         )  # fmt: skip
         return [tuple(line.split("\t", 1)) for line in answer.stdout.splitlines() if "\t" in line]  # type: ignore[misc]
 
+    def replica_container(self, slot: str) -> str:
+        """The running container of server replica ``slot`` (on the manager, where replicas run)."""
+        answer = self.cluster.docker(
+            "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={self.stack}_server",
+            "--filter", f"name={self.stack}_server.{slot}.",
+        )  # fmt: skip
+        return answer.stdout.strip()
+
     def proxy_address(self) -> str:
         """The address of the node the proxy runs on: it publishes port 443 there (host mode)."""
         node = self.tasks("proxy")[0][0]

@@ -102,3 +102,34 @@ def test_output_streams_live_and_a_cancel_through_the_proxy_removes_the_service(
     assert rest[-1]["exit_code"] == 130 and rest[-1]["reason"] == "cancelled"
     assert "finished" not in "".join(r.get("stdout", "") for r in rest)
     assert wait_until(lambda: not cluster.services(REPLICAS), timeout=10), "the cancelled run's service stayed"
+
+
+# Last: it kills a replica, which Swarm then restarts.
+def test_a_replica_that_dies_is_skipped_by_the_proxy_and_its_run_does_not_outlive_it(deployment, swarm_image):
+    cluster = deployment.cluster
+    client = deployment.start_cell(swarm_image, "echo started; sleep 120; echo finished")
+    try:
+        assert next_record(client) == {"stdout": "started\n"}
+        services = wait_until(lambda: cluster.services(REPLICAS), timeout=10)
+        labels = json.loads(
+            cluster.docker("service", "inspect", "--format", "{{json .Spec.Labels}}", services[0]).stdout
+        )
+        slot = labels["io.dockyter.server"].split(":")[0].removeprefix("dockyter-")
+        container = deployment.replica_container(slot)
+        assert container, f"no running container for replica {slot}"
+        assert cluster.docker("kill", container).returncode == 0
+        # The notebook is told, in one line, rather than left waiting.
+        end = next_record(client)
+        while not {"exit_code", "error"} & end.keys():
+            end = next_record(client)
+    finally:
+        client.kill()
+        client.wait()
+    assert "the API stream ended before the command finished" in end.get("error", ""), end
+    # Meanwhile the proxy sends every request to the replica that is left.
+    for _ in range(4):
+        assert deployment.request("GET", "/health", token=deployment.token)["status"] == 200
+    # Nothing of the run outlives its replica (the client's cancel reaches the other replica,
+    # or the restarted one removes what its slot left), and Swarm brings the replica back.
+    assert wait_until(lambda: not cluster.services(REPLICAS), timeout=30), cluster.services(REPLICAS)
+    assert wait_until(lambda: deployment.replica_container(slot), timeout=60), "the replica did not come back"
