@@ -19,6 +19,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from swarm_fixtures import Cluster
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "docs" / "deploy"
 CLIENT = Path(__file__).resolve().parent / "deploy_client.py"
-HOST_NAME = "dockyter.example.org"  # the Caddyfile's, as shipped: the client's /etc/hosts names the proxy so
+HOST_NAME = "dockyter.example.org"  # the shipped Caddyfile's; the client's own /etc/hosts maps it to the proxy
 URL = f"https://{HOST_NAME}"
 # The images .ci/images builds (bash .ci/images --all), and their names in the cluster's registry.
 SERVER_IMAGE = "dockyter-test/server:1"
@@ -62,13 +63,12 @@ def run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
 def make_certificates(work: Path) -> None:
     """ca.crt, and tls.crt / tls.key for HOST_NAME signed by it (openssl, valid one day)."""
     (work / "san.cnf").write_text(f"subjectAltName=DNS:{HOST_NAME}\n")
-    quiet = {"cwd": work}
     run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=dockyter test CA",
-         "-keyout", "ca.key", "-out", "ca.crt"], **quiet)  # fmt: skip
+         "-keyout", "ca.key", "-out", "ca.crt"], cwd=work)  # fmt: skip
     run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={HOST_NAME}",
-         "-keyout", "tls.key", "-out", "tls.csr"], **quiet)  # fmt: skip
+         "-keyout", "tls.key", "-out", "tls.csr"], cwd=work)  # fmt: skip
     run(["openssl", "x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-         "-days", "1", "-extfile", "san.cnf", "-out", "tls.crt"], **quiet)  # fmt: skip
+         "-days", "1", "-extfile", "san.cnf", "-out", "tls.crt"], cwd=work)  # fmt: skip
 
 
 @dataclass
@@ -84,7 +84,8 @@ class Deployment:
     # -- set-up ----------------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, cluster: Cluster, work: Path) -> Deployment:
+    def prepare(cls, cluster: Cluster, work: Path) -> Deployment:
+        """The files beside the stack file, as README.md asks for; nothing on the cluster yet."""
         registry = cluster.registry
         images = (f"{registry}/dockyter-deploy/server:1", f"{registry}/dockyter-deploy/proxy:1")
         deployment = cls(cluster, "dyt-deploy-" + secrets.token_hex(3), work, secrets.token_hex(16), images)
@@ -92,18 +93,21 @@ class Deployment:
             (work / name).write_text((DEPLOY / name).read_text())
         (work / "tokens.txt").write_text(f"alice:{deployment.token}\n")
         make_certificates(work)
-        deployment.push_images()
+        return deployment
+
+    def deploy(self) -> None:
+        """Push the images, then ``docker stack deploy`` the shipped file with its variables set."""
+        self.push_images()
         environment = {
             **os.environ,
-            "DOCKYTER_SERVER_IMAGE": images[0],
-            "DOCKYTER_PROXY_IMAGE": images[1],
-            "DOCKYTER_ALLOWED_IMAGES": f"{registry}/dockyter-test/*",
-            # The nodes' own engines: /var/run/docker.sock on a node of this cluster is the host's.
-            "DOCKYTER_ENGINE_SOCKET": cluster.host.removeprefix("unix://"),
+            "DOCKYTER_SERVER_IMAGE": self.images[0],
+            "DOCKYTER_PROXY_IMAGE": self.images[1],
+            "DOCKYTER_ALLOWED_IMAGES": f"{self.cluster.registry}/dockyter-test/*",
+            # The manager's own engine: on this cluster's nodes /var/run/docker.sock is the host's.
+            "DOCKYTER_ENGINE_SOCKET": self.cluster.host.removeprefix("unix://"),
         }
-        command = [*cluster.docker_command, "stack", "deploy", "--compose-file", "dockyter-stack.yml", deployment.stack]
-        run(command, cwd=work, env=environment)
-        return deployment
+        command = [*self.cluster.docker_command, "stack", "deploy", "--compose-file", "dockyter-stack.yml", self.stack]
+        run(command, cwd=self.work, env=environment)
 
     def push_images(self) -> None:
         """The local images into the manager (``docker save | load``), then into the registry."""
@@ -133,11 +137,16 @@ class Deployment:
 
     def tasks(self, service: str) -> list[tuple[str, str]]:
         """(node, current state) of the tasks of a service of the stack that should be running."""
-        answer = self.cluster.docker(
-            "service", "ps", "--filter", "desired-state=running", "--format", "{{.Node}}\t{{.CurrentState}}",
-            f"{self.stack}_{service}",
-        )  # fmt: skip
-        return [tuple(line.split("\t", 1)) for line in answer.stdout.splitlines() if "\t" in line]  # type: ignore[misc]
+        command = ["service", "ps", "--filter", "desired-state=running", "--format", "{{.Node}}\t{{.CurrentState}}"]
+        # A manager busy with other tests' services may fail a request now and then: ask again.
+        for _ in range(3):
+            answer = self.cluster.docker(*command, f"{self.stack}_{service}")
+            if answer.returncode == 0:
+                break
+            time.sleep(1.0)
+        assert answer.returncode == 0, f"docker service ps {self.stack}_{service}: {answer.stderr.strip()}"
+        rows = (line.partition("\t") for line in answer.stdout.splitlines())
+        return [(node, state) for node, tab, state in rows if tab]
 
     def replica_container(self, slot: str) -> str:
         """The running container of server replica ``slot`` (on the manager, where replicas run)."""

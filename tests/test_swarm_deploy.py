@@ -28,14 +28,13 @@ REPLICAS = ("dockyter-1", "dockyter-2")  # the stack file's server names, one pe
 @pytest.fixture(scope="module")
 def deployment(swarm_cluster, tmp_path_factory) -> Iterator[Deployment]:
     skip_or_fail(image_problem())
-    work = tmp_path_factory.mktemp("deploy")
-    deployed = None
+    deployed = Deployment.prepare(swarm_cluster, tmp_path_factory.mktemp("deploy"))
     try:
-        deployed = Deployment.create(swarm_cluster, work)
+        deployed.deploy()
         deployed.wait_ready()
         yield deployed
     finally:
-        left = deployed.remove() if deployed else []
+        left = deployed.remove()
     assert not left, f"the stack left: {left}"
     # The nodes delete a removed task's container seconds after its service went.
     gone = wait_until(lambda: not swarm_cluster.leftovers(REPLICAS), timeout=LEFTOVER_WAIT, interval=0.5)
@@ -65,12 +64,16 @@ def test_a_cell_runs_through_the_tls_proxy_with_its_output_and_exit_code(deploym
     assert records[-1] == {"exit_code": 3, "reason": None, "message": None}
 
 
-def test_a_request_without_a_token_is_refused_at_the_replica(deployment, swarm_image):
+def test_requests_without_a_token_or_for_another_image_are_refused(deployment, swarm_image):
     refused = deployment.request("POST", "/execute", body={"cmd": "true", "args": swarm_image})
     assert refused["status"] == 401
     assert "token" in refused["body"]["detail"]
     wrong = deployment.request("POST", "/execute", token="not-a-token", body={"cmd": "true", "args": swarm_image})
     assert wrong["status"] == 401
+    # The allowed images are the stack's DOCKYTER_ALLOWED_IMAGES: the cluster registry's test images.
+    other = deployment.request("POST", "/execute", token=deployment.token, body={"cmd": "true", "args": "busybox:1"})
+    assert other["status"] == 403
+    assert "busybox:1" in other["body"]["detail"]
 
 
 def test_output_streams_live_and_a_cancel_through_the_proxy_removes_the_service(deployment, swarm_image):
