@@ -20,10 +20,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 source_dir=$(cd "$here/../.." && pwd)
 die() { printf 'build-server-image: error: %s\n' "$*" >&2; exit 1; }
 
-# Which source an image holds, as its label io.dockyter.source-sha256: a checksum of
-# pyproject.toml and every file of the package (sha256sum of each, in byte order, then of that list).
+# What an image was built from, as its label io.dockyter.source-sha256: a checksum of every
+# file of the package, pyproject.toml and this recipe (sha256sum of each, in byte order, then
+# of that list).
 source_sha256() {
-    (cd "$source_dir" && { echo pyproject.toml; find dockyter -type f ! -path '*/__pycache__/*'; } \
+    (cd "$source_dir" && { printf '%s\n' pyproject.toml docs/deploy/Dockerfile docs/deploy/build-server-image.sh;
+        find dockyter -type f ! -path '*/__pycache__/*'; } \
         | LC_ALL=C sort | xargs -d '\n' sha256sum | sha256sum | cut -c1-64)
 }
 if [ "${1:-}" = --source-sha256 ]; then source_sha256; exit 0; fi
@@ -43,7 +45,7 @@ facts=$("${docker[@]}" run --rm --entrypoint python3 "$base" -c '
 import platform, sys
 libc, version = platform.libc_ver()
 print(f"{sys.version_info[0]}.{sys.version_info[1]}", libc, version, platform.machine())
-' 2>&1) || die "cannot run python3 in $base: $(printf '%s' "$facts" | tail -n 1)"
+' 2>&1) || die "cannot run python3 in $base: $(printf '%s\n' "$facts" | grep -v -e "^Run 'docker" -e '^$' | tail -n 1)"
 read -r py_version libc libc_version machine <<<"$facts"
 [ "$libc" = glibc ] || die "$base does not use glibc (${libc:-unknown C library}): no wheels are prepared for it"
 [ "${py_version#3.}" -ge 11 ] 2>/dev/null || die "$base has Python $py_version; dockyter-server needs 3.11 or later"
@@ -70,4 +72,6 @@ cp "$here/Dockerfile" "$context/Dockerfile"
 out=$("${docker[@]}" build --quiet --build-arg "BASE=$base" --label "io.dockyter.source-sha256=$(source_sha256)" \
     --tag "$tag" "$context" 2>&1) \
     || { printf '%s\n' "$out" >&2; die "docker build of $tag failed (output above)"; }
+# The classic builder keeps the install stage as an untagged image; BuildKit keeps none.
+"${docker[@]}" image prune --force --filter label=io.dockyter.build-stage=install >/dev/null 2>&1 || true
 printf '%s\n' "$tag"
