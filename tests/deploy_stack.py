@@ -162,10 +162,14 @@ class Deployment:
         return self.cluster.docker("node", "inspect", "--format", "{{.Status.Addr}}", node).stdout.strip()
 
     def describe(self) -> str:
-        answer = self.cluster.docker(
+        """The stack's tasks and the last lines the servers logged, to explain a failure."""
+        tasks = self.cluster.docker(
             "stack", "ps", "--no-trunc", "--format", "{{.Name}} {{.Node}} {{.CurrentState}} {{.Error}}", self.stack
         )
-        return answer.stdout.strip() or answer.stderr.strip()
+        logs = self.cluster.docker("service", "logs", "--tail", "10", f"{self.stack}_server")
+        return "\n".join(
+            text.strip() for text in (tasks.stdout, tasks.stderr, logs.stdout, logs.stderr) if text.strip()
+        )
 
     # -- a notebook, inside the cluster's network --------------------------------------------------
 
