@@ -47,6 +47,14 @@ def next_record(client: subprocess.Popen[str]) -> dict[str, Any]:
     return json.loads(line)
 
 
+def the_running_service(cluster) -> dict[str, str]:
+    """The labels of the one execution service of the replicas (an earlier test's may take a moment to go)."""
+    services = wait_until(lambda: len(cluster.services(REPLICAS)) == 1 and cluster.services(REPLICAS), timeout=15)
+    assert services, f"not exactly one execution service: {cluster.services(REPLICAS)}"
+    answer = cluster.docker("service", "inspect", "--format", "{{json .Spec.Labels}}", services[0])
+    return json.loads(answer.stdout)
+
+
 def test_swarm_runs_two_server_replicas_on_the_manager_and_the_proxy(deployment):
     servers = deployment.tasks("server")
     assert [node for node, _ in servers] == ["dyt-manager", "dyt-manager"]
@@ -84,11 +92,7 @@ def test_output_streams_live_and_a_cancel_through_the_proxy_removes_the_service(
         assert next_record(client) == {"stdout": "started\n"}
         assert client.poll() is None
         # The run is a service of the swarm, started by one of the replicas for alice.
-        services = wait_until(lambda: cluster.services(REPLICAS), timeout=10)
-        assert len(services) == 1, services
-        labels = json.loads(
-            cluster.docker("service", "inspect", "--format", "{{json .Spec.Labels}}", services[0]).stdout
-        )
+        labels = the_running_service(cluster)
         assert labels["io.dockyter.who"] == "alice"
         assert labels["io.dockyter.server"].split(":")[0] in REPLICAS
         execution = labels["io.dockyter.execution"]
@@ -113,10 +117,7 @@ def test_a_replica_that_dies_is_skipped_by_the_proxy_and_its_run_does_not_outliv
     client = deployment.start_cell(swarm_image, "echo started; sleep 120; echo finished")
     try:
         assert next_record(client) == {"stdout": "started\n"}
-        services = wait_until(lambda: cluster.services(REPLICAS), timeout=10)
-        labels = json.loads(
-            cluster.docker("service", "inspect", "--format", "{{json .Spec.Labels}}", services[0]).stdout
-        )
+        labels = the_running_service(cluster)
         slot = labels["io.dockyter.server"].split(":")[0].removeprefix("dockyter-")
         container = deployment.replica_container(slot)
         assert container, f"no running container for replica {slot}"
