@@ -41,8 +41,10 @@ import json
 import logging
 import re
 import secrets
+import shlex
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from ..contract import MANAGED_LABEL, OWNER_LABEL, SERVER_LABEL, owner_id
@@ -59,6 +61,10 @@ log = logging.getLogger("dockyter.server")
 
 POLL_INTERVAL = 0.2  # seconds between two looks at the tasks' states
 NODE_POLL_INTERVAL = 1.0  # seconds between two looks at which nodes are down
+# The manager is taken for lost after this many failed polls in a row, spanning at least
+# MANAGER_PATIENCE seconds: a leader election or a slow answer must not end the runs.
+MANAGER_FAILURES = 5
+MANAGER_PATIENCE = 10.0
 
 
 class SwarmExecutor:
@@ -74,6 +80,7 @@ class SwarmExecutor:
         self.running: dict[str, SwarmExecution] = {}
         self.closing = False
         self.down_nodes: set[str] = set()
+        self.manager_lost: str | None = None  # why the runs cannot be followed any more, while so
         self.state = SwarmState(self.label, settings.docker_command, self.control)
         self._poller: asyncio.Task[None] | None = None
         self._poke = asyncio.Event()
@@ -221,6 +228,9 @@ class SwarmExecutor:
 
     async def _poll_forever(self) -> None:
         last_nodes = 0.0
+        failures, last_answer = 0, time.monotonic()  # polls the manager did not answer, in a row
+        self.manager_lost = None
+        manager = shlex.join(self.settings.docker_command)
         while True:
             watched = [execution for execution in self.running.values() if execution.watching]
             if not watched:
@@ -240,7 +250,17 @@ class SwarmExecutor:
             except Exception:  # the poller must outlive any surprise in the CLI's answers
                 log.exception("polling the swarm failed")
                 statuses = None
+            if statuses is None:
+                failures += 1
+                silent = time.monotonic() - last_answer
+                if failures >= MANAGER_FAILURES and silent >= MANAGER_PATIENCE and not self.manager_lost:
+                    self.manager_lost = f"the Swarm manager ({manager}) has not answered for {silent:.0f} s"
+                    log.warning(json.dumps({"event": "manager_lost", "manager": manager}))
+            else:
+                failures, last_answer, self.manager_lost = 0, time.monotonic(), None
             for execution in watched:
+                if self.manager_lost:
+                    execution.update(replace(execution.status, lost=self.manager_lost))  # it ends with an error
                 if statuses is not None and execution.name in statuses:
                     execution.update(statuses[execution.name])
                 if execution.status.node in self.down_nodes:

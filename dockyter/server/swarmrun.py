@@ -283,6 +283,13 @@ class SwarmExecution:
                         "message": f"the node {status.node} went down during the run: "
                         f"the execution is lost and its service {self.name} removed",
                     }
+                if status.lost:
+                    self.engine_down = True
+                    return {
+                        "event": "error",
+                        "message": f"{status.lost}: the run is given up, and its service {self.name} "
+                        "is removed once the manager answers again",
+                    }
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     self.stop("timeout", f"timed out after {self.timeout:g} s: service {self.name} removed")
