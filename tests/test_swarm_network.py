@@ -33,9 +33,10 @@ NODE_PORT = 7946  # Swarm's gossip port: every node listens on it
 
 def probe(peers: list[str], registry: str, nodes: list[str] = ()) -> str:
     """A command that says, one line each, whether it reaches each peer, each node and the registry."""
-    checks = [
-        f"if nc -w 3 {peer} 8080 </dev/null; then echo peer-reached; else echo peer-unreachable; fi" for peer in peers
-    ]
+    # A few tries at a peer: a node learns where a new task's peers are by gossip, which takes
+    # a moment under load; a peer on another network fails at once ("Network is unreachable").
+    reach = "for try in 1 2 3 4 5; do nc -w 2 {} 8080 </dev/null && break; sleep 1; false; done"
+    checks = [f"if {reach.format(peer)}; then echo peer-reached; else echo peer-unreachable; fi" for peer in peers]
     checks += [
         f"if nc -w 3 {node} {NODE_PORT} </dev/null; then echo node-reached; else echo node-unreachable; fi"
         for node in nodes
