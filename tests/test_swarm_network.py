@@ -206,6 +206,29 @@ def test_with_network_empty_a_task_has_its_nodes_default_here_loopback_only(swar
     assert not swarm_cluster.networks((server.settings.server_name,))
 
 
+def test_the_sweep_removes_networks_left_behind(swarm_server, swarm_image, swarm_cluster):
+    server = swarm_server(reap_interval=0.5)
+    suffix = secrets.token_hex(4)
+    # One of this instance's that no execution uses, and one of a vanished replica, past its deadline.
+    left = {"io.dockyter.server": server.executor.label}
+    expired = {"io.dockyter.server": f"gone-{suffix}:0", "io.dockyter.deadline": str(int(time.time()) - 1)}
+    names = {f"dyt-test-left-{suffix}": left, f"dyt-test-expired-{suffix}": expired}
+    for name, labels in names.items():
+        flags = [word for key, value in labels.items() for word in ("--label", f"{key}={value}")]
+        created = swarm_cluster.docker(
+            "network", "create", "--driver", "overlay", "--internal", "--label", "io.dockyter.managed=1", *flags, name
+        )
+        assert created.returncode == 0, created.stderr
+    try:
+        # An execution spanning several sweeps keeps its token's network.
+        body = server.execute({"cmd": "sleep 3; echo still-here", "args": swarm_image}).json()
+        assert (body["exit_code"], body["stdout"]) == (0, "still-here\n")
+        assert wait_until(lambda: not any(exists(swarm_cluster, name) for name in names), timeout=15)
+    finally:
+        for name in names:
+            swarm_cluster.docker("network", "rm", name)
+
+
 # -- the network keeper itself, against the cluster's manager --------------------------------------
 
 
