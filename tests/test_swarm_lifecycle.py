@@ -40,8 +40,9 @@ def service_exists(cluster, name: str) -> bool:
 def no_container_within(cluster, seconds: float, servers: tuple[str, ...] = ()) -> bool:
     """No task runs any more within ``seconds``; its stopped container is gone soon after.
 
-    Removing a service stops its task at once (SIGKILL); the node then takes a few more
-    seconds to take the container off its overlay network and delete it.
+    Removing a service has its node kill the task (SIGKILL) about 3 s later when the task has a
+    network, and delete the container 2 s after that: the node's agent waits 2 s before each
+    step (docs/scaling.md, Failures).
     """
     stopped = wait_until(lambda: not cluster.running(servers), timeout=max(seconds, 0.5), interval=0.2)
     return stopped and wait_until(lambda: not cluster.containers(servers), timeout=20, interval=0.5)
