@@ -1,4 +1,4 @@
-"""Figure 9: dockyter-server with the Swarm executor, on the three-node cluster of ``.ci/cluster``.
+"""Figure 12: dockyter-server with the Swarm executor, on the three-node cluster of ``.ci/cluster``.
 
 Two comparisons, each made of alternating rounds in one run:
 
