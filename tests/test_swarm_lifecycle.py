@@ -40,8 +40,9 @@ def service_exists(cluster, name: str) -> bool:
 def no_container_within(cluster, seconds: float, servers: tuple[str, ...] = ()) -> bool:
     """No task runs any more within ``seconds``; its stopped container is gone soon after.
 
-    Removing a service stops its task at once (SIGKILL); the node then takes a few more
-    seconds to take the container off its overlay network and delete it.
+    Removing a service has its node kill the task (SIGKILL) about 3 s later when the task has a
+    network, and delete the container 2 s after that: the node's agent waits 2 s before each
+    step (docs/scaling.md, Failures).
     """
     stopped = wait_until(lambda: not cluster.running(servers), timeout=max(seconds, 0.5), interval=0.2)
     return stopped and wait_until(lambda: not cluster.containers(servers), timeout=20, interval=0.5)
@@ -233,3 +234,96 @@ def test_a_worker_that_dies_mid_run_ends_the_run_with_an_error_naming_it(swarm_s
     assert wait_until(lambda: not swarm_cluster.containers(mine), timeout=30, interval=0.5), swarm_cluster.containers(
         mine
     )
+
+
+def test_after_a_cancel_the_nodes_container_is_gone_within_5_s_when_no_overlay_network_is_attached(
+    swarm_server, swarm_image, swarm_cluster
+):
+    # With a network attached, the node's agent sleeps 2 s before stopping a removed task and
+    # 2 s again before deleting its container (moby's defaultGossipConvergeDelay, hard-coded,
+    # for load balancer convergence): 5-7 s, see docs/scaling.md. Without one (network = ""
+    # on nodes run with --bridge none) nothing waits, and the container goes within the bound.
+    server = swarm_server(network="")
+    mine = (server.settings.server_name,)
+    with server.stream({"cmd": "echo ready; sleep 60", "args": swarm_image}) as events:
+        start = first_output(events)
+        assert swarm_cluster.containers(mine)
+        started = time.monotonic()
+        answer = httpx.post(f"{server.url}/executions/{start['id']}/cancel", headers=server.headers(), timeout=60)
+        assert answer.json() == {"id": start["id"], "cancelled": True}
+        list(events)
+    left = GONE_WITHIN - (time.monotonic() - started)
+    assert wait_until(lambda: not swarm_cluster.containers(mine), timeout=max(left, 0.1), interval=0.2)
+
+
+class SocketProxy:
+    """A unix socket forwarding every connection to another one, until it is cut.
+
+    Stands for the path to the Swarm manager: cutting it makes the manager unreachable to a
+    server while the cluster, and the task, carry on.
+    """
+
+    def __init__(self, path: str, target: str) -> None:
+        self.path, self.target = path, target
+        self.listener = socket.socket(socket.AF_UNIX)
+        self.listener.bind(path)
+        self.listener.listen(64)
+        self.connections: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # cut
+            upstream = socket.socket(socket.AF_UNIX)
+            upstream.connect(self.target)
+            self.connections += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        for end in (source, sink):
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self) -> None:
+        self.listener.close()
+        os.unlink(self.path)
+        for connection in self.connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def test_a_manager_that_stops_answering_ends_the_run_with_an_error_naming_it(
+    swarm_server, swarm_image, swarm_cluster, tmp_path
+):
+    path = str(tmp_path / "manager.sock")
+    target = swarm_cluster.host.removeprefix("unix://")
+    proxy = SocketProxy(path, target)
+    server = swarm_server(docker_command=["docker", "-H", f"unix://{path}"])
+    with server.stream({"cmd": "echo ready; sleep 120", "args": swarm_image, "timeout": 120}) as events:
+        start = first_output(events)
+        proxy.cut()
+        rest = list(events)
+    assert rest[-1]["event"] == "error"
+    assert f"the Swarm manager (docker -H unix://{path}) has not answered" in rest[-1]["message"]
+    assert "dockyter-" + start["id"] in rest[-1]["message"]
+    # The run was given up, not timed out: the task still runs on its node.
+    assert service_exists(swarm_cluster, "dockyter-" + start["id"])
+    # Back, the manager hears from the server again: its shutdown removes the service (the
+    # fixture checks that nothing is left).
+    proxy = SocketProxy(path, target)
+    server.stop()
+    proxy.cut()

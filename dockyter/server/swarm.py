@@ -3,10 +3,11 @@
 ``docker_command`` reaches a Swarm manager (``docker -H unix:///...``, ``DOCKER_HOST``, a
 context). For each execution the executor
 
-1. creates an ``--internal`` overlay network of its own (unless the policy let the request
-   name a network): Swarm has no ``--network none`` for services, and a service without a
-   network lands on the node's default bridge, with outside access. An internal overlay
-   has no gateway, so the task reaches nothing outside it, and no other task shares it;
+1. joins its owner's ``--internal`` overlay network (unless the policy let the request name
+   a network): Swarm has no ``--network none`` for services, and a service without a network
+   lands on the node's default bridge, with outside access. An internal overlay has no
+   gateway, so the task reaches nothing outside it, and only the same token's running
+   executions share it (:mod:`.swarmnetworks`);
 2. creates a service ``--mode replicated --replicas 1 --restart-condition none`` with the
    same confinement as the engine executor (:mod:`.swarmargs` translates the request's
    ``docker run`` options) and labels naming the server instance, the owner, the execution,
@@ -18,9 +19,9 @@ context). For each execution the executor
    (one ``docker service ps`` for all of them, and ``docker node ls`` for dead nodes);
 5. when the task has ended, reads the whole log once more and sends what the follower had
    not delivered yet (Swarm holds back a last line without a newline), then ``exit``;
-6. removes the service (its container goes with it) and then the network, whatever ended
-   the run: the task's end, cancel, timeout, the output cap, a lost client, a dead node,
-   shutdown.
+6. removes the service (its container goes with it) and releases the network (removed with
+   its owner's last execution), whatever ended the run: the task's end, cancel, timeout, the
+   output cap, a lost client, a dead node, shutdown.
 
 Labels are the state that replicas of the server share: a cancel reaching another replica
 finds the service by its ``io.dockyter.execution`` label; a restarted replica removes what
@@ -28,7 +29,7 @@ its crashed predecessor (same ``server_name``) left; and any replica removes a s
 is past its deadline, whoever started it.
 
 Steps 1 to 5 are one :class:`~.swarmrun.SwarmExecution`; this module holds the executor that
-starts the executions, polls their tasks, and removes services and networks.
+starts the executions, polls their tasks, and removes services; :mod:`.swarmnetworks` keeps the networks.
 """
 
 from __future__ import annotations
@@ -40,14 +41,17 @@ import json
 import logging
 import re
 import secrets
+import shlex
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
-from ..contract import MANAGED_LABEL, SERVER_LABEL, owner_id
+from ..contract import MANAGED_LABEL, OWNER_LABEL, SERVER_LABEL, owner_id
 from .executor import CONTROL_TIMEOUT, CommandTooLong, Control, ShuttingDown, TooBusy
 from .policy import Plan
 from .settings import Settings
+from .swarmnetworks import SwarmNetworks
 from .swarmrun import DEADLINE_LABEL, WHO_LABEL, NotOnSwarm, SwarmExecution, message_text
 from .swarmstate import EXECUTION_LABEL, SwarmState
 
@@ -57,8 +61,10 @@ log = logging.getLogger("dockyter.server")
 
 POLL_INTERVAL = 0.2  # seconds between two looks at the tasks' states
 NODE_POLL_INTERVAL = 1.0  # seconds between two looks at which nodes are down
-NETWORK_RETRY = 1.0  # a network can be removed once the task's container has left it
-NETWORK_PATIENCE = 60.0  # seconds of retries before a network is left to the sweep
+# The manager is taken for lost after this many failed polls in a row, spanning at least
+# MANAGER_PATIENCE seconds: a leader election or a slow answer must not end the runs.
+MANAGER_FAILURES = 5
+MANAGER_PATIENCE = 10.0
 
 
 class SwarmExecutor:
@@ -74,12 +80,13 @@ class SwarmExecutor:
         self.running: dict[str, SwarmExecution] = {}
         self.closing = False
         self.down_nodes: set[str] = set()
+        self.manager_lost: str | None = None  # why the runs cannot be followed any more, while so
         self.state = SwarmState(self.label, settings.docker_command, self.control)
         self._poller: asyncio.Task[None] | None = None
         self._poke = asyncio.Event()
         self._reaper: asyncio.Task[None] | None = None
-        self._pending_networks: dict[str, float] = {}  # network -> when to give up on it
-        self._network_reaper: asyncio.Task[None] | None = None
+        labels = {MANAGED_LABEL: "1", SERVER_LABEL: self.label, OWNER_LABEL: self.owner}
+        self.networks = SwarmNetworks(self.control, labels, WHO_LABEL, DEADLINE_LABEL)
         self._leftovers_checked = False
 
     # -- executions ---------------------------------------------------------------------------------
@@ -188,7 +195,7 @@ class SwarmExecutor:
                 found[spec["Name"]] = spec
         return found
 
-    async def networks(self, label_filter: str) -> dict[str, dict[str, str]] | None:
+    async def network_labels(self, label_filter: str) -> dict[str, dict[str, str]] | None:
         """Labels of every network matching ``label_filter``, by name; None when the manager cannot be asked."""
         answer = await self.control("network", "ls", "--filter", f"label={label_filter}", "--format", "{{.Name}}")
         if answer is None or answer.returncode != 0:
@@ -205,38 +212,10 @@ class SwarmExecutor:
         return found
 
     async def remove_service(self, execution: SwarmExecution) -> None:
-        """Remove the service now (its task's container goes with it); its network once free."""
+        """Remove the service now (its task's container goes with it) and release its network."""
         await self.control("service", "rm", execution.name)
         if execution.network:
-            self._remove_network(execution.network)
-
-    def _remove_network(self, name: str) -> None:
-        """Remove ``name`` once the removed task's container has left it (the node takes seconds).
-
-        Pending networks are removed together, one ``docker network rm`` for all of them a
-        second, rather than one retrying CLI per execution: with dozens of executions ending
-        at once, starting CLI processes is what costs the most.
-        """
-        self._pending_networks.setdefault(name, time.monotonic() + NETWORK_PATIENCE)
-        if self._network_reaper is None or self._network_reaper.done():
-            self._network_reaper = asyncio.create_task(self._remove_networks(), name="dockyter network reaper")
-
-    async def _remove_networks(self) -> None:
-        while self._pending_networks:
-            names = list(self._pending_networks)
-            answer = await self.control("network", "rm", *names)
-            if answer is not None:
-                # Removed ones are printed; one already gone is as good.
-                done = set(answer.stdout.split())
-                done |= {name for name in names if f"network {name} not found" in answer.stderr}
-                for name in done:
-                    self._pending_networks.pop(name, None)
-            for name, give_up in list(self._pending_networks.items()):
-                if time.monotonic() > give_up:
-                    self._pending_networks.pop(name)
-                    log.warning(json.dumps({"event": "network_left", "network": name}))  # the sweep tries again
-            if self._pending_networks:
-                await asyncio.sleep(NETWORK_RETRY)
+            self.networks.release(execution.network)
 
     # -- the poller -----------------------------------------------------------------------------------
 
@@ -249,6 +228,9 @@ class SwarmExecutor:
 
     async def _poll_forever(self) -> None:
         last_nodes = 0.0
+        failures, last_answer = 0, time.monotonic()  # polls the manager did not answer, in a row
+        self.manager_lost = None
+        manager = shlex.join(self.settings.docker_command)
         while True:
             watched = [execution for execution in self.running.values() if execution.watching]
             if not watched:
@@ -268,7 +250,17 @@ class SwarmExecutor:
             except Exception:  # the poller must outlive any surprise in the CLI's answers
                 log.exception("polling the swarm failed")
                 statuses = None
+            if statuses is None:
+                failures += 1
+                silent = time.monotonic() - last_answer
+                if failures >= MANAGER_FAILURES and silent >= MANAGER_PATIENCE and not self.manager_lost:
+                    self.manager_lost = f"the Swarm manager ({manager}) has not answered for {silent:.0f} s"
+                    log.warning(json.dumps({"event": "manager_lost", "manager": manager}))
+            else:
+                failures, last_answer, self.manager_lost = 0, time.monotonic(), None
             for execution in watched:
+                if self.manager_lost:
+                    execution.update(replace(execution.status, lost=self.manager_lost))  # it ends with an error
                 if statuses is not None and execution.name in statuses:
                     execution.update(statuses[execution.name])
                 if execution.status.node in self.down_nodes:
@@ -294,10 +286,10 @@ class SwarmExecutor:
         services = await self.services(SERVER_LABEL)
         self._leftovers_checked = services is not None
         removed = await self._remove_services(name for name, labels in (services or {}).items() if earlier(labels))
-        networks = await self.networks(SERVER_LABEL) or {}
+        networks = await self.network_labels(SERVER_LABEL) or {}
         for name, labels in networks.items():
             if earlier(labels):
-                self._remove_network(name)
+                self.networks.remove(name)
         if removed:
             log.warning(json.dumps({"event": "startup_cleanup", "removed": removed}))
         return removed
@@ -305,7 +297,7 @@ class SwarmExecutor:
     async def sweep(self) -> list[str]:
         """Remove this instance's services no execution owns, and anyone's past their deadline."""
         services = await self.services(MANAGED_LABEL) or {}
-        networks = await self.networks(MANAGED_LABEL) or {}
+        networks = await self.network_labels(MANAGED_LABEL) or {}
         now = time.time()
         owned = {execution.name for execution in self.running.values()}
 
@@ -323,8 +315,8 @@ class SwarmExecutor:
         owned |= {execution.name for execution in self.running.values()}
         removed = await self._remove_services(name for name, labels in services.items() if stale(name, labels))
         for name, labels in networks.items():
-            if stale(name, labels) and name not in services:
-                self._remove_network(name)
+            if stale(name, labels) and not self.networks.in_use(name):
+                self.networks.remove(name)
         return removed
 
     async def _remove_services(self, names: Iterable[str]) -> list[str]:
@@ -356,8 +348,6 @@ class SwarmExecutor:
                     await task
         mine = await self.services(f"{SERVER_LABEL}={self.label}") or {}
         await self._remove_services(mine)
-        for name in await self.networks(f"{SERVER_LABEL}={self.label}") or {}:
-            self._remove_network(name)
-        if self._network_reaper is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._network_reaper), NETWORK_PATIENCE)
+        for name in await self.network_labels(f"{SERVER_LABEL}={self.label}") or {}:
+            self.networks.remove(name)
+        await self.networks.wait_removed()

@@ -70,7 +70,7 @@ class SwarmExecution:
         self.merge_stderr = merge_stderr
         self.who = who
         self.id = secrets.token_hex(8)
-        self.name = NAME_PREFIX + self.id  # of the service, and of its network
+        self.name = NAME_PREFIX + self.id  # of the service
         self.deadline = time.time() + timeout + DEADLINE_GRACE
         self.bytes_out = 0
         self.reason: str | None = None
@@ -79,7 +79,7 @@ class SwarmExecution:
         self.engine_down = False
         self.status = TaskStatus()
         self.node = ""
-        self.network: str | None = None  # its own network, once created
+        self.network: str | None = None  # its owner's network, once acquired
         self.watching = False  # the poller reports on it (the service exists)
         self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=QUEUE_EVENTS)
         self._stop = asyncio.Event()
@@ -224,13 +224,10 @@ class SwarmExecution:
         """Create the network and the service; an event that ends the run when that fails."""
         executor = self.executor
         if self.own_network():
-            labels = [token for key, value in self.labels().items() for token in ("--label", f"{key}={value}")]
-            answer = await executor.control(
-                "network", "create", "--driver", "overlay", "--internal", *labels, self.name
-            )
-            if answer is None or answer.returncode != 0:
+            # The owner's internal network, shared by its running executions only (swarmnetworks.py).
+            self.network, answer = await executor.networks.acquire(self.who, self.deadline)
+            if self.network is None:
                 return await self._not_created(answer, "network create")
-            self.network = self.name
         argv = self.service_argv()
         answer = await executor.control(*argv[len(executor.settings.docker_command) :])
         if answer is None or answer.returncode != 0:
@@ -285,6 +282,13 @@ class SwarmExecution:
                         "event": "error",
                         "message": f"the node {status.node} went down during the run: "
                         f"the execution is lost and its service {self.name} removed",
+                    }
+                if status.lost:
+                    self.engine_down = True
+                    return {
+                        "event": "error",
+                        "message": f"{status.lost}: the run is given up, and its service {self.name} "
+                        "is removed once the manager answers again",
                     }
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:

@@ -30,6 +30,7 @@ class TaskStatus:
     node: str = ""  # host name of the node it was placed on
     error: str = ""  # Swarm's error text for a failed task
     gone: bool = False  # the service no longer exists (another replica removed it)
+    lost: str = ""  # why the manager is taken for lost (the poller's, not the manager's word)
 
 
 class SwarmState:
