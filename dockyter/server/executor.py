@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from ..contract import SERVER_LABEL, owner_id
 from ..pull import last_value, needs_pull
-from .execution import ENGINE_DOWN, EXIT_CODES, EXIT_WAIT, QUEUE_EVENTS, Event, Execution
+from .execution import ENGINE_DOWN, EXIT_WAIT, Execution
 from .executorerrors import (
     CommandTooLong,
     EngineUnavailable,
@@ -34,9 +34,10 @@ from .executorerrors import (
     check_argv_size,
 )
 from .policy import Plan
+from .runlife import EXIT_CODES, QUEUE_EVENTS, Event
 from .settings import Settings
 
-# The executor's names for the rest of the server, some defined in .execution and .executorerrors.
+# The executor's names for the rest of the server, some defined in .execution, .executorerrors and .runlife.
 __all__ = [
     "CONTROL_TIMEOUT",
     "ENGINE_DOWN",

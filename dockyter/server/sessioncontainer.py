@@ -121,7 +121,6 @@ class ServerSession:
         except OSError as error:
             raise SessionError(f"cannot start the container CLI: {error.strerror or error}") from None
         self._startup = run = SessionRun(self, "", START_TIMEOUT, False)
-        run._discard = False
         self._readers = [
             asyncio.create_task(self._read(self._process.stdout, "stdout")),  # type: ignore[arg-type]
             asyncio.create_task(self._read(self._process.stderr, "stderr")),  # type: ignore[arg-type]
