@@ -33,6 +33,7 @@ from ..contract import (
     SERVER_LABEL,
     IncrementalText,
     identity_args,
+    limit_args,
     run_argv,
 )
 from ..pull import PullFailed, PullProgress, last_value, pull
@@ -83,23 +84,12 @@ class Execution(Run):
         # The server process is the owner, as kernels label theirs: tells other tools whose container it is.
         labels = {MANAGED_LABEL: "1", SERVER_LABEL: self.executor.label, OWNER_LABEL: self.executor.owner}
         # Output is streamed to the client: keeping a copy in the engine's log files is waste.
-        server_args = [*identity_args(labels), "--log-driver", "none"]
-        if settings.network and not plan.has_network:
-            server_args += ["--network", settings.network]
-        if settings.memory:
-            server_args += ["--memory", settings.memory]
-        if settings.cpus:
-            server_args += ["--cpus", settings.cpus]
-        if settings.pids_limit:
-            server_args += ["--pids-limit", str(settings.pids_limit)]
-        if settings.drop_capabilities:
-            server_args += ["--cap-drop", "ALL"]
-        if settings.forbid_new_privileges:
-            server_args += ["--security-opt", "no-new-privileges"]
-        if settings.pull:
-            server_args += ["--pull", settings.pull]
-        if settings.runtime:
-            server_args += ["--runtime", settings.runtime]
+        server_args = [
+            *identity_args(labels),
+            "--log-driver",
+            "none",
+            *limit_args(settings, has_network=plan.has_network),
+        ]
         return run_argv(
             settings.docker_command,
             self.name,
