@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import json
-import logging
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +42,6 @@ from .runlife import EXIT_CODES, QUEUE_EVENTS, Event, Run
 if TYPE_CHECKING:
     from .executor import Executor
 
-log = logging.getLogger("dockyter.server")
 
 PULL_EVENT_INTERVAL = 0.25  # seconds between two pull progress events
 EXIT_WAIT = 10.0  # seconds for the CLI to end once its container is killed
@@ -183,40 +180,39 @@ class Execution(Run):
         assert process is not None
         pipes = [(process.stdout, "stdout"), (process.stderr, "stderr")]
         readers = [asyncio.create_task(self._read(pipe, stream)) for pipe, stream in pipes if pipe is not None]
-        ended = asyncio.ensure_future(asyncio.gather(*readers, process.wait()))
-        stop_asked = asyncio.create_task(self._stop.wait())
-        final: Event | None = None
         removed = False
-        try:
-            waiting: set[asyncio.Future[Any]] = {ended, stop_asked}  # two result types: wait wants one
-            done, _ = await asyncio.wait(waiting, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED)
-            if ended in done:
-                ended.result()  # a reader that failed fails the run (and the finally removes the container)
-            else:
-                self._time_is_up()
-                await self.executor.kill_and_remove(self.name, process)
-                removed = True
-                try:
-                    await asyncio.wait_for(asyncio.shield(ended), EXIT_WAIT)
-                except TimeoutError:  # pipes held open by something else: stop reading them
-                    for reader in readers:
-                        reader.cancel()
-            final = self._final_event(process.returncode)
-        except asyncio.CancelledError:
-            final = {"event": "error", "message": "the server stopped this execution"}
-            raise
-        except Exception as error:  # never leave a container behind because of a bug here
-            log.exception("execution %s failed", self.id)
-            final = {"event": "error", "message": f"the server failed while running the command: {error}"}
-        finally:
-            stop_asked.cancel()
+
+        async def clean_up() -> None:
             try:
                 if not removed and (process.returncode is None or self.reason is not None):
                     await asyncio.shield(self.executor.kill_and_remove(self.name, process))
             finally:
                 for reader in readers:
                     reader.cancel()
-                self._finish(final)
+
+        async def work() -> Event:
+            nonlocal removed
+            ended = asyncio.ensure_future(asyncio.gather(*readers, process.wait()))
+            stop_asked = asyncio.create_task(self._stop.wait())
+            try:
+                waiting: set[asyncio.Future[Any]] = {ended, stop_asked}  # two result types: wait wants one
+                done, _ = await asyncio.wait(waiting, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED)
+                if ended in done:
+                    ended.result()  # a reader that failed fails the run (and clean_up removes the container)
+                else:
+                    self._time_is_up()
+                    await self.executor.kill_and_remove(self.name, process)
+                    removed = True
+                    try:
+                        await asyncio.wait_for(asyncio.shield(ended), EXIT_WAIT)
+                    except TimeoutError:  # pipes held open by something else: stop reading them
+                        for reader in readers:
+                            reader.cancel()
+                return self._final_event(process.returncode)
+            finally:
+                stop_asked.cancel()
+
+        await self._guarded(work(), clean_up)
 
     async def _read(self, pipe: asyncio.StreamReader, stream: str) -> None:
         """Forward one pipe to the queue until it closes (after a stop, read and drop it)."""
@@ -242,16 +238,4 @@ class Execution(Run):
         return {"event": "exit", "code": code, "reason": None, "message": None}
 
     def _log(self, final: Event | None) -> None:
-        record = {
-            "event": "execution",
-            "id": self.id,
-            "container": self.name,
-            "image": self.plan.args.image,
-            "runtime": self.executor.runtime,
-            "who": self.who,
-            "exit_code": final.get("code") if final else None,
-            "reason": self.reason or ("error" if final and final["event"] == "error" else None),
-            "duration": round(time.monotonic() - self._started, 3),
-            "bytes_out": self.bytes_out,
-        }
-        log.info(json.dumps(record), extra={"execution": record})
+        self._log_record(final, container=self.name, image=self.plan.args.image, runtime=self.executor.runtime)

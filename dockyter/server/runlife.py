@@ -22,8 +22,11 @@ what happens to the output on its way:
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..contract import EXIT_INTERRUPTED, EXIT_KILLED, EXIT_TIMEOUT, IncrementalText
@@ -34,12 +37,15 @@ QUEUE_EVENTS = 64  # output chunks waiting for a slow client; beyond that the co
 
 Event = dict[str, Any]
 
+log = logging.getLogger("dockyter.server")
+
 
 class Run:
     """One run's events, stop and end. Consume it with :meth:`next_event` until ``exit`` or ``error``.
 
-    A subclass starts the work in ``_task`` and, once what it started is gone, calls
-    :meth:`_finish`; it names what a stop does in :meth:`stopped` and frees its slot in
+    A subclass starts its work in ``_task``, usually through :meth:`_guarded` (which ends with
+    :meth:`_finish` once what the run started is removed); it feeds output through
+    :meth:`_forward`, names what a stop does in :meth:`stopped` and frees its slot in
     :meth:`_release`.
     """
 
@@ -76,6 +82,20 @@ class Run:
 
     def _log(self, final: Event | None) -> None:
         """Log the run's end; nothing by default."""
+
+    def _log_record(self, final: Event | None, **where: Any) -> None:
+        """The one ``execution`` log record of a run; ``where`` names what ran it (container, service...)."""
+        record = {
+            "event": "execution",
+            "id": self.id,
+            **where,
+            "who": self.who,
+            "exit_code": final.get("code") if final else None,
+            "reason": self.reason or ("error" if final and final["event"] == "error" else None),
+            "duration": round(time.monotonic() - self._started, 3),
+            "bytes_out": self.bytes_out,
+        }
+        log.info(json.dumps(record), extra={"execution": record})
 
     # -- for the consumer -------------------------------------------------------------------------
 
@@ -155,6 +175,27 @@ class Run:
         """Queue an event that is not output (past the bound: there are few of them)."""
         if not self._consumer_gone:
             self._queue.put_nowait(event)
+
+    async def _guarded(self, work: Awaitable[Event], clean_up: Callable[[], Awaitable[None]]) -> None:
+        """Await ``work`` (the final event); whatever happens then, ``clean_up`` and :meth:`_finish`.
+
+        A bug in ``work`` ends the run with an ``error`` event instead of leaving what it
+        started behind, and so does the server's own cancellation of the run's task.
+        """
+        final: Event | None = None
+        try:
+            final = await work
+        except asyncio.CancelledError:
+            final = {"event": "error", "message": "the server stopped this execution"}
+            raise
+        except Exception as error:  # never leave a container or a service behind because of a bug
+            log.exception("execution %s failed", self.id)
+            final = {"event": "error", "message": f"the server failed while running the command: {error}"}
+        finally:
+            try:
+                await clean_up()
+            finally:
+                self._finish(final)
 
     def _finish(self, final: Event | None) -> None:
         """The run is over and what it started removed: free its slot, log it, queue its final event."""

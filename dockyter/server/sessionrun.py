@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from typing import TYPE_CHECKING
 
 from ..contract import EXIT_INTERRUPTED, EXIT_KILLED, IncrementalText
@@ -22,8 +21,6 @@ from .runlife import EXIT_CODES, Event, Run
 
 if TYPE_CHECKING:
     from .sessioncontainer import ServerSession
-
-log = logging.getLogger("dockyter.server")
 
 STOP_GRACE = 2.0  # seconds between SIGINT and SIGKILL of a stopped command
 SETTLE = 3.0  # seconds each later step of the stop ladder waits for the shell
@@ -89,25 +86,21 @@ class SessionRun(Run):
         return "late"
 
     async def _run(self) -> None:
-        final: Event | None = None
-        try:
-            outcome = await self._ask(cell_line(self.cmd, self.token, self.merge_stderr), self.timeout)
-            if outcome == "late":
-                self._time_is_up()
-            if outcome in ("late", "stop"):
-                outcome = await self._stop_command()
-            final = self._final(outcome)
-        except asyncio.CancelledError:
-            final = {"event": "error", "message": "the server stopped this command"}
-            raise
-        except Exception as error:  # noqa: BLE001 - never leave a run hanging because of a bug here
-            log.exception("session run %s failed", self.id)
-            final = {"event": "error", "message": f"the server failed while running the command: {error}"}
-        finally:
-            for stream, decoder in self._decoders.items():
-                with contextlib.suppress(Exception):
-                    await self._emit(stream, decoder.flush())
-            self._finish(final)
+        await self._guarded(self._command(), self._flush)
+
+    async def _command(self) -> Event:
+        outcome = await self._ask(cell_line(self.cmd, self.token, self.merge_stderr), self.timeout)
+        if outcome == "late":
+            self._time_is_up()
+        if outcome in ("late", "stop"):
+            outcome = await self._stop_command()
+        return self._final(outcome)
+
+    async def _flush(self) -> None:
+        """What the decoders still hold (an incomplete character) goes out before the end."""
+        for stream, decoder in self._decoders.items():
+            with contextlib.suppress(Exception):
+                await self._emit(stream, decoder.flush())
 
     async def _stop_command(self) -> str:
         for step, wait in (("INT", STOP_GRACE), ("foreground", SETTLE), ("all", SETTLE)):

@@ -157,23 +157,15 @@ class SwarmExecution(Run):
         self._task = asyncio.create_task(self._run(), name=f"dockyter {self.name}")
 
     async def _run(self) -> None:
-        final: Event | None = None
-        try:
-            final = await self._create()
-            if final is None:
-                final = await self._follow()
-        except asyncio.CancelledError:
-            final = {"event": "error", "message": "the server stopped this execution"}
-            raise
-        except Exception as error:  # never leave a service behind because of a bug here
-            log.exception("execution %s failed", self.id)
-            final = {"event": "error", "message": f"the server failed while running the command: {error}"}
-        finally:
-            self.watching = False
-            try:
-                await asyncio.shield(self.executor.remove_service(self))
-            finally:
-                self._finish(final)
+        await self._guarded(self._create_and_follow(), self._remove)
+
+    async def _create_and_follow(self) -> Event:
+        return await self._create() or await self._follow()
+
+    async def _remove(self) -> None:
+        """Remove the service (and its network), whatever ended the run."""
+        self.watching = False
+        await asyncio.shield(self.executor.remove_service(self))
 
     async def _create(self) -> Event | None:
         """Create the network and the service; an event that ends the run when that fails."""
@@ -328,16 +320,4 @@ class SwarmExecution(Run):
         }
 
     def _log(self, final: Event | None) -> None:
-        record = {
-            "event": "execution",
-            "id": self.id,
-            "service": self.name,
-            "node": self.node or None,
-            "image": self.plan.args.image,
-            "who": self.who,
-            "exit_code": final.get("code") if final else None,
-            "reason": self.reason or ("error" if final and final["event"] == "error" else None),
-            "duration": round(time.monotonic() - self._started, 3),
-            "bytes_out": self.bytes_out,
-        }
-        log.info(json.dumps(record), extra={"execution": record})
+        self._log_record(final, service=self.name, node=self.node or None, image=self.plan.args.image)
