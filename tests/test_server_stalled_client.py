@@ -310,7 +310,8 @@ def test_output_limit_while_the_client_stops_reading(kind):
 
 @pytest.mark.parametrize("kind", KINDS, indirect=True)
 def test_shutdown_while_the_client_stops_reading(kind):
-    target = kind(max_output_bytes=BIG, shutdown_timeout=2)
+    # Longer than GONE_WITHIN: the run must be stopped when shutdown begins, not when connections are closed.
+    target = kind(max_output_bytes=BIG, shutdown_timeout=GONE_WITHIN + 1)
     client, run_id = stalled(target, target.body(target.flood))
     stopper = threading.Thread(target=target.server.stop)
     try:

@@ -25,7 +25,7 @@ from ..sessionwire import (
     FrameScanner,
     setup_line,
 )
-from .executor import ExecutorError, check_argv_size
+from .executor import ExecutorError, ShuttingDown, check_argv_size
 from .policy import Plan
 from .sessionrun import SessionRun
 
@@ -196,6 +196,8 @@ class ServerSession:
     async def run(self, cmd: str, timeout: float, merge_stderr: bool) -> SessionRun:
         if self.ended is not None:
             raise SessionError(f"the session has ended: {self.ended}")
+        if self.registry.closing:
+            raise ShuttingDown("the server is shutting down")
         if self.current is not None:
             raise SessionBusy("a command is already running in this session: wait for it, or cancel it")
         run = SessionRun(self, cmd, timeout, merge_stderr)
