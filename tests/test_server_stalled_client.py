@@ -250,7 +250,12 @@ def gone_within(target: Target, run_id: str, since: float) -> None:
 
 @pytest.mark.parametrize(
     ("kind", "oci_runtime"),
-    [("engine", "runc"), ("engine", "runsc"), ("session", ""), pytest.param("swarm", "", marks=pytest.mark.swarm)],
+    [
+        pytest.param("engine", "runc", id="engine-runc"),
+        pytest.param("engine", "runsc", id="engine-runsc"),
+        pytest.param("session", "", id="session"),
+        pytest.param("swarm", "", marks=pytest.mark.swarm, id="swarm"),
+    ],
     indirect=True,
 )
 def test_cancel_while_the_client_stops_reading(kind):
