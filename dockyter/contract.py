@@ -2,7 +2,8 @@
 
 Exit codes for runs that Dockyter itself ended, the default shell, the streaming media type,
 how containers are named and labelled (and whose they are), the one ``docker run`` argv
-skeleton, and the incremental UTF-8 decoding of container output. Nothing here imports
+skeleton and the limits a server adds to it, and the incremental UTF-8 decoding of container
+output. Nothing here imports
 IPython, traitlets or requests: the server imports this module and ``dockerargs``, and
 nothing else from the client side.
 
@@ -22,6 +23,7 @@ import re
 import secrets
 import socket
 from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 # -- exit codes ----------------------------------------------------------------------------------
 # What a run reports when Dockyter (or dockyter-server) itself ended it, as GNU timeout, shells
@@ -83,6 +85,54 @@ def run_argv(
     # The engine reads stdout and stderr separately; merging in the container keeps their order.
     last = f"exec 2>&1; {command}" if merge_stderr else command
     return [*runtime, "run", "--rm", "--init", "--name", name, *before, *options, *after, image, *shell, last]
+
+
+class ServerLimits(Protocol):
+    """The settings by which ``dockyter-server`` confines every container it starts."""
+
+    @property
+    def network(self) -> str: ...
+    @property
+    def memory(self) -> str: ...
+    @property
+    def cpus(self) -> str: ...
+    @property
+    def pids_limit(self) -> int: ...
+    @property
+    def drop_capabilities(self) -> bool: ...
+    @property
+    def forbid_new_privileges(self) -> bool: ...
+    @property
+    def pull(self) -> str: ...
+    @property
+    def runtime(self) -> str: ...
+
+
+def limit_args(limits: ServerLimits, *, has_network: bool) -> list[str]:
+    """The ``docker run`` flags a server enforces on each of its containers, executions and sessions alike.
+
+    They go after the user's options, so they win: the server's network (unless the policy let
+    the request choose one: ``has_network``), memory, CPU and pid limits, no capabilities, no
+    new privileges, when to pull, and the OCI runtime.
+    """
+    args = []
+    if limits.network and not has_network:
+        args += ["--network", limits.network]
+    if limits.memory:
+        args += ["--memory", limits.memory]
+    if limits.cpus:
+        args += ["--cpus", limits.cpus]
+    if limits.pids_limit:
+        args += ["--pids-limit", str(limits.pids_limit)]
+    if limits.drop_capabilities:
+        args += ["--cap-drop", "ALL"]
+    if limits.forbid_new_privileges:
+        args += ["--security-opt", "no-new-privileges"]
+    if limits.pull:
+        args += ["--pull", limits.pull]
+    if limits.runtime:
+        args += ["--runtime", limits.runtime]
+    return args
 
 
 # -- whose container it is -------------------------------------------------------------------------

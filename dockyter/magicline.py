@@ -12,6 +12,7 @@ import keyword
 from dataclasses import dataclass, field
 
 from .dockerargs import ALIASES, BOOL_FLAGS, SHORT_FLAGS, VALUE_FLAGS, DockerArgsError, split_line
+from .output import Stream
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,19 @@ class CellOptions:
     session: str | None = None  # run in this session's container
     help: bool = False  # --help: show the usage, run nothing
     docker_tokens: list[str] = field(default_factory=list)
+
+    def handling(self, raise_on_error: bool) -> tuple[dict[str, Stream], bool, tuple[Stream, ...]]:
+        """What the cell's output options ask of the run path: the variables to store each stream
+        in, whether to raise on failure (``raise_on_error``, the configured value, unless the line
+        says), and the streams to hide (captured instead of shown, as ``%%bash`` does, unless --tee)."""
+        store: dict[str, Stream] = {}
+        if self.out:
+            store[self.out] = "stdout"
+        if self.err:
+            store[self.err] = "stderr"
+        raises = raise_on_error if self.raise_on_error is None else self.raise_on_error
+        hide = () if self.tee else tuple(store.values())
+        return store, raises, hide
 
 
 def parse_cell_line(line: str) -> CellOptions:

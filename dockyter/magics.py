@@ -26,7 +26,6 @@ from .dockerargs import DockerArgsError, split_line
 from .errors import BadUsage, say
 from .linechecks import eaten_backslashes
 from .magicline import OPTIONS, CellOptions, parse_cell_line
-from .output import Stream
 from .sessionmagic import SESSION_USAGE, SessionTable, session_command
 from .status import StatusReport
 
@@ -166,13 +165,8 @@ class DockyterMagics(Magics):
         with usage_errors():
             with core.layers.one_cell(options.profile):  # --profile NAME: its args and overrides, this cell only
                 args = parse_args(options.docker_tokens) if options.docker_tokens else core.configured_args()
-                store: dict[str, Stream] = {}
-                if options.out:
-                    store[options.out] = "stdout"
-                if options.err:
-                    store[options.err] = "stderr"
-                raise_on_error = core.raise_on_error if options.raise_on_error is None else options.raise_on_error
-                hide = () if options.tee else tuple(store.values())  # captured instead of shown, as %%bash
+                # Inside the profile's cell: it may set raise_on_error.
+                store, raise_on_error, hide = options.handling(core.raise_on_error)
                 core.run(
                     cell,
                     cell_asker(raise_on_error),
@@ -186,13 +180,7 @@ class DockyterMagics(Magics):
 
     def _cell_in_session(self, options: CellOptions, cell: str) -> None:
         core = self.core
-        store: dict[str, Stream] = {}
-        if options.out:
-            store[options.out] = "stdout"
-        if options.err:
-            store[options.err] = "stderr"
-        raise_on_error = core.raise_on_error if options.raise_on_error is None else options.raise_on_error
-        hide = () if options.tee else tuple(store.values())  # captured instead of shown, as %%docker
+        store, raise_on_error, hide = options.handling(core.raise_on_error)
         with usage_errors():
             core.run(
                 cell,

@@ -32,6 +32,7 @@ from .contract import (
     new_container_name,
     owner_id,
 )
+from .control import control
 from .dockerargs import RunArgs
 from .errors import DockyterError, Interrupted, RuntimeNotFound, SessionDead
 from .output import OutputSink, Stream
@@ -50,7 +51,6 @@ from .sessionwire import (
 
 SIGNAL_CHECK = 0.2  # never block longer than this, so an interrupt is seen (see backends/docker.py)
 IDLE_KEEP = 65536  # bytes of background output kept between cells, per session
-CONTROL_TIMEOUT = 20.0
 SETTLE = 3.0  # seconds each later step of the stop ladder waits for the shell to answer
 
 Item = tuple[Stream, "bytes | None"]  # a chunk of output, or None at end-of-file
@@ -312,17 +312,7 @@ class SessionShell:
 
     def control(self, *args: str) -> subprocess.CompletedProcess[str] | None:
         """A short runtime command (kill, exec, rm, stats); None if it could not run."""
-        try:
-            return subprocess.run(
-                [*self.runtime, *args],
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=CONTROL_TIMEOUT,
-                start_new_session=True,
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return None
+        return control(self.runtime, *args)
 
     # -- ending -------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from traitlets.config import Configurable
 from traitlets.utils.bunch import Bunch
 
 from . import backends
-from .argv import Argv
+from .argv import words_setting
 from .backends.settings import api_url_problem
 from .contract import DEFAULT_SHELL
 from .dockerargs import DockerArgsError, parse_run_args
@@ -46,24 +46,24 @@ class DockyterTraits(Configurable):
         "%docker and %docker_on turn it on, %docker_off turns it off.",
     ).tag(config=True)
 
-    docker_command = Argv(
-        default_value=["docker"],
+    docker_command = words_setting(
+        ["docker"],
+        "The container CLI as an argv prefix: ['docker'], ['podman'], ['nerdctl'] or ['sudo', 'docker'].",
         minlen=1,
-        help="The container CLI as an argv prefix: ['docker'], ['podman'], ['nerdctl'] or ['sudo', 'docker'].",
-    ).tag(config=True)
+    )
 
-    shell = Argv(
-        default_value=list(DEFAULT_SHELL),
-        minlen=1,
-        help="How the cell is run inside the container; the cell text is appended as the last argument. "
+    shell = words_setting(
+        DEFAULT_SHELL,
+        "How the cell is run inside the container; the cell text is appended as the last argument. "
         "Use ['sh', '-c'] for images without bash.",
-    ).tag(config=True)
+        minlen=1,
+    )
 
-    base_run_args = Argv(
-        default_value=["--log-driver", "none"],
-        help="Arguments added to every `docker run` before the user's own. The default keeps the engine "
+    base_run_args = words_setting(
+        ["--log-driver", "none"],
+        "Arguments added to every `docker run` before the user's own. The default keeps the engine "
         "from also writing all output to a log file on disk (we stream it and remove the container).",
-    ).tag(config=True)
+    )
 
     here = Bool(
         False,

@@ -3,7 +3,7 @@
 from dockyter.backends.base import RunRequest
 from dockyter.backends.docker import DockerBackend
 from dockyter.backends.settings import StaticSettings
-from dockyter.contract import INIT_ENV, MANAGED_LABEL, OWNER_LABEL, identity_args, run_argv
+from dockyter.contract import INIT_ENV, MANAGED_LABEL, OWNER_LABEL, identity_args, limit_args, run_argv
 from dockyter.dockerargs import parse_run_args
 
 
@@ -26,6 +26,23 @@ def test_merging_stderr_happens_inside_the_container():
 
 def test_identity_labels_then_the_init_environment():
     assert identity_args({MANAGED_LABEL: "1"}) == ["--label", f"{MANAGED_LABEL}=1", "--env", INIT_ENV]
+
+
+def test_the_server_limits_in_order_and_only_those_set():
+    from dockyter.server.settings import Settings
+
+    settings = Settings(auth=False, pull="missing", runtime="runsc")
+    assert limit_args(settings, has_network=False) == [
+        "--network", "none", "--memory", "512m", "--cpus", "1", "--pids-limit", "256", "--cap-drop", "ALL",
+        "--security-opt", "no-new-privileges", "--pull", "missing", "--runtime", "runsc",
+    ]  # fmt: skip
+    # A network the policy let the request choose is not overridden; empty settings add nothing.
+    bare = Settings(
+        auth=False, network="", memory="", cpus="", pids_limit=0, drop_capabilities=False, forbid_new_privileges=False,
+        pull="",
+    )  # fmt: skip
+    assert limit_args(settings, has_network=True)[:2] == ["--memory", "512m"]
+    assert limit_args(bare, has_network=False) == []
 
 
 def test_the_docker_backend_puts_its_labels_and_defaults_before_the_users_options():

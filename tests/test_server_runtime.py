@@ -49,6 +49,27 @@ def test_every_container_runs_under_the_runtime_and_says_so(dockyter_server, tes
     assert records[-1]["runtime"] == oci_runtime
 
 
+@under_each_runtime
+def test_a_session_runs_under_the_runtime_with_the_same_limits(dockyter_server, test_image, oci_runtime):
+    server = dockyter_server()
+    made = httpx.post(f"{server.url}/sessions", json={"args": test_image}, headers=server.headers(), timeout=60)
+    assert made.status_code == 201, made.text
+    session = made.json()
+    inspected = docker("inspect", "--format", "{{json .HostConfig}}", session["container"])
+    assert inspected.returncode == 0, inspected.stderr
+    host = json.loads(inspected.stdout)
+    assert host["Runtime"] == oci_runtime
+    assert (host["NetworkMode"], host["PidsLimit"], host["Memory"]) == ("none", 256, 512 * 1024 * 1024)
+    assert host["CapDrop"] == ["ALL"] and host["SecurityOpt"] == ["no-new-privileges"]
+    answer = httpx.post(
+        f"{server.url}/sessions/{session['id']}/execute",
+        json={"cmd": "echo here"},
+        headers=server.headers(),
+        timeout=60,
+    )
+    assert answer.json()["stdout"] == "here\n"
+
+
 def test_without_the_setting_the_engine_default_is_reported(dockyter_server, test_image, caplog):
     server = dockyter_server()
     caplog.set_level("INFO", logger="dockyter.server")

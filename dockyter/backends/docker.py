@@ -30,6 +30,7 @@ from ..contract import (
     owner_is_gone,
     run_argv,
 )
+from ..control import control
 from ..dockerargs import RunArgs
 from ..errors import BackendError, RuntimeNotFound, SessionDead
 from ..lifecycle import given_name
@@ -50,7 +51,6 @@ PIPE_SIZE = 1 << 20
 # A read this large means output is pouring in; then wait GATHER seconds before the next one.
 FLOOD = 16384
 GATHER = 0.004
-CONTROL_TIMEOUT = 20.0  # seconds for a `docker kill` / `rm` / `version` call before we give up on it
 
 
 class DockerBackend(Backend):
@@ -161,17 +161,7 @@ class DockerBackend(Backend):
 
     def control(self, *args: str) -> subprocess.CompletedProcess[str] | None:
         """Run a short runtime command (kill, rm, ps, version); None if the runtime is missing."""
-        try:
-            return subprocess.run(
-                [*self.settings.docker_command, *args],
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=CONTROL_TIMEOUT,
-                start_new_session=True,
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return None
+        return control(self.settings.docker_command, *args)
 
     # -- status and cleanup -----------------------------------------------------------------
 

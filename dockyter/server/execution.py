@@ -6,11 +6,10 @@ chunks, decoded incrementally and handed to whoever consumes the execution (an N
 stream or a plain JSON reply) through a queue of at most ``QUEUE_EVENTS`` output events: a
 slow consumer slows the container down, it never makes the server buffer more.
 
-Once a stop is asked for (cancel, disconnect, timeout, output limit, shutdown) output is
-dropped: the readers keep draining the CLI's pipes and discard what they read, so that the
-CLI drains the engine's attach stream and ``docker kill`` / ``rm`` are not held up by a
-client that stopped reading. The final ``exit`` event is still queued (past the bound) for
-a consumer that reads later; only :meth:`Execution.abandon` (the consumer is gone) drops it.
+The queue, the output cap and what a stop does to the output are :class:`~.runlife.Run`'s:
+once a stop is asked for, the readers keep draining the CLI's pipes and discard what they
+read, so that the CLI drains the engine's attach stream and ``docker kill`` / ``rm`` are not
+held up by a client that stopped reading.
 
 An :class:`Execution` is started, tracked and removed by its :class:`~.executor.Executor`,
 which also runs the short CLI commands (``kill``, ``rm``, ``image inspect``) for it.
@@ -20,17 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import json
-import logging
-import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
 from ..contract import (
     EXIT_CANNOT_RUN,
-    EXIT_INTERRUPTED,
-    EXIT_KILLED,
-    EXIT_TIMEOUT,
     MANAGED_LABEL,
     NAME_PREFIX,
     OWNER_LABEL,
@@ -38,22 +31,19 @@ from ..contract import (
     SERVER_LABEL,
     IncrementalText,
     identity_args,
+    limit_args,
     run_argv,
 )
 from ..pull import PullFailed, PullProgress, last_value, pull
 from .executorerrors import CommandTooLong, EngineUnavailable, ExecutorError, check_argv_size
 from .policy import Plan
+from .runlife import EXIT_CODES, QUEUE_EVENTS, Event, Run
 
 if TYPE_CHECKING:
     from .executor import Executor
 
-log = logging.getLogger("dockyter.server")
-
-# The exit code reported for each way the server itself ends a run.
-EXIT_CODES = {"timeout": EXIT_TIMEOUT, "cancelled": EXIT_INTERRUPTED, "output_limit": EXIT_KILLED}
 
 PULL_EVENT_INTERVAL = 0.25  # seconds between two pull progress events
-QUEUE_EVENTS = 64  # output chunks waiting for a slow client; beyond that the container waits for it
 EXIT_WAIT = 10.0  # seconds for the CLI to end once its container is killed
 
 # What the docker and podman CLIs say (with exit status 125) when they cannot reach the engine.
@@ -64,77 +54,23 @@ ENGINE_DOWN = (
     "Cannot connect to Podman",
 )
 
-Event = dict[str, Any]
 
-
-class Execution:
+class Execution(Run):
     """One container run. Consume it with :meth:`next_event` until an ``exit`` or ``error`` event."""
 
     def __init__(self, executor: Executor, plan: Plan, cmd: str, timeout: float, merge_stderr: bool, who: str) -> None:
+        super().__init__(cmd, timeout, merge_stderr, who, executor.settings.max_output_bytes)
         self.executor = executor
         self.plan = plan
-        self.cmd = cmd
-        self.timeout = timeout
-        self.merge_stderr = merge_stderr
-        self.who = who
-        self.id = secrets.token_hex(8)
         self.name = NAME_PREFIX + self.id
-        self.bytes_out = 0
-        self.reason: str | None = None  # why the server stopped it, once it did
-        self.message: str | None = None
-        self.finished = False
-        self.engine_down = False  # it ended because the CLI could not reach the engine
-        # Unbounded as a queue: _emit bounds the output in it, so the final event always fits.
-        self._queue: asyncio.Queue[Event] = asyncio.Queue()
-        self._room = asyncio.Event()  # set when the consumer takes an event, or output is dropped
-        self._stop = asyncio.Event()
-        self._dropping = False  # a stop was asked for: read output and discard it
-        self._consumer_gone = False  # nobody will read any more: queue nothing, not even the end
         self._tail = ""  # the last output, to recognise the CLI's own "cannot connect" error
-        self._started = time.monotonic()
         self._process: asyncio.subprocess.Process | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._gone = asyncio.Event()  # set once the container is removed and the slot freed
 
-    # -- for the consumer -----------------------------------------------------------------------
+    def stopped(self) -> str:
+        return f"container {self.name} stopped and removed"
 
-    async def next_event(self, timeout: float | None = None) -> Event | None:
-        """The next event, or None when ``timeout`` seconds pass without one."""
-        try:
-            event = await asyncio.wait_for(self._queue.get(), timeout)
-        except TimeoutError:
-            return None
-        self._room.set()
-        return event
-
-    def stop(self, reason: str, message: str) -> None:
-        """Ask for the container to be killed and removed; the first reason given is kept.
-
-        From now on output is dropped, and a reader waiting for room in the queue is released.
-        """
-        if self.reason is None and not self.finished:
-            self.reason, self.message = reason, message
-        self._dropping = True
-        self._room.set()
-        self._stop.set()
-
-    async def cancel(self) -> None:
-        """Stop the execution because its client asked to, and wait until its container is gone."""
-        self.stop("cancelled", f"cancelled: container {self.name} stopped and removed")
-        await self.wait()
-
-    async def abandon(self) -> None:
-        """The consumer is gone (client disconnected): stop, drop the output, wait for removal."""
-        self.stop("disconnected", "the client went away")
-        self._consumer_gone = True
-        while not self._queue.empty():
-            self._queue.get_nowait()
-        await self.wait()
-
-    async def wait(self) -> None:
-        """Until the run is over and its container removed (not until a slow reader has read it all)."""
-        if self._task is not None:
-            await self._gone.wait()
+    def _release(self) -> None:
+        self.executor.forget(self)
 
     # -- running --------------------------------------------------------------------------------
 
@@ -145,23 +81,12 @@ class Execution:
         # The server process is the owner, as kernels label theirs: tells other tools whose container it is.
         labels = {MANAGED_LABEL: "1", SERVER_LABEL: self.executor.label, OWNER_LABEL: self.executor.owner}
         # Output is streamed to the client: keeping a copy in the engine's log files is waste.
-        server_args = [*identity_args(labels), "--log-driver", "none"]
-        if settings.network and not plan.has_network:
-            server_args += ["--network", settings.network]
-        if settings.memory:
-            server_args += ["--memory", settings.memory]
-        if settings.cpus:
-            server_args += ["--cpus", settings.cpus]
-        if settings.pids_limit:
-            server_args += ["--pids-limit", str(settings.pids_limit)]
-        if settings.drop_capabilities:
-            server_args += ["--cap-drop", "ALL"]
-        if settings.forbid_new_privileges:
-            server_args += ["--security-opt", "no-new-privileges"]
-        if settings.pull:
-            server_args += ["--pull", settings.pull]
-        if settings.runtime:
-            server_args += ["--runtime", settings.runtime]
+        server_args = [
+            *identity_args(labels),
+            "--log-driver",
+            "none",
+            *limit_args(settings, has_network=plan.has_network),
+        ]
         return run_argv(
             settings.docker_command,
             self.name,
@@ -214,13 +139,7 @@ class Execution:
         except ExecutorError as error:
             final = {"event": "error", "message": str(error)}
         if self._process is None:  # the pull failed, or the run was cancelled during it
-            final = final or self._final_event(None)
-            self.finished = True
-            self.executor.forget(self)
-            self._gone.set()
-            self._log(final)
-            if not self._consumer_gone:
-                self._queue.put_nowait(final)  # the end always gets in (the queue has no hard bound)
+            self._finish(final or self._final_event(None))
             return
         await self._run()
 
@@ -261,81 +180,51 @@ class Execution:
         assert process is not None
         pipes = [(process.stdout, "stdout"), (process.stderr, "stderr")]
         readers = [asyncio.create_task(self._read(pipe, stream)) for pipe, stream in pipes if pipe is not None]
-        ended = asyncio.ensure_future(asyncio.gather(*readers, process.wait()))
-        stop_asked = asyncio.create_task(self._stop.wait())
-        final: Event | None = None
         removed = False
-        try:
-            waiting: set[asyncio.Future[Any]] = {ended, stop_asked}  # two result types: wait wants one
-            done, _ = await asyncio.wait(waiting, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED)
-            if ended in done:
-                ended.result()  # a reader that failed fails the run (and the finally removes the container)
-            else:
-                self.stop("timeout", f"timed out after {self.timeout:g} s: container {self.name} stopped and removed")
-                await self.executor.kill_and_remove(self.name, process)
-                removed = True
-                try:
-                    await asyncio.wait_for(asyncio.shield(ended), EXIT_WAIT)
-                except TimeoutError:  # pipes held open by something else: stop reading them
-                    for reader in readers:
-                        reader.cancel()
-            final = self._final_event(process.returncode)
-        except asyncio.CancelledError:
-            final = {"event": "error", "message": "the server stopped this execution"}
-            raise
-        except Exception as error:  # never leave a container behind because of a bug here
-            log.exception("execution %s failed", self.id)
-            final = {"event": "error", "message": f"the server failed while running the command: {error}"}
-        finally:
-            stop_asked.cancel()
+
+        async def clean_up() -> None:
             try:
                 if not removed and (process.returncode is None or self.reason is not None):
                     await asyncio.shield(self.executor.kill_and_remove(self.name, process))
             finally:
                 for reader in readers:
                     reader.cancel()
-                self.finished = True
-                self.executor.forget(self)
-                self._gone.set()
-                self._log(final)
-            if final is not None and not self._consumer_gone:
-                # Past the output bound: a consumer that stopped reading gets it when it resumes.
-                self._queue.put_nowait(final)
+
+        async def work() -> Event:
+            nonlocal removed
+            ended = asyncio.ensure_future(asyncio.gather(*readers, process.wait()))
+            stop_asked = asyncio.create_task(self._stop.wait())
+            try:
+                waiting: set[asyncio.Future[Any]] = {ended, stop_asked}  # two result types: wait wants one
+                done, _ = await asyncio.wait(waiting, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED)
+                if ended in done:
+                    ended.result()  # a reader that failed fails the run (and clean_up removes the container)
+                else:
+                    self._time_is_up()
+                    await self.executor.kill_and_remove(self.name, process)
+                    removed = True
+                    try:
+                        await asyncio.wait_for(asyncio.shield(ended), EXIT_WAIT)
+                    except TimeoutError:  # pipes held open by something else: stop reading them
+                        for reader in readers:
+                            reader.cancel()
+                return self._final_event(process.returncode)
+            finally:
+                stop_asked.cancel()
+
+        await self._guarded(work(), clean_up)
 
     async def _read(self, pipe: asyncio.StreamReader, stream: str) -> None:
-        """Forward one pipe to the queue until it closes, counting bytes against the cap."""
+        """Forward one pipe to the queue until it closes (after a stop, read and drop it)."""
         decoder = IncrementalText()
-        limit = self.executor.settings.max_output_bytes
         while data := await pipe.read(READ_SIZE):
-            if self._dropping:
-                continue  # keep reading so that neither the CLI nor the engine blocks on us
-            room = limit - self.bytes_out
-            if len(data) > room:
-                # Checked even when room is 0: an earlier chunk may have ended exactly on the cap,
-                # and then this byte over it is the one that must stop the container.
-                self.bytes_out += room
-                # Exactly the cap is delivered, even to a consumer that is not reading now.
-                self._queue_output(stream, decoder.decode(data[:room]) + decoder.flush())
-                message = f"the output exceeded {limit} bytes: container {self.name} stopped and removed"
-                self.stop("output_limit", message)
-                continue
-            self.bytes_out += len(data)
-            await self._emit(stream, decoder.decode(data))
+            await self._forward(stream, decoder, data)
         await self._emit(stream, decoder.flush())
-
-    async def _emit(self, stream: str, text: str) -> None:
-        """Queue output, waiting while the queue holds QUEUE_EVENTS events (unless it is dropped)."""
-        while self._queue.qsize() >= QUEUE_EVENTS and not self._dropping:
-            self._room.clear()
-            await self._room.wait()
-        # Output counted under the cap before the cap stopped the run is still part of "exactly the cap".
-        if not self._dropping or self.reason == "output_limit":
-            self._queue_output(stream, text)
 
     def _queue_output(self, stream: str, text: str) -> None:
         if text and not self._consumer_gone:
             self._tail = (self._tail + text)[-2048:]
-            self._queue.put_nowait({"event": stream, "data": text})
+        super()._queue_output(stream, text)
 
     def _final_event(self, returncode: int | None) -> Event:
         if self.reason in EXIT_CODES:
@@ -349,16 +238,4 @@ class Execution:
         return {"event": "exit", "code": code, "reason": None, "message": None}
 
     def _log(self, final: Event | None) -> None:
-        record = {
-            "event": "execution",
-            "id": self.id,
-            "container": self.name,
-            "image": self.plan.args.image,
-            "runtime": self.executor.runtime,
-            "who": self.who,
-            "exit_code": final.get("code") if final else None,
-            "reason": self.reason or ("error" if final and final["event"] == "error" else None),
-            "duration": round(time.monotonic() - self._started, 3),
-            "bytes_out": self.bytes_out,
-        }
-        log.info(json.dumps(record), extra={"execution": record})
+        self._log_record(final, container=self.name, image=self.plan.args.image, runtime=self.executor.runtime)

@@ -20,11 +20,11 @@ import json
 import logging
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from ..contract import SERVER_LABEL, owner_id
 from ..pull import last_value, needs_pull
-from .execution import ENGINE_DOWN, EXIT_CODES, EXIT_WAIT, QUEUE_EVENTS, Event, Execution
+from .control import CONTROL_TIMEOUT, Control, control
+from .execution import ENGINE_DOWN, EXIT_WAIT, Execution
 from .executorerrors import (
     CommandTooLong,
     EngineUnavailable,
@@ -34,9 +34,11 @@ from .executorerrors import (
     check_argv_size,
 )
 from .policy import Plan
+from .runlife import EXIT_CODES, QUEUE_EVENTS, Event
 from .settings import Settings
 
-# The executor's names for the rest of the server, some defined in .execution and .executorerrors.
+# The executor's names for the rest of the server, some defined in .control, .execution, .executorerrors
+# and .runlife.
 __all__ = [
     "CONTROL_TIMEOUT",
     "ENGINE_DOWN",
@@ -55,17 +57,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("dockyter.server")
-
-CONTROL_TIMEOUT = 20.0  # seconds for a `docker kill` / `rm` / `ps` before giving up on it
-
-
-@dataclass(frozen=True)
-class Control:
-    """The outcome of a short CLI command (``kill``, ``rm``, ``ps``)."""
-
-    returncode: int
-    stdout: str
-    stderr: str
 
 
 class Executor:
@@ -136,29 +127,8 @@ class Executor:
     # -- the container CLI --------------------------------------------------------------------
 
     async def control(self, *args: str, timeout: float = CONTROL_TIMEOUT) -> Control | None:
-        """Run a short CLI command; None when it cannot be started or does not answer in time."""
-        try:
-            process = await asyncio.create_subprocess_exec(
-                *self.settings.docker_command,
-                *args,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,
-            )
-        except OSError:
-            return None
-        try:
-            out, err = await asyncio.wait_for(process.communicate(), timeout)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-            return None
-        finally:
-            if process.returncode is None:  # cancelled while waiting: never leave the CLI behind
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-        return Control(process.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"))
+        """Run a short CLI command (:func:`.control.control`) against this executor's engine."""
+        return await control(self.settings.docker_command, *args, timeout=timeout)
 
     async def kill_and_remove(self, name: str, process: asyncio.subprocess.Process | None = None) -> None:
         """``docker kill`` then ``docker rm -f`` by name; then make sure the CLI is gone too.

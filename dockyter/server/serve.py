@@ -2,12 +2,14 @@
 
 uvicorn waits for open connections before it runs the application's shutdown; a stream
 whose command runs for an hour would hold it that long. :class:`Server` stops every running
-execution as soon as shutdown begins (each stream then ends with its ``exit`` event, reason
-``cancelled``), and only then lets uvicorn close the connections.
+execution, and every command running in a session, as soon as shutdown begins (each stream
+then ends with its ``exit`` event, reason ``cancelled``), and only then lets uvicorn close
+the connections; the sessions themselves are removed by the application's shutdown.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import socket
@@ -19,18 +21,23 @@ import uvicorn
 from fastapi import FastAPI
 
 from .executor import Executor
+from .sessions import SessionRegistry
 from .settings import Settings
 
 
 class Server(uvicorn.Server):
     """uvicorn's server, with the executions stopped at the start of shutdown."""
 
-    def __init__(self, config: uvicorn.Config, executor: Executor) -> None:
+    def __init__(self, config: uvicorn.Config, executor: Executor, sessions: SessionRegistry | None = None) -> None:
         super().__init__(config)
         self.executor = executor
+        self.sessions = sessions
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        await self.executor.stop_all("the server is shutting down: container stopped and removed")
+        stopping = [self.executor.stop_all("the server is shutting down: container stopped and removed")]
+        if self.sessions is not None:
+            stopping.append(self.sessions.stop_commands("the server is shutting down: the command was stopped"))
+        await asyncio.gather(*stopping)
         await super().shutdown(sockets)
 
 
@@ -45,7 +52,7 @@ def make_server(app: FastAPI, settings: Settings, *, log_config: Any = None) -> 
         server_header=False,
         timeout_graceful_shutdown=settings.shutdown_timeout,  # type: ignore[arg-type]  # a float works too
     )
-    return Server(config, app.state.executor)
+    return Server(config, app.state.executor, app.state.sessions)
 
 
 class JsonFormatter(logging.Formatter):

@@ -15,7 +15,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from ..contract import MANAGED_LABEL, NAME_PREFIX, OWNER_LABEL, READ_SIZE
+from ..contract import MANAGED_LABEL, NAME_PREFIX, OWNER_LABEL, READ_SIZE, limit_args
 from ..sessionwire import (
     INTERRUPT_SCRIPT,
     KILL_SCRIPT,
@@ -25,7 +25,7 @@ from ..sessionwire import (
     FrameScanner,
     setup_line,
 )
-from .executor import ExecutorError, check_argv_size
+from .executor import ExecutorError, ShuttingDown, check_argv_size
 from .policy import Plan
 from .sessionrun import SessionRun
 
@@ -83,22 +83,9 @@ class ServerSession:
             "--label", f"{OWNER_LABEL}={self.registry.owner}",
             "--label", f"{SESSION_LABEL}={self.id}",
             "--log-driver", "none",
+            # The same limits and runtime as every execution of this server.
+            *limit_args(settings, has_network=plan.has_network),
         ]  # fmt: skip
-        # The same limits as every execution of this server (Execution.argv).
-        if settings.network and not plan.has_network:
-            limits += ["--network", settings.network]
-        if settings.memory:
-            limits += ["--memory", settings.memory]
-        if settings.cpus:
-            limits += ["--cpus", settings.cpus]
-        if settings.pids_limit:
-            limits += ["--pids-limit", str(settings.pids_limit)]
-        if settings.drop_capabilities:
-            limits += ["--cap-drop", "ALL"]
-        if settings.forbid_new_privileges:
-            limits += ["--security-opt", "no-new-privileges"]
-        if settings.pull:
-            limits += ["--pull", settings.pull]
         return [
             *settings.docker_command, "run", "-i", "--rm", "--name", self.container,
             *[token for option in plan.args.options for token in option.written],
@@ -121,7 +108,6 @@ class ServerSession:
         except OSError as error:
             raise SessionError(f"cannot start the container CLI: {error.strerror or error}") from None
         self._startup = run = SessionRun(self, "", START_TIMEOUT, False)
-        run._discard = False
         self._readers = [
             asyncio.create_task(self._read(self._process.stdout, "stdout")),  # type: ignore[arg-type]
             asyncio.create_task(self._read(self._process.stderr, "stderr")),  # type: ignore[arg-type]
@@ -210,6 +196,8 @@ class ServerSession:
     async def run(self, cmd: str, timeout: float, merge_stderr: bool) -> SessionRun:
         if self.ended is not None:
             raise SessionError(f"the session has ended: {self.ended}")
+        if self.registry.closing:
+            raise ShuttingDown("the server is shutting down")
         if self.current is not None:
             raise SessionBusy("a command is already running in this session: wait for it, or cancel it")
         run = SessionRun(self, cmd, timeout, merge_stderr)

@@ -3,107 +3,57 @@
 The command goes to the session's bash as one line (:mod:`dockyter.sessionwire`); its output
 comes back through the session's readers (:meth:`SessionRun.feed`) until both frames of its
 token arrive. Stopping it (cancel, timeout, output cap, a client that goes away) walks the
-ladder SIGINT, then SIGKILL of its processes, and leaves the session running.
+ladder SIGINT, then SIGKILL of its processes, and leaves the session running. The queue, the
+output cap and what a stop does to the output are :class:`~.runlife.Run`'s: once a stop is
+asked for, the session's readers drop the command's output (they still see the frames that
+end the ladder's steps), so a client that stopped reading cannot hold the session.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import secrets
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ..contract import EXIT_INTERRUPTED, EXIT_KILLED, EXIT_TIMEOUT, IncrementalText
+from ..contract import EXIT_INTERRUPTED, EXIT_KILLED, IncrementalText
 from ..sessionwire import cell_line, new_token, sync_line
+from .runlife import EXIT_CODES, Event, Run
 
 if TYPE_CHECKING:
     from .sessioncontainer import ServerSession
 
-log = logging.getLogger("dockyter.server")
-
-EXIT_CODES = {"timeout": EXIT_TIMEOUT, "cancelled": EXIT_INTERRUPTED, "output_limit": EXIT_KILLED}
-QUEUE_EVENTS = 64
 STOP_GRACE = 2.0  # seconds between SIGINT and SIGKILL of a stopped command
 SETTLE = 3.0  # seconds each later step of the stop ladder waits for the shell
 
-Event = dict[str, Any]
 
-
-class SessionRun:
+class SessionRun(Run):
     """One command in a session; consumed like an Execution (``next_event`` until exit/error)."""
 
     def __init__(self, session: ServerSession, cmd: str, timeout: float, merge_stderr: bool) -> None:
+        super().__init__(cmd, timeout, merge_stderr, session.who, session.settings.max_output_bytes)
         self.session = session
-        self.who = session.who
-        self.id = secrets.token_hex(8)
-        self.cmd = cmd
-        self.timeout = timeout
-        self.merge_stderr = merge_stderr
-        self.engine_down = False
-        self.finished = False
-        self.reason: str | None = None
-        self.message: str | None = None
-        self.bytes_out = 0
         self.token = new_token()
         self._seen: dict[str, int | None] = {}
         self._answered = asyncio.Event()  # both frames of self.token arrived
-        self._stop = asyncio.Event()
-        self._discard = False
-        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=QUEUE_EVENTS)
         self._decoders = {"stdout": IncrementalText(), "stderr": IncrementalText()}
-        self._gone = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
-    # -- for the consumer (as Execution) ----------------------------------------------------------
+    def stopped(self) -> str:
+        return "the command was stopped; the session keeps its state"
 
-    async def next_event(self, timeout: float | None = None) -> Event | None:
-        try:
-            return await asyncio.wait_for(self._queue.get(), timeout)
-        except TimeoutError:
-            return None
-
-    def stop(self, reason: str, message: str) -> None:
-        if self.reason is None and not self.finished:
-            self.reason, self.message = reason, message
-        self._stop.set()
-
-    async def cancel(self) -> None:
-        self.stop("cancelled", "cancelled: the command was stopped; the session keeps its state")
-        await self.wait()
-
-    async def abandon(self) -> None:
-        """The client went away: stop the command (not the session) and drop its output."""
-        self.stop("disconnected", "the client went away")
-        self._discard = True
-        while not self._queue.empty():
-            self._queue.get_nowait()
-        await self.wait()
-
-    async def wait(self) -> None:
-        if self._task is not None:
-            await self._gone.wait()
+    def _release(self) -> None:
+        self.session.finish(self)
 
     # -- fed by the session's readers -------------------------------------------------------------
 
     async def feed(self, stream: str, output: bytes, frames: list[tuple[str, int | None]]) -> None:
+        """Output and frames one of the session's pipes brought (output dropped once stopped)."""
         if output:
-            limit = self.session.settings.max_output_bytes
-            room = limit - self.bytes_out
-            if len(output) > room:
-                self.stop("output_limit", f"the output exceeded {limit} bytes: the command was stopped")
-                output = output[: max(room, 0)]
-            self.bytes_out += len(output)
-            await self._emit(stream, self._decoders[stream].decode(output))
+            await self._forward(stream, self._decoders[stream], output)
         for token, status in frames:
             if token == self.token:
                 self._seen[stream] = status
                 if len(self._seen) == 2:
                     self._answered.set()
-
-    async def _emit(self, stream: str, text: str) -> None:
-        if text and not self._discard:
-            await self._queue.put({"event": stream, "data": text})
 
     # -- running ----------------------------------------------------------------------------------
 
@@ -136,32 +86,21 @@ class SessionRun:
         return "late"
 
     async def _run(self) -> None:
-        final: Event | None = None
-        try:
-            outcome = await self._ask(cell_line(self.cmd, self.token, self.merge_stderr), self.timeout)
-            if outcome == "late":
-                self.stop(
-                    "timeout",
-                    f"timed out after {self.timeout:g} s: the command was stopped; the session keeps its state",
-                )
-            if outcome in ("late", "stop"):
-                outcome = await self._stop_command()
-            final = self._final(outcome)
-        except asyncio.CancelledError:
-            final = {"event": "error", "message": "the server stopped this command"}
-            raise
-        except Exception as error:  # noqa: BLE001 - never leave a run hanging because of a bug here
-            log.exception("session run %s failed", self.id)
-            final = {"event": "error", "message": f"the server failed while running the command: {error}"}
-        finally:
-            for stream, decoder in self._decoders.items():
-                with contextlib.suppress(Exception):
-                    await self._emit(stream, decoder.flush())
-            self.finished = True
-            self.session.finish(self)
-            self._gone.set()
-            if final is not None and not self._discard:
-                await self._queue.put(final)
+        await self._guarded(self._command(), self._flush)
+
+    async def _command(self) -> Event:
+        outcome = await self._ask(cell_line(self.cmd, self.token, self.merge_stderr), self.timeout)
+        if outcome == "late":
+            self._time_is_up()
+        if outcome in ("late", "stop"):
+            outcome = await self._stop_command()
+        return self._final(outcome)
+
+    async def _flush(self) -> None:
+        """What the decoders still hold (an incomplete character) goes out before the end."""
+        for stream, decoder in self._decoders.items():
+            with contextlib.suppress(Exception):
+                await self._emit(stream, decoder.flush())
 
     async def _stop_command(self) -> str:
         for step, wait in (("INT", STOP_GRACE), ("foreground", SETTLE), ("all", SETTLE)):

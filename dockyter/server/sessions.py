@@ -37,6 +37,7 @@ __all__ = ["SERVER_SESSION_LABEL", "ServerSession", "SessionBusy", "SessionError
 log = logging.getLogger("dockyter.server")
 
 REAP_EVERY = 15.0
+STOP_WAIT = 10.0  # seconds for the stop ladders of the running commands at shutdown
 
 
 class SessionRegistry:
@@ -87,6 +88,18 @@ class SessionRegistry:
 
     def forget(self, session: ServerSession) -> None:
         self.sessions.pop(session.id, None)
+
+    async def stop_commands(self, message: str) -> None:
+        """Stop the command running in each session (reason ``cancelled``) and wait for them.
+
+        The start of a shutdown: their streams end at once; the sessions go in :meth:`shutdown`.
+        """
+        self.closing = True
+        runs = [session.current for session in self.sessions.values() if session.current is not None]
+        for run in runs:
+            run.stop("cancelled", message)
+        if runs:
+            await asyncio.wait([asyncio.ensure_future(run.wait()) for run in runs], timeout=STOP_WAIT)
 
     async def delete(self, session: ServerSession, why: str = "deleted") -> None:
         run = session.current

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import json
 import logging
 import re
@@ -48,7 +47,8 @@ from dataclasses import replace
 from typing import Any
 
 from ..contract import MANAGED_LABEL, OWNER_LABEL, SERVER_LABEL, owner_id
-from .executor import CONTROL_TIMEOUT, CommandTooLong, Control, ShuttingDown, TooBusy
+from .control import CONTROL_TIMEOUT, Control, control
+from .executor import ShuttingDown, TooBusy
 from .policy import Plan
 from .settings import Settings
 from .swarmnetworks import SwarmNetworks
@@ -149,28 +149,8 @@ class SwarmExecutor:
     # -- the CLI --------------------------------------------------------------------------------------
 
     async def control(self, *args: str, timeout: float = CONTROL_TIMEOUT) -> Control | None:
-        """Run a short CLI command; None when it cannot be started or does not answer in time."""
-        try:
-            process = await asyncio.create_subprocess_exec(
-                *self.settings.docker_command, *args,
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,
-            )  # fmt: skip
-        except OSError as error:
-            if error.errno == errno.E2BIG:
-                raise CommandTooLong("the command line is too long for one process") from None
-            return None
-        try:
-            out, err = await asyncio.wait_for(process.communicate(), timeout)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-            return None
-        finally:
-            if process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-        return Control(process.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"))
+        """Run a short CLI command (:func:`.control.control`) against the Swarm manager."""
+        return await control(self.settings.docker_command, *args, timeout=timeout)
 
     async def services(self, label_filter: str) -> dict[str, dict[str, str]] | None:
         """Labels of every service matching ``label_filter``, by name; None when the manager cannot be asked."""

@@ -14,15 +14,15 @@ import contextlib
 import json
 import logging
 import re
-import secrets
 import shlex
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..contract import MANAGED_LABEL, NAME_PREFIX, OWNER_LABEL, READ_SIZE, SERVER_LABEL, IncrementalText
 from ..dockerargs import parse_run_args
-from .executor import CONTROL_TIMEOUT, ENGINE_DOWN, EXIT_CODES, QUEUE_EVENTS, Control, ExecutorError, check_argv_size
+from .executor import CONTROL_TIMEOUT, ENGINE_DOWN, Control, ExecutorError, check_argv_size
 from .policy import Plan
+from .runlife import EXIT_CODES, Event, Run
 from .swarmargs import SwarmArgsError, service_options
 from .swarmstate import EXECUTION_LABEL, TERMINAL, TaskStatus
 
@@ -48,75 +48,35 @@ def message_text(line: bytes) -> bytes | None:
     return line[found.end() :] if found else None
 
 
-Event = dict[str, Any]
-
-
 class NotOnSwarm(ExecutorError):
     """The request asks for something a Swarm service cannot do (403, like a policy refusal)."""
 
     status = 403
 
 
-class SwarmExecution:
+class SwarmExecution(Run):
     """One service run. Consume it with :meth:`next_event` until an ``exit`` or ``error`` event."""
 
     def __init__(
         self, executor: SwarmExecutor, plan: Plan, cmd: str, timeout: float, merge_stderr: bool, who: str
     ) -> None:
+        super().__init__(cmd, timeout, merge_stderr, who, executor.settings.max_output_bytes)
         self.executor = executor
         self.plan = plan
-        self.cmd = cmd
-        self.timeout = timeout
-        self.merge_stderr = merge_stderr
-        self.who = who
-        self.id = secrets.token_hex(8)
         self.name = NAME_PREFIX + self.id  # of the service
         self.deadline = time.time() + timeout + DEADLINE_GRACE
-        self.bytes_out = 0
-        self.reason: str | None = None
-        self.message: str | None = None
-        self.finished = False
-        self.engine_down = False
         self.status = TaskStatus()
         self.node = ""
         self.network: str | None = None  # its owner's network, once acquired
         self.watching = False  # the poller reports on it (the service exists)
-        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=QUEUE_EVENTS)
-        self._stop = asyncio.Event()
         self._changed = asyncio.Event()  # the poller saw something new
-        self._discard = False
         self._messages = {"stdout": 0, "stderr": 0}  # log messages the follower delivered
-        self._started = time.monotonic()
-        self._task: asyncio.Task[None] | None = None
-        self._gone = asyncio.Event()
 
-    # -- for the consumer (as the engine executor's Execution) -------------------------------------
+    def stopped(self) -> str:
+        return f"service {self.name} removed"
 
-    async def next_event(self, timeout: float | None = None) -> Event | None:
-        try:
-            return await asyncio.wait_for(self._queue.get(), timeout)
-        except TimeoutError:
-            return None
-
-    def stop(self, reason: str, message: str) -> None:
-        if self.reason is None and not self.finished:
-            self.reason, self.message = reason, message
-        self._stop.set()
-
-    async def cancel(self) -> None:
-        self.stop("cancelled", f"cancelled: service {self.name} removed")
-        await self.wait()
-
-    async def abandon(self) -> None:
-        self.stop("disconnected", "the client went away")
-        self._discard = True
-        while not self._queue.empty():
-            self._queue.get_nowait()
-        await self.wait()
-
-    async def wait(self) -> None:
-        if self._task is not None:
-            await self._gone.wait()
+    def _release(self) -> None:
+        self.executor.forget(self)
 
     # -- what the poller tells ---------------------------------------------------------------------
 
@@ -197,28 +157,15 @@ class SwarmExecution:
         self._task = asyncio.create_task(self._run(), name=f"dockyter {self.name}")
 
     async def _run(self) -> None:
-        final: Event | None = None
-        try:
-            final = await self._create()
-            if final is None:
-                final = await self._follow()
-        except asyncio.CancelledError:
-            final = {"event": "error", "message": "the server stopped this execution"}
-            raise
-        except Exception as error:  # never leave a service behind because of a bug here
-            log.exception("execution %s failed", self.id)
-            final = {"event": "error", "message": f"the server failed while running the command: {error}"}
-        finally:
-            self.watching = False
-            try:
-                await asyncio.shield(self.executor.remove_service(self))
-            finally:
-                self.finished = True
-                self.executor.forget(self)
-                self._gone.set()
-                self._log(final)
-            if final is not None and not self._discard:
-                await self._queue.put(final)
+        await self._guarded(self._create_and_follow(), self._remove)
+
+    async def _create_and_follow(self) -> Event:
+        return await self._create() or await self._follow()
+
+    async def _remove(self) -> None:
+        """Remove the service (and its network), whatever ended the run."""
+        self.watching = False
+        await asyncio.shield(self.executor.remove_service(self))
 
     async def _create(self) -> Event | None:
         """Create the network and the service; an event that ends the run when that fails."""
@@ -268,7 +215,7 @@ class SwarmExecution:
                 status = self.status
                 if status.node and not self.node:
                     self.node = status.node
-                    await self._put({"event": "node", "node": status.node})
+                    self._put({"event": "node", "node": status.node})
                 if self._stop.is_set():
                     break
                 if status.gone:
@@ -292,7 +239,7 @@ class SwarmExecution:
                     }
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    self.stop("timeout", f"timed out after {self.timeout:g} s: service {self.name} removed")
+                    self._time_is_up()
                     break
                 self._changed.clear()
                 waits = [asyncio.ensure_future(self._stop.wait()), asyncio.ensure_future(self._changed.wait())]
@@ -357,26 +304,6 @@ class SwarmExecution:
                     return
             await self._emit(stream, decoder.flush())
 
-    async def _forward(self, stream: str, decoder: IncrementalText, data: bytes) -> None:
-        """Count ``data`` against the output cap, then send it."""
-        if self._discard or self.reason == "output_limit":
-            return
-        limit = self.executor.settings.max_output_bytes
-        room = limit - self.bytes_out
-        if len(data) > room:
-            self.stop("output_limit", f"the output exceeded {limit} bytes: service {self.name} removed")
-            data = data[:room]
-        self.bytes_out += len(data)
-        await self._emit(stream, decoder.decode(data))
-
-    async def _emit(self, stream: str, text: str) -> None:
-        if text and not self._discard:
-            await self._queue.put({"event": stream, "data": text})
-
-    async def _put(self, event: Event) -> None:
-        if not self._discard:
-            await self._queue.put(event)
-
     async def _ended(self, status: TaskStatus) -> Event:
         """The final event for a task that ended by itself."""
         if status.state == "complete":
@@ -397,16 +324,4 @@ class SwarmExecution:
         }
 
     def _log(self, final: Event | None) -> None:
-        record = {
-            "event": "execution",
-            "id": self.id,
-            "service": self.name,
-            "node": self.node or None,
-            "image": self.plan.args.image,
-            "who": self.who,
-            "exit_code": final.get("code") if final else None,
-            "reason": self.reason or ("error" if final and final["event"] == "error" else None),
-            "duration": round(time.monotonic() - self._started, 3),
-            "bytes_out": self.bytes_out,
-        }
-        log.info(json.dumps(record), extra={"execution": record})
+        self._log_record(final, service=self.name, node=self.node or None, image=self.plan.args.image)
