@@ -1,0 +1,55 @@
+"""Bind mounts on a Swarm: checked on the server's file system, mounted on the task's node.
+
+The policy's checks hold on a node only when the allowed paths are the same storage there:
+the server says so at start-up, and a node that lacks a checked path fails the task rather
+than creating it. (The hostile mount requests themselves run against the Swarm executor in
+test_server_mounts.py and test_server_fuzz.py.)
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = [pytest.mark.docker, pytest.mark.swarm]
+
+WARNING = "bind mounts are checked on this server's file system but mounted on whichever node runs the task"
+
+
+def warnings(caplog) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+
+
+def test_a_swarm_server_that_allows_bind_mounts_warns_at_start_up(swarm_server, dockyter_server, tmp_path, caplog):
+    caplog.set_level("WARNING", logger="dockyter.server")
+    swarm_server(allowed_mounts=[str(tmp_path), f"{tmp_path}/rw:rw"])
+    (message,) = [message for message in warnings(caplog) if WARNING in message]
+    assert message.startswith(f"executor swarm with allowed_mounts ({tmp_path}, {tmp_path}/rw): ")
+    assert "must be identical shared storage at the same place on every node and on this server" in message
+    caplog.clear()
+    swarm_server()  # no bind mounts: nothing to say
+    dockyter_server(allowed_mounts=[str(tmp_path)])  # one engine: the server's files are the container's
+    assert not [message for message in warnings(caplog) if WARNING in message]
+
+
+def test_a_node_without_the_checked_path_fails_the_task_and_creates_nothing(
+    swarm_server, swarm_image, tmp_path, monkeypatch
+):
+    """Injected: the path passes the check on the server, then is missing where the task lands."""
+    (tmp_path / "data").mkdir()
+    server = swarm_server(allowed_mounts=[str(tmp_path)])
+    policy = server.app.state.policy
+    check = policy.check
+
+    def check_then_lose_the_path(*args, **kwargs):
+        plan = check(*args, **kwargs)
+        (tmp_path / "data").rmdir()  # as on a node whose storage lacks it
+        return plan
+
+    monkeypatch.setattr(policy, "check", check_then_lose_the_path)
+    response = server.execute({"cmd": "ls /h; echo ran", "args": f"-v {tmp_path}/data:/h:ro {swarm_image}"})
+    assert response.status_code == 200, response.text
+    reply = response.json()
+    # As `docker run` says it on one engine: status 125 and the engine's one line.
+    assert (reply["stdout"], reply["exit_code"]) == ("", 125), reply
+    assert "bind source path does not exist" in reply["stderr"], reply
+    assert not (tmp_path / "data").exists()
