@@ -399,6 +399,7 @@ class SwarmExecution:
             "service": self.name,
             "node": self.node or None,
             "image": self.plan.args.image,
+            "runtime": self.executor.runtime,  # the same fields as the engine executor's line
             "who": self.who,
             "exit_code": final.get("code") if final else None,
             "reason": self.reason or ("error" if final and final["event"] == "error" else None),
