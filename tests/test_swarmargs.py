@@ -27,6 +27,8 @@ def translate(args: str) -> list[str]:
         ("-v cache:/c:nocopy", ["--mount", "type=volume,source=cache,target=/c,volume-nocopy=true"]),
         ("--tmpfs /t:size=64m,mode=1777,noexec", ["--mount", "type=tmpfs,target=/t,tmpfs-size=64m,tmpfs-mode=1777"]),
         ("--mount type=tmpfs,target=/t", ["--mount", "type=tmpfs,target=/t"]),
+        ("--mount source=cache,target=/c", ["--mount", "source=cache,target=/c"]),
+        ("--mount type=bind,src=/d,dst=/d", ["--mount", "type=bind,src=/d,dst=/d"]),
         ("--net=mynet", ["--network", "mynet"]),
     ],
 )
@@ -38,6 +40,9 @@ def test_translations(args, expected):
     ("args", "message"),
     [
         ("-v /anonymous", "an anonymous volume would outlive the task"),
+        ("--mount target=/anonymous", "an anonymous volume would outlive the task"),
+        ("--mount type=volume,target=/a,readonly", "an anonymous volume would outlive the task"),
+        ("--mount 'type=volume,\"dst=/a,b\"'", "an anonymous volume would outlive the task"),
         ("--tmpfs /t:uid=1000", "the tmpfs option 'uid' cannot be given"),
         ("-v /d:/d:z", "the mode 'z' has no Swarm equivalent"),
         ("--cpu-shares 10", "cannot express --cpu-shares"),
