@@ -16,12 +16,14 @@ import logging
 import re
 import secrets
 import shlex
+import shutil
 import time
 from typing import TYPE_CHECKING, Any
 
 from ..contract import MANAGED_LABEL, NAME_PREFIX, OWNER_LABEL, READ_SIZE, SERVER_LABEL, IncrementalText
 from ..dockerargs import parse_run_args
 from .executor import CONTROL_TIMEOUT, ENGINE_DOWN, EXIT_CODES, QUEUE_EVENTS, Control, ExecutorError, check_argv_size
+from .executorerrors import EngineUnavailable
 from .policy import Plan
 from .swarmargs import SwarmArgsError, service_options
 from .swarmstate import EXECUTION_LABEL, TERMINAL, TaskStatus
@@ -194,6 +196,10 @@ class SwarmExecution:
         except SwarmArgsError as error:
             raise NotOnSwarm(str(error)) from None
         check_argv_size(argv)
+        cli = self.executor.settings.docker_command[0]
+        if shutil.which(cli) is None:
+            # Said before the run starts, as the engine executor says it: no CLI is not "no answer".
+            raise EngineUnavailable(f"cannot start the container CLI {cli!r}: not found, or not executable")
         self._task = asyncio.create_task(self._run(), name=f"dockyter {self.name}")
 
     async def _run(self) -> None:
