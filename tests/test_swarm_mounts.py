@@ -1,4 +1,5 @@
-"""Bind mounts on a Swarm: checked on the server's file system, mounted on the task's node.
+"""Mounts on a Swarm: bind mounts are checked on the server's file system and mounted on the
+task's node; an anonymous volume would outlive the task there.
 
 The policy's checks hold on a node only when the allowed paths are the same storage there:
 the server says so at start-up, and a node that lacks a checked path fails the task rather
@@ -53,3 +54,16 @@ def test_a_node_without_the_checked_path_fails_the_task_and_creates_nothing(
     assert (reply["stdout"], reply["exit_code"]) == ("", 125), reply
     assert "bind source path does not exist" in reply["stderr"], reply
     assert not (tmp_path / "data").exists()
+
+
+def test_an_anonymous_volume_is_refused_on_a_swarm(swarm_server, swarm_image, swarm_cluster):
+    # Allowed on one engine (removed with the container); a service's would stay on its node.
+    server = swarm_server()
+    for args in ("-v /anonymous", "--mount target=/anonymous"):
+        response = server.execute({"cmd": "true", "args": f"{args} {swarm_image}"})
+        assert response.status_code == 403, response.text
+        assert (
+            response.json()["detail"]
+            == f"{args} is not allowed: an anonymous volume would outlive the task on its node (use --tmpfs)"
+        )
+    assert not server.containers()
