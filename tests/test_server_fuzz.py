@@ -23,13 +23,13 @@ from helpers import wait_until
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
-from server_fixtures import under_each_executor
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
+from server_fixtures import under_each_executor
 
 pytestmark = pytest.mark.docker
 
