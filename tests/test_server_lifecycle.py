@@ -221,24 +221,47 @@ def test_start_up_removes_what_a_crashed_run_of_the_same_server_left(dockyter_se
         docker("rm", "-f", leftover, unrelated)
 
 
-def test_the_sweep_removes_containers_no_execution_owns(dockyter_server, test_image):
-    # Engine only: it plants a container; the Swarm sweep removes services (test_swarm_lifecycle.py).
+@under_each_executor
+def test_the_sweep_removes_containers_no_execution_owns(dockyter_server, run_image):
     server = dockyter_server(reap_interval=0.5)
     orphan = "dockyter-orphan-" + uuid.uuid4().hex[:8]
-    started = docker(
-        "run", "-d", "--init", "--name", orphan, "--label", "io.dockyter.managed=1",
-        "--label", f"io.dockyter.server={server.executor.label}", test_image, "sleep", "600",
-    )  # fmt: skip
+    labels = {"io.dockyter.managed": "1", "io.dockyter.server": server.executor.label}
+    if server.cluster is None:
+        flags = [token for key, value in labels.items() for token in ("--label", f"{key}={value}")]
+        started = docker("run", "-d", "--init", "--name", orphan, *flags, run_image, "sleep", "600")
+
+        def exists() -> bool:
+            return container_exists(orphan)
+
+        def remove() -> None:
+            docker("rm", "-f", orphan)
+    else:  # a service of this instance that no execution owns, its container labelled too
+        flags = [
+            token for key, value in labels.items() for flag in ("--label", "--container-label")
+            for token in (flag, f"{key}={value}")
+        ]  # fmt: skip
+        started = server.cluster.docker(
+            "service", "create", "--detach", "--quiet", "--name", orphan, "--restart-condition", "none",
+            *flags, run_image, "sleep", "600",
+        )  # fmt: skip
+
+        def exists() -> bool:
+            return server.cluster.docker("service", "inspect", orphan).returncode == 0
+
+        def remove() -> None:
+            server.cluster.docker("service", "rm", orphan)
+
     assert started.returncode == 0, started.stderr
     try:
         # Executions running meanwhile are owned, and left alone.
-        with server.stream({"cmd": "echo ready; sleep 3; echo still here", "args": test_image}) as events:
+        with server.stream({"cmd": "echo ready; sleep 3; echo still here", "args": run_image}) as events:
             first_output(events)
-            assert wait_until(lambda: not container_exists(orphan), timeout=GONE_WITHIN)
+            assert wait_until(lambda: not exists(), timeout=GONE_WITHIN)
             rest = list(events)
         assert rest[-2]["data"] == "still here\n" and rest[-1]["code"] == 0
     finally:
-        docker("rm", "-f", orphan)
+        if exists():
+            remove()
 
 
 @under_each_executor
