@@ -9,6 +9,8 @@ test_server_mounts.py and test_server_fuzz.py.)
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 
 pytestmark = [pytest.mark.docker, pytest.mark.swarm]
@@ -26,6 +28,10 @@ def test_a_swarm_server_that_allows_bind_mounts_warns_at_start_up(swarm_server, 
     (message,) = [message for message in warnings(caplog) if WARNING in message]
     assert message.startswith(f"executor swarm with allowed_mounts ({tmp_path}, {tmp_path}/rw): ")
     assert "must be identical shared storage at the same place on every node and on this server" in message
+    caplog.clear()
+    swarm_server(allowed_mounts=[str(tmp_path)], mount_constraints=["node.labels.storage==shared"])
+    (message,) = [message for message in warnings(caplog) if WARNING in message]
+    assert "at the same place on every node matching node.labels.storage==shared and on this server" in message
     caplog.clear()
     swarm_server()  # no bind mounts: nothing to say
     dockyter_server(allowed_mounts=[str(tmp_path)])  # one engine: the server's files are the container's
@@ -67,3 +73,28 @@ def test_an_anonymous_volume_is_refused_on_a_swarm(swarm_server, swarm_image, sw
             == f"{args} is not allowed: an anonymous volume would outlive the task on its node (use --tmpfs)"
         )
     assert not server.containers()
+
+
+def test_tasks_with_a_bind_mount_run_only_on_the_nodes_the_constraints_name(
+    swarm_server, swarm_image, swarm_cluster, tmp_path
+):
+    # A label of our own on one worker (removed after): only it "has the shared storage".
+    label = "io.dockyter.test-storage"
+    value = secrets.token_hex(4)
+    assert swarm_cluster.docker("node", "update", "--label-add", f"{label}={value}", "dyt-worker2").returncode == 0
+    try:
+        server = swarm_server(allowed_mounts=[str(tmp_path)], mount_constraints=[f"node.labels.{label}=={value}"])
+        for args in (f"-v {tmp_path}:/h:ro", f"--mount type=bind,src={tmp_path},dst=/h,ro"):
+            with server.stream({"cmd": "ls /h >/dev/null && echo mounted", "args": f"{args} {swarm_image}"}) as events:
+                seen = list(events)
+            assert [event["node"] for event in seen if event["event"] == "node"] == ["dyt-worker2"], seen
+            assert (seen[-1]["event"], seen[-1]["code"]) == ("exit", 0), seen
+        # Without a bind mount a service is not held to them (a tmpfs is no host path).
+        from dockyter.server.swarmrun import SwarmExecution
+
+        for args, constrained in ((f"--tmpfs /t {swarm_image}", False), (f"-v {tmp_path}:/h:ro {swarm_image}", True)):
+            plan = server.app.state.policy.check(args)
+            argv = SwarmExecution(server.executor, plan, "true", 10, False, "tester").service_argv()
+            assert ("--constraint" in argv) is constrained, argv
+    finally:
+        swarm_cluster.docker("node", "update", "--label-rm", label, "dyt-worker2")

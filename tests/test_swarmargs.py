@@ -80,3 +80,15 @@ def test_the_api_socket_is_used_only_when_plain_to_see():
         (["podman"], {}),
     ]:
         assert socket_path(command, environ) is None
+
+
+def test_mount_constraints_are_swarm_placement_constraints_for_a_swarm_server():
+    settings = load_settings(
+        ["--no-auth", "--executor", "swarm", "--mount-constraint", "node.labels.storage==shared"], environ={}
+    )
+    assert settings.mount_constraints == ["node.labels.storage==shared"]
+    with pytest.raises(SettingsError, match="mount_constraints place Swarm services: they need executor swarm"):
+        make_settings({"mount_constraints": ["node.role==worker"], "auth": False})
+    for bad in ("storage", "node.labels.x==", "node.labels.x==a b", "--constraint=x==y"):
+        with pytest.raises(SettingsError, match="must be a Swarm placement constraint"):
+            make_settings({"executor": "swarm", "mount_constraints": [bad], "auth": False})

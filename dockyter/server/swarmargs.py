@@ -114,10 +114,25 @@ def _tmpfs(written: str, spec: str) -> str:
     return ",".join(fields)
 
 
+def binds_host_paths(options: Iterable[DockerOption]) -> bool:
+    """Whether ``options`` bind-mount a path of the host (of the node, on a Swarm)."""
+    for option in options:
+        if option.name == "--mount" and option.value and _mount_keys(option.value).get("type") == "bind":
+            return True
+        if option.name == "--volume" and option.value and option.value.startswith("/") and ":" in option.value:
+            return True
+    return False
+
+
+def _mount_keys(spec: str) -> dict[str, str]:
+    """``type=bind,"source=/a,b",...`` as keys (lower case) and values, quoted as the engine reads them."""
+    fields = next(csv.reader([spec]), [])
+    return {key.strip().lower(): value for key, _, value in (field.partition("=") for field in fields)}
+
+
 def _mount(written: str, spec: str) -> str:
     """``--mount SPEC`` as it is, unless it is an anonymous volume (a volume with no source)."""
-    fields = next(csv.reader([spec]), [])
-    keys = {key.strip().lower(): value for key, _, value in (field.partition("=") for field in fields)}
+    keys = _mount_keys(spec)
     if keys.get("type", "volume") == "volume" and not (keys.get("source") or keys.get("src")):
         raise SwarmArgsError(_ANONYMOUS.format(written=written))
     return spec

@@ -22,10 +22,16 @@ def warn_about_node_paths(settings: Settings) -> bool:
     if settings.executor != "swarm" or not settings.allowed_mounts:
         return False
     roots = ", ".join(rule.path for rule in settings.mount_rules())
+    nodes = (
+        "every node matching " + " and ".join(settings.mount_constraints)
+        if settings.mount_constraints
+        else "every node"
+    )
     log.warning(
         "executor swarm with allowed_mounts (%s): bind mounts are checked on this server's file system "
         "but mounted on whichever node runs the task, so these paths must be identical shared storage "
-        "at the same place on every node and on this server (docs/scaling.md)",
+        "at the same place on %s and on this server (docs/scaling.md)",
         roots,
+        nodes,
     )
     return True

@@ -25,7 +25,7 @@ from ..dockerargs import parse_run_args
 from .executor import CONTROL_TIMEOUT, ENGINE_DOWN, EXIT_CODES, QUEUE_EVENTS, Control, ExecutorError, check_argv_size
 from .executorerrors import EngineUnavailable
 from .policy import Plan
-from .swarmargs import SwarmArgsError, service_options
+from .swarmargs import SwarmArgsError, binds_host_paths, service_options
 from .swarmstate import EXECUTION_LABEL, TERMINAL, TaskStatus
 
 if TYPE_CHECKING:
@@ -160,6 +160,10 @@ class SwarmExecution:
             "--endpoint-mode", "dnsrr",
             *service_options(request),
         ]  # fmt: skip
+        if binds_host_paths(request):
+            # Only on nodes the operator says have the allowed paths (the policy checked the server's).
+            for constraint in settings.mount_constraints:
+                argv += ["--constraint", constraint]
         for key, value in self.labels().items():
             argv += ["--label", f"{key}={value}", "--container-label", f"{key}={value}"]
         argv += [
