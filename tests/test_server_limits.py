@@ -1,7 +1,8 @@
 """dockyter-server limits: wall clock, output bytes, concurrency, request size; each stops what it must.
 
-Every limit holds on both executors (``@under_each_executor``); the time and output limits
-also run under runc and under gVisor's runsc (``@under_each_place``).
+Each limit holds on both executors (``@under_each_executor``); the time and output limits
+also run under runc and under gVisor's runsc (``@under_each_place``). Two exact-cap checks of
+the engine executor's own pipe reader run on the engine only.
 """
 
 from __future__ import annotations
@@ -68,8 +69,10 @@ def test_the_cap_counts_stdout_and_stderr_together_in_a_stream(dockyter_server, 
     assert wait_until(lambda: not server.runs(seen[0]["id"]))
 
 
-@under_each_executor
 def test_a_byte_over_a_cap_that_one_chunk_filled_exactly_stops_the_container(dockyter_server, run_image):
+    # Engine only: a regression of the engine executor's pipe reader. The Swarm's cap, read from
+    # its log follower, is held by the two tests above and test_swarm_lifecycle.py.
+    #
     # One write of exactly the cap, read on its own (the pause), then more: the first byte of
     # "more" is over the cap. This used to be dropped without stopping anything, so the
     # container ran to its time limit (600 s by default) and the stream only got heartbeats;
