@@ -6,6 +6,8 @@ two-replica case is in test_swarm_lifecycle.py).
 
 from __future__ import annotations
 
+import secrets
+
 import httpx
 import pytest
 from server_fixtures import under_each_executor
@@ -15,8 +17,10 @@ pytestmark = pytest.mark.docker
 
 @under_each_executor
 def test_lists_the_callers_running_executions_only(dockyter_server, run_image, executor_kind):
-    other = "other:" + "o" * 24
-    server = dockyter_server(tokens=["tester:" + "t" * 24, other])
+    # Names of their own: a Swarm server lists a token name's executions from the whole cluster.
+    name = "tester-" + secrets.token_hex(4)
+    other = f"other-{secrets.token_hex(4)}:" + "o" * 24
+    server = dockyter_server(tokens=[f"{name}:" + "t" * 24, other])
     assert httpx.get(f"{server.url}/executions", headers=server.headers(), timeout=30).json() == {"executions": []}
     with server.stream({"cmd": "echo ready; sleep 60", "args": run_image}) as events:
         start = next(events)
