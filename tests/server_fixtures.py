@@ -12,6 +12,16 @@ plugin loads even where the ``server`` extra is not installed.
 
 The fixture's servers run their containers under the ``oci_runtime`` fixture's runtime
 (conftest.py); ``@under_each_runtime`` runs a test once under runc and once under runsc.
+
+They run their work on the executor the ``executor_kind`` fixture names: "engine" (this
+machine's engine) unless parametrized. ``@under_each_executor`` runs a test once on the
+engine and once on the three-node Swarm of ``.ci/cluster`` (``swarm_fixtures.py``);
+``@under_each_place`` runs it under runc and runsc on the engine, and on the Swarm. Such a
+test asks for ``run_image`` (the bash test image where the work runs) rather than
+``test_image``, and asks the server, not the local engine, what is left of its work
+(``containers()``, ``exists()``, ``runs()``): on a Swarm that is its services and each
+node's containers. After a test with Swarm servers, nothing of theirs may be left anywhere on
+the cluster.
 """
 
 from __future__ import annotations
@@ -36,6 +46,20 @@ STOP_TIMEOUT = 60.0
 # Runs a test that uses ``dockyter_server`` once with each runtime (test ids [runc], [runsc]).
 under_each_runtime = pytest.mark.parametrize("oci_runtime", ["runc", "runsc"], indirect=True)
 
+# Runs a test that uses ``dockyter_server`` once with each executor (test ids [engine], [swarm]).
+under_each_executor = pytest.mark.parametrize(
+    "executor_kind", ["engine", pytest.param("swarm", marks=pytest.mark.swarm)], indirect=True
+)
+
+# Both at once, where they make sense: a service cannot choose its runtime (the settings refuse
+# one with executor = "swarm"; the nodes' default runs it), so the Swarm runs once, not per runtime.
+under_each_place = pytest.mark.parametrize(
+    ("oci_runtime", "executor_kind"),
+    [("runc", "engine"), ("runsc", "engine"), pytest.param("", "swarm", marks=pytest.mark.swarm)],
+    indirect=True,
+    ids=["runc", "runsc", "swarm"],
+)
+
 
 @dataclass
 class RunningServer:
@@ -48,6 +72,7 @@ class RunningServer:
     server: Any  # the uvicorn server (dockyter.server.serve.Server)
     thread: threading.Thread
     stopped: bool = field(default=False)
+    cluster: Any = None  # swarm_fixtures.Cluster, when its executions run there (executor = "swarm")
 
     @property
     def executor(self) -> Any:
@@ -62,8 +87,33 @@ class RunningServer:
         return headers
 
     def containers(self) -> list[str]:
-        """Names of the containers of this server instance, running or not."""
-        return containers_with_label(f"io.dockyter.server={self.executor.label}")
+        """Names of what this server's work left, running or not: its containers on the engine;
+        on a Swarm, its services and each node's containers (as NODE/NAME)."""
+        if self.cluster is None:
+            return containers_with_label(f"io.dockyter.server={self.executor.label}")
+        names = (self.settings.server_name,)  # unique to this test server
+        on_nodes = self.cluster.containers(names)
+        return self.cluster.services(names) + [f"{node}/{name}" for node, found in on_nodes.items() for name in found]
+
+    def exists(self, execution_id: str) -> bool:
+        """Whether the execution's container (engine) or service (Swarm) exists: what a cancel
+        removes before it answers. On a Swarm the node stops the task's container a moment later."""
+        if self.cluster is None:
+            return container_exists("dockyter-" + execution_id)
+        return self.cluster.docker("service", "inspect", "dockyter-" + execution_id).returncode == 0
+
+    def runs(self, execution_id: str) -> bool:
+        """Whether anything of the execution still runs: its container; on a Swarm, its service or
+        a running container of its task on any node."""
+        if self.cluster is None:
+            return self.exists(execution_id)
+        if self.exists(execution_id):
+            return True
+        label = f"label=io.dockyter.execution={execution_id}"
+        return any(
+            self.cluster.docker("ps", "--quiet", "--filter", label, node=node).stdout.strip()
+            for node in self.cluster.nodes
+        )
 
     def execute(self, body: dict[str, Any], *, token: str | None = None, timeout: float = 60.0) -> httpx.Response:
         """``POST /execute`` for the plain JSON reply."""
@@ -133,20 +183,46 @@ def start_server(**overrides: Any) -> RunningServer:
 
 
 @pytest.fixture
-def dockyter_server(oci_runtime: str) -> Iterator[Callable[..., RunningServer]]:
+def executor_kind(request: pytest.FixtureRequest) -> str:
+    """The executor of the test's servers: its parameter under ``under_each_executor``, else "engine"."""
+    kind: str = getattr(request, "param", "engine")
+    return kind
+
+
+@pytest.fixture
+def run_image(request: pytest.FixtureRequest, executor_kind: str) -> str:
+    """The bash test image where the servers run their work: the engine's, or the cluster registry's."""
+    image: str = request.getfixturevalue("swarm_image" if executor_kind == "swarm" else "test_image")
+    return image
+
+
+@pytest.fixture
+def dockyter_server(
+    request: pytest.FixtureRequest, oci_runtime: str, executor_kind: str
+) -> Iterator[Callable[..., RunningServer]]:
     """Factory: ``dockyter_server(**settings_overrides) -> RunningServer``; all stopped at teardown."""
     started: list[RunningServer] = []
+    cluster = request.getfixturevalue("swarm_cluster") if executor_kind == "swarm" else None
 
     def start(**overrides: Any) -> RunningServer:
         if oci_runtime:
             overrides.setdefault("runtime", oci_runtime)
+        if cluster is not None:
+            overrides.setdefault("executor", "swarm")
+            overrides.setdefault("docker_command", cluster.docker_command)
         running = start_server(**overrides)
+        if running.settings.executor == "swarm":
+            running.cluster = cluster or request.getfixturevalue("swarm_cluster")
         started.append(running)
         return running
 
     yield start
     for running in reversed(started):
         running.stop()
+    if cluster is not None:
+        from swarm_fixtures import fail_on_leftovers
+
+        fail_on_leftovers(cluster, tuple(running.settings.server_name for running in started))
 
 
 def containers_with_label(label: str) -> list[str]:

@@ -163,11 +163,19 @@ def swarm_server(swarm_cluster: Cluster, dockyter_server: Callable[..., Any]) ->
     # dockyter_server's own teardown comes after this one: stop the servers (and so their runs) first.
     for server in reversed(started):
         server.stop()
-    # Only this test's servers: a benchmark or a colleague may be using the cluster meanwhile.
-    names = tuple(server.settings.server_name for server in started)
-    left = wait_until(lambda: not swarm_cluster.leftovers(names), timeout=LEFTOVER_WAIT, interval=0.3)
+    fail_on_leftovers(swarm_cluster, tuple(server.settings.server_name for server in started))
+
+
+def fail_on_leftovers(cluster: Cluster, names: tuple[str, ...]) -> None:
+    """Fails the test when the servers ``names`` left a service, network or container on the cluster.
+
+    Only these servers: a benchmark or a colleague may be using the cluster meanwhile.
+    """
+    if not names:
+        return
+    left = wait_until(lambda: not cluster.leftovers(names), timeout=LEFTOVER_WAIT, interval=0.3)
     if not left:
-        found = swarm_cluster.leftovers(names)
+        found = cluster.leftovers(names)
         for name in found.get("services", []):
-            swarm_cluster.docker("service", "rm", name)
+            cluster.docker("service", "rm", name)
         pytest.fail(f"left on the cluster by this test (services now removed): {found}", pytrace=False)

@@ -1,7 +1,9 @@
 """dockyter-server over real HTTP with real containers: the contract, streaming, auth, refusals.
 
-The confinement and hostile-request tests run once under runc and once under gVisor's runsc
-(``@under_each_runtime``).
+The confinement and hostile-request tests run under runc and gVisor's runsc on this machine's
+engine, and on the three-node Swarm (``@under_each_place``); the other refusals run on both
+executors (``@under_each_executor``). The contract and streaming tests run on the engine: the
+Swarm's output path has its own tests (test_swarm.py).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from helpers import wait_until
-from server_fixtures import containers_with_label, under_each_runtime
+from server_fixtures import containers_with_label, under_each_executor, under_each_place
 
 pytestmark = pytest.mark.docker
 
@@ -74,20 +76,41 @@ def test_options_reach_the_container_and_the_shell_is_a_choice(server, test_imag
     assert reply["stdout"] == "sh\n"
 
 
-@under_each_runtime
-def test_the_server_defaults_confine_the_container(server, test_image, oci_runtime):
-    script = "cat /proc/self/status | grep -E '^(CapEff|NoNewPrivs)'; ls /sys/class/net; cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max; dmesg 2>/dev/null | head -n 1"
-    reply = server.execute({"cmd": script, "args": test_image}).json()
+@under_each_place
+def test_the_server_defaults_confine_the_container(server, run_image, oci_runtime, executor_kind):
+    script = (
+        "cat /proc/self/status | grep -E '^(CapEff|NoNewPrivs)'; ls /sys/class/net; "
+        "cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max; "
+        "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes; "
+        "echo routes; tail -n +2 /proc/net/route; dmesg 2>/dev/null | head -n 1"
+    )
+    reply = server.execute({"cmd": script, "args": run_image}).json()
     lines = reply["stdout"].split()
     assert lines[lines.index("CapEff:") + 1] == "0000000000000000"
-    assert "eth0" not in lines and "lo" in lines  # --network none
+    # No way out: no default route (destination 00000000) in the routing table.
+    routes = reply["stdout"].split("routes\n", 1)[1].splitlines()
+    assert not [route for route in routes if route.split()[1:2] == ["00000000"]], routes
+    if executor_kind == "swarm":
+        # Its own --internal overlay network, which nothing else joins (test_swarm_network.py).
+        assert "lo" in lines
+    else:
+        assert "eth0" not in lines and "lo" in lines  # --network none
     if oci_runtime == "runsc":
         # gVisor's own kernel answers; its /proc shows no NoNewPrivs and it mounts no cgroupfs,
         # so those two limits are checked from the engine's side (test_server_runtime.py).
         assert "gVisor" in reply["stdout"]
     else:
-        assert lines[lines.index("NoNewPrivs:") + 1] == "1"
+        assert lines[lines.index("NoNewPrivs:") + 1] == "1"  # on a Swarm, from the nodes' daemon.json
         assert "256" in lines  # --pids-limit
+        assert str(512 * 1024 * 1024) in lines  # --memory
+
+
+@under_each_executor
+def test_a_request_cannot_undo_the_confinement_it_is_allowed_to_shape(server, run_image):
+    """A request may choose its user, a read-only root and a tmpfs; it still gets no capability."""
+    probe = "id -u; touch /probe 2>/dev/null && echo writable || echo read-only; touch /t/x && echo tmpfs; grep CapEff /proc/self/status"
+    reply = server.execute({"cmd": probe, "args": f"-u 65534 --read-only --tmpfs /t {run_image}"}).json()
+    assert reply["stdout"] == "65534\nread-only\ntmpfs\nCapEff:\t0000000000000000\n", reply
 
 
 def test_merge_stderr_keeps_the_order(server, test_image):
@@ -160,8 +183,9 @@ def test_heartbeats_in_silence(dockyter_server, test_image):
 # -- authentication -------------------------------------------------------------------------------------
 
 
-def test_requests_without_a_token_are_401_with_a_challenge(server, test_image):
-    body = {"cmd": "echo hi", "args": test_image}
+@under_each_executor
+def test_requests_without_a_token_are_401_with_a_challenge(server, run_image):
+    body = {"cmd": "echo hi", "args": run_image}
     missing = httpx.post(server.url + "/execute", json=body)
     assert missing.status_code == 401
     assert missing.headers["www-authenticate"].startswith("Bearer")
@@ -222,6 +246,10 @@ def test_no_auth_mode_on_loopback(dockyter_server, test_image):
         ("--mount type=bind,source=/,target=/h {image}", 403, "--mount type=bind,source=/,target=/h is not allowed"),
         ("--volumes-from x {image}", 403, "--volumes-from x is not allowed"),
         ("--cap-add=SYS_ADMIN {image}", 403, "--cap-add=SYS_ADMIN is not allowed"),
+        ("--security-opt seccomp=unconfined {image}", 403, "--security-opt seccomp=unconfined is not allowed"),
+        ("--device /dev/sda {image}", 403, "--device /dev/sda is not allowed"),
+        ("--label io.dockyter.server=someone:else {image}", 403, "--label io.dockyter.server=someone:else is not"),
+        ("--name mine {image}", 403, "--name mine is not allowed"),
         ("-itd {image}", 403, "-t is not allowed by this server's policy"),
         ("--runtime runc {image}", 403, "--runtime runc is not allowed: the server chooses the container's runtime"),
         ("--runtime=runsc {image}", 403, "--runtime=runsc is not allowed"),
@@ -230,17 +258,18 @@ def test_no_auth_mode_on_loopback(dockyter_server, test_image):
         ("", 400, "args: no image given"),
     ],
 )
-@under_each_runtime
-def test_refusals_are_one_line_and_start_nothing(server, test_image, args, status, detail):
-    response = server.execute({"cmd": "echo never", "args": args.format(image=test_image)})
+@under_each_place
+def test_refusals_are_one_line_and_start_nothing(server, run_image, args, status, detail):
+    response = server.execute({"cmd": "echo never", "args": args.format(image=run_image)})
     assert response.status_code == status
     assert response.json()["detail"].startswith(detail), response.json()
     assert "\n" not in response.json()["detail"]
     assert not server.containers()
 
 
-def test_a_refused_shell(server, test_image):
-    response = server.execute({"cmd": "print(1)", "args": test_image, "shell": ["python3", "-c"]})
+@under_each_executor
+def test_a_refused_shell(server, run_image):
+    response = server.execute({"cmd": "print(1)", "args": run_image, "shell": ["python3", "-c"]})
     assert response.status_code == 403
     assert response.json()["detail"].startswith("the shell 'python3 -c' is not allowed")
 
@@ -261,11 +290,11 @@ def test_a_refused_shell(server, test_image):
         "{image}\ntouch {marker}",
     ],
 )
-@under_each_runtime
-def test_argument_injection_never_runs_anything_on_the_host(server, test_image, tmp_path, args):
+@under_each_place
+def test_argument_injection_never_runs_anything_on_the_host(server, run_image, tmp_path, args):
     marker = tmp_path / "marker"
     response = server.execute(
-        {"cmd": "echo $X; touch " + str(marker), "args": args.format(marker=marker, image=test_image)}
+        {"cmd": "echo $X; touch " + str(marker), "args": args.format(marker=marker, image=run_image)}
     )
     assert response.status_code in (200, 400, 403), response.text
     if response.status_code == 200:  # the value reached the container as text, and the cmd ran there
@@ -275,13 +304,14 @@ def test_argument_injection_never_runs_anything_on_the_host(server, test_image, 
     assert not Path(str(marker)).exists()
 
 
-def test_text_no_process_can_receive_is_a_400(server, test_image):
-    response = server.execute({"cmd": "echo a\u0000b", "args": test_image})
+@under_each_executor
+def test_text_no_process_can_receive_is_a_400(server, run_image):
+    response = server.execute({"cmd": "echo a\u0000b", "args": run_image})
     assert response.status_code == 400
     assert response.json()["detail"] == "cmd contains a NUL character, which no process argument can hold"
     response = httpx.post(
         server.url + "/execute",
-        content=b'{"cmd": "\\ud800", "args": "' + test_image.encode() + b'"}',
+        content=b'{"cmd": "\\ud800", "args": "' + run_image.encode() + b'"}',
         headers=server.headers(**{"Content-Type": "application/json"}),
     )
     assert response.status_code == 400
@@ -299,6 +329,7 @@ def test_text_no_process_can_receive_is_a_400(server, test_image):
         (b'{"cmd": "x", "args": "x", "shell": []}', "shell: List should have at least 1 item"),
     ],
 )
+@under_each_executor
 def test_bodies_that_are_not_the_contract_are_422_with_one_line(server, body, detail):
     response = httpx.post(
         server.url + "/execute", content=body, headers=server.headers(**{"Content-Type": "application/json"})
@@ -307,19 +338,24 @@ def test_bodies_that_are_not_the_contract_are_422_with_one_line(server, body, de
     assert response.json()["detail"].startswith(detail)
 
 
+@under_each_executor
 def test_cancel_of_an_unknown_execution_is_404(server):
-    response = httpx.post(server.url + "/executions/nope/cancel", headers=server.headers())
-    assert response.status_code == 404
-    assert response.json() == {"detail": "no running execution 'nope'"}
+    # A Swarm server also looks for the id among other replicas' services (by label).
+    for execution_id in ("nope", "0123456789abcdef", "x" * 300):
+        response = httpx.post(f"{server.url}/executions/{execution_id}/cancel", headers=server.headers())
+        assert response.status_code == 404
+        assert response.json() == {"detail": f"no running execution {execution_id!r}"}
 
 
-def test_an_engine_that_cannot_be_reached_is_503(dockyter_server, test_image, tmp_path):
+@under_each_executor
+def test_an_engine_that_cannot_be_reached_is_503(dockyter_server, run_image, tmp_path, executor_kind):
     server = dockyter_server(docker_command=["docker", "--host", f"unix://{tmp_path}/no.sock"])
-    response = server.execute({"cmd": "echo hi", "args": test_image})
+    response = server.execute({"cmd": "echo hi", "args": run_image})
     assert response.status_code == 503
-    assert response.json()["detail"].startswith("the container engine is not reachable")
+    unreachable = "the container engine" if executor_kind == "engine" else "the Swarm manager"
+    assert response.json()["detail"].startswith(f"{unreachable} is not reachable: "), response.json()
     missing = dockyter_server(docker_command=[str(tmp_path / "no-such-cli")])
-    response = missing.execute({"cmd": "echo hi", "args": test_image})
+    response = missing.execute({"cmd": "echo hi", "args": run_image})
     assert response.status_code == 503
     assert response.json()["detail"].startswith("cannot start the container CLI")
 

@@ -1,6 +1,10 @@
 """A container the server starts is a container it removes: cancel, disconnect, shutdown, crash.
 
-Cancel, disconnect and shutdown run once under runc and once under gVisor's runsc.
+What a client can do to an execution (cancel it, cancel another's, disconnect, flood) and
+shutdown hold on both executors (``@under_each_executor``); cancel, disconnect and shutdown
+also run under runc and under gVisor's runsc (``@under_each_place``). On a Swarm the node
+deletes a removed task's container a few seconds after it stopped it: the tests check that
+the work stops, and the Swarm fixture that nothing at all is left after the test.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import uuid
 import httpx
 import pytest
 from helpers import docker, wait_until
-from server_fixtures import container_exists, under_each_runtime
+from server_fixtures import container_exists, under_each_executor, under_each_place
 
 pytestmark = pytest.mark.docker
 
@@ -28,22 +32,25 @@ def first_output(events) -> dict:
     """Read events up to the first output line (so the container is surely running); return the start event."""
     start = next(events)
     assert start["event"] == "start"
-    assert next(events)["event"] == "stdout"
-    return start
+    for event in events:
+        if event["event"] == "stdout":
+            return start
+        assert event["event"] == "node", event  # a Swarm server says where the task landed
+    raise AssertionError("the stream ended before any output")
 
 
-@under_each_runtime
-def test_cancel_stops_and_removes_the_container(dockyter_server, test_image):
+@under_each_place
+def test_cancel_stops_and_removes_the_container(dockyter_server, run_image):
     server = dockyter_server()
-    with server.stream({"cmd": "echo ready; sleep 60", "args": test_image}) as events:
+    with server.stream({"cmd": "echo ready; sleep 60", "args": run_image}) as events:
         start = first_output(events)
-        name = "dockyter-" + start["id"]
-        assert container_exists(name)
+        assert server.exists(start["id"])
         started = time.monotonic()
         answer = httpx.post(f"{server.url}/executions/{start['id']}/cancel", headers=server.headers(), timeout=60)
         assert answer.status_code == 200
         assert answer.json() == {"id": start["id"], "cancelled": True}
-        assert not container_exists(name)  # gone before the answer
+        assert not server.exists(start["id"])  # the container (or service) is gone before the answer
+        assert wait_until(lambda: not server.runs(start["id"]), timeout=GONE_WITHIN)
         assert time.monotonic() - started < GONE_WITHIN
         rest = list(events)
     assert rest[-1]["event"] == "exit"
@@ -72,56 +79,59 @@ def test_cancel_of_a_plain_json_request(dockyter_server, test_image):
     assert (reply["stdout"], reply["exit_code"], reply["reason"]) == ("so far\n", 130, "cancelled")
 
 
-def test_only_the_token_that_started_an_execution_can_cancel_it(dockyter_server, test_image):
+@under_each_executor
+def test_only_the_token_that_started_an_execution_can_cancel_it(dockyter_server, run_image):
     alice, bob = "alice-" + uuid.uuid4().hex, "bob-" + uuid.uuid4().hex
     server = dockyter_server(tokens=[f"alice:{alice}", f"bob:{bob}"])
-    with server.stream({"cmd": "echo ready; sleep 60", "args": test_image}) as events:  # as alice, the first token
+    with server.stream({"cmd": "echo ready; sleep 60", "args": run_image}) as events:  # as alice, the first token
         start = first_output(events)
         answer = httpx.post(f"{server.url}/executions/{start['id']}/cancel", headers=server.headers(bob))
         assert answer.status_code == 404
-        assert container_exists("dockyter-" + start["id"])
+        assert server.exists(start["id"])
         answer = httpx.post(f"{server.url}/executions/{start['id']}/cancel", headers=server.headers(alice), timeout=60)
         assert answer.status_code == 200
 
 
-@under_each_runtime
+@under_each_place
 def test_a_client_that_disconnects_mid_stream_takes_its_container_with_it(
-    dockyter_server, test_image, caplog, oci_runtime
+    dockyter_server, run_image, caplog, oci_runtime
 ):
     server = dockyter_server()
     caplog.set_level("INFO", logger="dockyter.server")
-    with server.stream({"cmd": "echo ready; sleep 60", "args": test_image}) as events:
+    with server.stream({"cmd": "echo ready; sleep 60", "args": run_image}) as events:
         start = first_output(events)
-        name = "dockyter-" + start["id"]
-        assert container_exists(name)
+        assert server.exists(start["id"])
     closed = time.monotonic()  # leaving the block closes the connection
-    assert wait_until(lambda: not container_exists(name), timeout=GONE_WITHIN)
+    assert wait_until(lambda: not server.runs(start["id"]), timeout=GONE_WITHIN)
     assert time.monotonic() - closed < GONE_WITHIN
     assert wait_until(lambda: not server.executor.running)
     records = [r.execution for r in caplog.records if hasattr(r, "execution")]
-    assert (records[-1]["reason"], records[-1]["runtime"]) == ("disconnected", oci_runtime)
+    # On a Swarm the runtime is "the nodes' default": a service cannot choose one.
+    assert (records[-1]["reason"], records[-1]["runtime"]) == ("disconnected", oci_runtime or server.executor.runtime)
 
 
-def test_a_client_that_disconnects_from_a_json_request_takes_its_container_with_it(dockyter_server, test_image):
+@under_each_executor
+def test_a_client_that_disconnects_from_a_json_request_takes_its_container_with_it(dockyter_server, run_image):
     server = dockyter_server()
     host, port = server.url.removeprefix("http://").split(":")
-    body = json.dumps({"cmd": "sleep 60", "args": test_image}).encode()
+    body = json.dumps({"cmd": "sleep 60", "args": run_image}).encode()
     connection = socket.create_connection((host, int(port)))
     connection.sendall(
         f"POST /execute HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {server.token}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
         + body
     )
-    assert wait_until(lambda: server.containers(), timeout=30)
-    (name,) = server.containers()
+    assert wait_until(lambda: server.executor.running, timeout=30)
+    (execution_id,) = list(server.executor.running)
+    assert wait_until(lambda: server.exists(execution_id), timeout=30)
     connection.close()
-    assert wait_until(lambda: not container_exists(name), timeout=GONE_WITHIN)
+    assert wait_until(lambda: not server.runs(execution_id), timeout=GONE_WITHIN)
 
 
-@under_each_runtime
-def test_shutdown_stops_running_containers_and_ends_their_streams(dockyter_server, test_image):
+@under_each_place
+def test_shutdown_stops_running_containers_and_ends_their_streams(dockyter_server, run_image):
     server = dockyter_server()
-    with server.stream({"cmd": "echo ready; sleep 60", "args": test_image}) as events:
+    with server.stream({"cmd": "echo ready; sleep 60", "args": run_image}) as events:
         start = first_output(events)
         stopper = threading.Thread(target=server.stop)
         started = time.monotonic()
@@ -131,11 +141,16 @@ def test_shutdown_stops_running_containers_and_ends_their_streams(dockyter_serve
     assert time.monotonic() - started < 20
     assert rest[-1]["event"] == "exit" and rest[-1]["reason"] == "cancelled"
     assert "shutting down" in rest[-1]["message"]
-    assert not container_exists("dockyter-" + start["id"])
+    assert not server.exists(start["id"])
+    assert wait_until(lambda: not server.runs(start["id"]), timeout=GONE_WITHIN)
 
 
 def test_sigterm_to_the_command_stops_running_containers(test_image, tmp_path):
-    """The real `dockyter-server` process: SIGTERM while a JSON request waits on a container."""
+    """The real `dockyter-server` process: SIGTERM while a JSON request waits on a container.
+
+    Engine only: the signal path is the same code for both executors, and shutdown on a Swarm is
+    tested above (and a killed replica in test_swarm_lifecycle.py).
+    """
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -188,6 +203,7 @@ def _server_containers(server_name: str) -> list[str]:
 
 
 def test_start_up_removes_what_a_crashed_run_of_the_same_server_left(dockyter_server, test_image):
+    # Engine only: it plants containers; a Swarm server removes services (test_swarm_lifecycle.py).
     name = "test-" + uuid.uuid4().hex[:8]
     other = "test-" + uuid.uuid4().hex[:8]
     leftover, unrelated = "dockyter-leftover-" + uuid.uuid4().hex[:8], "dockyter-unrelated-" + uuid.uuid4().hex[:8]
@@ -205,34 +221,61 @@ def test_start_up_removes_what_a_crashed_run_of_the_same_server_left(dockyter_se
         docker("rm", "-f", leftover, unrelated)
 
 
-def test_the_sweep_removes_containers_no_execution_owns(dockyter_server, test_image):
+@under_each_executor
+def test_the_sweep_removes_containers_no_execution_owns(dockyter_server, run_image):
     server = dockyter_server(reap_interval=0.5)
     orphan = "dockyter-orphan-" + uuid.uuid4().hex[:8]
-    started = docker(
-        "run", "-d", "--init", "--name", orphan, "--label", "io.dockyter.managed=1",
-        "--label", f"io.dockyter.server={server.executor.label}", test_image, "sleep", "600",
-    )  # fmt: skip
+    labels = {"io.dockyter.managed": "1", "io.dockyter.server": server.executor.label}
+    if server.cluster is None:
+        flags = [token for key, value in labels.items() for token in ("--label", f"{key}={value}")]
+        started = docker("run", "-d", "--init", "--name", orphan, *flags, run_image, "sleep", "600")
+
+        def exists() -> bool:
+            return container_exists(orphan)
+
+        def remove() -> None:
+            docker("rm", "-f", orphan)
+    else:  # a service of this instance that no execution owns, its container labelled too
+        flags = [
+            token for key, value in labels.items() for flag in ("--label", "--container-label")
+            for token in (flag, f"{key}={value}")
+        ]  # fmt: skip
+        started = server.cluster.docker(
+            "service", "create", "--detach", "--quiet", "--name", orphan, "--restart-condition", "none",
+            *flags, run_image, "sleep", "600",
+        )  # fmt: skip
+
+        def exists() -> bool:
+            return server.cluster.docker("service", "inspect", orphan).returncode == 0
+
+        def remove() -> None:
+            server.cluster.docker("service", "rm", orphan)
+
     assert started.returncode == 0, started.stderr
     try:
         # Executions running meanwhile are owned, and left alone.
-        with server.stream({"cmd": "echo ready; sleep 3; echo still here", "args": test_image}) as events:
+        with server.stream({"cmd": "echo ready; sleep 3; echo still here", "args": run_image}) as events:
             first_output(events)
-            assert wait_until(lambda: not container_exists(orphan), timeout=GONE_WITHIN)
+            assert wait_until(lambda: not exists(), timeout=GONE_WITHIN)
             rest = list(events)
         assert rest[-2]["data"] == "still here\n" and rest[-1]["code"] == 0
     finally:
-        docker("rm", "-f", orphan)
+        if exists():
+            remove()
 
 
-def test_the_session_leaves_nothing_behind_after_a_burst(dockyter_server, test_image):
+@under_each_executor
+def test_the_session_leaves_nothing_behind_after_a_burst(dockyter_server, run_image, executor_kind):
     """Many short runs, some cancelled by disconnect: afterwards none of the server's containers remains."""
     server = dockyter_server(max_concurrent=8)
-    for index in range(6):
-        with server.stream({"cmd": "echo ready; sleep 30", "args": test_image}) as events:
+    # On a Swarm each run costs seconds: one cancelled and one disconnected run keep it within CI's time.
+    for index in range(6 if executor_kind == "engine" else 2):
+        with server.stream({"cmd": "echo ready; sleep 30", "args": run_image}) as events:
             start = first_output(events)
             if index % 2:
                 continue  # disconnect
             answer = httpx.post(f"{server.url}/executions/{start['id']}/cancel", headers=server.headers(), timeout=60)
             assert answer.status_code == 200
-    assert wait_until(lambda: not server.containers(), timeout=GONE_WITHIN)
+    # A Swarm node deletes a stopped task's container seconds after the service went.
+    assert wait_until(lambda: not server.containers(), timeout=2 * GONE_WITHIN)
     assert wait_until(lambda: not server.executor.running)

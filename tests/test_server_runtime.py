@@ -4,6 +4,9 @@ What the engine records for a running container (``docker inspect``) shows the r
 the limits the server set, under runc and runsc alike: inside gVisor some of them cannot be
 seen (its /proc shows no NoNewPrivs, it mounts no cgroupfs). The client passes
 ``%%docker --runtime runsc IMAGE`` through like any docker flag.
+
+The engine executor only: a service cannot choose its runtime, so a Swarm server refuses the
+setting at start-up (below) and its nodes' default-runtime runs every task.
 """
 
 from __future__ import annotations
@@ -134,3 +137,14 @@ def test_the_client_passes_runtime_through_like_any_docker_flag(cell, ip, test_i
     assert "gVisor" in first
     assert release != os.uname().release  # not the host's kernel
     assert ip.user_ns["_exit_code"] == 0
+
+
+def test_a_swarm_server_refuses_a_runtime_with_one_line():
+    from dockyter.server.settings import SettingsError, load_settings
+
+    with pytest.raises(SettingsError) as error:
+        load_settings(["--no-auth", "--executor", "swarm", "--runtime", "runsc"], environ={})
+    assert str(error.value) == (
+        "executor swarm: runtime 'runsc' cannot be set per service; "
+        "make it the nodes' default-runtime in their daemon.json and leave runtime empty"
+    )

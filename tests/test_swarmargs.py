@@ -27,6 +27,8 @@ def translate(args: str) -> list[str]:
         ("-v cache:/c:nocopy", ["--mount", "type=volume,source=cache,target=/c,volume-nocopy=true"]),
         ("--tmpfs /t:size=64m,mode=1777,noexec", ["--mount", "type=tmpfs,target=/t,tmpfs-size=64m,tmpfs-mode=1777"]),
         ("--mount type=tmpfs,target=/t", ["--mount", "type=tmpfs,target=/t"]),
+        ("--mount source=cache,target=/c", ["--mount", "source=cache,target=/c"]),
+        ("--mount type=bind,src=/d,dst=/d", ["--mount", "type=bind,src=/d,dst=/d"]),
         ("--net=mynet", ["--network", "mynet"]),
     ],
 )
@@ -38,6 +40,9 @@ def test_translations(args, expected):
     ("args", "message"),
     [
         ("-v /anonymous", "an anonymous volume would outlive the task"),
+        ("--mount target=/anonymous", "an anonymous volume would outlive the task"),
+        ("--mount type=volume,target=/a,readonly", "an anonymous volume would outlive the task"),
+        ("--mount 'type=volume,\"dst=/a,b\"'", "an anonymous volume would outlive the task"),
         ("--tmpfs /t:uid=1000", "the tmpfs option 'uid' cannot be given"),
         ("-v /d:/d:z", "the mode 'z' has no Swarm equivalent"),
         ("--cpu-shares 10", "cannot express --cpu-shares"),
@@ -75,3 +80,15 @@ def test_the_api_socket_is_used_only_when_plain_to_see():
         (["podman"], {}),
     ]:
         assert socket_path(command, environ) is None
+
+
+def test_mount_constraints_are_swarm_placement_constraints_for_a_swarm_server():
+    settings = load_settings(
+        ["--no-auth", "--executor", "swarm", "--mount-constraint", "node.labels.storage==shared"], environ={}
+    )
+    assert settings.mount_constraints == ["node.labels.storage==shared"]
+    with pytest.raises(SettingsError, match="mount_constraints place Swarm services: they need executor swarm"):
+        make_settings({"mount_constraints": ["node.role==worker"], "auth": False})
+    for bad in ("storage", "node.labels.x==", "node.labels.x==a b", "--constraint=x==y"):
+        with pytest.raises(SettingsError, match="must be a Swarm placement constraint"):
+            make_settings({"executor": "swarm", "mount_constraints": [bad], "auth": False})

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .executor import Executor
 from .runtimes import resolve_runtime
+from .swarmmounts import warn_about_node_paths
 
 if TYPE_CHECKING:  # pragma: no cover
     from .policy import Plan
@@ -83,4 +84,5 @@ def create_executor(settings: Settings) -> ExecutorLike:
     module, _, name = EXECUTORS[settings.executor].partition(":")
     cls = getattr(importlib.import_module(module), name)
     executor: ExecutorLike = cls(settings)
+    warn_about_node_paths(settings)  # the policy sees the server's files, a task its node's
     return executor

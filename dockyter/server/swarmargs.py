@@ -11,6 +11,7 @@ dropped: a service is always removed by the server and never has a terminal.
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterable
 
 from ..dockerargs import DockerOption
@@ -35,7 +36,7 @@ SAME_VALUE: dict[str, str] = {
     "--dns-option": "--dns-option",
     "--dns-search": "--dns-search",
     "--add-host": "--host",
-    "--mount": "--mount",  # the same key=value syntax
+    "--mount": "--mount",  # the same key=value syntax (anonymous volumes refused: _mount)
 }
 SWITCHES: dict[str, str] = {"--read-only": "--read-only", "--init": "--init", "--tty": "--tty"}
 DROPPED = {"--rm", "--interactive"}  # the server removes every service; a service has no stdin
@@ -43,6 +44,11 @@ DROPPED = {"--rm", "--interactive"}  # the server removes every service; a servi
 # `-v` modes and the --mount keys they become.
 _PROPAGATION = {"private", "rprivate"}
 _CONSISTENCY = {"consistent", "cached", "delegated"}
+
+
+# An anonymous volume is removed with its container by `docker run --rm`; a service's would
+# stay on the node for ever, one more each time a request asks for one.
+_ANONYMOUS = "{written} is not allowed: an anonymous volume would outlive the task on its node (use --tmpfs)"
 
 
 class SwarmArgsError(ValueError):
@@ -78,6 +84,8 @@ def _translate(option: DockerOption) -> list[str]:
         return [SWITCHES[name]] if option.enabled else []
     if value is None:
         raise SwarmArgsError(f"{written}: a value is missing")
+    if name == "--mount":
+        return ["--mount", _mount(written, value)]
     if name in SAME_VALUE:
         return [SAME_VALUE[name], value]
     if name == "--tmpfs":
@@ -106,15 +114,35 @@ def _tmpfs(written: str, spec: str) -> str:
     return ",".join(fields)
 
 
+def binds_host_paths(options: Iterable[DockerOption]) -> bool:
+    """Whether ``options`` bind-mount a path of the host (of the node, on a Swarm)."""
+    for option in options:
+        if option.name == "--mount" and option.value and _mount_keys(option.value).get("type") == "bind":
+            return True
+        if option.name == "--volume" and option.value and option.value.startswith("/") and ":" in option.value:
+            return True
+    return False
+
+
+def _mount_keys(spec: str) -> dict[str, str]:
+    """``type=bind,"source=/a,b",...`` as keys (lower case) and values, quoted as the engine reads them."""
+    fields = next(csv.reader([spec]), [])
+    return {key.strip().lower(): value for key, _, value in (field.partition("=") for field in fields)}
+
+
+def _mount(written: str, spec: str) -> str:
+    """``--mount SPEC`` as it is, unless it is an anonymous volume (a volume with no source)."""
+    keys = _mount_keys(spec)
+    if keys.get("type", "volume") == "volume" and not (keys.get("source") or keys.get("src")):
+        raise SwarmArgsError(_ANONYMOUS.format(written=written))
+    return spec
+
+
 def _volume(written: str, spec: str) -> str:
     """``-v SOURCE:TARGET[:MODES]`` as the equivalent ``--mount``."""
     parts = spec.split(":")
     if len(parts) == 1:
-        # An anonymous volume is removed with its container by `docker run --rm`; a service's
-        # would stay on the node for ever.
-        raise SwarmArgsError(
-            f"{written} is not allowed: an anonymous volume would outlive the task on its node (use --tmpfs)"
-        )
+        raise SwarmArgsError(_ANONYMOUS.format(written=written))
     source, target = parts[0], parts[1]
     modes = [mode for mode in (parts[2].split(",") if len(parts) > 2 else []) if mode]
     kind = "bind" if source.startswith("/") else "volume"

@@ -15,15 +15,17 @@ import json
 import logging
 import re
 import shlex
+import shutil
 import time
 from typing import TYPE_CHECKING
 
 from ..contract import MANAGED_LABEL, NAME_PREFIX, OWNER_LABEL, READ_SIZE, SERVER_LABEL, IncrementalText
 from ..dockerargs import parse_run_args
 from .executor import CONTROL_TIMEOUT, ENGINE_DOWN, Control, ExecutorError, check_argv_size
+from .executorerrors import EngineUnavailable
 from .policy import Plan
 from .runlife import EXIT_CODES, Event, Run
-from .swarmargs import SwarmArgsError, service_options
+from .swarmargs import SwarmArgsError, binds_host_paths, service_options
 from .swarmstate import EXECUTION_LABEL, TERMINAL, TaskStatus
 
 if TYPE_CHECKING:
@@ -118,6 +120,10 @@ class SwarmExecution(Run):
             "--endpoint-mode", "dnsrr",
             *service_options(request),
         ]  # fmt: skip
+        if binds_host_paths(request):
+            # Only on nodes the operator says have the allowed paths (the policy checked the server's).
+            for constraint in settings.mount_constraints:
+                argv += ["--constraint", constraint]
         for key, value in self.labels().items():
             argv += ["--label", f"{key}={value}", "--container-label", f"{key}={value}"]
         argv += [
@@ -154,6 +160,10 @@ class SwarmExecution(Run):
         except SwarmArgsError as error:
             raise NotOnSwarm(str(error)) from None
         check_argv_size(argv)
+        cli = self.executor.settings.docker_command[0]
+        if shutil.which(cli) is None:
+            # Said before the run starts, as the engine executor says it: no CLI is not "no answer".
+            raise EngineUnavailable(f"cannot start the container CLI {cli!r}: not found, or not executable")
         self._task = asyncio.create_task(self._run(), name=f"dockyter {self.name}")
 
     async def _run(self) -> None:
@@ -324,4 +334,10 @@ class SwarmExecution(Run):
         }
 
     def _log(self, final: Event | None) -> None:
-        self._log_record(final, service=self.name, node=self.node or None, image=self.plan.args.image)
+        self._log_record(
+            final,
+            service=self.name,
+            node=self.node or None,
+            image=self.plan.args.image,
+            runtime=self.executor.runtime,  # the same fields as the engine executor's line
+        )

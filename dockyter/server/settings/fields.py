@@ -101,6 +101,14 @@ class Settings:
         "see docs/scaling.md).",
         metavar="NAME",
     )
+    mount_constraints: list[str] = setting(
+        [],
+        "With executor `swarm`: placement constraints (`node.labels.storage==shared`) given to every service "
+        "that bind-mounts a host path, so that such tasks run only on nodes that have the allowed paths; "
+        "see docs/scaling.md.",
+        flag="--mount-constraint",
+        metavar="EXPR",
+    )
     server_name: str = setting(
         "dockyter",
         "Names this deployment in the io.dockyter.server label of its containers. At start-up, containers "
@@ -282,6 +290,8 @@ def default_of(definition: dataclasses.Field[Any]) -> Any:
 
 _SERVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _RUNTIME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+/-]{0,127}")
+# A Swarm placement constraint: ATTRIBUTE==VALUE or ATTRIBUTE!=VALUE (node.labels.x==y, node.role!=manager).
+_CONSTRAINT = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,127} *[!=]= *[A-Za-z0-9_.:/-]{1,128}")
 
 
 def is_loopback(host: str) -> bool:
@@ -321,6 +331,13 @@ def _check(settings: Settings) -> tuple[dict[str, str], tuple[str, ...], tuple[A
         raise SettingsError(f"executor must be engine or swarm, not {s.executor!r}")
     if s.executor == "swarm":
         _check_swarm(s)
+    elif s.mount_constraints:
+        raise SettingsError("mount_constraints place Swarm services: they need executor swarm")
+    for constraint in s.mount_constraints:
+        if not _CONSTRAINT.fullmatch(constraint):
+            raise SettingsError(
+                f"mount constraint {constraint!r} must be a Swarm placement constraint like node.labels.storage==shared"
+            )
     if s.pull not in ("", "missing", "never", "always"):
         raise SettingsError(f"pull must be missing, never, always or empty, not {s.pull!r}")
     if s.network == "host" or s.network.startswith("container:"):
