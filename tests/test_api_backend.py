@@ -11,6 +11,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -390,6 +391,23 @@ def test_a_server_that_hangs_up_without_answering(backend, settings):
             connection.close()
 
         threading.Thread(target=hang_up, daemon=True).start()
+        settings.api_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        assert failure(backend) == f"the API at {settings.api_url}/execute closed the connection without answering"
+
+
+def test_a_server_that_resets_the_connection_without_answering(backend, settings):
+    # SO_LINGER 0 makes close() send a reset at once, as a server that hangs up on unread data does.
+    # Depending on timing the client sees the reset or a plain end of stream: both read the same.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+
+        def reset() -> None:
+            connection, _ = listener.accept()
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            connection.close()
+
+        threading.Thread(target=reset, daemon=True).start()
         settings.api_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
         assert failure(backend) == f"the API at {settings.api_url}/execute closed the connection without answering"
 

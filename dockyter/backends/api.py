@@ -156,7 +156,9 @@ class APIBackend(Backend):
             )
         if isinstance(error, requests.ConnectionError):
             text = str(error)
-            if "RemoteDisconnected" in text or "without response" in text:
+            # "Connection aborted." is urllib3's word for a connection that was made and then
+            # closed or reset before an answer: a reset too is the server hanging up.
+            if "RemoteDisconnected" in text or "without response" in text or "Connection aborted" in text:
                 return f"the API at {url} closed the connection without answering"
             return f"nothing answers at {url} ({reason(error)}): check api_url and that the service is running"
         return f"cannot send the request to {url}: {reason(error)}"
