@@ -329,5 +329,5 @@ class SwarmExecutor:
         mine = await self.services(f"{SERVER_LABEL}={self.label}") or {}
         await self._remove_services(mine)
         for name in await self.network_labels(f"{SERVER_LABEL}={self.label}") or {}:
-            self.networks.remove(name)
+            self.networks.remove(name, even_in_use=True)  # its services are gone: nothing will use it
         await self.networks.wait_removed()

@@ -24,6 +24,7 @@ while their own deadlines fall before it, and is then replaced by a fresh one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import secrets
@@ -111,13 +112,17 @@ class SwarmNetworks:
         self._users.pop(name, None)
         self.remove(name)
 
-    def remove(self, name: str) -> None:
+    def remove(self, name: str, *, even_in_use: bool = False) -> None:
         """Remove ``name`` once no container is attached to it, unless an acquire takes it back first.
 
         Pending networks are removed together, one ``docker network rm`` for all of them a
         second: with dozens of executions ending at once, starting CLI processes is what costs.
+        ``even_in_use`` (at shutdown) forgets its users: a run whose removal is slower than the
+        shutdown's wait for it must not keep its network alive.
         """
-        if self.in_use(name):
+        if even_in_use:
+            self._users.pop(name, None)
+        elif self.in_use(name):
             return
         self._pending.setdefault(name, time.monotonic() + REMOVE_PATIENCE)
         if self._reaper is None or self._reaper.done():
@@ -125,11 +130,11 @@ class SwarmNetworks:
 
     async def wait_removed(self, timeout: float = REMOVE_PATIENCE) -> None:
         """Wait until the pending removals are done or given up (at shutdown)."""
-        if self._reaper is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._reaper), timeout)
-            except TimeoutError:
-                pass
+        give_up = time.monotonic() + timeout
+        # A release during the wait may start a new reaper once the last one ended: wait for it too.
+        while self._reaper is not None and not self._reaper.done() and time.monotonic() < give_up:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._reaper), give_up - time.monotonic())
 
     async def _remove_pending(self) -> None:
         while self._pending:
