@@ -169,7 +169,7 @@ def swarm_server(swarm_cluster: Cluster, dockyter_server: Callable[..., Any]) ->
 def fail_on_leftovers(cluster: Cluster, names: tuple[str, ...]) -> None:
     """Fails the test when the servers ``names`` left a service, network or container on the cluster.
 
-    Only these servers: a benchmark or a colleague may be using the cluster meanwhile.
+    Only these servers: a benchmark or another test run may be using the cluster meanwhile.
     """
     if not names:
         return
