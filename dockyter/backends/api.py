@@ -157,8 +157,10 @@ class APIBackend(Backend):
         if isinstance(error, requests.ConnectionError):
             text = str(error)
             # "Connection aborted." is urllib3's word for a connection that was made and then
-            # closed or reset before an answer: a reset too is the server hanging up.
-            if "RemoteDisconnected" in text or "without response" in text or "Connection aborted" in text:
+            # closed or reset before an answer; a reset (ECONNRESET, unlike a refusal) also needs
+            # a connection: both are the server hanging up.
+            hung_up = ("RemoteDisconnected", "without response", "Connection aborted", "reset by peer")
+            if any(sign in text for sign in hung_up):
                 return f"the API at {url} closed the connection without answering"
             return f"nothing answers at {url} ({reason(error)}): check api_url and that the service is running"
         return f"cannot send the request to {url}: {reason(error)}"
