@@ -68,15 +68,17 @@ class Cluster:
         return [row[0] for row in rows if len(row) == 2 and _ours(row[1], servers)]
 
     def networks(self, servers: tuple[str, ...] = ()) -> list[str]:
-        names = self.docker(
-            "network", "ls", "--filter", "label=io.dockyter.managed", "--format", "{{.Name}}"
-        ).stdout.split()
+        return self._labelled("network", '{{.Name}}\t{{index .Labels "io.dockyter.server"}}', servers)
+
+    def configs(self, servers: tuple[str, ...] = ()) -> list[str]:
+        """Names of Dockyter's Swarm configs (the loopback check's)."""
+        return self._labelled("config", '{{.Spec.Name}}\t{{index .Spec.Labels "io.dockyter.server"}}', servers)
+
+    def _labelled(self, kind: str, fmt: str, servers: tuple[str, ...]) -> list[str]:
+        names = self.docker(kind, "ls", "--filter", "label=io.dockyter.managed", "--format", "{{.Name}}").stdout.split()
         if not names:
             return []
-        fmt = '{{.Name}}\t{{index .Labels "io.dockyter.server"}}'
-        rows = [
-            line.split("\t") for line in self.docker("network", "inspect", "--format", fmt, *names).stdout.splitlines()
-        ]
+        rows = [line.split("\t") for line in self.docker(kind, "inspect", "--format", fmt, *names).stdout.splitlines()]
         return [row[0] for row in rows if len(row) == 2 and _ours(row[1], servers)]
 
     def containers(self, servers: tuple[str, ...] = (), *, running: bool = False) -> dict[str, list[str]]:
@@ -102,6 +104,7 @@ class Cluster:
         left = {
             "services": self.services(servers),
             "networks": self.networks(servers),
+            "configs": self.configs(servers),
             "containers": self.containers(servers),
         }
         return {kind: value for kind, value in left.items() if value}
@@ -145,6 +148,20 @@ def swarm_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
 def swarm_image(swarm_cluster: Cluster) -> str:
     """The bash test image, as the cluster's nodes pull it from the cluster's registry."""
     return f"{swarm_cluster.registry}/dockyter-test/bash:1"
+
+
+@pytest.fixture(scope="session")
+def loopback_program(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The loopback check (dockyter/server/loopback_only.c), built with this machine's C compiler."""
+    from conftest import skip_or_fail
+
+    from dockyter.server.loopbackcheck import LoopbackCheckError, build
+
+    try:
+        return build(tmp_path_factory.mktemp("loopback") / "loopback-only")
+    except LoopbackCheckError as error:
+        skip_or_fail(str(error))
+        raise
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 from conftest import skip_or_fail
-from deploy_stack import Deployment, image_problem
-from helpers import wait_until
+from deploy_stack import SERVER_IMAGE, Deployment, image_problem
+from helpers import docker, wait_until
 from swarm_fixtures import LEFTOVER_WAIT
 
 pytestmark = [pytest.mark.docker, pytest.mark.swarm]
@@ -137,3 +137,16 @@ def test_a_replica_that_dies_is_skipped_by_the_proxy_and_its_run_does_not_outliv
     # or the restarted one removes what its slot left), and Swarm brings the replica back.
     assert wait_until(lambda: not cluster.services(REPLICAS), timeout=30), cluster.services(REPLICAS)
     assert wait_until(lambda: deployment.replica_container(slot), timeout=60), "the replica did not come back"
+
+
+@pytest.mark.parametrize(("network", "code"), [("none", 0), ("bridge", 125)])
+def test_the_server_image_carries_the_loopback_check_where_its_setting_says(network, code):
+    # swarm_isolation = "nodes" needs only the setting: the image has the program, and names it.
+    skip_or_fail(image_problem())
+    path = docker("image", "inspect", "--format", "{{json .Config.Env}}", SERVER_IMAGE)
+    assert "DOCKYTER_SERVER_LOOPBACK_CHECK=/usr/local/lib/dockyter/loopback-only" in json.loads(path.stdout)
+    done = docker(
+        "run", "--rm", "--network", network, "--entrypoint", "/usr/local/lib/dockyter/loopback-only",
+        SERVER_IMAGE, "dockyter-server", "--help",
+    )  # fmt: skip
+    assert done.returncode == code, done.stderr

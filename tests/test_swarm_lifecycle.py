@@ -125,8 +125,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.parametrize("isolation", ["overlay", "nodes"])
 def test_a_restarted_server_removes_the_services_its_crashed_predecessor_left(
-    swarm_server, swarm_image, swarm_cluster, tmp_path
+    swarm_server, swarm_image, swarm_cluster, tmp_path, isolation, request
 ):
     name = "crash-" + secrets.token_hex(3)
     token = secrets.token_urlsafe(24)
@@ -138,7 +139,10 @@ def test_a_restarted_server_removes_the_services_its_crashed_predecessor_left(
         "DOCKYTER_SERVER_DOCKER_COMMAND": shlex.join(swarm_cluster.docker_command),
         "DOCKYTER_SERVER_SERVER_NAME": name,
         "DOCKYTER_SERVER_PULL": "never",
+        "DOCKYTER_SERVER_SWARM_ISOLATION": isolation,
     }
+    if isolation == "nodes":  # then the crash leaves the loopback check's config instead of a network
+        env["DOCKYTER_SERVER_LOOPBACK_CHECK"] = str(request.getfixturevalue("loopback_program"))
     log = open(tmp_path / "server.log", "wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "dockyter.server", "--port", str(port)], env=env, stdout=log, stderr=log
@@ -162,8 +166,11 @@ def test_a_restarted_server_removes_the_services_its_crashed_predecessor_left(
     service = "dockyter-" + start["id"]
     time.sleep(1)
     assert service_exists(swarm_cluster, service)  # the crash left it running
+    left = swarm_cluster.configs((name,)) if isolation == "nodes" else swarm_cluster.networks((name,))
+    assert len(left) == 1
     swarm_server(server_name=name)  # the next start of the same server_name
     assert not service_exists(swarm_cluster, service)
+    assert swarm_cluster.configs((name,)) == []
     assert no_container_within(swarm_cluster, GONE_WITHIN, (name,))
 
 

@@ -8,7 +8,8 @@ Two comparisons, each made of alternating rounds in one run:
   against the same with the two workers drained (one node does everything), and against
   the same 32 through the engine executor on the main engine. All 32 carry one token, so
   they share its network; one more variant sends each with a token of its own (32
-  networks), and one runs with ``network = ""`` (none).
+  networks), and one runs with ``swarm_isolation = "nodes"`` (no network; the loopback
+  check runs first in each task), which also has its latency measured.
 
 The cluster is brought up when it is not (root only) and taken down again afterwards.
 """
@@ -18,11 +19,14 @@ from __future__ import annotations
 import itertools
 import secrets
 import subprocess
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+
+from dockyter.server.loopbackcheck import build as build_loopback_check
 
 from ..context import Context
 from ..report import Check, FigureResult
@@ -87,14 +91,17 @@ def measure(ctx: Context) -> FigureResult:
     manager = docker_command
     # The cluster's registry holds the local test image, whatever image the other figures use.
     swarm_image = f"{env['DOCKYTER_CLUSTER_REGISTRY']}/dockyter-test/bash:1"
+    scratch = tempfile.TemporaryDirectory(prefix="dockyter-bench-")
     try:
+        loopback_check = str(build_loopback_check(Path(scratch.name) / "loopback-only"))
         count = ctx.pick(32, 6)
         pause = ctx.pick(2, 1)
         swarm_settings = {"executor": "swarm", "docker_command": docker_command, "pull": "never", "max_concurrent": 64}
         # One token per execution: each gets a network of its own, the worst case of sharing.
         tokens = ["user-" + secrets.token_urlsafe(24) for _ in range(count)]
         users = [f"user{n}:{token}" for n, token in enumerate(tokens)]
-        with ctx.server(**swarm_settings) as swarm, ctx.server(**swarm_settings, network="") as fast, \
+        checked = {"swarm_isolation": "nodes", "loopback_check": loopback_check}
+        with ctx.server(**swarm_settings) as swarm, ctx.server(**swarm_settings, **checked) as fast, \
                 ctx.server(**swarm_settings, tokens=users) as crowd, \
                 ctx.server(pull="never", max_concurrent=64) as engine:  # fmt: skip
             # -- latency -------------------------------------------------------------------------
@@ -102,6 +109,7 @@ def measure(ctx: Context) -> FigureResult:
             latency = alternate(
                 {
                     "swarm": _timed(_runner(swarm, swarm_image, "true")),
+                    "swarm, nodes isolation": _timed(_runner(fast, swarm_image, "true")),
                     "engine": _timed(_runner(engine, ctx.image, "true")),
                     "bare": _timed(lambda: run_bare(bare)),
                 },
@@ -133,7 +141,7 @@ def measure(ctx: Context) -> FigureResult:
                     "three nodes": lambda: all_at_once(count, job),
                     "one node": one_node,
                     "engine executor": lambda: all_at_once(count, on_engine),
-                    "three nodes, network empty": lambda: all_at_once(count, fast_job),
+                    "three nodes, nodes isolation": lambda: all_at_once(count, fast_job),
                     "three nodes, a token each": lambda: all_at_once(count, crowd_job),
                 },
                 ctx.pick(3, 1),
@@ -142,6 +150,7 @@ def measure(ctx: Context) -> FigureResult:
                 on_retry=ctx.noting(result.notes),
             )
     finally:
+        scratch.cleanup()
         if brought_up:
             _cluster("down")
     result.checks += [
@@ -191,13 +200,23 @@ def measure(ctx: Context) -> FigureResult:
             "one per execution: many users at once, each task attached to an overlay of its own",
         ),
         Check(
-            f'wall time ratio: {count} × `sleep {pause}` on three nodes with network = "" vs the engine executor',
-            median_ratio(spread["three nodes, network empty"], spread["engine executor"]),
+            f"wall time ratio: {count} × `sleep {pause}` on three nodes with swarm_isolation = nodes "
+            "vs the engine executor",
+            median_ratio(spread["three nodes, nodes isolation"], spread["engine executor"]),
             "x",
             "<=",
             1.3,
-            f"median {median(spread['three nodes, network empty']):.2f} s: no overlay network at all; "
-            "the nodes' --bridge none keeps the tasks off any network (docs/scaling.md)",
+            f"median {median(spread['three nodes, nodes isolation']):.2f} s: no overlay network at all; the nodes' "
+            "--bridge none keeps the tasks off any network, and the loopback check in each task refuses the cell "
+            "on a node that does not (docs/scaling.md)",
+        ),
+        Check(
+            "latency ratio: `true` through the Swarm executor with swarm_isolation = nodes vs the engine executor",
+            median_ratio(latency["swarm, nodes isolation"], latency["engine"]),
+            "x",
+            "<=",
+            5.0,
+            f"median {median(latency['swarm, nodes isolation']):.2f} s: no overlay to attach, a config to mount",
         ),
     ]
     result.sides = {
@@ -207,7 +226,8 @@ def measure(ctx: Context) -> FigureResult:
         "three nodes": f"{count} threads at once through the Swarm executor, manager and two workers active",
         "one node": f"the same with {' and '.join(WORKERS)} drained",
         "engine executor": f"{count} threads at once through the engine executor on the main engine",
-        "three nodes, network empty": f'{count} threads at once through a Swarm executor with network = ""',
+        "swarm, nodes isolation": "the same through a Swarm executor with swarm_isolation = nodes",
+        "three nodes, nodes isolation": f"{count} threads at once through a Swarm executor with swarm_isolation = nodes",
         "three nodes, a token each": f"{count} threads at once through a Swarm executor, each with its own token",
     }
     result.notes.append(

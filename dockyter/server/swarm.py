@@ -7,7 +7,8 @@ context). For each execution the executor
    a network): Swarm has no ``--network none`` for services, and a service without a network
    lands on the node's default bridge, with outside access. An internal overlay has no
    gateway, so the task reaches nothing outside it, and only the same token's running
-   executions share it (:mod:`.swarmnetworks`);
+   executions share it (:mod:`.swarmnetworks`). With ``swarm_isolation = "nodes"`` it joins
+   none instead, and the loopback check (:mod:`.swarmloopback`) runs first in the task;
 2. creates a service ``--mode replicated --replicas 1 --restart-condition none`` with the
    same confinement as the engine executor (:mod:`.swarmargs` translates the request's
    ``docker run`` options) and labels naming the server instance, the owner, the execution,
@@ -44,6 +45,7 @@ import shlex
 import time
 from collections.abc import Iterable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from ..contract import MANAGED_LABEL, OWNER_LABEL, SERVER_LABEL, owner_id
@@ -51,6 +53,7 @@ from .control import CONTROL_TIMEOUT, Control, control
 from .executor import ShuttingDown, TooBusy
 from .policy import Plan
 from .settings import Settings
+from .swarmloopback import SwarmLoopbackCheck
 from .swarmnetworks import SwarmNetworks
 from .swarmrun import DEADLINE_LABEL, WHO_LABEL, NotOnSwarm, SwarmExecution, message_text
 from .swarmstate import EXECUTION_LABEL, SwarmState
@@ -87,6 +90,12 @@ class SwarmExecutor:
         self._reaper: asyncio.Task[None] | None = None
         labels = {MANAGED_LABEL: "1", SERVER_LABEL: self.label, OWNER_LABEL: self.owner}
         self.networks = SwarmNetworks(self.control, labels, WHO_LABEL, DEADLINE_LABEL)
+        # swarm_isolation "nodes": no network for a task that gets none, but the check runs first in it.
+        self.loopback = (
+            SwarmLoopbackCheck(self.control, Path(settings.loopback_check), self.instance, labels)
+            if settings.swarm_isolation == "nodes"
+            else None
+        )
         self._leftovers_checked = False
 
     # -- executions ---------------------------------------------------------------------------------
@@ -177,13 +186,20 @@ class SwarmExecutor:
 
     async def network_labels(self, label_filter: str) -> dict[str, dict[str, str]] | None:
         """Labels of every network matching ``label_filter``, by name; None when the manager cannot be asked."""
-        answer = await self.control("network", "ls", "--filter", f"label={label_filter}", "--format", "{{.Name}}")
+        return await self._labelled("network", "{{.Name}}\t{{json .Labels}}", label_filter)
+
+    async def config_labels(self, label_filter: str) -> dict[str, dict[str, str]] | None:
+        """Labels of every Swarm config matching ``label_filter``, by name; None when the manager cannot be asked."""
+        return await self._labelled("config", "{{.Spec.Name}}\t{{json .Spec.Labels}}", label_filter)
+
+    async def _labelled(self, kind: str, name_and_labels: str, label_filter: str) -> dict[str, dict[str, str]] | None:
+        answer = await self.control(kind, "ls", "--filter", f"label={label_filter}", "--format", "{{.Name}}")
         if answer is None or answer.returncode != 0:
             return None
         names = answer.stdout.split()
         if not names:
             return {}
-        answer = await self.control("network", "inspect", "--format", "{{.Name}}\t{{json .Labels}}", *names)
+        answer = await self.control(kind, "inspect", "--format", name_and_labels, *names)
         found = {}
         for line in (answer.stdout if answer else "").splitlines():
             name, _, labels = line.partition("\t")
@@ -270,6 +286,10 @@ class SwarmExecutor:
         for name, labels in networks.items():
             if earlier(labels):
                 self.networks.remove(name)
+        configs = await self.config_labels(SERVER_LABEL) or {}
+        stale_configs = [name for name, labels in configs.items() if earlier(labels)]
+        if stale_configs:  # their services were removed just above
+            await self.control("config", "rm", *stale_configs)
         if removed:
             log.warning(json.dumps({"event": "startup_cleanup", "removed": removed}))
         return removed
@@ -331,3 +351,5 @@ class SwarmExecutor:
         for name in await self.network_labels(f"{SERVER_LABEL}={self.label}") or {}:
             self.networks.remove(name, even_in_use=True)  # its services are gone: nothing will use it
         await self.networks.wait_removed()
+        if self.loopback is not None:
+            await self.loopback.remove()

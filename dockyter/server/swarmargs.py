@@ -124,6 +124,23 @@ def binds_host_paths(options: Iterable[DockerOption]) -> bool:
     return False
 
 
+def mount_targets(options: Iterable[DockerOption]) -> list[str]:
+    """Where in the container ``options`` mount something (bind, volume or tmpfs)."""
+    targets = []
+    for option in options:
+        if option.value is None:
+            continue
+        if option.name == "--mount":
+            keys = _mount_keys(option.value)
+            targets += [keys[key] for key in ("target", "dst", "destination") if key in keys]
+        elif option.name == "--volume":
+            parts = option.value.split(":")
+            targets.append(parts[1] if len(parts) > 1 else parts[0])
+        elif option.name == "--tmpfs":
+            targets.append(option.value.partition(":")[0])
+    return targets
+
+
 def _mount_keys(spec: str) -> dict[str, str]:
     """``type=bind,"source=/a,b",...`` as keys (lower case) and values, quoted as the engine reads them."""
     fields = next(csv.reader([spec]), [])

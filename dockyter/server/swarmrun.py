@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import posixpath
 import re
 import shlex
 import shutil
@@ -23,9 +24,10 @@ from ..contract import MANAGED_LABEL, NAME_PREFIX, OWNER_LABEL, READ_SIZE, SERVE
 from ..dockerargs import parse_run_args
 from .executor import CONTROL_TIMEOUT, ENGINE_DOWN, Control, ExecutorError, check_argv_size
 from .executorerrors import EngineUnavailable
+from .loopbackcheck import TARGET_DIR
 from .policy import Plan
 from .runlife import EXIT_CODES, Event, Run
-from .swarmargs import SwarmArgsError, binds_host_paths, service_options
+from .swarmargs import SwarmArgsError, binds_host_paths, mount_targets, service_options
 from .swarmstate import EXECUTION_LABEL, TERMINAL, TaskStatus
 
 if TYPE_CHECKING:
@@ -135,6 +137,12 @@ class SwarmExecution(Run):
         ]  # fmt: skip
         if self.network:
             argv += ["--network", self.network]
+        elif self.own_network() and self.executor.loopback is not None:
+            for target in mount_targets(request):
+                path = posixpath.normpath("/" + target.lstrip("/"))
+                if path == TARGET_DIR or path.startswith(TARGET_DIR + "/"):
+                    raise SwarmArgsError(f"a mount at {target} is not allowed: {TARGET_DIR} holds the loopback check")
+            argv += self.executor.loopback.mount()
         elif settings.network and settings.network != "none" and not plan.has_network:
             argv += ["--network", settings.network]
         if settings.memory:
@@ -180,7 +188,12 @@ class SwarmExecution(Run):
     async def _create(self) -> Event | None:
         """Create the network and the service; an event that ends the run when that fails."""
         executor = self.executor
-        if self.own_network():
+        if self.own_network() and executor.loopback is not None:
+            # No network: the node must give none, and the check that runs first in the task refuses otherwise.
+            config, answer = await executor.loopback.config()
+            if config is None:
+                return await self._not_created(answer, "config create")
+        elif self.own_network():
             # The owner's internal network, shared by its running executions only (swarmnetworks.py).
             self.network, answer = await executor.networks.acquire(self.who, self.deadline)
             if self.network is None:

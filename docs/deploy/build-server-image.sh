@@ -8,7 +8,8 @@
 # needs no pip and no network. On this machine, pip downloads the wheels of
 # dockyter[server] and its dependencies for BASE's Python and platform (asked from BASE
 # itself), and builds dockyter's own wheel from this checkout; the image installs them with
-# `pip --no-index`. The docker CLI copied in is $DOCKER_CLI, or the `docker` on PATH: a
+# `pip --no-index`; the loopback check (swarm_isolation = "nodes") is compiled here with cc.
+# The docker CLI copied in is $DOCKER_CLI, or the `docker` on PATH: a
 # statically linked one runs on any base; Debian's (docker.io) needs a base whose C library
 # is as new as the one it was built against (the build checks that it runs).
 #
@@ -67,6 +68,10 @@ wheel=$(ls "$context"/wheels/dockyter-*.whl)
     "${platforms[@]}" "dockyter[server] @ file://$wheel" pip \
     || die "could not download the wheels of dockyter[server] for Python $py_version on $machine"
 
+# The loopback check of swarm_isolation = "nodes", built here for BASE's machine (it needs no C library).
+[ "$(uname -m)" = "$machine" ] || die "this machine is $(uname -m) and $base is $machine: build on a $machine machine"
+PYTHONPATH="$source_dir${PYTHONPATH:+:$PYTHONPATH}" "$python" -m dockyter.server.loopbackcheck "$context/loopback-only" >/dev/null \
+    || die "could not build the loopback check (it needs a C compiler, cc)"
 cp -L "$cli" "$context/docker"
 cp "$here/Dockerfile" "$context/Dockerfile"
 out=$("${docker[@]}" build --quiet --build-arg "BASE=$base" --label "io.dockyter.source-sha256=$(source_sha256)" \

@@ -14,9 +14,11 @@ import ipaddress
 import re
 import shlex
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..allowlist import AllowedMount, check_flag_names, parse_allowed_mounts
+from ..loopbackcheck import program_problem
 from .tokens import MIN_TOKEN_LENGTH, read_token_table
 
 ENV_PREFIX = "DOCKYTER_SERVER_"
@@ -108,6 +110,22 @@ class Settings:
         "see docs/scaling.md.",
         flag="--mount-constraint",
         metavar="EXPR",
+    )
+    swarm_isolation: str = setting(
+        "overlay",
+        "With executor `swarm`: how a task that gets no network is kept from every other. `overlay`: it joins "
+        "its token's `--internal` overlay network (works on any swarm; the node takes about a second per task to "
+        "attach it). `nodes`: it joins none, so it gets what its node gives a container without a network, which "
+        "is a loopback interface only when the node's dockerd runs with `--bridge none`; the program "
+        "`loopback_check` runs first in each task and refuses the cell (exit 125) otherwise. See docs/scaling.md.",
+        metavar="MODE",
+    )
+    loopback_check: str = setting(
+        "",
+        "The loopback check program that swarm_isolation `nodes` runs first in each task, built with "
+        "`python -m dockyter.server.loopbackcheck PATH`; it reaches the nodes as a Swarm config. "
+        "Unused with other settings (the server image sets it).",
+        metavar="PATH",
     )
     server_name: str = setting(
         "dockyter",
@@ -333,6 +351,8 @@ def _check(settings: Settings) -> tuple[dict[str, str], tuple[str, ...], tuple[A
         _check_swarm(s)
     elif s.mount_constraints:
         raise SettingsError("mount_constraints place Swarm services: they need executor swarm")
+    elif s.swarm_isolation != "overlay":
+        raise SettingsError("swarm_isolation isolates Swarm tasks: it needs executor swarm")
     for constraint in s.mount_constraints:
         if not _CONSTRAINT.fullmatch(constraint):
             raise SettingsError(
@@ -382,3 +402,13 @@ def _check_swarm(settings: Settings) -> None:
         service_options(parse_run_args(shlex.join([*settings.extra_run_args, "image"])).options)
     except (SwarmArgsError, DockerArgsError) as error:
         raise SettingsError(f"executor swarm: {error}") from None
+    if settings.swarm_isolation not in ("overlay", "nodes"):
+        raise SettingsError(f"swarm_isolation must be overlay or nodes, not {settings.swarm_isolation!r}")
+    if settings.swarm_isolation == "nodes":
+        if not settings.loopback_check:
+            raise SettingsError(
+                "swarm_isolation nodes needs loopback_check: build it with python -m dockyter.server.loopbackcheck PATH"
+            )
+        problem = program_problem(Path(settings.loopback_check))
+        if problem:
+            raise SettingsError(problem)
