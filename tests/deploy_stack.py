@@ -105,6 +105,9 @@ class Deployment:
             "DOCKYTER_ALLOWED_IMAGES": f"{self.cluster.registry}/dockyter-test/*",
             # The manager's own engine: on this cluster's nodes /var/run/docker.sock is the host's.
             "DOCKYTER_ENGINE_SOCKET": self.cluster.host.removeprefix("unix://"),
+            # The test nodes run with --bridge none: the faster isolation, checked in each task by
+            # the image's own loopback check (the default, overlay, is what the other Swarm tests use).
+            "DOCKYTER_SWARM_ISOLATION": "nodes",
         }
         command = [*self.cluster.docker_command, "stack", "deploy", "--compose-file", "dockyter-stack.yml", self.stack]
         run(command, cwd=self.work, env=environment)

@@ -96,6 +96,14 @@ def test_output_streams_live_and_a_cancel_through_the_proxy_removes_the_service(
         assert labels["io.dockyter.who"] == "alice"
         assert labels["io.dockyter.server"].split(":")[0] in REPLICAS
         execution = labels["io.dockyter.execution"]
+        # swarm_isolation = nodes: no network; the image's loopback check is the task's entrypoint.
+        spec = cluster.docker("service", "inspect", "--format", "{{json .Spec.TaskTemplate}}", f"dockyter-{execution}")
+        template = json.loads(spec.stdout)
+        assert not template.get("Networks")
+        assert template["ContainerSpec"]["Command"] == ["/.dockyter/loopback-only"]
+        assert [config["File"]["Name"] for config in template["ContainerSpec"]["Configs"]] == [
+            "/.dockyter/loopback-only"
+        ]
 
         # Cancelled by another connection, which the proxy may give to either replica.
         cancelled = deployment.request("POST", f"/executions/{execution}/cancel", token=deployment.token)

@@ -207,6 +207,30 @@ def test_list_and_cancel_work_from_another_replica(swarm_server, swarm_image, sw
     assert no_container_within(swarm_cluster, GONE_WITHIN, (first.settings.server_name, second.settings.server_name))
 
 
+def test_another_deployment_with_the_same_token_name_neither_lists_nor_cancels(
+    swarm_server, swarm_image, swarm_cluster
+):
+    # Two deployments on one swarm, each with a user named alice: same name, different tokens.
+    ours, theirs = (f"alice:{secrets.token_urlsafe(24)}" for _ in range(2))
+    first = swarm_server(tokens=[ours])
+    other = swarm_server(tokens=[theirs])
+    with first.stream({"cmd": "echo ready; sleep 60", "args": swarm_image}) as events:
+        start = first_output(events)
+        listed = httpx.get(f"{other.url}/executions", headers=other.headers(), timeout=60)
+        assert listed.json() == {"executions": []}
+        cancel = httpx.post(f"{other.url}/executions/{start['id']}/cancel", headers=other.headers(), timeout=60)
+        assert cancel.status_code == 404
+        service = swarm_cluster.docker(
+            "service", "inspect", "--format", "{{json .Spec.Labels}}", "dockyter-" + start["id"]
+        )
+        labels = json.loads(service.stdout)
+        assert labels["io.dockyter.who"] == "alice"  # the name, for people reading the swarm
+        assert ours.split(":", 1)[1] not in service.stdout  # the token itself is never written down
+        assert len(labels["io.dockyter.principal"]) == 32
+        mine = httpx.get(f"{first.url}/executions", headers=first.headers(), timeout=60).json()["executions"]
+        assert [item["id"] for item in mine] == [start["id"]]
+
+
 def test_a_worker_that_dies_mid_run_ends_the_run_with_an_error_naming_it(swarm_server, swarm_image, swarm_cluster):
     # Tasks go to the workers only, so that killing the task's node leaves the manager alive.
     assert swarm_cluster.docker("node", "update", "--availability", "drain", "dyt-manager").returncode == 0
@@ -276,6 +300,7 @@ class SocketProxy:
         self.listener.bind(path)
         self.listener.listen(64)
         self.connections: list[socket.socket] = []
+        self.hanging = False
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -284,17 +309,20 @@ class SocketProxy:
                 client, _ = self.listener.accept()
             except OSError:
                 return  # cut
+            if self.hanging:  # accepted, and never answered
+                self.connections.append(client)
+                continue
             upstream = socket.socket(socket.AF_UNIX)
             upstream.connect(self.target)
             self.connections += [client, upstream]
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
 
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
-                sink.sendall(data)
+                if not self.hanging:  # a hanging manager reads requests and says nothing
+                    sink.sendall(data)
         except OSError:
             pass
         for end in (source, sink):
@@ -302,6 +330,10 @@ class SocketProxy:
                 end.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+    def hang(self) -> None:
+        """From now on, take every request and answer none, as a manager that hangs."""
+        self.hanging = True
 
     def cut(self) -> None:
         self.listener.close()
@@ -313,8 +345,9 @@ class SocketProxy:
                 pass
 
 
+@pytest.mark.parametrize("failure", ["refuses", "hangs"])
 def test_a_manager_that_stops_answering_ends_the_run_with_an_error_naming_it(
-    swarm_server, swarm_image, swarm_cluster, tmp_path
+    swarm_server, swarm_image, swarm_cluster, tmp_path, failure
 ):
     path = str(tmp_path / "manager.sock")
     target = swarm_cluster.host.removeprefix("unix://")
@@ -322,8 +355,16 @@ def test_a_manager_that_stops_answering_ends_the_run_with_an_error_naming_it(
     server = swarm_server(docker_command=["docker", "-H", f"unix://{path}"])
     with server.stream({"cmd": "echo ready; sleep 120", "args": swarm_image, "timeout": 120}) as events:
         start = first_output(events)
-        proxy.cut()
+        if failure == "refuses":
+            proxy.cut()
+        else:
+            proxy.hang()
+        lost_at = time.monotonic()
         rest = list(events)
+    # Given up well before the run's timeout (120 s): 10 s of refusals, or two polls' timeouts.
+    assert time.monotonic() - lost_at < 45
+    if failure == "hangs":
+        proxy.cut()
     assert rest[-1]["event"] == "error"
     assert f"the Swarm manager (docker -H unix://{path}) has not answered" in rest[-1]["message"]
     assert "dockyter-" + start["id"] in rest[-1]["message"]

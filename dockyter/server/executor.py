@@ -36,6 +36,7 @@ from .executorerrors import (
 from .policy import Plan
 from .runlife import EXIT_CODES, QUEUE_EVENTS, Event
 from .settings import Settings
+from .slots import ExecutionSlots
 
 # The executor's names for the rest of the server, some defined in .control, .execution, .executorerrors
 # and .runlife.
@@ -59,18 +60,17 @@ __all__ = [
 log = logging.getLogger("dockyter.server")
 
 
-class Executor:
+class Executor(ExecutionSlots[Execution]):
     """Starts, tracks and removes the containers of one server instance."""
 
     def __init__(self, settings: Settings, runtime: str = "") -> None:
+        super().__init__(settings.max_concurrent, stop_wait=CONTROL_TIMEOUT + EXIT_WAIT)
         self.settings = settings
         # The runtime containers run under, as reported (the setting, or the engine's default).
         self.runtime = runtime or settings.runtime
         self.instance = secrets.token_hex(6)
         self.label = f"{settings.server_name}:{self.instance}"
         self.owner = owner_id()
-        self.running: dict[str, Execution] = {}
-        self.closing = False
         self._reaper: asyncio.Task[None] | None = None
         self._leftovers_checked = False  # whether start-up clean-up could ask the engine yet
         self.present: set[str] = set()  # images seen on the engine: no need to ask again
@@ -94,35 +94,7 @@ class Executor:
 
     async def start(self, plan: Plan, cmd: str, timeout: float, merge_stderr: bool, who: str) -> Execution:
         """Admit and start one execution; raises :class:`ExecutorError` subclasses."""
-        if self.closing:
-            raise ShuttingDown("the server is shutting down")
-        if len(self.running) >= self.settings.max_concurrent:
-            raise TooBusy(f"all {self.settings.max_concurrent} execution slots of this server are taken: retry later")
-        execution = Execution(self, plan, cmd, timeout, merge_stderr, who)
-        # Registered before the CLI starts, so the sweep never takes its container for an orphan.
-        self.running[execution.id] = execution
-        try:
-            await execution.start()
-        except BaseException:
-            self.forget(execution)
-            raise
-        return execution
-
-    def get(self, execution_id: str) -> Execution | None:
-        return self.running.get(execution_id)
-
-    def forget(self, execution: Execution) -> None:
-        self.running.pop(execution.id, None)
-
-    async def stop_all(self, message: str) -> None:
-        """Stop every running execution (each ends with reason ``cancelled``) and wait for them."""
-        self.closing = True
-        executions = list(self.running.values())
-        for execution in executions:
-            execution.stop("cancelled", message)
-        if executions:
-            waits = [asyncio.ensure_future(execution.wait()) for execution in executions]
-            await asyncio.wait(waits, timeout=CONTROL_TIMEOUT + EXIT_WAIT)
+        return await self.admit(Execution(self, plan, cmd, timeout, merge_stderr, who))
 
     # -- the container CLI --------------------------------------------------------------------
 

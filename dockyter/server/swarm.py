@@ -50,12 +50,20 @@ from typing import Any
 
 from ..contract import MANAGED_LABEL, OWNER_LABEL, SERVER_LABEL, owner_id
 from .control import CONTROL_TIMEOUT, Control, control
-from .executor import ShuttingDown, TooBusy
 from .policy import Plan
 from .settings import Settings
+from .slots import ExecutionSlots
 from .swarmloopback import SwarmLoopbackCheck
 from .swarmnetworks import SwarmNetworks
-from .swarmrun import DEADLINE_LABEL, WHO_LABEL, NotOnSwarm, SwarmExecution, message_text
+from .swarmrun import (
+    DEADLINE_LABEL,
+    PRINCIPAL_LABEL,
+    WHO_LABEL,
+    NotOnSwarm,
+    SwarmExecution,
+    message_text,
+    principal_of,
+)
 from .swarmstate import EXECUTION_LABEL, SwarmState
 
 __all__ = ["NotOnSwarm", "SwarmExecution", "SwarmExecutor", "message_text"]
@@ -65,23 +73,23 @@ log = logging.getLogger("dockyter.server")
 POLL_INTERVAL = 0.2  # seconds between two looks at the tasks' states
 NODE_POLL_INTERVAL = 1.0  # seconds between two looks at which nodes are down
 # The manager is taken for lost after this many failed polls in a row, spanning at least
-# MANAGER_PATIENCE seconds: a leader election or a slow answer must not end the runs.
-MANAGER_FAILURES = 5
+# MANAGER_PATIENCE seconds: a leader election or one slow answer must not end the runs, and a
+# manager that hangs (each poll waits for its timeout) must not take minutes to be noticed.
+MANAGER_FAILURES = 2
 MANAGER_PATIENCE = 10.0
 
 
-class SwarmExecutor:
+class SwarmExecutor(ExecutionSlots[SwarmExecution]):
     """Starts, tracks and removes the services of one server instance on a Swarm."""
 
     def __init__(self, settings: Settings) -> None:
+        super().__init__(settings.max_concurrent, stop_wait=2 * CONTROL_TIMEOUT)
         self.settings = settings
         self.instance = secrets.token_hex(6)
         self.label = f"{settings.server_name}:{self.instance}"
         # A service cannot choose its runtime (the settings refuse one): each node's default runs it.
         self.runtime = "the nodes' default"
         self.owner = owner_id()
-        self.running: dict[str, SwarmExecution] = {}
-        self.closing = False
         self.down_nodes: set[str] = set()
         self.manager_lost: str | None = None  # why the runs cannot be followed any more, while so
         self.state = SwarmState(self.label, settings.docker_command, self.control)
@@ -97,63 +105,45 @@ class SwarmExecutor:
             else None
         )
         self._leftovers_checked = False
+        self._principals = {name: principal_of(token) for name, token in settings.token_table().items()}
 
     # -- executions ---------------------------------------------------------------------------------
 
     async def start(self, plan: Plan, cmd: str, timeout: float, merge_stderr: bool, who: str) -> SwarmExecution:
-        if self.closing:
-            raise ShuttingDown("the server is shutting down")
-        if len(self.running) >= self.settings.max_concurrent:
-            raise TooBusy(f"all {self.settings.max_concurrent} execution slots of this server are taken: retry later")
-        execution = SwarmExecution(self, plan, cmd, timeout, merge_stderr, who)
-        self.running[execution.id] = execution
-        try:
-            await execution.start()
-        except BaseException:
-            self.forget(execution)
-            raise
+        execution = await self.admit(SwarmExecution(self, plan, cmd, timeout, merge_stderr, who))
         self._ensure_poller()
         return execution
-
-    def get(self, execution_id: str) -> SwarmExecution | None:
-        return self.running.get(execution_id)
-
-    def forget(self, execution: SwarmExecution) -> None:
-        self.running.pop(execution.id, None)
 
     async def cancel_elsewhere(self, execution_id: str, who: str) -> bool:
         """Remove the service of an execution another replica runs (found by its labels)."""
         if not re.fullmatch(r"[0-9a-f]{16}", execution_id):
             return False
         found = await self.services(f"{EXECUTION_LABEL}={execution_id}")
-        mine = [name for name, labels in (found or {}).items() if labels.get(WHO_LABEL) == who]
+        principal = self.principal(who)
+        mine = [name for name, labels in (found or {}).items() if labels.get(PRINCIPAL_LABEL) == principal]
         if not mine:
             return False
         await self.control("service", "rm", *mine)
         return True
 
+    def principal(self, who: str) -> str:
+        """The principal label of token name ``who`` (of the name itself when authentication is off)."""
+        return self._principals.get(who) or principal_of(who)
+
     async def list_executions(self, who: str) -> list[dict[str, Any]]:
         """The running executions of token ``who`` on every replica, found by their labels."""
-        specs = await self.service_specs(f"{WHO_LABEL}={who}") or {}
+        principal = self.principal(who)
+        specs = await self.service_specs(f"{PRINCIPAL_LABEL}={principal}") or {}
         listed = []
         for spec in specs.values():
             labels = spec.get("Labels") or {}
-            if labels.get(MANAGED_LABEL) != "1" or labels.get(WHO_LABEL) != who:
+            if labels.get(MANAGED_LABEL) != "1" or labels.get(PRINCIPAL_LABEL) != principal:
                 continue
             execution_id = labels.get(EXECUTION_LABEL, "")
             local = self.running.get(execution_id)
             image = ((spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Image", "")
             listed.append({"id": execution_id, "image": image, "node": local.node or None if local else None})
         return sorted(listed, key=lambda item: item["id"])
-
-    async def stop_all(self, message: str) -> None:
-        self.closing = True
-        executions = list(self.running.values())
-        for execution in executions:
-            execution.stop("cancelled", message)
-        if executions:
-            waits = [asyncio.ensure_future(execution.wait()) for execution in executions]
-            await asyncio.wait(waits, timeout=2 * CONTROL_TIMEOUT)
 
     # -- the CLI --------------------------------------------------------------------------------------
 
@@ -237,12 +227,14 @@ class SwarmExecutor:
                     await asyncio.wait_for(self._poke.wait(), POLL_INTERVAL)
                 continue
             try:
+                statuses = None
+                down: set[str] | None = self.down_nodes
                 if time.monotonic() - last_nodes >= NODE_POLL_INTERVAL or not self.state.knows_nodes:
                     last_nodes = time.monotonic()
                     down = await self.state.down_nodes()
-                    if down is not None:
-                        self.down_nodes = down
-                statuses = await self.state.task_statuses([execution.name for execution in watched])
+                if down is not None:  # else the manager did not answer: a failed poll, no second wait
+                    self.down_nodes = down
+                    statuses = await self.state.task_statuses([execution.name for execution in watched])
             except Exception:  # the poller must outlive any surprise in the CLI's answers
                 log.exception("polling the swarm failed")
                 statuses = None

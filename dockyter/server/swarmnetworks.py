@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ..contract import NAME_PREFIX
-from .executor import Control
+from .control import Control
 
 log = logging.getLogger("dockyter.server")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import posixpath
@@ -18,9 +19,18 @@ import re
 import shlex
 import shutil
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..contract import MANAGED_LABEL, NAME_PREFIX, OWNER_LABEL, READ_SIZE, SERVER_LABEL, IncrementalText
+from ..contract import (
+    MANAGED_LABEL,
+    NAME_PREFIX,
+    OWNER_LABEL,
+    READ_SIZE,
+    SERVER_LABEL,
+    IncrementalText,
+    limit_args,
+)
 from ..dockerargs import parse_run_args
 from .executor import CONTROL_TIMEOUT, ENGINE_DOWN, Control, ExecutorError, check_argv_size
 from .executorerrors import EngineUnavailable
@@ -31,11 +41,15 @@ from .swarmargs import SwarmArgsError, binds_host_paths, mount_targets, service_
 from .swarmstate import EXECUTION_LABEL, TERMINAL, TaskStatus
 
 if TYPE_CHECKING:
+    from .settings import Settings
     from .swarm import SwarmExecutor
 
 log = logging.getLogger("dockyter.server")
 
 WHO_LABEL = "io.dockyter.who"
+# Who may list and cancel the run from any replica: a digest of the caller's token, so that a
+# token *name* reused by another deployment on the same swarm does not reach these runs.
+PRINCIPAL_LABEL = "io.dockyter.principal"
 DEADLINE_LABEL = "io.dockyter.deadline"  # unix time after which any replica may remove it
 
 DEADLINE_GRACE = 60.0  # a service this long past its run's timeout is anyone's to remove
@@ -44,6 +58,34 @@ DRAIN_WAIT = 5.0  # seconds for the follower's pipes to empty once it is stopped
 _EXIT_STATUS = re.compile(r"non-zero exit \((\d+)\)")
 # A log message as `service logs --timestamps` prints it; anything else on its pipes is the CLI's own.
 _MESSAGE = re.compile(rb"\d{4}-\d\d-\d\dT[0-9:.]+Z ")
+
+
+@dataclass(frozen=True)
+class SwarmLimits:
+    """The server's limits (:class:`~dockyter.contract.ServerLimits`) a service can carry.
+
+    The network is chosen apart (a token's overlay, or none); services cannot ask for
+    no-new-privileges (the nodes' daemon.json sets it, docs/scaling.md) nor for a runtime (the
+    settings refuse one), and the image is resolved apart (``--no-resolve-image``).
+    """
+
+    memory: str
+    cpus: str
+    pids_limit: int
+    drop_capabilities: bool
+    network: str = ""
+    forbid_new_privileges: bool = False
+    pull: str = ""
+    runtime: str = ""
+
+    @classmethod
+    def of(cls, settings: Settings) -> SwarmLimits:
+        return cls(settings.memory, settings.cpus, settings.pids_limit, settings.drop_capabilities)
+
+
+def principal_of(token: str) -> str:
+    """The ``io.dockyter.principal`` label of a token: a digest that names it without revealing it."""
+    return hashlib.sha256(b"io.dockyter.principal\0" + token.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
 def message_text(line: bytes) -> bytes | None:
@@ -99,6 +141,7 @@ class SwarmExecution(Run):
             OWNER_LABEL: executor.owner,
             EXECUTION_LABEL: self.id,
             WHO_LABEL: self.who,
+            PRINCIPAL_LABEL: executor.principal(self.who),
             DEADLINE_LABEL: str(int(self.deadline)),
         }
 
@@ -145,15 +188,10 @@ class SwarmExecution(Run):
             argv += self.executor.loopback.mount()
         elif settings.network and settings.network != "none" and not plan.has_network:
             argv += ["--network", settings.network]
-        if settings.memory:
-            argv += ["--limit-memory", settings.memory]
-        if settings.cpus:
-            argv += ["--limit-cpu", settings.cpus]
-        if settings.pids_limit:
-            argv += ["--limit-pids", str(settings.pids_limit)]
-        if settings.drop_capabilities:
-            argv += ["--cap-drop", "ALL"]
-        # no-new-privileges: services cannot ask for it; the nodes' daemon.json sets it (docs/scaling.md).
+        # The engine executor's limits, translated like the request's options.
+        argv += service_options(
+            parse_run_args(shlex.join([*limit_args(SwarmLimits.of(settings), has_network=True), "image"])).options
+        )
         if settings.pull != "always":
             # Tasks use the node's image when it has one; no registry round trip per execution.
             argv.append("--no-resolve-image")
@@ -310,10 +348,20 @@ class SwarmExecution(Run):
                 *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE, start_new_session=True,
             )  # fmt: skip
-            out, err = await asyncio.wait_for(process.communicate(), CONTROL_TIMEOUT)
-        except (OSError, TimeoutError):
+        except OSError:
             log.warning(json.dumps({"event": "catch_up_failed", "id": self.id}))
             return
+        try:
+            out, err = await asyncio.wait_for(process.communicate(), CONTROL_TIMEOUT)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            log.warning(json.dumps({"event": "catch_up_failed", "id": self.id}))
+            return
+        finally:
+            if process.returncode is None:  # timed out or cancelled: never leave the CLI behind
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
         for stream, data in (("stdout", out), ("stderr", err)):
             messages = data.split(b"\n")
             last = messages.pop()  # b"" after a final newline, else a message without one

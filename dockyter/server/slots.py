@@ -1,0 +1,67 @@
+"""The execution slots of one executor: admitting a run, finding it, and stopping them all.
+
+Both executors (the engine's and the Swarm's) admit an execution the same way: refused while
+the server shuts down (503) or when ``max_concurrent`` already run (429); registered before it
+starts, so that a sweep never takes what it is starting for an orphan; forgotten when it
+cannot start, and by the run itself once it is over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Generic, Protocol, TypeVar
+
+from .executorerrors import ShuttingDown, TooBusy
+
+
+class SlotRun(Protocol):
+    """What the slots need of a run."""
+
+    id: str
+
+    async def start(self) -> None: ...
+    def stop(self, reason: str, message: str) -> None: ...
+    async def wait(self) -> None: ...
+
+
+RunT = TypeVar("RunT", bound=SlotRun)
+
+
+class ExecutionSlots(Generic[RunT]):
+    """The running executions of one executor instance, at most ``max_concurrent`` of them."""
+
+    def __init__(self, max_concurrent: int, stop_wait: float) -> None:
+        self.max_concurrent = max_concurrent
+        self.stop_wait = stop_wait  # how long stop_all waits for the runs to end
+        self.running: dict[str, RunT] = {}
+        self.closing = False
+
+    async def admit(self, execution: RunT) -> RunT:
+        """Register and start ``execution``; raises :class:`ExecutorError` subclasses."""
+        if self.closing:
+            raise ShuttingDown("the server is shutting down")
+        if len(self.running) >= self.max_concurrent:
+            raise TooBusy(f"all {self.max_concurrent} execution slots of this server are taken: retry later")
+        self.running[execution.id] = execution
+        try:
+            await execution.start()
+        except BaseException:
+            self.forget(execution)
+            raise
+        return execution
+
+    def get(self, execution_id: str) -> RunT | None:
+        return self.running.get(execution_id)
+
+    def forget(self, execution: RunT) -> None:
+        self.running.pop(execution.id, None)
+
+    async def stop_all(self, message: str) -> None:
+        """Take no new runs; stop every running one (each ends with reason ``cancelled``) and wait for them."""
+        self.closing = True
+        executions = list(self.running.values())
+        for execution in executions:
+            execution.stop("cancelled", message)
+        if executions:
+            waits = [asyncio.ensure_future(execution.wait()) for execution in executions]
+            await asyncio.wait(waits, timeout=self.stop_wait)
