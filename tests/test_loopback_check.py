@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from dockyter.server.loopbackcheck import MAX_SIZE, TARGET, build, main, program_problem
+from dockyter.server.loopbackcheck import MAX_SIZE, build, main, program_problem, target
 from dockyter.server.settings import SettingsError, make_settings
 
 REFUSED = 125
@@ -87,10 +87,11 @@ def test_in_containers_it_tells_a_task_without_a_network_from_one_on_a_bridge(
 ):
     # As in a Swarm task: the entrypoint, read-only and executable, in an image without bash;
     # the user's options (here --user and --read-only) do not change what it sees.
-    mount = f"type=bind,source={loopback_program},target={TARGET},readonly"
+    path = target("0123abcd")
+    mount = f"type=bind,source={loopback_program},target={path},readonly"
     done = run(
         *docker_cli, "run", "--rm", "--network", network, "--user", "4400", "--read-only", "--cap-drop", "ALL",
-        "--mount", mount, "--entrypoint", TARGET, sh_image, "sh", "-c", "echo the cell ran; exit 3",
+        "--mount", mount, "--entrypoint", path, sh_image, "sh", "-c", "echo the cell ran; exit 3",
     )  # fmt: skip
     if refused:
         assert done.returncode == REFUSED
@@ -98,6 +99,33 @@ def test_in_containers_it_tells_a_task_without_a_network_from_one_on_a_bridge(
         assert "this task has the network interface eth0 besides lo" in done.stderr
     else:
         assert (done.returncode, done.stdout, done.stderr) == (3, "the cell ran\n", "")
+
+
+@pytest.mark.docker
+def test_an_image_that_covers_the_checks_directory_makes_the_task_fail_without_running(
+    loopback_program: Path, docker_cli: list[str], sh_image: str, tmp_path: Path
+):
+    # An image built to hide the check: a volume it declares deeper than the check, through a
+    # symbolic link of its own to /.dockyter, is mounted after the check and covers it. Not
+    # knowing the secret directory, it cannot put a program of its own there: nothing runs.
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM {sh_image}\nRUN mkdir -p /a/b/c /.dockyter && ln -s /.dockyter /a/b/c/d\nVOLUME /a/b/c/d\n"
+    )
+    image = "dockyter-test/covers-the-check:" + os.urandom(4).hex()
+    built = run(*docker_cli, "build", "-q", "-t", image, str(tmp_path))
+    assert built.returncode == 0, built.stderr
+    try:
+        path = target(os.urandom(16).hex())
+        done = run(
+            *docker_cli, "run", "--rm", "--network", "none",
+            "--mount", f"type=bind,source={loopback_program},target={path},readonly",
+            "--entrypoint", path, image, "sh", "-c", "echo the cell ran",
+        )  # fmt: skip
+        assert done.returncode != 0
+        assert "the cell ran" not in done.stdout
+        assert "no such file or directory" in done.stderr
+    finally:
+        run(*docker_cli, "rmi", "-f", image)
 
 
 def test_the_build_command_writes_the_program_and_refuses_nonsense(tmp_path: Path, capsys):

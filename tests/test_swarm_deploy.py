@@ -10,6 +10,7 @@ as services of the swarm. See deploy_stack.py for the set-up and deploy_client.p
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -100,10 +101,9 @@ def test_output_streams_live_and_a_cancel_through_the_proxy_removes_the_service(
         spec = cluster.docker("service", "inspect", "--format", "{{json .Spec.TaskTemplate}}", f"dockyter-{execution}")
         template = json.loads(spec.stdout)
         assert not template.get("Networks")
-        assert template["ContainerSpec"]["Command"] == ["/.dockyter/loopback-only"]
-        assert [config["File"]["Name"] for config in template["ContainerSpec"]["Configs"]] == [
-            "/.dockyter/loopback-only"
-        ]
+        [check] = template["ContainerSpec"]["Command"]
+        assert re.fullmatch(r"/\.dockyter/[0-9a-f]{32}/loopback-only", check)
+        assert [config["File"]["Name"] for config in template["ContainerSpec"]["Configs"]] == [check]
 
         # Cancelled by another connection, which the proxy may give to either replica.
         cancelled = deployment.request("POST", f"/executions/{execution}/cancel", token=deployment.token)

@@ -21,14 +21,23 @@ from pathlib import Path
 
 SOURCE = Path(__file__).with_name("loopback_only.c")
 MAX_SIZE = 500 * 1024  # Swarm's limit on a config's size
-# Where a task finds the check: a path no image uses, refused as a mount target (swarmargs).
+# Where tasks find the check: requests may not mount anything there (swarmrun).
 TARGET_DIR = "/.dockyter"
-TARGET = f"{TARGET_DIR}/loopback-only"
 
 _FLAGS = [
     "-static", "-nostdlib", "-ffreestanding", "-fno-stack-protector", "-fno-pie", "-no-pie",
     "-fno-asynchronous-unwind-tables", "-Os", "-s", "-Wall", "-Werror",
 ]  # fmt: skip
+
+
+def target(secret: str) -> str:
+    """Where a task finds the check: in a directory named by a secret of its execution.
+
+    Docker mounts by path depth, so a volume an image declares deeper than the check, through a
+    symbolic link of the image's own, would be mounted after it and could cover it; an image
+    cannot be built to cover a directory whose name nobody knows before the task runs.
+    """
+    return f"{TARGET_DIR}/{secret}/loopback-only"
 
 
 class LoopbackCheckError(ValueError):

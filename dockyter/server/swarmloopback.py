@@ -2,7 +2,8 @@
 
 A task that gets no network runs the check (:mod:`.loopbackcheck`) as its entrypoint; the
 nodes receive the program as a Swarm config, mounted read-only and executable at
-:data:`~.loopbackcheck.TARGET`. Each server instance creates its own config on first use
+a path under ``/.dockyter`` named by a secret of the execution
+(:func:`~.loopbackcheck.target`). Each server instance creates its own config on first use
 (labelled like its services, so that the next start of the same ``server_name`` removes a
 crashed predecessor's) and removes it at shutdown, after its services.
 """
@@ -15,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from .control import Control
-from .loopbackcheck import TARGET
+from .loopbackcheck import target
 
 Controller = Callable[..., Awaitable[Control | None]]
 
@@ -45,9 +46,14 @@ class SwarmLoopbackCheck:
             self._created = True
             return self.name, None
 
-    def mount(self) -> list[str]:
-        """The ``docker service create`` arguments that put the check in the task and run it first."""
-        return ["--config", f"source={self.name},target={TARGET},mode=0555", "--entrypoint", TARGET]
+    def mount(self, secret: str) -> list[str]:
+        """The ``docker service create`` arguments that put the check in the task and run it first.
+
+        ``secret`` names the check's directory in the task (:func:`~.loopbackcheck.target`):
+        random, and never told to the user before the task runs.
+        """
+        path = target(secret)
+        return ["--config", f"source={self.name},target={path},mode=0555", "--entrypoint", path]
 
     async def remove(self) -> None:
         """Remove the config (once no service uses it: call after removing the services)."""

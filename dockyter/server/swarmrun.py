@@ -16,6 +16,7 @@ import json
 import logging
 import posixpath
 import re
+import secrets
 import shlex
 import shutil
 import time
@@ -114,6 +115,8 @@ class SwarmExecution(Run):
         self.status = TaskStatus()
         self.node = ""
         self.network: str | None = None  # its owner's network, once acquired
+        # Names the loopback check's directory in the task (swarm_isolation "nodes"); never sent to the client.
+        self.check_secret = secrets.token_hex(16)
         self.watching = False  # the poller reports on it (the service exists)
         self._changed = asyncio.Event()  # the poller saw something new
         self._messages = {"stdout": 0, "stderr": 0}  # log messages the follower delivered
@@ -185,7 +188,7 @@ class SwarmExecution(Run):
                 path = posixpath.normpath("/" + target.lstrip("/"))
                 if path == TARGET_DIR or path.startswith(TARGET_DIR + "/"):
                     raise SwarmArgsError(f"a mount at {target} is not allowed: {TARGET_DIR} holds the loopback check")
-            argv += self.executor.loopback.mount()
+            argv += self.executor.loopback.mount(self.check_secret)
         elif settings.network and settings.network != "none" and not plan.has_network:
             argv += ["--network", settings.network]
         # The engine executor's limits, translated like the request's options.
