@@ -33,6 +33,17 @@ async def control(docker_command: Sequence[str], *args: str, timeout: float = CO
 
     Raises :class:`CommandTooLong` when the kernel refuses the command line (E2BIG).
     """
+    answer = await captured(docker_command, *args, timeout=timeout)
+    if answer is None:
+        return None
+    returncode, out, err = answer
+    return Control(returncode, out.decode(errors="replace"), err.decode(errors="replace"))
+
+
+async def captured(
+    docker_command: Sequence[str], *args: str, timeout: float = CONTROL_TIMEOUT
+) -> tuple[int, bytes, bytes] | None:
+    """:func:`control`'s run, with the output as the bytes the CLI wrote (for output to be decoded later)."""
     try:
         process = await asyncio.create_subprocess_exec(
             *docker_command, *args,
@@ -53,4 +64,4 @@ async def control(docker_command: Sequence[str], *args: str, timeout: float = CO
         if process.returncode is None:  # cancelled while waiting: never leave the CLI behind
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
-    return Control(process.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"))
+    return process.returncode or 0, out, err

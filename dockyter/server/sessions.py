@@ -31,6 +31,7 @@ from .policy import Plan
 from .sessioncontainer import SERVER_SESSION_LABEL, ServerSession, SessionBusy, SessionError
 from .sessionrun import SessionRun
 from .settings import Settings
+from .slots import stop_and_wait
 
 __all__ = ["SERVER_SESSION_LABEL", "ServerSession", "SessionBusy", "SessionError", "SessionRegistry", "SessionRun"]
 
@@ -96,10 +97,7 @@ class SessionRegistry:
         """
         self.closing = True
         runs = [session.current for session in self.sessions.values() if session.current is not None]
-        for run in runs:
-            run.stop("cancelled", message)
-        if runs:
-            await asyncio.wait([asyncio.ensure_future(run.wait()) for run in runs], timeout=STOP_WAIT)
+        await stop_and_wait(runs, message, STOP_WAIT)
 
     async def delete(self, session: ServerSession, why: str = "deleted") -> None:
         run = session.current

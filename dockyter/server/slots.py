@@ -9,19 +9,25 @@ cannot start, and by the run itself once it is over.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Generic, Protocol, TypeVar
 
 from .executorerrors import ShuttingDown, TooBusy
 
 
-class SlotRun(Protocol):
+class Stoppable(Protocol):
+    """A run that can be stopped and waited for (an execution, a session's command)."""
+
+    def stop(self, reason: str, message: str) -> None: ...
+    async def wait(self) -> None: ...
+
+
+class SlotRun(Stoppable, Protocol):
     """What the slots need of a run."""
 
     id: str
 
     async def start(self) -> None: ...
-    def stop(self, reason: str, message: str) -> None: ...
-    async def wait(self) -> None: ...
 
 
 RunT = TypeVar("RunT", bound=SlotRun)
@@ -59,9 +65,12 @@ class ExecutionSlots(Generic[RunT]):
     async def stop_all(self, message: str) -> None:
         """Take no new runs; stop every running one (each ends with reason ``cancelled``) and wait for them."""
         self.closing = True
-        executions = list(self.running.values())
-        for execution in executions:
-            execution.stop("cancelled", message)
-        if executions:
-            waits = [asyncio.ensure_future(execution.wait()) for execution in executions]
-            await asyncio.wait(waits, timeout=self.stop_wait)
+        await stop_and_wait(list(self.running.values()), message, self.stop_wait)
+
+
+async def stop_and_wait(runs: Sequence[Stoppable], message: str, timeout: float) -> None:
+    """Stop each of ``runs`` (reason ``cancelled``, with ``message``) and wait up to ``timeout`` s for them all."""
+    for run in runs:
+        run.stop("cancelled", message)
+    if runs:
+        await asyncio.wait([asyncio.ensure_future(run.wait()) for run in runs], timeout=timeout)

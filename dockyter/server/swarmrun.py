@@ -33,7 +33,8 @@ from ..contract import (
     limit_args,
 )
 from ..dockerargs import parse_run_args
-from .executor import CONTROL_TIMEOUT, ENGINE_DOWN, Control, ExecutorError, check_argv_size
+from .control import captured
+from .executor import ENGINE_DOWN, Control, ExecutorError, check_argv_size
 from .executorerrors import EngineUnavailable
 from .loopbackcheck import TARGET_DIR
 from .policy import Plan
@@ -345,26 +346,12 @@ class SwarmExecution(Run):
 
     async def _catch_up(self) -> None:
         """Send what the follower had not delivered when the task ended."""
-        argv = [*self.executor.settings.docker_command, "service", "logs", "--raw", "--timestamps", self.name]
-        try:
-            process = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE, start_new_session=True,
-            )  # fmt: skip
-        except OSError:
+        docker = self.executor.settings.docker_command
+        answer = await captured(docker, "service", "logs", "--raw", "--timestamps", self.name)
+        if answer is None:
             log.warning(json.dumps({"event": "catch_up_failed", "id": self.id}))
             return
-        try:
-            out, err = await asyncio.wait_for(process.communicate(), CONTROL_TIMEOUT)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-            log.warning(json.dumps({"event": "catch_up_failed", "id": self.id}))
-            return
-        finally:
-            if process.returncode is None:  # timed out or cancelled: never leave the CLI behind
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
+        _, out, err = answer
         for stream, data in (("stdout", out), ("stderr", err)):
             messages = data.split(b"\n")
             last = messages.pop()  # b"" after a final newline, else a message without one
