@@ -51,6 +51,11 @@ NAME_PREFIX = "dockyter-"
 # docker's init (tini) then signals the whole process group, so Ctrl-C reaches `sleep` in
 # `bash -lc 'sleep 60'`, and `a | b` dies at once, as in a terminal.
 INIT_ENV = "TINI_KILL_PROCESS_GROUP=1"
+# How a container Dockyter started is removed, whatever state it is in: forced (it may still
+# run), and with its anonymous volumes (`-v /data`, an image's VOLUME). `docker run --rm` removes
+# those when the container ends by itself, but a `docker rm -f` that gets there first leaves
+# them behind, dangling, forever. Named volumes are never removed by it.
+REMOVE_CONTAINER = ("rm", "--force", "--volumes")
 
 
 def new_container_name() -> str:

@@ -29,6 +29,7 @@ from .contract import (
     MANAGED_LABEL,
     OWNER_LABEL,
     READ_SIZE,
+    REMOVE_CONTAINER,
     new_container_name,
     owner_id,
 )
@@ -341,7 +342,7 @@ class SessionShell:
 
     def remove(self) -> None:
         """Remove the container by name and reap the CLI; safe to call more than once."""
-        self.control("rm", "-f", self.container)
+        self.control(*REMOVE_CONTAINER, self.container)
         if self._process is not None:
             try:
                 if self._process.stdin is not None:

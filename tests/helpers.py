@@ -154,9 +154,9 @@ def _parent(pid: int) -> int:
 
 
 def remove_containers(names: list[str]) -> None:
-    """``docker rm -f`` them; one that is already gone (or going) is not an error."""
+    """``docker rm --force --volumes`` them (their anonymous volumes too); one already gone is not an error."""
     if names:
-        docker("rm", "-f", *names)
+        docker("rm", "--force", "--volumes", *names)
 
 
 def running_containers(label: str = MANAGED_LABEL) -> list[str]:

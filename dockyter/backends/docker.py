@@ -3,8 +3,9 @@
 Each request is one ``docker run --rm --init`` with a fresh name and Dockyter's labels,
 started from an argv list (no host shell), its stdout and stderr read as they arrive.
 An interrupt or a timeout walks the stop ladder: SIGINT to the container, a short grace
-period while its last output still flows, then ``rm -f`` by name. Since the container is
-named, it is found and removed even when the CLI process itself is already gone.
+period while its last output still flows, then ``rm --force --volumes`` by name (its anonymous
+volumes go with it). Since the container is named, it is found and removed even when the CLI
+process itself is already gone.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ..contract import (
     EXIT_TIMEOUT,
     MANAGED_LABEL,
     OWNER_LABEL,
+    REMOVE_CONTAINER,
     identity_args,
     new_container_name,
     owner_id,
@@ -208,7 +210,7 @@ class DockerBackend(Backend):
             if name and owner_is_gone(owner):
                 orphans.append(name)
         if orphans:
-            self.control("rm", "-f", *orphans)
+            self.control(*REMOVE_CONTAINER, *orphans)
         return orphans
 
 
@@ -307,7 +309,7 @@ class _ContainerRun:
 
     def _remove(self) -> None:
         if self._ours():
-            self.backend.control("rm", "-f", self.name)
+            self.backend.control(*REMOVE_CONTAINER, self.name)
 
     def _kill_and_remove(self) -> None:
         for attempt in range(3):  # repeated Ctrl-C must not skip the removal

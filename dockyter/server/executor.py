@@ -6,10 +6,11 @@ It also runs the short CLI commands around them (``kill``, ``rm``, ``ps``, ``ima
 
 The executor owns every container it starts, and proves it with labels:
 ``io.dockyter.managed=1`` and ``io.dockyter.server=<server_name>:<instance>``. A container
-is killed and removed by name (``docker kill``, then ``docker rm -f``) when its execution is
-cancelled, hits a limit or loses its client; on shutdown every running one is; at start-up
-the ones a crashed earlier run of the same ``server_name`` left behind are; and a periodic
-sweep removes any of ours that no execution owns any more.
+is killed and removed by name (``docker kill``, then ``docker rm --force --volumes``, so that
+its anonymous volumes go too) when its execution is cancelled, hits a limit or loses its
+client; on shutdown every running one is; at start-up the ones a crashed earlier run of the
+same ``server_name`` left behind are; and a periodic sweep removes any of ours that no
+execution owns any more.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import logging
 import secrets
 from collections.abc import Iterable
 
-from ..contract import SERVER_LABEL, owner_id
+from ..contract import REMOVE_CONTAINER, SERVER_LABEL, owner_id
 from ..pull import last_value, needs_pull
 from .control import CONTROL_TIMEOUT, Control, control
 from .execution import ENGINE_DOWN, EXIT_WAIT, Execution
@@ -103,13 +104,13 @@ class Executor(ExecutionSlots[Execution]):
         return await control(self.settings.docker_command, *args, timeout=timeout)
 
     async def kill_and_remove(self, name: str, process: asyncio.subprocess.Process | None = None) -> None:
-        """``docker kill`` then ``docker rm -f`` by name; then make sure the CLI is gone too.
+        """``docker kill`` then ``docker rm --force --volumes`` by name; then make sure the CLI is gone too.
 
         The CLI may still be creating the container when this runs, so once it has ended the
         removal is repeated: after that nothing can create the container any more.
         """
         await self.control("kill", name)
-        await self.control("rm", "-f", name)
+        await self.control(*REMOVE_CONTAINER, name)
         if process is not None and process.returncode is None:
             try:
                 await asyncio.wait_for(process.wait(), EXIT_WAIT)
@@ -117,7 +118,7 @@ class Executor(ExecutionSlots[Execution]):
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
                 await process.wait()
-            await self.control("rm", "-f", name)
+            await self.control(*REMOVE_CONTAINER, name)
 
     async def containers(self, label_filter: str) -> list[tuple[str, str]] | None:
         """``(name, io.dockyter.server label)`` of every container matching ``label_filter``.
@@ -134,7 +135,7 @@ class Executor(ExecutionSlots[Execution]):
     async def remove(self, names: Iterable[str]) -> list[str]:
         names = list(names)
         if names:
-            await self.control("rm", "-f", *names)
+            await self.control(*REMOVE_CONTAINER, *names)
         return names
 
     # -- lifecycle ------------------------------------------------------------------------------

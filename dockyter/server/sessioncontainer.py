@@ -15,7 +15,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from ..contract import MANAGED_LABEL, NAME_PREFIX, OWNER_LABEL, READ_SIZE, limit_args
+from ..contract import MANAGED_LABEL, NAME_PREFIX, OWNER_LABEL, READ_SIZE, REMOVE_CONTAINER, limit_args
 from ..sessionwire import (
     INTERRUPT_SCRIPT,
     KILL_SCRIPT,
@@ -174,7 +174,7 @@ class ServerSession:
         self.ended_event.set()
         self.registry.forget(self)
         self._close_stdin()
-        await self.registry.executor.control("rm", "-f", self.container)
+        await self.registry.executor.control(*REMOVE_CONTAINER, self.container)
 
     def _close_stdin(self) -> None:
         if self._process is not None and self._process.stdin is not None:
@@ -225,7 +225,7 @@ class ServerSession:
         if self.ended is None:
             self.ended = why
         self.registry.forget(self)
-        await self.registry.executor.control("rm", "-f", self.container)
+        await self.registry.executor.control(*REMOVE_CONTAINER, self.container)
         self._close_stdin()
         process = self._process
         if process is not None and process.returncode is None:
