@@ -22,6 +22,9 @@ test asks for ``run_image`` (the bash test image where the work runs) rather tha
 (``containers()``, ``exists()``, ``runs()``): on a Swarm that is its services and each
 node's containers. After a test with Swarm servers, nothing of theirs may be left anywhere on
 the cluster.
+
+``start_server_process`` starts the real ``dockyter-server`` command instead, for what a
+thread cannot show: a SIGKILL and a restart, the CPU time of the server process alone.
 """
 
 from __future__ import annotations
@@ -30,11 +33,13 @@ import json
 import secrets
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -237,3 +242,31 @@ def containers_with_label(label: str) -> list[str]:
 def container_exists(name: str) -> bool:
     answer = subprocess.run(["docker", "container", "inspect", name], capture_output=True, text=True, timeout=60)
     return answer.returncode == 0
+
+
+def start_server_process(log: Path, server_name: str, *flags: str) -> tuple[subprocess.Popen[bytes], str]:
+    """``python -m dockyter.server --no-auth`` on a free loopback port, once it answers: (process, url).
+
+    Its output goes to ``log`` (appended); the caller stops the process.
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dockyter.server", "--no-auth", "--port", str(port), "--pull", "never",
+         "--server-name", server_name, *flags],
+        stdout=log.open("a"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        try:
+            if httpx.get(url + "/health", timeout=2).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            raise RuntimeError(f"dockyter-server did not start: {log.read_text()}")
+        time.sleep(0.1)

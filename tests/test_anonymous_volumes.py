@@ -13,16 +13,14 @@ from __future__ import annotations
 import secrets
 import signal
 import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from core_fixtures import run_cell
 from helpers import docker, wait_until
+from server_fixtures import start_server_process
 
 from dockyter.contract import owner_id
 
@@ -142,34 +140,13 @@ def test_start_up_removes_the_anonymous_volumes_of_what_a_crashed_run_left(
         docker("rm", "--force", "--volumes", left)
 
 
-def _start_server_process(name: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dockyter.server", "--no-auth", "--port", str(port), "--pull", "never",
-         "--server-name", name],
-        stdout=log.open("a"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-
-    def answers() -> bool:
-        try:
-            return httpx.get(url + "/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    assert wait_until(answers, timeout=30), log.read_text()
-    return process, url
-
-
 def test_a_session_left_by_a_sigkilled_server_goes_with_its_volume_at_the_next_start(
     test_image, tmp_path, cleanup_volumes
 ):
     """The real `dockyter-server` process, SIGKILLed while a session runs a command, then started again."""
     name = "test-" + secrets.token_hex(4)
     log = tmp_path / "server.log"
-    process, url = _start_server_process(name, log)
+    process, url = start_server_process(log, name)
     busy: dict[str, str] = {}
     try:
         sessions = []
@@ -198,7 +175,7 @@ def test_a_session_left_by_a_sigkilled_server_goes_with_its_volume_at_the_next_s
         # Started again at once: the busy session's container runs on (its shell is in `sleep`), and
         # this start-up removes it. (A kernel loading Dockyter on the same engine may get there first:
         # the container's owner, the killed server, is gone. Its clean-up removes the volume too.)
-        process, url = _start_server_process(name, log)
+        process, url = start_server_process(log, name)
         assert docker("container", "inspect", busy["container"]).returncode != 0
         assert not volume_exists(busy_volume), "the start-up clean-up left the session's anonymous volume"
         assert busy_volume not in dangling()

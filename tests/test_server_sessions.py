@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import secrets
 import time
 
 import httpx
 import pytest
 from helpers import docker, wait_until
-from server_fixtures import containers_with_label
+from server_fixtures import containers_with_label, start_server_process
 
 pytestmark = pytest.mark.docker
 
@@ -202,3 +204,65 @@ def test_a_restarted_server_removes_what_a_crashed_one_left(dockyter_server, tes
 
 def test_health_announces_sessions(server):
     assert "sessions" in httpx.get(server.url + "/health").json()["features"]
+
+
+# -- background output between commands ------------------------------------------------------------
+
+IDLE_CPU_BOUND = 0.03  # of one core: the server process while an idle session runs `yes &` (it was 0.25)
+DROPPED = re.compile(
+    r"\[dockyter-server: (\d+) bytes of background output were dropped while the session was idle; "
+    r"the last 65536 follow\]\n"
+)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process ``pid`` so far (/proc/PID/stat, fields 14 and 15)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_flood_of_background_output_costs_an_idle_session_little(test_image, tmp_path):
+    """`yes &`, then five idle seconds: the server process stays under IDLE_CPU_BOUND of a core,
+    keeps the last 64 KiB, says how much it dropped, and runs the next command."""
+    process, url = start_server_process(tmp_path / "server.log", "test-" + secrets.token_hex(4))
+    try:
+        made = httpx.post(url + "/sessions", json={"args": test_image}, timeout=60)
+        assert made.status_code == 201, made.text
+        session = made.json()
+        run = f"{url}/sessions/{session['id']}/execute"
+        assert httpx.post(run, json={"cmd": "yes &"}, timeout=60).json()["exit_code"] == 0
+        time.sleep(0.5)  # the command's own end is behind us: the session is idle
+        used, started = cpu_seconds(process.pid), time.monotonic()
+        time.sleep(5)
+        share = (cpu_seconds(process.pid) - used) / (time.monotonic() - started)
+        assert share < IDLE_CPU_BOUND, f"the server used {share:.1%} of a core for an idle session's `yes &`"
+
+        after = httpx.post(run, json={"cmd": "kill %1; wait 2>/dev/null; echo next"}, timeout=60).json()
+        assert (after["exit_code"], after["reason"]) == (0, None)
+        assert after["stdout"].endswith("next\n")
+        # First the tail that was kept (exactly 64 KiB of it), announced on stderr with what was dropped.
+        dropped = DROPPED.match(after["stderr"])
+        assert dropped, after["stderr"][:300]
+        assert int(dropped.group(1)) > 0
+        assert set(after["stdout"][:65536]) == {"y", "\n"}
+        assert httpx.delete(f"{url}/sessions/{session['id']}", timeout=60).json()["deleted"] is True
+    finally:
+        process.terminate()
+        process.wait(60)
+
+
+def test_a_moderate_background_writer_is_never_held_up_while_idle(server, test_image):
+    """About 200 KB a second for five seconds, while no command runs: read at the idle pace, it never waits
+    for the pipe (all 1 MB is written while idle), and the tail shows its last line."""
+    session = create(server, test_image).json()
+    job = (
+        "(for i in $(seq 50); do head -c 20000 /dev/zero | tr '\\0' x; echo; sleep 0.1; done; "
+        "echo finished; touch /tmp/finished) &"
+    )
+    assert execute(server, session["id"], job).json()["exit_code"] == 0
+    assert wait_until(lambda: docker("exec", session["container"], "test", "-e", "/tmp/finished").returncode == 0,
+                      timeout=30)  # fmt: skip
+    after = execute(server, session["id"], "wait; echo next").json()
+    assert after["stdout"].endswith("finished\nnext\n")
+    assert DROPPED.match(after["stderr"])  # 1 MB written, 64 KiB kept

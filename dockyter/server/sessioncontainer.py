@@ -2,8 +2,8 @@
 
 ``docker run -i`` of the session's image with the server's limits and labels, its bash
 started and checked (:func:`~dockyter.sessionwire.setup_line`), the readers that hand each
-pipe's output to the running command or keep it for the next one, the signals of the stop
-ladder, and the container's removal. :mod:`.sessions` keeps the sessions and ends them.
+pipe's output to the running command or, between commands, to :mod:`.sessionidle` (a bounded
+tail, read at a bounded pace), the signals of the stop ladder, and the container's removal. :mod:`.sessions` keeps the sessions and ends them.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from ..contract import MANAGED_LABEL, NAME_PREFIX, OWNER_LABEL, READ_SIZE, REMOVE_CONTAINER, limit_args
@@ -27,13 +26,13 @@ from ..sessionwire import (
 )
 from .executor import ExecutorError, ShuttingDown, check_argv_size
 from .policy import Plan
+from .sessionidle import BackgroundOutput
 from .sessionrun import SessionRun
 
 if TYPE_CHECKING:
     from .sessions import SessionRegistry
 
 SERVER_SESSION_LABEL = "io.dockyter.server-session"
-IDLE_KEEP = 65536  # bytes of background output kept between commands
 START_TIMEOUT = 300.0  # seconds for a session's shell to answer (an image pull included)
 
 
@@ -64,15 +63,24 @@ class ServerSession:
         self.ended: str | None = None
         self.ended_event = asyncio.Event()
         self.exit_status: int | None = None
-        self.current: SessionRun | None = None
+        self._background = BackgroundOutput()
+        self._current: SessionRun | None = None
         self.shell_pid = 0
         self._process: asyncio.subprocess.Process | None = None
         self._scanners = {"stdout": FrameScanner(), "stderr": FrameScanner()}
-        self._idle: deque[tuple[str, bytes]] = deque()
-        self._idle_size = 0
         self._readers: list[asyncio.Task[None]] = []
         self._eof = 0
         self._startup: SessionRun | None = None
+
+    @property
+    def current(self) -> SessionRun | None:
+        """The command running now (the start-up's setup line included), or None between commands."""
+        return self._current
+
+    @current.setter
+    def current(self, run: SessionRun | None) -> None:
+        self._current = run
+        self._background.command_running(run is not None)
 
     def argv(self) -> list[str]:
         settings = self.settings
@@ -143,20 +151,16 @@ class ServerSession:
                 output = STOP_NOISE.sub(b"", output)  # the run is being stopped
             if run is not None:
                 await run.feed(stream, output, frames)
-            elif output:
-                self._keep_idle(stream, output)
+            else:
+                if output:
+                    self._background.keep(stream, output)
+                await self._background.pause()  # between commands: a bounded pace
         run = self.current
         if run is not None:
             await run.feed(stream, scanner.flush(), [])
         self._eof += 1
         if self._eof == 2:
             await self._ended_by_itself()
-
-    def _keep_idle(self, stream: str, data: bytes) -> None:
-        self._idle.append((stream, data))
-        self._idle_size += len(data)
-        while self._idle_size > IDLE_KEEP:
-            self._idle_size -= len(self._idle.popleft()[1])
 
     async def _ended_by_itself(self) -> None:
         process = self._process
@@ -202,10 +206,8 @@ class ServerSession:
             raise SessionBusy("a command is already running in this session: wait for it, or cancel it")
         run = SessionRun(self, cmd, timeout, merge_stderr)
         self.current = run
-        for stream, data in self._idle:  # what background processes printed since the last command
+        for stream, data in self._background.take():  # what background processes printed since the last one
             await run.feed(stream, data, [])
-        self._idle.clear()
-        self._idle_size = 0
         run.start()
         return run
 
