@@ -125,9 +125,11 @@ class RunningServer:
         return httpx.post(self.url + "/execute", json=body, headers=self.headers(token), timeout=timeout)
 
     @contextmanager
-    def stream(self, body: dict[str, Any], *, timeout: float = 60.0) -> Iterator[Iterator[dict[str, Any]]]:
+    def stream(
+        self, body: dict[str, Any], *, token: str | None = None, timeout: float = 60.0
+    ) -> Iterator[Iterator[dict[str, Any]]]:
         """``POST /execute`` asking for NDJSON: yields an iterator of events (raises on a non-200)."""
-        headers = self.headers(Accept="application/x-ndjson")
+        headers = self.headers(token, Accept="application/x-ndjson")
         with httpx.Client(timeout=timeout) as client:
             with client.stream("POST", self.url + "/execute", json=body, headers=headers) as response:
                 if response.status_code != 200:

@@ -380,7 +380,7 @@ def test_openapi_document_describes_the_contract(server):
 
 
 def test_many_executions_run_at_once(dockyter_server, test_image):
-    server = dockyter_server(max_concurrent=4)
+    server = dockyter_server(max_concurrent=4, max_concurrent_per_token=4)
     started = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         replies = list(

@@ -7,7 +7,10 @@ the engine executor's own pipe reader run on the engine only.
 
 from __future__ import annotations
 
+import secrets
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack
 
 import httpx
 import pytest
@@ -111,6 +114,53 @@ def test_too_many_executions_get_429_with_retry_after(dockyter_server, run_image
         assert list(events)[-1]["reason"] == "cancelled"
     # The slot is free again once the container is gone.
     assert server.execute({"cmd": "echo again", "args": run_image}).json()["stdout"] == "again\n"
+
+
+def busy(server, stack: ExitStack, run_image: str, token: str | None = None) -> Iterator[dict]:
+    """Start an execution of ``token`` that keeps running until ``stack`` closes its stream.
+
+    Keep what it returns: once the event iterator is collected, its stream closes, and the
+    server stops the execution of a client that went away.
+    """
+    events = stack.enter_context(server.stream({"cmd": "echo busy; sleep 60", "args": run_image}, token=token))
+    assert next(event for event in events if event["event"] not in ("start", "node"))["data"] == "busy\n"
+    return events
+
+
+@under_each_executor
+def test_a_token_at_its_share_gets_429_while_another_token_still_runs(dockyter_server, run_image):
+    alice, bob = "alice-" + secrets.token_hex(12), "bob-" + secrets.token_hex(12)
+    server = dockyter_server(
+        tokens=[f"alice:{alice}", f"bob:{bob}"], max_concurrent=3, max_concurrent_per_token=2, retry_after=7
+    )
+    with ExitStack() as running:
+        streams = [busy(server, running, run_image, alice), busy(server, running, run_image, alice)]
+        refused = server.execute({"cmd": "echo never", "args": run_image}, token=alice)
+        assert refused.status_code == 429
+        assert refused.headers["retry-after"] == "7"
+        assert refused.json() == {
+            "detail": "this token already runs 2 executions (max_concurrent_per_token): retry when one has ended"
+        }
+        # Another token is not shut out: it runs, up to the server's own limit.
+        ran = server.execute({"cmd": "echo bob runs", "args": run_image}, token=bob)
+        assert (ran.status_code, ran.json()["stdout"]) == (200, "bob runs\n")
+        streams.append(busy(server, running, run_image, bob))
+        full = server.execute({"cmd": "echo never", "args": run_image}, token=bob)
+        assert full.status_code == 429 and full.headers["retry-after"] == "7"
+        assert full.json() == {"detail": "all 3 execution slots of this server are taken: retry later"}
+    # The streams are closed: their executions stop, and alice's share is hers again.
+    assert wait_until(lambda: not server.executor.running, timeout=30)
+    again = server.execute({"cmd": "echo again", "args": run_image}, token=alice)
+    assert (again.status_code, again.json()["stdout"]) == (200, "again\n")
+
+
+def test_without_authentication_only_max_concurrent_counts(dockyter_server, test_image):
+    # Every request is the same user's: a share of the slots would only be a lower max_concurrent.
+    server = dockyter_server(auth=False, tokens=[], max_concurrent=2, max_concurrent_per_token=1)
+    with ExitStack() as running:
+        streams = [busy(server, running, test_image), busy(server, running, test_image)]
+        assert len(streams) == 2 and len(server.executor.running) == 2
+        assert server.execute({"cmd": "true", "args": test_image}).status_code == 429
 
 
 @under_each_executor

@@ -146,6 +146,18 @@ def test_the_policy_and_the_limits_apply(dockyter_server, test_image, sh_image):
     assert limits.stdout.split() == [str(512 * 1024 * 1024), "[ALL]", "none"]
 
 
+def test_commands_in_sessions_take_no_execution_slot(dockyter_server, test_image):
+    # A session runs one command at a time, and max_sessions_per_token bounds a token's sessions.
+    server = dockyter_server(max_concurrent=1, max_concurrent_per_token=1)
+    session = create(server, test_image).json()
+    body = {"cmd": "echo busy; sleep 60", "args": test_image}
+    with server.stream(body) as events:
+        assert next(event for event in events if event["event"] == "stdout")["data"] == "busy\n"
+        assert server.execute({"cmd": "true", "args": test_image}).status_code == 429
+        ran = execute(server, session["id"], "echo in the session")
+        assert (ran.status_code, ran.json()["stdout"]) == (200, "in the session\n")
+
+
 def test_a_command_that_ends_the_shell_ends_the_session(server, test_image):
     session = create(server, test_image).json()
     ended = execute(server, session["id"], "exit 3").json()

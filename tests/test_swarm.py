@@ -79,7 +79,7 @@ def test_services_are_labelled_with_the_server_owner_and_execution(swarm_server,
 
 
 def test_executions_spread_over_the_nodes(swarm_server, swarm_image):
-    server = swarm_server(max_concurrent=12)
+    server = swarm_server(max_concurrent=12, max_concurrent_per_token=0)
     nodes: list[str] = []
 
     def run() -> None:

@@ -40,7 +40,7 @@ def nodes_server(swarm_server, loopback_program, **overrides):
 def test_tasks_run_without_any_network_on_every_node_and_keep_their_output_and_status(
     swarm_server, swarm_image, swarm_cluster, loopback_program
 ):
-    server = nodes_server(swarm_server, loopback_program, max_concurrent=6)
+    server = nodes_server(swarm_server, loopback_program, max_concurrent=6, max_concurrent_per_token=0)
     names = (server.settings.server_name,)
     cmd = f"{INTERFACES}; echo to-stderr >&2; sleep 4; exit 3"
     with ExitStack() as stack:

@@ -96,14 +96,17 @@ def measure(ctx: Context) -> FigureResult:
         loopback_check = str(build_loopback_check(Path(scratch.name) / "loopback-only"))
         count = ctx.pick(32, 6)
         pause = ctx.pick(2, 1)
-        swarm_settings = {"executor": "swarm", "docker_command": docker_command, "pull": "never", "max_concurrent": 64}
+        swarm_settings = {
+            "executor": "swarm", "docker_command": docker_command, "pull": "never", "max_concurrent": 64,
+            "max_concurrent_per_token": 0,  # one token runs them all
+        }  # fmt: skip
         # One token per execution: each gets a network of its own, the worst case of sharing.
         tokens = ["user-" + secrets.token_urlsafe(24) for _ in range(count)]
         users = [f"user{n}:{token}" for n, token in enumerate(tokens)]
         checked = {"swarm_isolation": "nodes", "loopback_check": loopback_check}
         with ctx.server(**swarm_settings) as swarm, ctx.server(**swarm_settings, **checked) as fast, \
                 ctx.server(**swarm_settings, tokens=users) as crowd, \
-                ctx.server(pull="never", max_concurrent=64) as engine:  # fmt: skip
+                ctx.server(pull="never", max_concurrent=64, max_concurrent_per_token=0) as engine:  # fmt: skip
             # -- latency -------------------------------------------------------------------------
             bare = bare_argv(ctx.image, "true")
             latency = alternate(

@@ -51,7 +51,7 @@ _ERRORS = {
     409: "the session is already running a command",
     413: "the request body (or the command line it makes) is too large",
     422: "the body is not the JSON described here",
-    429: "too many executions are running: retry after Retry-After seconds",
+    429: "too many executions are running, on the server or for this token: retry after Retry-After seconds",
     503: "the container engine cannot be reached, or the server is shutting down",
 }
 

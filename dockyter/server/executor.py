@@ -1,8 +1,9 @@
 """The executor: starts, tracks and always removes the containers of one server instance.
 
 Each execution (:mod:`.execution`) is one ``docker run``; the executor admits it (at most
-``max_concurrent`` at once), tracks it while it runs and forgets it once its container is gone.
-It also runs the short CLI commands around them (``kill``, ``rm``, ``ps``, ``image inspect``).
+``max_concurrent`` at once, ``max_concurrent_per_token`` of one token), tracks it while it
+runs and forgets it once its container is gone. It also runs the short CLI commands around
+them (``kill``, ``rm``, ``ps``, ``image inspect``).
 
 The executor owns every container it starts, and proves it with labels:
 ``io.dockyter.managed=1`` and ``io.dockyter.server=<server_name>:<instance>``. A container
@@ -37,7 +38,7 @@ from .executorerrors import (
 from .policy import Plan
 from .runlife import EXIT_CODES, QUEUE_EVENTS, Event
 from .settings import Settings
-from .slots import ExecutionSlots
+from .slots import ExecutionSlots, per_token_limit
 
 # The executor's names for the rest of the server, some defined in .control, .execution, .executorerrors
 # and .runlife.
@@ -65,7 +66,7 @@ class Executor(ExecutionSlots[Execution]):
     """Starts, tracks and removes the containers of one server instance."""
 
     def __init__(self, settings: Settings, runtime: str = "") -> None:
-        super().__init__(settings.max_concurrent, stop_wait=CONTROL_TIMEOUT + EXIT_WAIT)
+        super().__init__(settings.max_concurrent, CONTROL_TIMEOUT + EXIT_WAIT, per_token_limit(settings))
         self.settings = settings
         # The runtime containers run under, as reported (the setting, or the engine's default).
         self.runtime = runtime or settings.runtime

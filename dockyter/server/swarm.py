@@ -52,7 +52,7 @@ from ..contract import MANAGED_LABEL, OWNER_LABEL, SERVER_LABEL, owner_id
 from .control import CONTROL_TIMEOUT, Control, control
 from .policy import Plan
 from .settings import Settings
-from .slots import ExecutionSlots
+from .slots import ExecutionSlots, per_token_limit
 from .swarmloopback import SwarmLoopbackCheck
 from .swarmnetworks import SwarmNetworks
 from .swarmrun import (
@@ -83,7 +83,7 @@ class SwarmExecutor(ExecutionSlots[SwarmExecution]):
     """Starts, tracks and removes the services of one server instance on a Swarm."""
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__(settings.max_concurrent, stop_wait=2 * CONTROL_TIMEOUT)
+        super().__init__(settings.max_concurrent, 2 * CONTROL_TIMEOUT, per_token_limit(settings))
         self.settings = settings
         self.instance = secrets.token_hex(6)
         self.label = f"{settings.server_name}:{self.instance}"

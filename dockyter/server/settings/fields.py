@@ -224,6 +224,13 @@ class Settings:
         metavar="BYTES",
     )
     max_concurrent: int = setting(4, "Executions running at once; more are answered 429 with Retry-After.", metavar="N")
+    max_concurrent_per_token: int = setting(
+        2,
+        "Executions one token may run at once, within max_concurrent, so that one user cannot take every slot; "
+        "more are answered 429 with Retry-After (0: only max_concurrent limits them). Not applied with --no-auth, "
+        "where every request is the same user's.",
+        metavar="N",
+    )
     retry_after: int = setting(
         5, "Seconds the Retry-After header of a 429 answer asks clients to wait.", metavar="SECONDS"
     )
@@ -342,7 +349,10 @@ def _check(settings: Settings) -> tuple[dict[str, str], tuple[str, ...], tuple[A
             raise SettingsError(f"{name} must be at least {least}, not {getattr(s, name)}")
     if s.shutdown_timeout < 0 or s.pids_limit < 0:
         raise SettingsError("shutdown_timeout and pids_limit must not be negative")
-    for name in ("max_sessions", "max_sessions_per_token", "session_idle_timeout", "session_max_lifetime"):
+    for name in (
+        "max_concurrent_per_token", "max_sessions", "max_sessions_per_token", "session_idle_timeout",
+        "session_max_lifetime",
+    ):  # fmt: skip
         if getattr(s, name) < 0:
             raise SettingsError(f"{name} must not be negative, not {getattr(s, name)}")
     if s.executor not in ("engine", "swarm"):
