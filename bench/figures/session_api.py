@@ -3,12 +3,16 @@
 * a session cell running ``true`` (``%%docker --session`` on the api backend: ``POST
   /sessions/{id}/execute``, NDJSON) against a fresh ``%%docker IMAGE`` cell through the same
   server (``POST /execute``: a container per cell), alternating rounds, paired ratios;
-* the server's and the kernel's resident memory over 1,000 session cells after 100 warm-up cells.
+* the server's and the kernel's resident memory over 1,000 session cells after 100 warm-up cells;
+* the server process's CPU time while the session is idle with ``yes &`` printing in the
+  background, as a share of one core, beside the same idle time with nothing printing.
 """
 
 from __future__ import annotations
 
 import gc
+import os
+import time
 
 from ..context import Context
 from ..ipy import new_shell, run_cell, timed_cell
@@ -61,6 +65,7 @@ def measure(ctx: Context) -> FigureResult:
                 "fresh API cell": f"InteractiveShell.run_cell({fresh_cell!r}) -> POST {server.url}/execute (NDJSON)",
             }
             _memory(ctx, result, shell, server.pid)
+            _background(ctx, result, shell, server.pid)
         finally:
             run_cell(shell, "%docker_session stop --all")
     return result
@@ -88,3 +93,35 @@ def _memory(ctx: Context, result: FigureResult, shell: object, server_pid: int) 
                 f"VmRSS {before[who] / 1024:.1f} MB after the warm-up cells, {after[who] / 1024:.1f} MB after {cells} more",
             )
         )
+
+
+def _background(ctx: Context, result: FigureResult, shell: object, server_pid: int) -> None:
+    seconds = ctx.pick(10.0, 3.0)
+    quiet = _cpu_share(server_pid, seconds)
+    run_cell(shell, "%%docker --session bench\nyes &")
+    time.sleep(0.5)  # the cell's own end is behind us: the session is idle
+    flooded = _cpu_share(server_pid, seconds)
+    run_cell(shell, "%%docker --session bench\nkill %1; wait 2>/dev/null; true")
+    result.checks.append(
+        Check(
+            "server CPU while an idle session runs `yes &`",
+            flooded * 100,
+            "% of a core",
+            "<=",
+            3.0,
+            f"over {seconds:g} s of /proc/PID/stat; {quiet * 100:.2f}% over the same time idle without output",
+        )
+    )
+
+
+def _cpu_share(pid: int, seconds: float) -> float:
+    """The share of one core process ``pid`` uses over the next ``seconds`` (user + system, /proc/PID/stat)."""
+
+    def used() -> float:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    before, started = used(), time.monotonic()
+    time.sleep(seconds)
+    return (used() - before) / (time.monotonic() - started)
