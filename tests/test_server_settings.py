@@ -88,6 +88,7 @@ def test_booleans_from_flags_and_environment():
         (["--no-auth"], {"DOCKYTER_SERVER_PROT": "1"}, "unknown environment variable DOCKYTER_SERVER_PROT"),
         (["--no-auth", "--port", "70000"], {}, "port must be between 0 and 65535"),
         (["--no-auth", "--max-concurrent", "0"], {}, "max_concurrent must be at least 1"),
+        (["--no-auth", "--max-concurrent-per-token=-1"], {}, "max_concurrent_per_token must not be negative"),
         (["--no-auth", "--max-timeout", "0"], {}, "max_timeout must be greater than 0"),
         (["--no-auth", "--server-name", "a b"], {}, "server_name 'a b' must be"),
         (["--no-auth", "--network", "host"], {}, "network 'host' would share a namespace"),

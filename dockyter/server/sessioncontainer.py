@@ -3,7 +3,8 @@
 ``docker run -i`` of the session's image with the server's limits and labels, its bash
 started and checked (:func:`~dockyter.sessionwire.setup_line`), the readers that hand each
 pipe's output to the running command or, between commands, to :mod:`.sessionidle` (a bounded
-tail, read at a bounded pace), the signals of the stop ladder, and the container's removal. :mod:`.sessions` keeps the sessions and ends them.
+tail, read at a bounded pace), the signals of the stop ladder, and the container's removal.
+:mod:`.sessions` keeps the sessions and ends them.
 """
 
 from __future__ import annotations

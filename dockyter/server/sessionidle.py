@@ -40,10 +40,10 @@ class BackgroundOutput:
         self._kept.append((stream, data))
         self._size += len(data)
         while self._size > IDLE_KEEP:
-            stream, oldest = self._kept.popleft()
+            oldest_stream, oldest = self._kept.popleft()
             cut = self._size - IDLE_KEEP
             if cut < len(oldest):  # keep exactly the last IDLE_KEEP bytes
-                self._kept.appendleft((stream, oldest[cut:]))
+                self._kept.appendleft((oldest_stream, oldest[cut:]))
             else:
                 cut = len(oldest)
             self._size -= cut
