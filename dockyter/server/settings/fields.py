@@ -19,6 +19,7 @@ from typing import Any
 
 from ..allowlist import AllowedMount, check_flag_names, parse_allowed_mounts
 from ..loopbackcheck import program_problem
+from ..registries import check_patterns
 from .tokens import MIN_TOKEN_LENGTH, read_token_table
 
 ENV_PREFIX = "DOCKYTER_SERVER_"
@@ -149,6 +150,15 @@ class Settings:
         "An image without tag also matches as `IMAGE:latest`.",
         flag="--allow-image",
         metavar="PATTERN",
+    )
+    allowed_registries: list[str] = setting(
+        ["docker.io"],
+        "Registries the engine may pull a request's image from, each `HOST[:PORT]`; `docker.io` is Docker Hub, "
+        "where an image without a registry comes from. An entry written out allows that registry wherever it is "
+        "(`10.213.0.2:5000`, a private one); with the wildcards `*` and `?` an entry allows public registries only, "
+        "never localhost or a loopback, private or link-local address, nor a name that resolves to one.",
+        flag="--allow-registry",
+        metavar="HOST[:PORT]",
     )
     allowed_flags: list[str] = setting(
         DEFAULT_ALLOWED_FLAGS,
@@ -370,6 +380,7 @@ def _check(settings: Settings) -> tuple[dict[str, str], tuple[str, ...], tuple[A
     try:
         flag_names = tuple(check_flag_names(s.allowed_flags))
         mount_rules = tuple(parse_allowed_mounts(s.allowed_mounts))
+        check_patterns(s.allowed_registries)
         tokens = read_token_table(s.tokens, s.token_file)
     except ValueError as error:
         raise SettingsError(str(error)) from None
