@@ -39,10 +39,11 @@ SECRET = b"SECRET-REPLY-" + secrets.token_hex(4).encode()  # what the internal s
 
 
 class Listener:
-    """A TCP service on one port of every local address (0.0.0.0 and ::) that records who connected."""
+    """A TCP service on one port (``port``, or a free one) of every local address (0.0.0.0 and ::)
+    that answers SECRET, as an internal service would, and records who connected."""
 
-    def __init__(self) -> None:
-        self.v4 = socket.create_server(("0.0.0.0", 0))
+    def __init__(self, port: int = 0) -> None:
+        self.v4 = socket.create_server(("0.0.0.0", port))
         self.port = self.v4.getsockname()[1]
         self.v6 = socket.create_server(("::", self.port), family=socket.AF_INET6, dualstack_ipv6=False)
         self.connections: list[tuple[str, bytes]] = []
@@ -318,34 +319,20 @@ def test_the_clis_own_pull_is_summarised_too(dockyter_server, test_image, tmp_pa
         assert docker("rmi", registry.image).returncode == 0
         # Now the registry is gone and something else answers on its port.
         registry.stop()
-        with socket.create_server(("127.0.0.1", registry.port)) as impostor:
-            answered = threading.Thread(target=_answer_once, args=(impostor,), daemon=True)
-            answered.start()
+        impostor = Listener(registry.port)
+        try:
             for merged in (False, True):
                 reply = server.execute({**body, "merge_stderr": merged}).json()
                 line = f"docker: cannot pull {registry.image}: the registry did not answer\n"
                 assert reply["exit_code"] == 125, reply
                 assert (reply["stdout"], reply["stderr"]) == ((line, "") if merged else ("", line)), reply
+        finally:
+            impostor.close()
+        assert impostor.connections, "the CLI did pull, from what answered on the registry's port"
         assert any(registry.image == line["image"] for line in _pull_failures(caplog))
     finally:
         registry.stop()
         docker("rmi", registry.image)
-
-
-def _answer_once(server: socket.socket) -> None:
-    """Answer every connection with SECRET, as an internal service would, until the socket closes."""
-    while True:
-        try:
-            client, _ = server.accept()
-        except OSError:
-            return
-        with client:
-            client.settimeout(2)
-            try:
-                client.recv(200)
-                client.sendall(SECRET + b"\r\n\r\n")
-            except OSError:
-                pass
 
 
 @pytest.mark.docker
