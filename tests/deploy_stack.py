@@ -103,6 +103,8 @@ class Deployment:
             "DOCKYTER_SERVER_IMAGE": self.images[0],
             "DOCKYTER_PROXY_IMAGE": self.images[1],
             "DOCKYTER_ALLOWED_IMAGES": f"{self.cluster.registry}/dockyter-test/*",
+            # The cluster's registry is on a private network: pulled from only when named.
+            "DOCKYTER_ALLOWED_REGISTRIES": self.cluster.registry,
             # The manager's own engine: on this cluster's nodes /var/run/docker.sock is the host's.
             "DOCKYTER_ENGINE_SOCKET": self.cluster.host.removeprefix("unix://"),
             # The test nodes run with --bridge none: the faster isolation, checked in each task by

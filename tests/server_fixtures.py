@@ -217,6 +217,8 @@ def dockyter_server(
         if cluster is not None:
             overrides.setdefault("executor", "swarm")
             overrides.setdefault("docker_command", cluster.docker_command)
+            # Its images come from the cluster's registry, on a private network: named, so allowed.
+            overrides.setdefault("allowed_registries", ["docker.io", cluster.registry])
         running = start_server(**overrides)
         if running.settings.executor == "swarm":
             running.cluster = cluster or request.getfixturevalue("swarm_cluster")

@@ -171,7 +171,12 @@ def swarm_server(swarm_cluster: Cluster, dockyter_server: Callable[..., Any]) ->
     started: list[Any] = []
 
     def start(**overrides: Any) -> Any:
-        values: dict[str, Any] = {"executor": "swarm", "docker_command": swarm_cluster.docker_command}
+        values: dict[str, Any] = {
+            "executor": "swarm",
+            "docker_command": swarm_cluster.docker_command,
+            # The nodes pull from the cluster's registry, on a private network: named, so allowed.
+            "allowed_registries": ["docker.io", swarm_cluster.registry],
+        }
         values.update(overrides)
         started.append(dockyter_server(**values))
         return started[-1]

@@ -99,9 +99,11 @@ def test_a_pull_in_a_kernel_streams_its_progress_line(kernel, registry):
 
 
 @pytest.fixture
-def server(dockyter_server):
+def server(dockyter_server, registry):
     pytest.importorskip("fastapi", reason="dockyter-server needs the 'server' extra")
-    return dockyter_server(pull="missing")  # the test servers default to never: no registry is reachable
+    # The test servers default to never (no registry is reachable), and a registry on 127.0.0.1
+    # is pulled from only when named.
+    return dockyter_server(pull="missing", allowed_registries=["docker.io", registry.host])
 
 
 def test_the_api_stream_carries_the_servers_pull_progress(server, registry):
@@ -134,7 +136,7 @@ def test_a_cell_through_the_api_backend_shows_the_servers_pull(server, registry,
     assert SUMMARY.search(run.stderr.rsplit("\r", 1)[1]), run.stderr
     missing = f"{registry.host}/dockyter-pull/missing:1"
     run = cell(f"%%docker {missing}\necho never")
-    assert str(run.error).startswith(f"the container did not start: cannot pull {missing}: "), run.error
+    assert str(run.error).startswith(f"the container did not start: cannot pull {missing}: not found"), run.error
 
 
 def test_a_servers_long_pull_is_one_line_and_does_not_count_against_the_timeout(cell, ip):

@@ -17,10 +17,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     # Imported only now: --help and setting errors stay fast and need no web framework.
     from .app import create_app
+    from .connections import raise_open_file_limit
     from .runtimes import RuntimeUnavailable
     from .serve import configure_logging, make_server
 
     configure_logging(settings.log_level)
+    raise_open_file_limit()  # every connection and every CLI pipe is an open file
     try:
         app = create_app(settings)
     except RuntimeUnavailable as error:

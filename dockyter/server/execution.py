@@ -37,6 +37,7 @@ from ..contract import (
 from ..pull import PullFailed, PullProgress, last_value, pull
 from .executorerrors import CommandTooLong, EngineUnavailable, ExecutorError, check_argv_size
 from .policy import Plan
+from .pullerrors import CliPullLines, pull_failure
 from .runlife import EXIT_CODES, QUEUE_EVENTS, Event, Run
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ class Execution(Run):
         self.name = NAME_PREFIX + self.id
         self._tail = ""  # the last output, to recognise the CLI's own "cannot connect" error
         self._process: asyncio.subprocess.Process | None = None
+        self._cli_pull = CliPullLines(plan.args.image)  # the CLI's own pull lines, if it pulls
 
     def stopped(self) -> str:
         return f"container {self.name} stopped and removed"
@@ -163,7 +165,7 @@ class Execution(Run):
         except PullFailed as error:
             if self.reason is not None:
                 return None  # stopped during the pull: the final event says why
-            message = f"cannot pull {image}: {error}"
+            message = pull_failure(image, str(error))
             return {"event": "exit", "code": EXIT_CANNOT_RUN, "reason": "not_started", "message": message}
         self.executor.present.add(image)
         if not (self._consumer_gone or self._dropping):
@@ -217,8 +219,12 @@ class Execution(Run):
     async def _read(self, pipe: asyncio.StreamReader, stream: str) -> None:
         """Forward one pipe to the queue until it closes (after a stop, read and drop it)."""
         decoder = IncrementalText()
+        # The pipe with the CLI's own stderr opens with its pull, if it pulls: summarised, never echoed.
+        cli = self._cli_pull if stream == ("stdout" if self.merge_stderr else "stderr") else None
         while data := await pipe.read(READ_SIZE):
-            await self._forward(stream, decoder, data)
+            await self._forward(stream, decoder, cli.feed(data) if cli else data)
+        if cli:
+            await self._forward(stream, decoder, cli.flush())
         await self._emit(stream, decoder.flush())
 
     def _queue_output(self, stream: str, text: str) -> None:

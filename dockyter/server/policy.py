@@ -14,7 +14,8 @@ check under its canonical name. Then:
   (:mod:`.mountpath`), must not expose what :mod:`.hostview` finds (engine sockets and
   directories, kernel pseudo file systems), and reaches the engine rewritten as
   ``--mount type=bind,source=REAL,...``, which fails rather than creates a missing source;
-* the image must match ``allowed_images`` and the shell ``allowed_shells``.
+* the image must match ``allowed_images``, its registry ``allowed_registries`` (:mod:`.registries`:
+  never an internal host unless named), and the shell ``allowed_shells``.
 
 A refusal is a :class:`PolicyError` whose message names the argument as it was written.
 """
@@ -37,6 +38,7 @@ from ..dockerargs import DockerOption, RunArgs, parse_run_args
 from .allowlist import NEVER_ALLOWED, AllowedMount
 from .hostview import HostSurvey, HostView, normalise, within
 from .mountpath import PathRefused, resolve_source, trusted_links
+from .registries import RegistryRules
 from .settings import Settings
 
 log = logging.getLogger("dockyter.server")
@@ -83,6 +85,7 @@ class Policy:
 
     def __init__(self, settings: Settings) -> None:
         self.images = list(settings.allowed_images)
+        self.registries = RegistryRules(settings.allowed_registries)
         self.flags = set(settings.flag_names())
         self.mounts = list(settings.mount_rules())
         self.volumes = list(settings.allowed_volumes)
@@ -309,6 +312,8 @@ class Policy:
             candidates.append(image + ":latest")
         if not any(fnmatchcase(candidate, pattern) for candidate in candidates for pattern in self.images):
             raise PolicyError(f"the image {image!r} is not allowed (allowed: {', '.join(self.images) or 'none'})")
+        if refusal := self.registries.refusal(image):  # before the engine sends anything to the registry
+            raise PolicyError(refusal)
 
     def _check_shell(self, shell: list[str] | None) -> tuple[str, ...]:
         if shell is None:

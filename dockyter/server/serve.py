@@ -20,6 +20,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
+from .connections import ConnectionGuard, GuardedH11Protocol, budget
 from .executor import Executor
 from .sessions import SessionRegistry
 from .settings import Settings
@@ -42,7 +43,13 @@ class Server(uvicorn.Server):
 
 
 def make_server(app: FastAPI, settings: Settings, *, log_config: Any = None) -> Server:
-    """A :class:`Server` for ``app`` on ``settings.host``/``settings.port``."""
+    """A :class:`Server` for ``app`` on ``settings.host``/``settings.port``.
+
+    It speaks HTTP/1.1 through :class:`~.connections.GuardedH11Protocol`: connections are
+    capped, and each request must arrive in time (:mod:`.connections`).
+    """
+    room = budget(settings.max_connections, runs=settings.max_concurrent + settings.max_sessions)
+    guard = ConnectionGuard(room.connections, settings.header_timeout, settings.body_timeout)
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -51,6 +58,9 @@ def make_server(app: FastAPI, settings: Settings, *, log_config: Any = None) -> 
         log_config=log_config,
         server_header=False,
         timeout_graceful_shutdown=settings.shutdown_timeout,  # type: ignore[arg-type]  # a float works too
+        http=GuardedH11Protocol.guarded_by(guard),
+        ws="none",  # no route takes a WebSocket
+        backlog=room.backlog,
     )
     return Server(config, app.state.executor, app.state.sessions)
 

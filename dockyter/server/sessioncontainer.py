@@ -27,6 +27,7 @@ from ..sessionwire import (
 )
 from .executor import ExecutorError, ShuttingDown, check_argv_size
 from .policy import Plan
+from .pullerrors import cli_pull_failure
 from .sessionidle import BackgroundOutput
 from .sessionrun import SessionRun
 
@@ -131,7 +132,10 @@ class ServerSession:
             consumer.cancel()
         if outcome != "answered":
             await self.remove("it did not start")
-            raise SessionError(_start_failure("".join(collected), self.exit_status))
+            output = "".join(collected)
+            raise SessionError(
+                cli_pull_failure(self.plan.args.image, output) or _start_failure(output, self.exit_status)
+            )
         self.shell_pid = run._seen.get("stdout") or 0
         self.last_used = time.monotonic()  # idle from when it is ready, not from when it was asked for
 

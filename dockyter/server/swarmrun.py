@@ -38,6 +38,7 @@ from .executor import ENGINE_DOWN, Control, ExecutorError, check_argv_size
 from .executorerrors import EngineUnavailable
 from .loopbackcheck import TARGET_DIR
 from .policy import Plan
+from .pullerrors import task_pull_failure
 from .runlife import EXIT_CODES, Event, Run
 from .swarmargs import SwarmArgsError, binds_host_paths, mount_targets, service_options
 from .swarmstate import EXECUTION_LABEL, TERMINAL, TaskStatus
@@ -375,7 +376,8 @@ class SwarmExecution(Run):
         if status.state in ("failed", "rejected"):
             # The container could not start (no such image, user, command...): as `docker run`
             # says it, on stderr, with its status (126 cannot execute, 127 not found, 125 else).
-            await self._emit("stderr", f"docker: {status.error}\n")
+            said = task_pull_failure(self.plan.args.image, status.error) or status.error
+            await self._emit("stderr", f"docker: {said}\n")
             text = status.error.lower()
             code = 127 if "not found" in text or "no such file" in text else 126 if "permission denied" in text else 125
             return {"event": "exit", "code": code, "reason": None, "message": None}

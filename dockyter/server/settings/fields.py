@@ -19,6 +19,7 @@ from typing import Any
 
 from ..allowlist import AllowedMount, check_flag_names, parse_allowed_mounts
 from ..loopbackcheck import program_problem
+from ..registries import check_patterns
 from .tokens import MIN_TOKEN_LENGTH, read_token_table
 
 ENV_PREFIX = "DOCKYTER_SERVER_"
@@ -68,6 +69,24 @@ class Settings:
         metavar="ADDRESS",
     )
     port: int = setting(8000, "TCP port to listen on (0: any free port).", metavar="PORT")
+    max_connections: int = setting(
+        512,
+        "HTTP connections open at once. A new one beyond it takes the place of the oldest that is still sending "
+        "its request; when every one is busy with a request, it is answered 503. Lowered at start-up to what "
+        "the open-file limit allows.",
+        metavar="N",
+    )
+    header_timeout: float = setting(
+        10.0,
+        "Seconds a client has to send a request's line and headers, counted from connecting or from the end of "
+        "its previous response; then its connection is closed.",
+        metavar="SECONDS",
+    )
+    body_timeout: float = setting(
+        60.0,
+        "Seconds a client has to send a request's body once its headers arrived; then its connection is closed.",
+        metavar="SECONDS",
+    )
 
     # -- authentication ------------------------------------------------------------------
     tokens: list[str] = setting(
@@ -149,6 +168,15 @@ class Settings:
         "An image without tag also matches as `IMAGE:latest`.",
         flag="--allow-image",
         metavar="PATTERN",
+    )
+    allowed_registries: list[str] = setting(
+        ["docker.io"],
+        "Registries the engine may pull a request's image from, each `HOST[:PORT]`; `docker.io` is Docker Hub, "
+        "where an image without a registry comes from. An entry written out allows that registry wherever it is "
+        "(`10.213.0.2:5000`, a private one); with the wildcards `*` and `?` an entry allows public registries only, "
+        "never localhost or a loopback, private or link-local address, nor a name that resolves to one.",
+        flag="--allow-registry",
+        metavar="HOST[:PORT]",
     )
     allowed_flags: list[str] = setting(
         DEFAULT_ALLOWED_FLAGS,
@@ -340,10 +368,12 @@ def _check(settings: Settings) -> tuple[dict[str, str], tuple[str, ...], tuple[A
         raise SettingsError("docker_command must not be empty")
     if s.runtime and not _RUNTIME.fullmatch(s.runtime):
         raise SettingsError(f"runtime {s.runtime!r} must be a runtime name like runsc (letters, digits, '_.+/-')")
-    for name in ("max_timeout", "heartbeat_interval", "reap_interval"):
+    for name in ("max_timeout", "heartbeat_interval", "reap_interval", "header_timeout", "body_timeout"):
         if not getattr(s, name) > 0:
             raise SettingsError(f"{name} must be greater than 0, not {getattr(s, name)}")
-    minimums = {"max_output_bytes": 1, "max_concurrent": 1, "retry_after": 1, "max_request_bytes": 1024}
+    minimums = {
+        "max_output_bytes": 1, "max_concurrent": 1, "retry_after": 1, "max_request_bytes": 1024, "max_connections": 4,
+    }  # fmt: skip
     for name, least in minimums.items():
         if getattr(s, name) < least:
             raise SettingsError(f"{name} must be at least {least}, not {getattr(s, name)}")
@@ -380,6 +410,7 @@ def _check(settings: Settings) -> tuple[dict[str, str], tuple[str, ...], tuple[A
     try:
         flag_names = tuple(check_flag_names(s.allowed_flags))
         mount_rules = tuple(parse_allowed_mounts(s.allowed_mounts))
+        check_patterns(s.allowed_registries)
         tokens = read_token_table(s.tokens, s.token_file)
     except ValueError as error:
         raise SettingsError(str(error)) from None
