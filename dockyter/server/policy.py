@@ -12,32 +12,37 @@ check under its canonical name. Then:
   where it matters: mounts (host paths, named volumes), networks, labels;
 * a bind mount's source is walked on the host without following links
   (:mod:`.mountpath`), must not expose what :mod:`.hostview` finds (engine sockets and
-  directories, kernel pseudo file systems), and reaches the engine rewritten as
-  ``--mount type=bind,source=REAL,...``, which fails rather than creates a missing source;
+  directories, kernel pseudo file systems), and reaches the engine
+  rewritten as ``--mount type=bind,source=REAL,...``, which fails rather than creates a missing
+  source; every mount's target in the container must be absolute and normalised;
+* ``--env`` needs a value: the docker CLI fills a bare ``-e NAME`` from its own environment;
 * the image must match ``allowed_images`` and the shell ``allowed_shells``.
 
-A refusal is a :class:`PolicyError` whose message names the argument as it was written.
+No argument holding a control character gets as far as the options (:mod:`.textcheck`). What
+the policy approves reaches the engine as options it spelled itself, one token each
+(``--env=X=1``, ``--mount=type=bind,...``; :meth:`~dockyter.dockerargs.DockerOption.spelled`),
+never as the tokens the request wrote, so that the docker CLI's flag parser reads exactly what
+was checked. A refusal is a :class:`PolicyError` whose message names the argument as it was written.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import os
 import re
 import shlex
-from collections.abc import Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import NoReturn
 
 from ..contract import DEFAULT_SHELL
-from ..dockerargs import DockerOption, RunArgs, parse_run_args
+from ..dockerargs import DockerArgsError, DockerOption, RunArgs, parse_run_args, split_line
 from .allowlist import NEVER_ALLOWED, AllowedMount
 from .hostview import HostSurvey, HostView, normalise, within
 from .mountpath import PathRefused, resolve_source, trusted_links
+from .mountspec import mount_value, read_fields
 from .settings import Settings
+from .textcheck import CONTROL, token_problem
 
 log = logging.getLogger("dockyter.server")
 
@@ -73,7 +78,9 @@ VOLUME_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]+")
 class Plan:
     """A request the policy accepted: what the executor runs."""
 
-    args: RunArgs  # the request's options and image; bind mounts as `--mount` of the checked real path
+    # The request's options, each as the engine gets it: ``written`` is the one token the policy
+    # spelled (bind mounts as `--mount=` of the checked real path); then the image.
+    args: RunArgs
     shell: tuple[str, ...]
     has_network: bool  # the request chose its own --network (the server then adds none)
 
@@ -105,8 +112,13 @@ class Policy:
         Raises :class:`~dockyter.dockerargs.DockerArgsError` (400) when ``args`` cannot be
         understood and :class:`PolicyError` (403) when the policy refuses it.
         """
-        run_args = parse_run_args(args)
-        options = tuple(self._check_option(option) for option in run_args.options)
+        tokens = split_line(args)
+        for token in tokens:  # before any option is parsed (the request's model checked them too)
+            problem = token_problem(token)
+            if problem:
+                raise DockerArgsError(problem)
+        run_args = parse_run_args(tokens)
+        options = tuple(_respelled(self._check_option(option)) for option in run_args.options)
         self._check_image(run_args.image)
         has_network = any(option.name == "--network" for option in run_args.options)
         return Plan(RunArgs(options, run_args.image), self._check_shell(shell), has_network=has_network)
@@ -132,10 +144,14 @@ class Policy:
             _refuse(written, f"allowed networks are {', '.join(sorted(self.networks))}")
         if name == "--label" and value.split("=", 1)[0].strip().lower().startswith("io.dockyter"):
             _refuse(written, "io.dockyter.* labels belong to the server")
+        if name == "--env":
+            _check_env(written, value)
         if name == "--volume":
             return self._check_volume(written, option)
         if name == "--mount":
             return self._check_mount(written, option)
+        if name == "--tmpfs":
+            _check_target(written, value.partition(":")[0])
         return option
 
     # -- mounts -----------------------------------------------------------------------------
@@ -144,10 +160,12 @@ class Policy:
         """``-v [SOURCE:]TARGET[:MODES]``: a bind mount, a named volume or an anonymous volume."""
         parts = (option.value or "").split(":")
         if len(parts) == 1:
+            _check_target(written, parts[0])
             return option  # an anonymous volume: created for this container and removed with it
         if len(parts) > 3 or not parts[0] or not parts[1]:
             _refuse(written, "expected SOURCE:TARGET[:MODES]")
         source, target = parts[0], parts[1]
+        _check_target(written, target)
         modes = [mode for mode in (parts[2].split(",") if len(parts) == 3 else []) if mode]
         for mode in modes:
             if mode not in VOLUME_MODES:
@@ -171,9 +189,9 @@ class Policy:
     def _check_mount(self, written: str, option: DockerOption) -> DockerOption:
         """``--mount type=...,source=...,target=...``: the same rules as ``-v``, key by key."""
         spec = option.value or ""
-        if '"' in spec or "\n" in spec or "\r" in spec:
-            _refuse(written, "quotes and line breaks in --mount are not")
-        fields = next(csv.reader([spec]), [])
+        if '"' in spec or CONTROL.search(spec):
+            _refuse(written, "quotes and control characters in --mount are not")
+        fields = read_fields(spec)
         values: dict[str, str | None] = {}
         for item in fields:
             key, equals, value = item.partition("=")
@@ -186,13 +204,16 @@ class Policy:
             values[key] = value if equals else None
         kind = (values.get("type") or "volume").lower()
         source = values.get("source")
+        _check_target(written, values.get("target") or "")
         if "bind-propagation" in values and values["bind-propagation"] not in ("private", "rprivate"):
             _refuse(written, "only private bind propagation is")
         readonly = "readonly" in values and (values["readonly"] or "true").lower() in ("true", "1")
+        if "type" in values:
+            values["type"] = kind
         if kind == "tmpfs":
             if source:
                 _refuse(written, "a tmpfs mount takes no source")
-            return option
+            return _mount_option(values)
         if kind == "bind":
             if not source or not source.startswith("/"):
                 _refuse(written, "a bind mount needs an absolute source path")
@@ -207,7 +228,7 @@ class Policy:
                 if "/" in source:
                     _refuse(written, "a volume source is a volume name, not a path")
                 self._check_volume_name(written, source)
-            return option
+            return _mount_option(values)
         _refuse(written, f"the mount type {kind!r} is not (allowed: bind, volume, tmpfs)")
 
     def _check_volume_name(self, written: str, source: str) -> None:
@@ -224,11 +245,10 @@ class Policy:
         source removed between this check and the engine's mount creates nothing either.
         """
         real = self._check_bind(written, source, readonly)
-        mount = {"type": "bind", "source": real, **fields}
+        mount: dict[str, str | None] = {"type": "bind", "source": real, **fields}
         if readonly:
             mount["readonly"] = "true"
-        value = _csv_line(f"{key}={value}" for key, value in mount.items())
-        return DockerOption("--mount", value, ("--mount", value))
+        return _mount_option(mount)
 
     def _check_bind(self, written: str, source: str, readonly: bool) -> str:
         """The real path to mount for ``source``; refuses (403) anything that is not safe to."""
@@ -322,11 +342,33 @@ class Policy:
         return tuple(shell)
 
 
-def _csv_line(fields: Iterable[str]) -> str:
-    """One line of comma-separated fields, quoted where needed, as docker reads ``--mount``."""
-    out = io.StringIO()
-    csv.writer(out, lineterminator="").writerow(list(fields))
-    return out.getvalue()
+def _check_env(written: str, value: str) -> None:
+    """``--env NAME=VALUE``: a bare ``NAME`` would be filled from the docker CLI's own environment."""
+    name, equals, _ = value.partition("=")
+    if not equals:
+        _refuse(written, "a variable without a value is copied from the server's environment: write NAME=VALUE")
+    if not name:
+        _refuse(written, "a variable needs a name (NAME=VALUE)")
+
+
+def _check_target(written: str, target: str) -> None:
+    """Where a mount goes in the container: an absolute path written as the engine will read it."""
+    if not target.startswith("/"):
+        _refuse(written, f"the container path {target!r} must be absolute")
+    if CONTROL.search(target) or target != target.strip():
+        _refuse(written, f"the container path {target!r} must not hold control characters or surrounding spaces")
+    if normalise(target) != target:
+        _refuse(written, f"the container path {target!r} must be written normalised, as {normalise(target)}")
+
+
+def _mount_option(keys: dict[str, str | None]) -> DockerOption:
+    """A ``--mount`` option of ``keys``, its value written by :func:`.mountspec.mount_value`."""
+    return DockerOption("--mount", mount_value(keys), ())
+
+
+def _respelled(option: DockerOption) -> DockerOption:
+    """``option`` as the engine gets it: the one token the policy spells from what it approved."""
+    return DockerOption(option.name, option.value, (option.spelled(),))
 
 
 def _refuse(written: str, why: str) -> NoReturn:
