@@ -14,7 +14,8 @@ Three kinds of host paths are never mount sources, nor inside one:
 :class:`HostSurvey` reads all of this and keeps it for :data:`CACHE_SECONDS`, so a socket or
 a mount that appears after start-up is seen by the next request. ``docker info`` is a
 subprocess and the data root it reports cannot change while the engine runs, so it is asked
-once per process and command.
+once per process and command, in the container CLI's own environment (:mod:`.engineenv`), which
+also says where ``DOCKER_HOST`` and ``XDG_RUNTIME_DIR`` point.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import subprocess
 import threading
 import time
 import tomllib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 log = logging.getLogger("dockyter.server")
@@ -97,10 +98,19 @@ class HostView:
 
 
 class HostSurvey:
-    """Reads :class:`HostView` for the engine run by ``docker_command``, cached briefly."""
+    """Reads :class:`HostView` for the engine run by ``docker_command``, cached briefly.
 
-    def __init__(self, docker_command: Iterable[str], cache_seconds: float = CACHE_SECONDS) -> None:
+    ``environment`` is the container CLI's (:mod:`.engineenv`).
+    """
+
+    def __init__(
+        self,
+        docker_command: Iterable[str],
+        environment: Mapping[str, str],
+        cache_seconds: float = CACHE_SECONDS,
+    ) -> None:
         self.docker_command = tuple(docker_command)
+        self.environment = dict(environment)
         self.cache_seconds = cache_seconds
         self._lock = threading.Lock()
         self._view: HostView | None = None
@@ -111,22 +121,22 @@ class HostSurvey:
         with self._lock:
             now = time.monotonic()
             if self._view is None or now - self._read_at > self.cache_seconds:
-                self._view = read_host(self.docker_command)
+                self._view = read_host(self.docker_command, self.environment)
                 self._read_at = now
             return self._view
 
 
-def read_host(docker_command: tuple[str, ...]) -> HostView:
+def read_host(docker_command: tuple[str, ...], environment: Mapping[str, str]) -> HostView:
     """Read everything now. Nothing here raises: an unreadable source adds nothing."""
     sockets = set(DEFAULT_SOCKETS)
     dirs = set(DEFAULT_ENGINE_DIRS)
-    docker_host = os.environ.get("DOCKER_HOST", "")
+    docker_host = environment.get("DOCKER_HOST", "")
     if docker_host.startswith("unix://"):
         sockets.add(docker_host[len("unix://") :])
-    if os.environ.get("XDG_RUNTIME_DIR"):  # rootless docker and podman
-        sockets.add(os.path.join(os.environ["XDG_RUNTIME_DIR"], "docker.sock"))
-        sockets.add(os.path.join(os.environ["XDG_RUNTIME_DIR"], "podman", "podman.sock"))
-    info_sockets, info_dirs = engine_info(docker_command)
+    if environment.get("XDG_RUNTIME_DIR"):  # rootless docker and podman
+        sockets.add(os.path.join(environment["XDG_RUNTIME_DIR"], "docker.sock"))
+        sockets.add(os.path.join(environment["XDG_RUNTIME_DIR"], "podman", "podman.sock"))
+    info_sockets, info_dirs = engine_info(docker_command, tuple(sorted(environment.items())))
     sockets.update(info_sockets)
     dirs.update(info_dirs)
     config_sockets, config_dirs = daemon_config(_read_text(DAEMON_JSON))
@@ -146,14 +156,16 @@ def read_host(docker_command: tuple[str, ...]) -> HostView:
 
 
 @functools.lru_cache(maxsize=8)
-def engine_info(docker_command: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str]]:
-    """Sockets and directories from ``docker info`` (or ``podman info``); nothing if it fails."""
+def engine_info(
+    docker_command: tuple[str, ...], environment: tuple[tuple[str, str], ...]
+) -> tuple[frozenset[str], frozenset[str]]:
+    """Sockets and directories from ``docker info`` (or ``podman info``) run in ``environment``; nothing if it fails."""
     if not docker_command:
         return frozenset(), frozenset()
     try:
         answer = subprocess.run(
             [*docker_command, "info", "--format", "{{json .}}"],
-            capture_output=True, text=True, timeout=INFO_TIMEOUT, stdin=subprocess.DEVNULL,
+            capture_output=True, text=True, timeout=INFO_TIMEOUT, stdin=subprocess.DEVNULL, env=dict(environment),
         )  # fmt: skip
         info = json.loads(answer.stdout) if answer.returncode == 0 else {}
     except (OSError, subprocess.SubprocessError, ValueError) as error:

@@ -98,7 +98,7 @@ class Policy:
         # Resolved once, at start-up: a root that is a link stays where it pointed then.
         self.roots = [(mount, normalise(os.path.realpath(mount.path))) for mount in self.mounts]
         self.trusted = trusted_links(mount.path for mount in self.mounts)
-        self.survey = HostSurvey(settings.docker_command)
+        self.survey = HostSurvey(settings.docker_command, settings.engine_environment())
         try:
             self.survey.view()  # at start-up: `docker info` is asked once, not during a request
         except Exception:  # noqa: BLE001 - bind mounts are then refused, with a log line each

@@ -3,14 +3,15 @@
 Each field of :class:`Settings` carries its help text and its command-line flag; the sources
 (:mod:`.sources`) and the documentation table (:mod:`.table`) are derived from these
 definitions. A :class:`Settings` is checked when constructed, and the forms the server works
-with (the token table, canonical option names, parsed mounts) are derived then, once, without
-changing what the operator wrote.
+with (the token table, canonical option names, parsed mounts, the environment of the container
+CLI) are derived then, once, without changing what the operator wrote.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import os
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..allowlist import AllowedMount, check_flag_names, parse_allowed_mounts
+from ..engineenv import engine_environment
 from ..loopbackcheck import program_problem
 from .tokens import MIN_TOKEN_LENGTH, read_token_table
 
@@ -261,6 +263,8 @@ class Settings:
 
     def __post_init__(self) -> None:
         self._token_table, self._flag_names, self._mount_rules = _check(self)
+        # Of the process as it is now, at start-up: what every container CLI process gets.
+        self._engine_environment = engine_environment(os.environ)
 
     def token_table(self) -> dict[str, str]:
         """Accepted tokens by name (read once, from ``tokens`` and ``token_file``)."""
@@ -273,6 +277,10 @@ class Settings:
     def mount_rules(self) -> tuple[AllowedMount, ...]:
         """``allowed_mounts``, parsed (once, here)."""
         return self._mount_rules
+
+    def engine_environment(self) -> dict[str, str]:
+        """The environment of every container CLI process (:mod:`..engineenv`), fixed when the settings were made."""
+        return dict(self._engine_environment)
 
 
 # -- the definition, seen from outside -------------------------------------------------
