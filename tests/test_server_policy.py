@@ -14,7 +14,7 @@ import pytest
 from dockyter.dockerargs import BOOL_FLAGS, DockerArgsError, parse_run_args
 from dockyter.server.allowlist import check_flag_names, parse_allowed_mounts
 from dockyter.server.policy import DEFAULT_SHELL, Policy, PolicyError
-from dockyter.server.settings import Settings, SettingsError
+from dockyter.server.settings import Settings, SettingsError, load_settings
 
 IMAGE = "dockyter-test/bash:1"
 
@@ -388,6 +388,19 @@ def test_a_control_character_in_any_argument_is_refused_before_any_option_is_rea
     for args in (f"-v '/a:/h{char}x:ro' {IMAGE}", f"'--privileged{char}' {IMAGE}", f"'{IMAGE}{char}'"):
         with pytest.raises(DockerArgsError, match=rf"contains U\+{ord(char):04X} "):
             policy.check(args)
+
+
+def test_the_config_file_the_server_was_read_from_is_never_mounted(tmp_path):
+    config = tmp_path / "server.toml"
+    config.write_text(f'allowed_mounts = ["{tmp_path}"]\nauth = false\n')
+    policy = Policy(load_settings(["--config", str(config)], environ={}))
+    assert f"it is the server's configuration file {config}" in refused(policy, f"-v {config}:/c:ro {IMAGE}")
+    assert f"it contains the server's configuration file {config}" in refused(policy, f"-v {tmp_path}:/c:ro {IMAGE}")
+
+
+def test_secret_paths_must_be_absolute():
+    with pytest.raises(SettingsError, match="secret_paths: 'etc/dockyter' must be an absolute path"):
+        Settings(auth=False, secret_paths=["etc/dockyter"])
 
 
 # -- parse errors are 400, not 403, and nothing ever reaches a host shell ---------------------------

@@ -1,4 +1,4 @@
-"""The server's secrets stay the server's (issue 19): the container CLI's environment.
+"""The server's secrets stay the server's (issue 19): the container CLI's environment, and its secret files.
 
 A real server on 127.0.0.1 with real containers, on this machine's engine and on the three-node
 Swarm (``@under_each_executor``). The servers of these tests run in the test process, so the
@@ -11,8 +11,10 @@ writes its environment and arguments to a file and then runs ``docker`` with bot
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -133,3 +135,85 @@ def test_every_cli_process_gets_the_fixed_environment_and_nothing_else(
     for record in seen:
         assert record["env"] == expected, record["argv"]
         assert PLANTED not in record["env"] and "DOCKYTER_SERVER_TOKENS" not in record["env"]
+
+
+# -- defect 3: the server's own secrets are never mounted -------------------------------------------------
+
+
+@pytest.fixture
+def token_root(host_dir: Path) -> tuple[Path, Path]:
+    """A directory holding a token file and a data directory: (the directory, the token file)."""
+    tokens = host_dir / "tokens"
+    tokens.write_text("alice:secret-token-of-alice-0123456789\n")
+    tokens.chmod(0o600)
+    (host_dir / "data").mkdir()
+    return host_dir, tokens
+
+
+@under_each_executor
+def test_defect_3_the_token_file_is_never_mounted(dockyter_server, run_image, token_root):
+    root, tokens = token_root
+    # The issue's request, with /etc/dockyter/tokens replaced by a token file of our own, under a wide root.
+    server = dockyter_server(token_file=str(tokens), tokens=[], allowed_mounts=[str(root)])
+    response = server.execute({"cmd": "cat /t", "args": f"-v {tokens}:/t:ro -u 0 {run_image}"})
+    assert response.status_code == 403, response.text
+    assert response.json()["detail"] == (
+        f"-v {tokens}:/t:ro is not allowed: it is the server's token file {tokens}, which no container may see"
+    )
+    for args, why in [
+        (f"-v {root}:/t:ro", f"it contains the server's token file {tokens}"),
+        (f"--mount type=bind,source={root}/data/..,target=/t,readonly", f"contains the server's token file {tokens}"),
+    ]:
+        response = server.execute({"cmd": "cat /t/tokens", "args": f"{args} -u 0 {run_image}"})
+        assert response.status_code == 403 and why in response.json()["detail"], (args, response.text)
+    # The same file under another name: a hard link.
+    os.link(tokens, root / "data" / "alias")
+    response = server.execute({"cmd": "cat /t", "args": f"-v {root}/data/alias:/t:ro -u 0 {run_image}"})
+    assert response.status_code == 403, response.text
+    assert f"it is the server's token file {tokens} under another name" in response.json()["detail"]
+    # What holds no secret is still mounted.
+    (root / "data" / "alias").unlink()
+    reply = server.execute({"cmd": "ls /d", "args": f"-v {root}/data:/d:ro {run_image}"}).json()
+    assert (reply["exit_code"], reply["stdout"]) == (0, ""), reply
+
+
+def test_defect_3_as_session_arguments_too(dockyter_server, test_image, token_root):
+    root, tokens = token_root
+    server = dockyter_server(token_file=str(tokens), tokens=[], allowed_mounts=[str(root)])
+    response = httpx.post(
+        server.url + "/sessions", json={"args": f"-v {tokens}:/t:ro -u 0 {test_image}"}, headers=server.headers()
+    )
+    assert response.status_code == 403, response.text
+    assert "it is the server's token file" in response.json()["detail"]
+
+
+@under_each_executor
+def test_the_cli_configuration_and_listed_secret_paths_are_never_mounted(
+    dockyter_server, run_image, host_dir, monkeypatch
+):
+    docker_config = host_dir / "docker-config"
+    docker_config.mkdir()
+    (docker_config / "config.json").write_text('{"auths": {"registry.example.org": {"auth": "c2VjcmV0"}}}')
+    environment_file = host_dir / "server.env"  # an EnvironmentFile of a systemd unit, which the server cannot see
+    environment_file.write_text(f"DOCKYTER_SERVER_TOKENS={TOKENS}\n")
+    monkeypatch.setenv("DOCKER_CONFIG", str(docker_config))  # where the CLI reads its credentials
+    server = dockyter_server(allowed_mounts=[str(host_dir)], secret_paths=[str(environment_file)])
+    assert server.execute({"cmd": "true", "args": run_image}).json()["exit_code"] == 0  # the CLI works there
+    for path, what in [
+        (environment_file, f"it is a secret path of the server (secret_paths) {environment_file}"),
+        (docker_config, f"it is the container CLI's configuration {docker_config}"),
+        (docker_config / "config.json", f"it is inside the container CLI's configuration {docker_config}"),
+        (host_dir, f"it contains the container CLI's configuration {docker_config}"),
+    ]:
+        response = server.execute({"cmd": "cat /s", "args": f"-v {path}:/s:ro {run_image}"})
+        assert response.status_code == 403, response.text
+        assert what in response.json()["detail"], response.text
+
+
+def test_a_root_holding_a_secret_is_reported_at_start_up(dockyter_server, token_root, caplog):
+    root, tokens = token_root
+    with caplog.at_level(logging.WARNING, logger="dockyter.server"):
+        dockyter_server(token_file=str(tokens), tokens=[], allowed_mounts=[str(root)])
+    warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    expected = f"allowed mount {root} overlaps the server's token file {tokens}, which is never mounted, nor anything"
+    assert any(message.startswith(expected) for message in warnings), warnings

@@ -12,7 +12,7 @@ check under its canonical name. Then:
   where it matters: mounts (host paths, named volumes), networks, labels;
 * a bind mount's source is walked on the host without following links
   (:mod:`.mountpath`), must not expose what :mod:`.hostview` finds (engine sockets and
-  directories, kernel pseudo file systems), and reaches the engine
+  directories, kernel pseudo file systems, the server's own secrets), and reaches the engine
   rewritten as ``--mount type=bind,source=REAL,...``, which fails rather than creates a missing
   source; every mount's target in the container must be absolute and normalised;
 * ``--env`` needs a value: the docker CLI fills a bare ``-e NAME`` from its own environment;
@@ -41,6 +41,7 @@ from .allowlist import NEVER_ALLOWED, AllowedMount
 from .hostview import HostSurvey, HostView, normalise, within
 from .mountpath import PathRefused, resolve_source, trusted_links
 from .mountspec import mount_value, read_fields
+from .secretpaths import server_secrets
 from .settings import Settings
 from .textcheck import CONTROL, token_problem
 
@@ -98,7 +99,14 @@ class Policy:
         # Resolved once, at start-up: a root that is a link stays where it pointed then.
         self.roots = [(mount, normalise(os.path.realpath(mount.path))) for mount in self.mounts]
         self.trusted = trusted_links(mount.path for mount in self.mounts)
-        self.survey = HostSurvey(settings.docker_command, settings.engine_environment())
+        secrets = server_secrets(
+            token_file=settings.token_file,
+            config_file=settings.config_file,
+            listed=settings.secret_paths,
+            docker_command=settings.docker_command,
+            environment=settings.engine_environment(),
+        )
+        self.survey = HostSurvey(settings.docker_command, settings.engine_environment(), secrets)
         try:
             self.survey.view()  # at start-up: `docker info` is asked once, not during a request
         except Exception:  # noqa: BLE001 - bind mounts are then refused, with a log line each
@@ -266,6 +274,13 @@ class Policy:
             _refuse(written, str(error))
         if real != path:
             self._check_place(written, real, view)
+        try:
+            info = os.stat(real)
+        except OSError as error:
+            _refuse(written, f"{real} cannot be checked: {error.strerror}")
+        alias = view.secret_ids.get((info.st_dev, info.st_ino))
+        if alias:
+            _refuse(written, f"it is {alias} under another name, which no container may see")
         rule = self._mount_rule(real)
         if rule is not None and not rule.writable and not readonly:
             _refuse(written, f"{rule.path} may only be mounted read-only (add :ro or readonly)")
@@ -279,6 +294,10 @@ class Policy:
         if self._mount_rule(path) is None:
             allowed = ", ".join(m.path + ("" if m.writable else " (read-only)") for m in self.mounts) or "none"
             _refuse(written, f"{path} is not under an allowed host path (allowed: {allowed})")
+        # The server's secrets only now: a path outside the roots learns nothing of where they are.
+        secret = view.secret_exposed_by(path)
+        if secret:
+            _refuse(written, secret)
         for mount, real in self.roots:
             if mount.writable and any(path != root and within(path, root) for root in (mount.path, real)):
                 _refuse(
@@ -311,6 +330,12 @@ class Policy:
                         mount.path,
                         exposed,
                     )
+            for secret, what in sorted(view.secrets.items()):
+                if any(within(secret, root) or within(root, secret) for root in (mount.path, real)):
+                    log.warning(
+                        "allowed mount %s overlaps %s %s, which is never mounted, nor anything inside it or holding it",
+                        mount.path, what, secret,
+                    )  # fmt: skip
             for other, other_real in self.roots:
                 inside = any(a != b and within(a, b) for a, b in ((real, other_real), (mount.path, other.path)))
                 if other.writable and inside:

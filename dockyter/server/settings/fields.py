@@ -169,6 +169,15 @@ class Settings:
         flag="--allow-mount",
         metavar="PATH[:rw]",
     )
+    secret_paths: list[str] = setting(
+        ["/etc/dockyter", "/run/secrets"],
+        "Host paths that hold the server's secrets besides those it knows of (an EnvironmentFile of its "
+        "systemd unit, say): never mounted, nor anything inside them or containing them. The token file, "
+        "the config file, the container CLI's configuration (DOCKER_CONFIG or ~/.docker: registry "
+        "credentials), its TLS keys and ~/.ssh are protected in any case.",
+        flag="--secret-path",
+        metavar="PATH",
+    )
     allowed_volumes: list[str] = setting(
         [],
         "Named volumes a request may mount (shell-style patterns). "
@@ -265,6 +274,7 @@ class Settings:
         self._token_table, self._flag_names, self._mount_rules = _check(self)
         # Of the process as it is now, at start-up: what every container CLI process gets.
         self._engine_environment = engine_environment(os.environ)
+        self.config_file = ""  # the TOML file these settings were read from, if any (load_settings says)
 
     def token_table(self) -> dict[str, str]:
         """Accepted tokens by name (read once, from ``tokens`` and ``token_file``)."""
@@ -375,6 +385,9 @@ def _check(settings: Settings) -> tuple[dict[str, str], tuple[str, ...], tuple[A
     for shell in s.allowed_shells:
         if not shlex.split(shell):
             raise SettingsError("allowed_shells must not contain an empty shell")
+    for path in s.secret_paths:
+        if not path.startswith("/"):
+            raise SettingsError(f"secret_paths: {path!r} must be an absolute path")
     try:
         flag_names = tuple(check_flag_names(s.allowed_flags))
         mount_rules = tuple(parse_allowed_mounts(s.allowed_mounts))
