@@ -398,6 +398,15 @@ def test_the_config_file_the_server_was_read_from_is_never_mounted(tmp_path):
     assert f"it contains the server's configuration file {config}" in refused(policy, f"-v {tmp_path}:/c:ro {IMAGE}")
 
 
+def test_a_token_file_named_relatively_is_protected_where_the_server_read_it(tmp_path, monkeypatch):
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "tokens").write_text("alice:secret-token-of-alice-0123456789\n")
+    monkeypatch.chdir(tmp_path / "conf")
+    policy = Policy(Settings(token_file="tokens", allowed_mounts=[str(tmp_path)]))
+    message = refused(policy, f"-v {tmp_path}/conf:/c:ro {IMAGE}")
+    assert f"it contains the server's token file {tmp_path}/conf/tokens" in message
+
+
 def test_secret_paths_must_be_absolute():
     with pytest.raises(SettingsError, match="secret_paths: 'etc/dockyter' must be an absolute path"):
         Settings(auth=False, secret_paths=["etc/dockyter"])

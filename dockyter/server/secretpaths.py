@@ -40,8 +40,8 @@ def server_secrets(
     found: dict[str, str] = {}
 
     def add(path: str, what: str) -> None:
-        if path.startswith("/") and "\0" not in path:
-            for form in (normalise(path), normalise(os.path.realpath(path))):
+        if path and "\0" not in path:  # a relative path is relative to the server's directory, as it was read
+            for form in (normalise(os.path.abspath(path)), normalise(os.path.realpath(path))):
                 found.setdefault(form, what)
 
     add(token_file, "the server's token file")
@@ -49,15 +49,18 @@ def server_secrets(
     for path in listed:
         add(path, "a secret path of the server (secret_paths)")
     home = environment.get("HOME", "")
-    add(environment.get("DOCKER_CONFIG") or posixpath.join(home, ".docker"), "the container CLI's configuration")
+    add(environment.get("DOCKER_CONFIG", ""), "the container CLI's configuration")
+    if home:
+        add(posixpath.join(home, ".docker"), "the container CLI's configuration")
+        add(posixpath.join(home, ".ssh"), "the server's SSH keys")
     add(environment.get("DOCKER_CERT_PATH", ""), "the container CLI's TLS keys")
     add(environment.get("REGISTRY_AUTH_FILE", ""), "podman's registry credentials")
     add(environment.get("CONTAINER_SSHKEY", ""), "podman's SSH key")
     if environment.get("XDG_RUNTIME_DIR"):
         add(posixpath.join(environment["XDG_RUNTIME_DIR"], "containers"), "podman's registry credentials")
-    config_home = environment.get("XDG_CONFIG_HOME") or posixpath.join(home, ".config")
-    add(posixpath.join(config_home, "containers"), "podman's configuration")
-    add(posixpath.join(home, ".ssh"), "the server's SSH keys")
+    config_home = environment.get("XDG_CONFIG_HOME") or (posixpath.join(home, ".config") if home else "")
+    if config_home:
+        add(posixpath.join(config_home, "containers"), "podman's configuration")
     if docker_command and posixpath.basename(docker_command[0]) in ("sudo", "doas"):
         add("/root/.docker", "the container CLI's configuration")
         add("/root/.ssh", "the container CLI's SSH keys")
