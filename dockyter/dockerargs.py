@@ -87,7 +87,13 @@ class DockerOption:
 
     name: str  # canonical long name, e.g. "--volume" for "-v" or "--volume=..."
     value: str | None  # the value; for a switch: None, or the "true"/"false" written after "="
-    written: tuple[str, ...]  # the tokens exactly as the user wrote them
+    written: tuple[str, ...]  # the tokens exactly as the user wrote them, or as a server re-spelled them
+    requested: tuple[str, ...] = ()  # when re-spelled: the tokens as the user wrote them (for messages)
+
+    @property
+    def as_written(self) -> str:
+        """The option as the user wrote it, for messages (``--net host``, ``-v /:/h``)."""
+        return " ".join(self.requested or self.written) or self.name
 
     @property
     def enabled(self) -> bool:

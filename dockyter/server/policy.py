@@ -126,7 +126,7 @@ class Policy:
             if problem:
                 raise DockerArgsError(problem)
         run_args = parse_run_args(tokens)
-        options = tuple(_respelled(self._check_option(option)) for option in run_args.options)
+        options = tuple(_respelled(self._check_option(option), option) for option in run_args.options)
         self._check_image(run_args.image)
         has_network = any(option.name == "--network" for option in run_args.options)
         return Plan(RunArgs(options, run_args.image), self._check_shell(shell), has_network=has_network)
@@ -135,7 +135,7 @@ class Policy:
 
     def _check_option(self, option: DockerOption) -> DockerOption:
         """Refuse ``option``, or return it as the engine should get it (bind mounts rewritten)."""
-        written = _written(option)
+        written = option.as_written
         name = option.name
         if name in NEVER_ALLOWED:
             _refuse(written, NEVER_ALLOWED[name])
@@ -391,16 +391,11 @@ def _mount_option(keys: dict[str, str | None]) -> DockerOption:
     return DockerOption("--mount", mount_value(keys), ())
 
 
-def _respelled(option: DockerOption) -> DockerOption:
-    """``option`` as the engine gets it: the one token the policy spells from what it approved."""
-    return DockerOption(option.name, option.value, (option.spelled(),))
+def _respelled(approved: DockerOption, requested: DockerOption) -> DockerOption:
+    """``approved`` as the engine gets it: the one token the policy spells; the request's tokens kept for messages."""
+    return DockerOption(approved.name, approved.value, (approved.spelled(),), requested.written)
 
 
 def _refuse(written: str, why: str) -> NoReturn:
     """Refuse the argument ``written`` (as the user wrote it), saying ``why``."""
     raise PolicyError(f"{written} is not allowed: {why}")
-
-
-def _written(option: DockerOption) -> str:
-    """The option as the user wrote it, for messages (``--net host``, ``-v /:/h``)."""
-    return " ".join(option.written) if option.written else option.name

@@ -81,7 +81,7 @@ def service_options(options: Iterable[DockerOption]) -> list[str]:
 
 def _translate(option: DockerOption) -> list[str]:
     name, value = option.name, option.value
-    written = " ".join(option.written) or name
+    written = option.as_written
     if name in DROPPED:
         return []
     if name in SWITCHES:
