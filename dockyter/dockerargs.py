@@ -42,6 +42,11 @@ BOOL_FLAGS: frozenset[str] = frozenset(
     """.split()
 )
 
+# The words Go's strconv.ParseBool accepts, as the docker CLI's flag parser (pflag) reads
+# ``--switch=WORD``: nothing else turns a switch on or off.
+TRUE_WORDS: frozenset[str] = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+FALSE_WORDS: frozenset[str] = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+
 # Other spellings docker accepts for the same flag.
 ALIASES: dict[str, str] = {"--net": "--network", "--net-alias": "--network-alias"}
 
@@ -82,12 +87,29 @@ class DockerOption:
 
     name: str  # canonical long name, e.g. "--volume" for "-v" or "--volume=..."
     value: str | None  # the value; for a switch: None, or the "true"/"false" written after "="
-    written: tuple[str, ...]  # the tokens exactly as the user wrote them
+    written: tuple[str, ...]  # the tokens exactly as the user wrote them, or as a server re-spelled them
+    requested: tuple[str, ...] = ()  # when re-spelled: the tokens as the user wrote them (for messages)
+
+    @property
+    def as_written(self) -> str:
+        """The option as the user wrote it, for messages (``--net host``, ``-v /:/h``)."""
+        return " ".join(self.requested or self.written) or self.name
 
     @property
     def enabled(self) -> bool:
         """For a switch: whether it is on (``--rm`` and ``--rm=true`` are, ``--rm=false`` is not)."""
-        return self.value is None or self.value.lower() not in ("false", "0")
+        return self.value is None or self.value not in FALSE_WORDS
+
+    def spelled(self) -> str:
+        """The option as one token built from what was understood: ``--name=value``, and for a
+        switch ``--name`` or ``--name=false``.
+
+        The docker CLI's parser (pflag) reads this token one way only, whatever the value holds
+        (a leading ``-``, an ``=``, nothing at all), and it can take nothing from the next token.
+        """
+        if self.name in BOOL_FLAGS:
+            return self.name if self.enabled else f"{self.name}=false"
+        return f"{self.name}={self.value or ''}"
 
 
 @dataclass(frozen=True)
@@ -210,7 +232,7 @@ def _parse_long(tokens: list[str], position: int) -> tuple[DockerOption, int]:
     name = ALIASES.get(written_name, written_name)
     if name in BOOL_FLAGS:
         value = inline_value if has_inline else None
-        if value is not None and value.lower() not in ("true", "false", "1", "0"):
+        if value is not None and value not in TRUE_WORDS | FALSE_WORDS:
             raise DockerArgsError(f"{written_name} is a switch: it takes no value (found {token!r})")
         return DockerOption(name, value, (token,)), position + 1
     if name in VALUE_FLAGS or has_inline:
@@ -227,7 +249,10 @@ def _parse_long(tokens: list[str], position: int) -> tuple[DockerOption, int]:
 
 
 def _parse_short(tokens: list[str], position: int) -> tuple[list[DockerOption], int]:
-    """``-it``, ``-v a:b``, ``-va:b``, ``-e=X=1``: switches may be grouped; a value flag ends the group."""
+    """``-it``, ``-v a:b``, ``-va:b``, ``-e=X=1``: switches may be grouped; a value flag ends the group.
+
+    As pflag reads it: ``-X=`` followed by something is that something, but ``-e=`` alone is the value ``=``.
+    """
     token = tokens[position]
     letters = token[1:]
     options: list[DockerOption] = []
@@ -241,7 +266,7 @@ def _parse_short(tokens: list[str], position: int) -> tuple[list[DockerOption], 
             remainder = letters[index + 1 :]
             if remainder.startswith("="):  # -d=false
                 value = remainder[1:]
-                if value.lower() not in ("true", "false", "1", "0"):
+                if value not in TRUE_WORDS | FALSE_WORDS:
                     raise DockerArgsError(f"-{letter} is a switch: it takes no value (found {token!r})")
                 options.append(DockerOption(name, value, (token,)))
                 return options, position + 1
@@ -249,7 +274,7 @@ def _parse_short(tokens: list[str], position: int) -> tuple[list[DockerOption], 
             continue
         remainder = letters[index + 1 :]
         if remainder:
-            value = remainder[1:] if remainder.startswith("=") else remainder
+            value = remainder[1:] if len(remainder) > 1 and remainder.startswith("=") else remainder
             written = (token,) if index == 0 else (f"-{letter}{remainder}",)
             options.append(DockerOption(name, value, written))
             return options, position + 1

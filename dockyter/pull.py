@@ -19,7 +19,7 @@ import queue
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 from urllib.parse import urlencode
@@ -170,10 +170,12 @@ class _Pipe:
 
 
 Started = Callable[[subprocess.Popen[bytes]], None]  # told of each process a source starts
+# The environment of the CLI processes a pull starts; None: this process's own.
+Environment = Mapping[str, str] | None
 
 
 def api_messages(
-    docker_command: Sequence[str], image: str, platform: str | None, started: Started
+    docker_command: Sequence[str], image: str, platform: str | None, env: Environment, started: Started
 ) -> Iterator[dict[str, Any]]:
     """The engine's pull stream for ``image``, through ``docker system dial-stdio``.
 
@@ -188,6 +190,7 @@ def api_messages(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        env=env,
     )
     started(process)
     assert process.stdin is not None and process.stdout is not None
@@ -231,12 +234,17 @@ def api_messages(
 
 
 def cli_messages(
-    docker_command: Sequence[str], image: str, platform: str | None, started: Started
+    docker_command: Sequence[str], image: str, platform: str | None, env: Environment, started: Started
 ) -> Iterator[dict[str, Any]]:
     """``docker pull``'s lines (``abc123: Pull complete``) as messages without byte counts."""
     argv = [*docker_command, "pull", *(["--platform", platform] if platform else []), image]
     process = subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=env,
     )
     started(process)
     assert process.stdout is not None
@@ -265,17 +273,19 @@ def pull(
     platform: str | None,
     on_progress: Callable[[PullProgress], None],
     cancelled: Callable[[], bool] = lambda: False,
+    env: Environment = None,
 ) -> PullProgress:
     """Pull ``image``, calling ``on_progress`` after each message; returns the final progress.
 
     The messages are read in a thread, so a KeyboardInterrupt reaches the caller within
     ``POLL`` seconds even while the engine is silent; the pull's process is then ended. So
     does ``cancelled()`` turning true (PullFailed "cancelled"), for callers in other threads.
+    The CLI runs in ``env`` (the server gives its fixed one), or in this process's environment.
     """
     progress = PullProgress(image)
     for source in (api_messages, cli_messages):
         try:
-            messages = functools.partial(source, docker_command, image, platform)  # takes `started`
+            messages = functools.partial(source, docker_command, image, platform, env)  # takes `started`
             for message in _polled(messages, cancelled):
                 progress.feed(message)
                 on_progress(progress)

@@ -31,9 +31,11 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -232,6 +234,16 @@ def dockyter_server(
         from swarm_fixtures import fail_on_leftovers
 
         fail_on_leftovers(cluster, tuple(running.settings.server_name for running in started))
+
+
+@pytest.fixture
+def host_dir() -> Iterator[Path]:
+    """A host directory every user can enter (pytest's tmp_path is private to root), for servers
+    to allow as a mount root; removed afterwards."""
+    path = Path(tempfile.mkdtemp(prefix="dockyter-host-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def containers_with_label(label: str) -> list[str]:

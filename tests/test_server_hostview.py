@@ -91,7 +91,7 @@ def test_command_lines_of_dockerd_and_containerd(tmp_path):
 
 
 def test_a_socket_bound_after_start_up_is_seen_within_a_second(tmp_path):
-    survey = HostSurvey(["false"], cache_seconds=0.0)
+    survey = HostSurvey(["false"], {}, cache_seconds=0.0)
     path = str(tmp_path / "late.sock")
     assert path not in survey.view().sockets
     with socket.socket(socket.AF_UNIX) as server:
@@ -104,7 +104,7 @@ def test_a_socket_bound_after_start_up_is_seen_within_a_second(tmp_path):
 @pytest.mark.docker
 def test_this_hosts_engine_as_it_runs():
     """The engine of this machine: its data root, and containerd's socket wherever dockerd put it."""
-    view = read_host(("docker",))
+    view = read_host(("docker",), {"PATH": os.defpath})
     assert {"/proc", "/sys"} <= view.pseudo.keys()
     assert "/var/lib/docker" in view.engine_dirs
     bound = unix_socket_paths(open("/proc/net/unix").read())

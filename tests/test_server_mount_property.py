@@ -166,8 +166,8 @@ def snapshot(base: Path) -> list[tuple[str, int, str]]:
 
 def mounted(argv: list[str]) -> dict[str, str]:
     """The fields of the one ``--mount`` the engine would get."""
-    assert argv[0] == "--mount" and argv[2:] == [IMAGE], argv
-    return dict(field.split("=", 1) for field in next(csv.reader([argv[1]])))
+    assert argv[0].startswith("--mount=") and argv[1:] == [IMAGE], argv
+    return dict(field.split("=", 1) for field in next(csv.reader([argv[0].removeprefix("--mount=")])))
 
 
 def verify(policy: Policy, written: str, source: str, outcome: dict[str, Any]) -> str | None:

@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,15 +32,6 @@ pytestmark = pytest.mark.docker
 
 CONTAINER_USER = 4321  # the user of item 4's first request
 WITHOUT_DAC = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
-
-
-@pytest.fixture
-def host_dir() -> Iterator[Path]:
-    """A directory every user can enter (pytest's tmp_path is private to root)."""
-    path = Path(tempfile.mkdtemp(prefix="dockyter-mounts-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def snapshot(root: Path) -> list[tuple[str, int]]:

@@ -11,10 +11,10 @@ import os
 
 import pytest
 
-from dockyter.dockerargs import DockerArgsError
+from dockyter.dockerargs import BOOL_FLAGS, DockerArgsError, parse_run_args
 from dockyter.server.allowlist import check_flag_names, parse_allowed_mounts
 from dockyter.server.policy import DEFAULT_SHELL, Policy, PolicyError
-from dockyter.server.settings import Settings, SettingsError
+from dockyter.server.settings import Settings, SettingsError, load_settings
 
 IMAGE = "dockyter-test/bash:1"
 
@@ -228,9 +228,10 @@ def test_a_source_that_cannot_be_checked_is_refused_and_never_created(policy, mo
     assert sorted(ro.rglob("*")) == before
 
 
-def test_a_nul_byte_in_a_source_is_refused(policy, mounts):
+def test_a_nul_byte_in_a_source_is_refused_before_any_option_is_read(policy, mounts):
     ro, _ = mounts
-    assert "NUL byte" in refused(policy, f"--mount type=bind,source={ro}/a\x00b,target=/h,readonly {IMAGE}")
+    with pytest.raises(DockerArgsError, match=r"contains U\+0000 \(NUL\) in the argument .*a\\x00b"):
+        policy.check(f"--mount type=bind,source={ro}/a\x00b,target=/h,readonly {IMAGE}")
 
 
 def test_bind_mounts_reach_the_engine_as_mount_of_the_checked_path(policy, mounts):
@@ -239,10 +240,10 @@ def test_bind_mounts_reach_the_engine_as_mount_of_the_checked_path(policy, mount
         f"-e X=1 -v {ro}//sub/./../sub:/data:ro,rprivate -v {rw}/:/w --mount src={ro}/sub/file,dst=/f,type=bind,ro {IMAGE}"
     )
     assert plan.args.argv() == [
-        "-e", "X=1",
-        "--mount", f"type=bind,source={ro}/sub,target=/data,bind-propagation=rprivate,readonly=true",
-        "--mount", f"type=bind,source={rw},target=/w",
-        "--mount", f"type=bind,source={ro}/sub/file,target=/f,readonly=true",
+        "--env=X=1",
+        f"--mount=type=bind,source={ro}/sub,target=/data,bind-propagation=rprivate,readonly=true",
+        f"--mount=type=bind,source={rw},target=/w",
+        f"--mount=type=bind,source={ro}/sub/file,target=/f,readonly=true",
         IMAGE,
     ]  # fmt: skip
 
@@ -251,7 +252,7 @@ def test_a_comma_in_a_path_is_quoted_for_the_engine(policy, mounts):
     ro, _ = mounts
     (ro / "a,b").mkdir()
     plan = policy.check(f"-v {ro}/a,b:/x,y:ro {IMAGE}")
-    assert plan.args.argv()[:2] == ["--mount", f'type=bind,"source={ro}/a,b","target=/x,y",readonly=true']
+    assert plan.args.argv()[0] == f'--mount=type=bind,"source={ro}/a,b","target=/x,y",readonly=true'
 
 
 def test_an_allowed_root_that_is_a_link_is_mounted_where_it_pointed_at_start_up(tmp_path):
@@ -260,7 +261,7 @@ def test_an_allowed_root_that_is_a_link_is_mounted_where_it_pointed_at_start_up(
     os.symlink(real, tmp_path / "data")
     policy = Policy(Settings(auth=False, allowed_mounts=[str(tmp_path / "data")]))
     plan = policy.check(f"-v {tmp_path}/data/set:/d:ro {IMAGE}")
-    assert plan.args.argv()[1] == f"type=bind,source={real}/set,target=/d,readonly=true"
+    assert plan.args.argv()[0] == f"--mount=type=bind,source={real}/set,target=/d,readonly=true"
     os.symlink("/etc", real / "link")
     assert "is a symbolic link" in refused(policy, f"-v {tmp_path}/data/link:/d:ro {IMAGE}")
     assert "not under an allowed host path" in refused(policy, f"-v {tmp_path}/data/..:/d:ro {IMAGE}")
@@ -316,6 +317,99 @@ def test_shells_must_be_allowed(policy):
         PolicyError, match=r"the shell 'python3 -c' is not allowed \(allowed: bash -lc, bash -c, sh -lc, sh -c\)"
     ):
         policy.check(IMAGE, ["python3", "-c"])
+
+
+# -- what reaches the engine: the policy's own spelling -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    ["-e NAME", "--env NAME", "--env=NAME", "-eNAME", "-e=NAME", "-ie NAME", "-e ''", "--env=", "-e=", "-e =x"],
+)
+def test_a_value_less_env_is_refused_whatever_the_spelling(policy, args):
+    message = refused(policy, f"{args} {IMAGE}")
+    assert "copied from the server's environment" in message or "a variable needs a name" in message, message
+
+
+@pytest.mark.parametrize(
+    ("args", "spelled"),
+    [
+        ("-e A=1", ["--env=A=1"]),
+        ("-eA=--rm", ["--env=A=--rm"]),
+        ("-e=A=", ["--env=A="]),
+        ("--env A==x -e B=", ["--env=A==x", "--env=B="]),
+        ("-ie A=1", ["--interactive", "--env=A=1"]),
+        ("--rm=True --init=1 --read-only=f", ["--rm", "--init", "--read-only=false"]),
+        ("-w /tmp -u=0 -h box -l=a=b", ["--workdir=/tmp", "--user=0", "--hostname=box", "--label=a=b"]),
+        ("--net lab", ["--network=lab"]),
+        ("--tmpfs /t:size=1m", ["--tmpfs=/t:size=1m"]),
+        ("--mount type=TMPFS,dst=/t", ["--mount=type=tmpfs,target=/t"]),
+        ("--mount src=cache-a,dst=/c,ro", ["--mount=source=cache-a,target=/c,readonly"]),
+        ("-v cache-a:/c:ro -v /anonymous", ["--volume=cache-a:/c:ro", "--volume=/anonymous"]),
+    ],
+)
+def test_approved_options_reach_the_engine_as_one_token_the_policy_spelled(policy, args, spelled):
+    plan = policy.check(f"{args} {IMAGE}")
+    assert plan.args.argv() == [*spelled, IMAGE]
+    # Read back as the docker CLI reads it, the plan means what the policy approved.
+    again = parse_run_args(plan.args.argv())
+
+    def meaning(options):
+        return [(o.name, o.enabled if o.name in BOOL_FLAGS else o.value) for o in options]
+
+    assert meaning(again.options) == meaning(plan.args.options)
+
+
+@pytest.mark.parametrize(
+    ("args", "why"),
+    [
+        ("-v {ro}:ro", "the container path 'ro' must be absolute"),
+        ("-v {ro}:/h/../etc:ro", "must be written normalised, as /etc"),
+        ("-v {ro}:/h/:ro", "must be written normalised, as /h"),
+        ("-v //h", "must be written normalised, as /h"),
+        ("-v h", "the container path 'h' must be absolute"),
+        ("-v cache-a:/c/./d", "must be written normalised, as /c/d"),
+        ("--mount type=bind,src={ro},dst=/h/.,ro", "must be written normalised, as /h"),
+        ("--mount type=volume,source=cache-a,destination=c", "the container path 'c' must be absolute"),
+        ("--mount type=tmpfs", "the container path '' must be absolute"),
+        ("--tmpfs run", "the container path 'run' must be absolute"),
+        ("--tmpfs /run/..:size=1m", "must be written normalised, as /"),
+        ("-v '{ro}: /h:ro'", "the container path ' /h' must be absolute"),
+        ("-v '{ro}:/h\u00a0:ro'", "surrounding spaces"),
+    ],
+)
+def test_every_mount_target_is_absolute_and_normalised(policy, mounts, args, why):
+    ro, _ = mounts
+    assert why in refused(policy, f"{args.format(ro=ro)} {IMAGE}")
+
+
+@pytest.mark.parametrize("char", ["\n", "\r", "\x1b", "\x85", "\u2028"])
+def test_a_control_character_in_any_argument_is_refused_before_any_option_is_read(policy, char):
+    for args in (f"-v '/a:/h{char}x:ro' {IMAGE}", f"'--privileged{char}' {IMAGE}", f"'{IMAGE}{char}'"):
+        with pytest.raises(DockerArgsError, match=rf"contains U\+{ord(char):04X} "):
+            policy.check(args)
+
+
+def test_the_config_file_the_server_was_read_from_is_never_mounted(tmp_path):
+    config = tmp_path / "server.toml"
+    config.write_text(f'allowed_mounts = ["{tmp_path}"]\nauth = false\n')
+    policy = Policy(load_settings(["--config", str(config)], environ={}))
+    assert f"it is the server's configuration file {config}" in refused(policy, f"-v {config}:/c:ro {IMAGE}")
+    assert f"it contains the server's configuration file {config}" in refused(policy, f"-v {tmp_path}:/c:ro {IMAGE}")
+
+
+def test_a_token_file_named_relatively_is_protected_where_the_server_read_it(tmp_path, monkeypatch):
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "tokens").write_text("alice:secret-token-of-alice-0123456789\n")
+    monkeypatch.chdir(tmp_path / "conf")
+    policy = Policy(Settings(token_file="tokens", allowed_mounts=[str(tmp_path)]))
+    message = refused(policy, f"-v {tmp_path}/conf:/c:ro {IMAGE}")
+    assert f"it contains the server's token file {tmp_path}/conf/tokens" in message
+
+
+def test_secret_paths_must_be_absolute():
+    with pytest.raises(SettingsError, match="secret_paths: 'etc/dockyter' must be an absolute path"):
+        Settings(auth=False, secret_paths=["etc/dockyter"])
 
 
 # -- parse errors are 400, not 403, and nothing ever reaches a host shell ---------------------------

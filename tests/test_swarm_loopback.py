@@ -89,19 +89,20 @@ def test_a_task_that_has_an_interface_besides_lo_is_refused_before_the_cell_runs
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("args", "why"),
     [
-        "--tmpfs /.dockyter",
-        "--tmpfs //.dockyter/",
-        "--mount type=tmpfs,destination=/.dockyter/loopback-only",
-        "--mount type=tmpfs,dst=/./.dockyter/x/..",
+        ("--tmpfs /.dockyter", "/.dockyter holds the loopback check"),
+        ("--mount type=tmpfs,destination=/.dockyter/loopback-only", "/.dockyter holds the loopback check"),
+        # Other spellings of those paths never get that far: a mount target must be written normalised.
+        ("--tmpfs //.dockyter/", "must be written normalised, as /.dockyter"),
+        ("--mount type=tmpfs,dst=/./.dockyter/x/..", "must be written normalised, as /.dockyter"),
     ],
 )
-def test_a_mount_over_the_check_is_refused(swarm_server, swarm_image, swarm_cluster, loopback_program, args):
+def test_a_mount_over_the_check_is_refused(swarm_server, swarm_image, swarm_cluster, loopback_program, args, why):
     server = nodes_server(swarm_server, loopback_program)
     reply = server.execute({"cmd": "echo the cell ran", "args": f"{args} {swarm_image}"})
     assert reply.status_code == 403
-    assert "is not allowed: /.dockyter holds the loopback check" in reply.json()["detail"]
+    assert "is not allowed: " in reply.json()["detail"] and why in reply.json()["detail"]
     assert swarm_cluster.services((server.settings.server_name,)) == []
 
 

@@ -1,8 +1,9 @@
 """The FastAPI application: the HTTP contract of docs/api.md over the policy and the executor.
 
-``POST /execute`` goes: size cap (middleware) -> token -> body schema -> text checks ->
-policy -> admission (concurrency cap) -> container. Then either a plain JSON reply, while
-watching for the client to go away, or an NDJSON stream with heartbeats. Whichever way the
+``POST /execute`` goes: size cap (middleware) -> token -> body schema, with the text checks
+of every field (models.py) -> policy -> admission (concurrency cap) -> container. Then either
+a plain JSON reply, while watching for the client to go away, or an NDJSON stream with
+heartbeats. Whichever way the
 client leaves, the container is killed and removed: the stream's ``finally`` and the JSON
 reply's disconnect watcher both hand the execution to a detached clean-up task, which a
 cancelled request cannot interrupt.
@@ -30,7 +31,16 @@ from .auth import authenticator, token_status
 from .executor import Executor, ExecutorError, TooBusy
 from .executors import RunningExecution, create_executor
 from .middleware import BodyLimit
-from .models import CancelReply, ErrorDetail, ExecuteReply, ExecuteRequest, ExecutionList, Health, StreamEvent
+from .models import (
+    TEXT_REFUSED,
+    CancelReply,
+    ErrorDetail,
+    ExecuteReply,
+    ExecuteRequest,
+    ExecutionList,
+    Health,
+    StreamEvent,
+)
 from .policy import Policy, PolicyError
 from .sessionroutes import add_session_routes
 from .sessions import SessionRegistry
@@ -139,10 +149,6 @@ def create_app(settings: Settings) -> FastAPI:
     )
     async def execute(body: ExecuteRequest, request: Request, who: str = Depends(authenticate)) -> Response:
         """Run ``cmd`` with ``args`` in a fresh container: JSON reply, or NDJSON stream when asked for."""
-        for field, value in (("cmd", body.cmd), ("args", body.args), *(("shell", part) for part in body.shell or [])):
-            problem = _text_problem(value)
-            if problem:
-                raise HTTPException(400, f"{field} {problem}")
         try:
             plan = policy.check(body.args, body.shell)
         except DockerArgsError as error:
@@ -187,13 +193,8 @@ def create_app(settings: Settings) -> FastAPI:
             return EventStream(execution, settings.heartbeat_interval, detach)
         return await _reply_when_done(execution, request, detach)
 
-    def check_text(field: str, value: str) -> None:
-        problem = _text_problem(value)
-        if problem:
-            raise HTTPException(400, f"{field} {problem}")
-
     if sessions is not None:
-        add_session_routes(app, settings, policy, sessions, authenticate, answer, check_text, _responses)
+        add_session_routes(app, settings, policy, sessions, authenticate, answer, _responses)
     return app
 
 
@@ -302,23 +303,16 @@ def _wants_stream(accept: str) -> bool:
     return False
 
 
-def _text_problem(value: str) -> str | None:
-    """Why ``value`` cannot be passed to a process, or None."""
-    if "\x00" in value:
-        return "contains a NUL character, which no process argument can hold"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return "contains a lone surrogate, which is not valid Unicode text"
-    return None
-
-
 def _install_error_handlers(app: FastAPI) -> None:
     """Every error answer is ``{"detail": "one line"}``."""
 
     @app.exception_handler(RequestValidationError)
     async def invalid_body(request: Request, error: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": _one_line(error.errors())}, status_code=422)
+        errors = list(error.errors())
+        if errors and all(problem.get("type") == TEXT_REFUSED for problem in errors):
+            # Well-formed JSON whose text no process may receive: a 400, as for args that cannot be understood.
+            return JSONResponse({"detail": _text_refusal(errors[0])}, status_code=400)
+        return JSONResponse({"detail": _one_line(errors)}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
@@ -329,6 +323,16 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def internal_error(request: Request, error: Exception) -> JSONResponse:
         log.exception("internal error on %s %s", request.method, request.url.path)
         return JSONResponse({"detail": f"internal server error: {type(error).__name__}"}, status_code=500)
+
+
+def _text_refusal(error: Any) -> str:
+    """``name contains U+000A (line feed): ...``: the field (``shell[1]`` for an item) and the problem."""
+    field = ""
+    for part in error.get("loc", ()):
+        if part == "body":
+            continue
+        field += f"[{part}]" if isinstance(part, int) else ("." if field else "") + str(part)
+    return f"{field or 'body'} {error.get('msg', 'is not accepted')}"
 
 
 def _one_line(errors: Any) -> str:

@@ -1,9 +1,10 @@
 """The server's short CLI commands (``kill``, ``rm``, ``ps``, ``service rm``, ``exec``...).
 
 Both executors and the sessions run them the same way: the container CLI with its output
-captured, at most ``CONTROL_TIMEOUT`` seconds, in a session of its own (a Ctrl-C meant for the
-server must not reach it), and killed when it does not answer or its caller is cancelled, so
-that no CLI process outlives the request that started it.
+captured, in the CLI's own environment (:mod:`.engineenv`, never the server's), at most
+``CONTROL_TIMEOUT`` seconds, in a session of its own (a Ctrl-C meant for the server must not
+reach it), and killed when it does not answer or its caller is cancelled, so that no CLI
+process outlives the request that started it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .executorerrors import CommandTooLong
@@ -28,12 +29,14 @@ class Control:
     stderr: str
 
 
-async def control(docker_command: Sequence[str], *args: str, timeout: float = CONTROL_TIMEOUT) -> Control | None:
-    """Run ``docker_command ARGS``; None when it cannot be started or does not answer in time.
+async def control(
+    docker_command: Sequence[str], *args: str, env: Mapping[str, str], timeout: float = CONTROL_TIMEOUT
+) -> Control | None:
+    """Run ``docker_command ARGS`` in ``env``; None when it cannot be started or does not answer in time.
 
     Raises :class:`CommandTooLong` when the kernel refuses the command line (E2BIG).
     """
-    answer = await captured(docker_command, *args, timeout=timeout)
+    answer = await captured(docker_command, *args, env=env, timeout=timeout)
     if answer is None:
         return None
     returncode, out, err = answer
@@ -41,14 +44,14 @@ async def control(docker_command: Sequence[str], *args: str, timeout: float = CO
 
 
 async def captured(
-    docker_command: Sequence[str], *args: str, timeout: float = CONTROL_TIMEOUT
+    docker_command: Sequence[str], *args: str, env: Mapping[str, str], timeout: float = CONTROL_TIMEOUT
 ) -> tuple[int, bytes, bytes] | None:
     """:func:`control`'s run, with the output as the bytes the CLI wrote (for output to be decoded later)."""
     try:
         process = await asyncio.create_subprocess_exec(
             *docker_command, *args,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
+            start_new_session=True, env=env,
         )  # fmt: skip
     except OSError as error:
         if error.errno == errno.E2BIG:

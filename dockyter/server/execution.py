@@ -124,6 +124,7 @@ class Execution(Run):
                 # Its own session: a Ctrl-C meant for the server must not reach the CLI; the
                 # server decides what happens to the container.
                 start_new_session=True,
+                env=self.executor.settings.engine_environment(),
             )
         except OSError as error:
             if error.errno == errno.E2BIG:
@@ -159,8 +160,9 @@ class Execution(Run):
                 loop.call_soon_threadsafe(self._offer, progress.event())
 
         try:
+            settings = self.executor.settings
             progress = await asyncio.to_thread(
-                pull, self.executor.settings.docker_command, image, platform, offer, self._stop.is_set
+                pull, settings.docker_command, image, platform, offer, self._stop.is_set, settings.engine_environment()
             )
         except PullFailed as error:
             if self.reason is not None:

@@ -102,7 +102,9 @@ class Executor(ExecutionSlots[Execution]):
 
     async def control(self, *args: str, timeout: float = CONTROL_TIMEOUT) -> Control | None:
         """Run a short CLI command (:func:`.control.control`) against this executor's engine."""
-        return await control(self.settings.docker_command, *args, timeout=timeout)
+        return await control(
+            self.settings.docker_command, *args, env=self.settings.engine_environment(), timeout=timeout
+        )
 
     async def kill_and_remove(self, name: str, process: asyncio.subprocess.Process | None = None) -> None:
         """``docker kill`` then ``docker rm --force --volumes`` by name; then make sure the CLI is gone too.

@@ -80,7 +80,8 @@ def create_executor(settings: Settings) -> ExecutorLike:
     """The executor named by ``settings.executor``."""
     if settings.executor == "engine":
         # The engine is asked once which runtime its containers will run under (refused if unknown).
-        return EngineExecutor(settings, resolve_runtime(settings.runtime, settings.docker_command))
+        runtime = resolve_runtime(settings.runtime, settings.docker_command, settings.engine_environment())
+        return EngineExecutor(settings, runtime)
     module, _, name = EXECUTORS[settings.executor].partition(":")
     cls = getattr(importlib.import_module(module), name)
     executor: ExecutorLike = cls(settings)

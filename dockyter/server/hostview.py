@@ -1,6 +1,6 @@
 """What no bind mount may expose on this host, found from what actually runs here.
 
-Three kinds of host paths are never mount sources, nor inside one:
+Four kinds of host paths are never mount sources, nor inside one:
 
 * **sockets** through which a container could drive the engine or another host service: the
   engine's own (from ``docker info``, ``/etc/docker/daemon.json``, the command lines of the
@@ -9,12 +9,15 @@ Three kinds of host paths are never mount sources, nor inside one:
 * **engine directories**, the data root and exec root of the engine and of containerd: every
   container writes there (image layers, upper directories, volumes, runtime state);
 * **kernel pseudo file systems** (``proc``, ``sysfs``, ``cgroup``, ...) from
-  ``/proc/self/mountinfo``: a host ``/proc`` in a container is an escape (``/proc/1/root``).
+  ``/proc/self/mountinfo``: a host ``/proc`` in a container is an escape (``/proc/1/root``);
+* **the server's own secrets** (:mod:`.secretpaths`): its token and configuration files, the
+  container CLI's credentials and keys. A mount inside one is refused too.
 
 :class:`HostSurvey` reads all of this and keeps it for :data:`CACHE_SECONDS`, so a socket or
 a mount that appears after start-up is seen by the next request. ``docker info`` is a
 subprocess and the data root it reports cannot change while the engine runs, so it is asked
-once per process and command.
+once per process and command, in the container CLI's own environment (:mod:`.engineenv`), which
+also says where ``DOCKER_HOST`` and ``XDG_RUNTIME_DIR`` point.
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ import subprocess
 import threading
 import time
 import tomllib
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 
 log = logging.getLogger("dockyter.server")
 
@@ -78,6 +81,8 @@ class HostView:
     sockets: frozenset[str]
     engine_dirs: frozenset[str]
     pseudo: dict[str, str]  # mount point -> file system type
+    secrets: dict[str, str] = field(default_factory=dict)  # path -> what it is ("the server's token file")
+    secret_ids: dict[tuple[int, int], str] = field(default_factory=dict)  # (device, inode) -> what and where
 
     def exposed_by(self, path: str) -> str | None:
         """Why mounting ``path`` would expose one of these, or None."""
@@ -95,12 +100,32 @@ class HostView:
                 return f"it {where} the container engine's directory {directory}, which every container writes to"
         return None
 
+    def secret_exposed_by(self, path: str) -> str | None:
+        """Why mounting ``path`` would expose one of the server's secrets, or None."""
+        for secret, what in sorted(self.secrets.items()):
+            if within(path, secret) or within(secret, path):
+                where = "is" if path == secret else "is inside" if within(path, secret) else "contains"
+                return f"it {where} {what} {secret}, which no container may see"
+        return None
+
 
 class HostSurvey:
-    """Reads :class:`HostView` for the engine run by ``docker_command``, cached briefly."""
+    """Reads :class:`HostView` for the engine run by ``docker_command``, cached briefly.
 
-    def __init__(self, docker_command: Iterable[str], cache_seconds: float = CACHE_SECONDS) -> None:
+    ``environment`` is the container CLI's (:mod:`.engineenv`); ``secrets`` the server's
+    secret paths with what each is (:mod:`.secretpaths`).
+    """
+
+    def __init__(
+        self,
+        docker_command: Iterable[str],
+        environment: Mapping[str, str],
+        secrets: Mapping[str, str] | None = None,
+        cache_seconds: float = CACHE_SECONDS,
+    ) -> None:
         self.docker_command = tuple(docker_command)
+        self.environment = dict(environment)
+        self.secrets = dict(secrets or {})
         self.cache_seconds = cache_seconds
         self._lock = threading.Lock()
         self._view: HostView | None = None
@@ -111,22 +136,24 @@ class HostSurvey:
         with self._lock:
             now = time.monotonic()
             if self._view is None or now - self._read_at > self.cache_seconds:
-                self._view = read_host(self.docker_command)
+                self._view = read_host(self.docker_command, self.environment, self.secrets)
                 self._read_at = now
             return self._view
 
 
-def read_host(docker_command: tuple[str, ...]) -> HostView:
+def read_host(
+    docker_command: tuple[str, ...], environment: Mapping[str, str], secrets: Mapping[str, str] | None = None
+) -> HostView:
     """Read everything now. Nothing here raises: an unreadable source adds nothing."""
     sockets = set(DEFAULT_SOCKETS)
     dirs = set(DEFAULT_ENGINE_DIRS)
-    docker_host = os.environ.get("DOCKER_HOST", "")
+    docker_host = environment.get("DOCKER_HOST", "")
     if docker_host.startswith("unix://"):
         sockets.add(docker_host[len("unix://") :])
-    if os.environ.get("XDG_RUNTIME_DIR"):  # rootless docker and podman
-        sockets.add(os.path.join(os.environ["XDG_RUNTIME_DIR"], "docker.sock"))
-        sockets.add(os.path.join(os.environ["XDG_RUNTIME_DIR"], "podman", "podman.sock"))
-    info_sockets, info_dirs = engine_info(docker_command)
+    if environment.get("XDG_RUNTIME_DIR"):  # rootless docker and podman
+        sockets.add(os.path.join(environment["XDG_RUNTIME_DIR"], "docker.sock"))
+        sockets.add(os.path.join(environment["XDG_RUNTIME_DIR"], "podman", "podman.sock"))
+    info_sockets, info_dirs = engine_info(docker_command, tuple(sorted(environment.items())))
     sockets.update(info_sockets)
     dirs.update(info_dirs)
     config_sockets, config_dirs = daemon_config(_read_text(DAEMON_JSON))
@@ -139,21 +166,24 @@ def read_host(docker_command: tuple[str, ...]) -> HostView:
     sockets.update(unix_socket_paths(_read_text("/proc/net/unix")))
     pseudo = dict(DEFAULT_PSEUDO)
     pseudo.update(pseudo_mounts(_read_text("/proc/self/mountinfo")))
-    return HostView(_with_resolved(sockets), _with_resolved(dirs), pseudo)
+    secrets = dict(secrets or {})
+    return HostView(_with_resolved(sockets), _with_resolved(dirs), pseudo, secrets, _identities(secrets))
 
 
 # -- the engine's own account ---------------------------------------------------------------------
 
 
 @functools.lru_cache(maxsize=8)
-def engine_info(docker_command: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str]]:
-    """Sockets and directories from ``docker info`` (or ``podman info``); nothing if it fails."""
+def engine_info(
+    docker_command: tuple[str, ...], environment: tuple[tuple[str, str], ...]
+) -> tuple[frozenset[str], frozenset[str]]:
+    """Sockets and directories from ``docker info`` (or ``podman info``) run in ``environment``; nothing if it fails."""
     if not docker_command:
         return frozenset(), frozenset()
     try:
         answer = subprocess.run(
             [*docker_command, "info", "--format", "{{json .}}"],
-            capture_output=True, text=True, timeout=INFO_TIMEOUT, stdin=subprocess.DEVNULL,
+            capture_output=True, text=True, timeout=INFO_TIMEOUT, stdin=subprocess.DEVNULL, env=dict(environment),
         )  # fmt: skip
         info = json.loads(answer.stdout) if answer.returncode == 0 else {}
     except (OSError, subprocess.SubprocessError, ValueError) as error:
@@ -203,7 +233,7 @@ def engine_command_lines() -> Iterator[list[str]]:
 
 def command_line_paths(argv: list[str]) -> tuple[set[str], set[str]]:
     """Sockets and directories named on a dockerd or containerd command line."""
-    values = _option_values(argv[1:])
+    values = option_values(argv[1:])
     sockets = {_unix(value) for value in values.get("-H", []) + values.get("--host", [])}
     sockets.update(values.get("--containerd", []) + values.get("--address", []) + values.get("-a", []))
     dirs = {value for flag in ("--data-root", "--exec-root", "-g", "--graph") for value in values.get(flag, [])}
@@ -265,6 +295,18 @@ def within(path: str, directory: str) -> bool:
     return directory == "/" or path == directory or path.startswith(directory.rstrip("/") + "/")
 
 
+def _identities(paths: Mapping[str, str]) -> dict[tuple[int, int], str]:
+    """(device, inode) of each of ``paths`` that exists now, with what it is and where: the same file by any name."""
+    found: dict[tuple[int, int], str] = {}
+    for path, what in paths.items():
+        try:
+            info = os.stat(path)
+        except (OSError, ValueError):
+            continue
+        found.setdefault((info.st_dev, info.st_ino), f"{what} {path}")
+    return found
+
+
 def _with_resolved(paths: Iterable[str]) -> frozenset[str]:
     """Each path normalised, and resolved too (``/var/run`` is often a link to ``/run``)."""
     answer = set()
@@ -277,8 +319,8 @@ def _with_resolved(paths: Iterable[str]) -> frozenset[str]:
     return frozenset(answer)
 
 
-def _option_values(args: list[str]) -> dict[str, list[str]]:
-    """``--flag value`` and ``--flag=value`` pairs of a command line, by flag."""
+def option_values(args: list[str]) -> dict[str, list[str]]:
+    """``--flag value`` and ``--flag=value`` pairs of a command line, by flag (``dockerd``'s, the CLI's)."""
     values: dict[str, list[str]] = {}
     for index, arg in enumerate(args):
         if not arg.startswith("-"):

@@ -1,12 +1,45 @@
-"""The request and reply bodies of the HTTP contract (docs/api.md), as published in /openapi.json."""
+"""The request and reply bodies of the HTTP contract (docs/api.md), as published in /openapi.json.
+
+Every text field of a request body is one of three types, :data:`Command`, :data:`Args` and
+:data:`Text`, which check it (:mod:`.textcheck`) before anything else reads it. A refusal is a
+validation error of type :data:`TEXT_REFUSED`, which the application answers with 400 and
+its one line, where other validation errors are 422.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+
+from .textcheck import args_problem, command_problem, text_problem
 
 Reason = Literal["timeout", "output_limit", "cancelled", "session_ended"]
+
+TEXT_REFUSED = "text_refused"  # the validation error type of a refused text field
+
+
+def _checked(problem_of: Callable[[str], str | None]) -> BeforeValidator:
+    """A validator that refuses a string for ``problem_of``'s reason, before any other check reads it."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str):
+            problem = problem_of(value)
+            if problem:
+                raise PydanticCustomError(TEXT_REFUSED, "{problem}", {"problem": problem})
+        return value
+
+    return BeforeValidator(check)
+
+
+# The command: a script for the shell in the container, which may hold any text a process can receive.
+Command = Annotated[str, _checked(command_problem)]
+# docker run options and an image: no control character in any argument.
+Args = Annotated[str, _checked(args_problem)]
+# Any other text: no control character.
+Text = Annotated[str, _checked(text_problem)]
 
 
 class ExecuteRequest(BaseModel):
@@ -18,12 +51,12 @@ class ExecuteRequest(BaseModel):
         json_schema_extra={"examples": [{"cmd": "echo hello", "args": "-e GREETING=hi ubuntu:24.04"}]},
     )
 
-    cmd: str = Field(description="The cell or `!` command; it reaches a shell only inside the container.")
-    args: str = Field(description="docker run options ending with the image, split like a POSIX shell would.")
+    cmd: Command = Field(description="The cell or `!` command; it reaches a shell only inside the container.")
+    args: Args = Field(description="docker run options ending with the image, split like a POSIX shell would.")
     timeout: float | None = Field(
         default=None, gt=0, description="Seconds the run may last; the server may lower it, never raise it."
     )
-    shell: list[str] | None = Field(
+    shell: list[Text] | None = Field(
         default=None, min_length=1, description='How cmd is run in the container (default ["bash", "-lc"]).'
     )
     merge_stderr: bool = Field(default=False, description="Send stderr into stdout, in order.")

@@ -12,34 +12,40 @@ check under its canonical name. Then:
   where it matters: mounts (host paths, named volumes), networks, labels;
 * a bind mount's source is walked on the host without following links
   (:mod:`.mountpath`), must not expose what :mod:`.hostview` finds (engine sockets and
-  directories, kernel pseudo file systems), and reaches the engine rewritten as
-  ``--mount type=bind,source=REAL,...``, which fails rather than creates a missing source;
+  directories, kernel pseudo file systems, the server's own secrets), and reaches the engine
+  rewritten as ``--mount type=bind,source=REAL,...``, which fails rather than creates a missing
+  source; every mount's target in the container must be absolute and normalised;
+* ``--env`` needs a value: the docker CLI fills a bare ``-e NAME`` from its own environment;
 * the image must match ``allowed_images``, its registry ``allowed_registries`` (:mod:`.registries`:
   never an internal host unless named), and the shell ``allowed_shells``.
 
-A refusal is a :class:`PolicyError` whose message names the argument as it was written.
+No argument holding a control character gets as far as the options (:mod:`.textcheck`). What
+the policy approves reaches the engine as options it spelled itself, one token each
+(``--env=X=1``, ``--mount=type=bind,...``; :meth:`~dockyter.dockerargs.DockerOption.spelled`),
+never as the tokens the request wrote, so that the docker CLI's flag parser reads exactly what
+was checked. A refusal is a :class:`PolicyError` whose message names the argument as it was written.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import os
 import re
 import shlex
-from collections.abc import Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import NoReturn
 
 from ..contract import DEFAULT_SHELL
-from ..dockerargs import DockerOption, RunArgs, parse_run_args
+from ..dockerargs import DockerArgsError, DockerOption, RunArgs, parse_run_args, split_line
 from .allowlist import NEVER_ALLOWED, AllowedMount
 from .hostview import HostSurvey, HostView, normalise, within
 from .mountpath import PathRefused, resolve_source, trusted_links
+from .mountspec import mount_value, read_fields
 from .registries import RegistryRules
+from .secretpaths import server_secrets
 from .settings import Settings
+from .textcheck import CONTROL, token_problem
 
 log = logging.getLogger("dockyter.server")
 
@@ -75,7 +81,9 @@ VOLUME_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]+")
 class Plan:
     """A request the policy accepted: what the executor runs."""
 
-    args: RunArgs  # the request's options and image; bind mounts as `--mount` of the checked real path
+    # The request's options, each as the engine gets it: ``written`` is the one token the policy
+    # spelled (bind mounts as `--mount=` of the checked real path); then the image.
+    args: RunArgs
     shell: tuple[str, ...]
     has_network: bool  # the request chose its own --network (the server then adds none)
 
@@ -94,7 +102,14 @@ class Policy:
         # Resolved once, at start-up: a root that is a link stays where it pointed then.
         self.roots = [(mount, normalise(os.path.realpath(mount.path))) for mount in self.mounts]
         self.trusted = trusted_links(mount.path for mount in self.mounts)
-        self.survey = HostSurvey(settings.docker_command)
+        secrets = server_secrets(
+            token_file=settings.token_file,
+            config_file=settings.config_file,
+            listed=settings.secret_paths,
+            docker_command=settings.docker_command,
+            environment=settings.engine_environment(),
+        )
+        self.survey = HostSurvey(settings.docker_command, settings.engine_environment(), secrets)
         try:
             self.survey.view()  # at start-up: `docker info` is asked once, not during a request
         except Exception:  # noqa: BLE001 - bind mounts are then refused, with a log line each
@@ -108,8 +123,13 @@ class Policy:
         Raises :class:`~dockyter.dockerargs.DockerArgsError` (400) when ``args`` cannot be
         understood and :class:`PolicyError` (403) when the policy refuses it.
         """
-        run_args = parse_run_args(args)
-        options = tuple(self._check_option(option) for option in run_args.options)
+        tokens = split_line(args)
+        for token in tokens:  # before any option is parsed (the request's model checked them too)
+            problem = token_problem(token)
+            if problem:
+                raise DockerArgsError(problem)
+        run_args = parse_run_args(tokens)
+        options = tuple(_respelled(self._check_option(option), option) for option in run_args.options)
         self._check_image(run_args.image)
         has_network = any(option.name == "--network" for option in run_args.options)
         return Plan(RunArgs(options, run_args.image), self._check_shell(shell), has_network=has_network)
@@ -118,7 +138,7 @@ class Policy:
 
     def _check_option(self, option: DockerOption) -> DockerOption:
         """Refuse ``option``, or return it as the engine should get it (bind mounts rewritten)."""
-        written = _written(option)
+        written = option.as_written
         name = option.name
         if name in NEVER_ALLOWED:
             _refuse(written, NEVER_ALLOWED[name])
@@ -135,10 +155,14 @@ class Policy:
             _refuse(written, f"allowed networks are {', '.join(sorted(self.networks))}")
         if name == "--label" and value.split("=", 1)[0].strip().lower().startswith("io.dockyter"):
             _refuse(written, "io.dockyter.* labels belong to the server")
+        if name == "--env":
+            _check_env(written, value)
         if name == "--volume":
             return self._check_volume(written, option)
         if name == "--mount":
             return self._check_mount(written, option)
+        if name == "--tmpfs":
+            _check_target(written, value.partition(":")[0])
         return option
 
     # -- mounts -----------------------------------------------------------------------------
@@ -147,10 +171,12 @@ class Policy:
         """``-v [SOURCE:]TARGET[:MODES]``: a bind mount, a named volume or an anonymous volume."""
         parts = (option.value or "").split(":")
         if len(parts) == 1:
+            _check_target(written, parts[0])
             return option  # an anonymous volume: created for this container and removed with it
         if len(parts) > 3 or not parts[0] or not parts[1]:
             _refuse(written, "expected SOURCE:TARGET[:MODES]")
         source, target = parts[0], parts[1]
+        _check_target(written, target)
         modes = [mode for mode in (parts[2].split(",") if len(parts) == 3 else []) if mode]
         for mode in modes:
             if mode not in VOLUME_MODES:
@@ -174,9 +200,9 @@ class Policy:
     def _check_mount(self, written: str, option: DockerOption) -> DockerOption:
         """``--mount type=...,source=...,target=...``: the same rules as ``-v``, key by key."""
         spec = option.value or ""
-        if '"' in spec or "\n" in spec or "\r" in spec:
-            _refuse(written, "quotes and line breaks in --mount are not")
-        fields = next(csv.reader([spec]), [])
+        if '"' in spec or CONTROL.search(spec):
+            _refuse(written, "quotes and control characters in --mount are not")
+        fields = read_fields(spec)
         values: dict[str, str | None] = {}
         for item in fields:
             key, equals, value = item.partition("=")
@@ -189,13 +215,16 @@ class Policy:
             values[key] = value if equals else None
         kind = (values.get("type") or "volume").lower()
         source = values.get("source")
+        _check_target(written, values.get("target") or "")
         if "bind-propagation" in values and values["bind-propagation"] not in ("private", "rprivate"):
             _refuse(written, "only private bind propagation is")
         readonly = "readonly" in values and (values["readonly"] or "true").lower() in ("true", "1")
+        if "type" in values:
+            values["type"] = kind
         if kind == "tmpfs":
             if source:
                 _refuse(written, "a tmpfs mount takes no source")
-            return option
+            return _mount_option(values)
         if kind == "bind":
             if not source or not source.startswith("/"):
                 _refuse(written, "a bind mount needs an absolute source path")
@@ -210,7 +239,7 @@ class Policy:
                 if "/" in source:
                     _refuse(written, "a volume source is a volume name, not a path")
                 self._check_volume_name(written, source)
-            return option
+            return _mount_option(values)
         _refuse(written, f"the mount type {kind!r} is not (allowed: bind, volume, tmpfs)")
 
     def _check_volume_name(self, written: str, source: str) -> None:
@@ -227,11 +256,10 @@ class Policy:
         source removed between this check and the engine's mount creates nothing either.
         """
         real = self._check_bind(written, source, readonly)
-        mount = {"type": "bind", "source": real, **fields}
+        mount: dict[str, str | None] = {"type": "bind", "source": real, **fields}
         if readonly:
             mount["readonly"] = "true"
-        value = _csv_line(f"{key}={value}" for key, value in mount.items())
-        return DockerOption("--mount", value, ("--mount", value))
+        return _mount_option(mount)
 
     def _check_bind(self, written: str, source: str, readonly: bool) -> str:
         """The real path to mount for ``source``; refuses (403) anything that is not safe to."""
@@ -249,6 +277,13 @@ class Policy:
             _refuse(written, str(error))
         if real != path:
             self._check_place(written, real, view)
+        try:
+            info = os.stat(real)
+        except OSError as error:
+            _refuse(written, f"{real} cannot be checked: {error.strerror}")
+        alias = view.secret_ids.get((info.st_dev, info.st_ino))
+        if alias:
+            _refuse(written, f"it is {alias} under another name, which no container may see")
         rule = self._mount_rule(real)
         if rule is not None and not rule.writable and not readonly:
             _refuse(written, f"{rule.path} may only be mounted read-only (add :ro or readonly)")
@@ -262,6 +297,10 @@ class Policy:
         if self._mount_rule(path) is None:
             allowed = ", ".join(m.path + ("" if m.writable else " (read-only)") for m in self.mounts) or "none"
             _refuse(written, f"{path} is not under an allowed host path (allowed: {allowed})")
+        # The server's secrets only now: a path outside the roots learns nothing of where they are.
+        secret = view.secret_exposed_by(path)
+        if secret:
+            _refuse(written, secret)
         for mount, real in self.roots:
             if mount.writable and any(path != root and within(path, root) for root in (mount.path, real)):
                 _refuse(
@@ -294,6 +333,12 @@ class Policy:
                         mount.path,
                         exposed,
                     )
+            for secret, what in sorted(view.secrets.items()):
+                if any(within(secret, root) or within(root, secret) for root in (mount.path, real)):
+                    log.warning(
+                        "allowed mount %s overlaps %s %s, which is never mounted, nor anything inside it or holding it",
+                        mount.path, what, secret,
+                    )  # fmt: skip
             for other, other_real in self.roots:
                 inside = any(a != b and within(a, b) for a, b in ((real, other_real), (mount.path, other.path)))
                 if other.writable and inside:
@@ -327,18 +372,35 @@ class Policy:
         return tuple(shell)
 
 
-def _csv_line(fields: Iterable[str]) -> str:
-    """One line of comma-separated fields, quoted where needed, as docker reads ``--mount``."""
-    out = io.StringIO()
-    csv.writer(out, lineterminator="").writerow(list(fields))
-    return out.getvalue()
+def _check_env(written: str, value: str) -> None:
+    """``--env NAME=VALUE``: a bare ``NAME`` would be filled from the docker CLI's own environment."""
+    name, equals, _ = value.partition("=")
+    if not equals:
+        _refuse(written, "a variable without a value is copied from the server's environment: write NAME=VALUE")
+    if not name:
+        _refuse(written, "a variable needs a name (NAME=VALUE)")
+
+
+def _check_target(written: str, target: str) -> None:
+    """Where a mount goes in the container: an absolute path written as the engine will read it."""
+    if not target.startswith("/"):
+        _refuse(written, f"the container path {target!r} must be absolute")
+    if CONTROL.search(target) or target != target.strip():
+        _refuse(written, f"the container path {target!r} must not hold control characters or surrounding spaces")
+    if normalise(target) != target:
+        _refuse(written, f"the container path {target!r} must be written normalised, as {normalise(target)}")
+
+
+def _mount_option(keys: dict[str, str | None]) -> DockerOption:
+    """A ``--mount`` option of ``keys``, its value written by :func:`.mountspec.mount_value`."""
+    return DockerOption("--mount", mount_value(keys), ())
+
+
+def _respelled(approved: DockerOption, requested: DockerOption) -> DockerOption:
+    """``approved`` as the engine gets it: the one token the policy spells; the request's tokens kept for messages."""
+    return DockerOption(approved.name, approved.value, (approved.spelled(),), requested.written)
 
 
 def _refuse(written: str, why: str) -> NoReturn:
     """Refuse the argument ``written`` (as the user wrote it), saying ``why``."""
     raise PolicyError(f"{written} is not allowed: {why}")
-
-
-def _written(option: DockerOption) -> str:
-    """The option as the user wrote it, for messages (``--net host``, ``-v /:/h``)."""
-    return " ".join(option.written) if option.written else option.name

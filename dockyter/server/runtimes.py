@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 log = logging.getLogger("dockyter.server")
@@ -32,12 +32,12 @@ class EngineRuntimes:
     default: str
 
 
-def ask_engine(docker_command: Sequence[str]) -> EngineRuntimes | None:
+def ask_engine(docker_command: Sequence[str], environment: Mapping[str, str]) -> EngineRuntimes | None:
     """The engine's runtimes, or None when it cannot be asked (no CLI, no engine, another CLI)."""
     try:
         answer = subprocess.run(
             [*docker_command, "info", "--format", "{{json .Runtimes}}\n{{json .DefaultRuntime}}"],
-            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=ASK_TIMEOUT,
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=ASK_TIMEOUT, env=environment,
         )  # fmt: skip
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -53,14 +53,14 @@ def ask_engine(docker_command: Sequence[str]) -> EngineRuntimes | None:
     return EngineRuntimes(tuple(sorted(runtimes)), default)
 
 
-def resolve_runtime(runtime: str, docker_command: Sequence[str]) -> str:
+def resolve_runtime(runtime: str, docker_command: Sequence[str], environment: Mapping[str, str]) -> str:
     """The name of the runtime the containers will run under, for the health reply and the log.
 
     Raises :class:`RuntimeUnavailable` when the engine answers without knowing ``runtime``.
     When the engine cannot be asked, the setting is trusted: ``--runtime`` is still put on
     every run, and the engine refuses those runs (exit 125) rather than fall back to another.
     """
-    engine = ask_engine(docker_command)
+    engine = ask_engine(docker_command, environment)
     if engine is None:
         if runtime:
             log.warning(

@@ -114,6 +114,7 @@ class ServerSession:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
+                env=self.settings.engine_environment(),
             )
         except OSError as error:
             raise SessionError(f"cannot start the container CLI: {error.strerror or error}") from None

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..dockerargs import DockerArgsError
 from .executor import ExecutorError
+from .models import Args, Command, Text
 from .policy import Policy, PolicyError
 from .sessions import ServerSession, SessionRegistry
 from .settings import Settings
@@ -30,8 +31,8 @@ class SessionCreate(BaseModel):
         extra="ignore", json_schema_extra={"examples": [{"args": "python:3.12", "name": "analysis"}]}
     )
 
-    args: str = Field(description="docker run options ending with the image, checked by the server's policy.")
-    name: str = Field(default="", max_length=63, description="The client's name for the session, shown in listings.")
+    args: Args = Field(description="docker run options ending with the image, checked by the server's policy.")
+    name: Text = Field(default="", max_length=63, description="The client's name for the session, shown in listings.")
 
 
 class SessionExecute(BaseModel):
@@ -39,7 +40,7 @@ class SessionExecute(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    cmd: str = Field(description="The command; it runs in the session's shell, which keeps its state.")
+    cmd: Command = Field(description="The command; it runs in the session's shell, which keeps its state.")
     timeout: float | None = Field(default=None, gt=0, description="Seconds the command may last (the session stays).")
     merge_stderr: bool = Field(default=False, description="Send stderr into stdout, in order.")
 
@@ -70,7 +71,6 @@ def add_session_routes(
     registry: SessionRegistry,
     authenticate: Callable[..., Any],
     answer: Callable[[Any, Request], Awaitable[Response]],
-    check_text: Callable[[str, str], None],
     responses: Callable[..., dict[int | str, dict[str, Any]]],
 ) -> None:
     """Adds the session endpoints; ``answer(run, request)`` replies as ``/execute`` does."""
@@ -86,8 +86,6 @@ def add_session_routes(
     )
     async def create_session(body: SessionCreate, who: str = Depends(authenticate)) -> dict[str, Any]:
         """Start a session: a container that keeps its state from one command to the next."""
-        check_text("args", body.args)
-        check_text("name", body.name)
         if not any(shell and shell[0] == "bash" for shell in policy.shells):
             raise HTTPException(403, "sessions need bash, which this server's allowed_shells do not allow")
         try:
@@ -123,7 +121,6 @@ def add_session_routes(
         session_id: str, body: SessionExecute, request: Request, who: str = Depends(authenticate)
     ) -> Response:
         """Run ``cmd`` in the session: answered exactly as ``/execute`` (JSON, or NDJSON when asked for)."""
-        check_text("cmd", body.cmd)
         session = find(session_id, who)
         timeout = min(body.timeout or settings.max_timeout, settings.max_timeout)
         try:

@@ -92,7 +92,7 @@ class SwarmExecutor(ExecutionSlots[SwarmExecution]):
         self.owner = owner_id()
         self.down_nodes: set[str] = set()
         self.manager_lost: str | None = None  # why the runs cannot be followed any more, while so
-        self.state = SwarmState(self.label, settings.docker_command, self.control)
+        self.state = SwarmState(self.label, settings.docker_command, settings.engine_environment(), self.control)
         self._poller: asyncio.Task[None] | None = None
         self._poke = asyncio.Event()
         self._reaper: asyncio.Task[None] | None = None
@@ -149,7 +149,9 @@ class SwarmExecutor(ExecutionSlots[SwarmExecution]):
 
     async def control(self, *args: str, timeout: float = CONTROL_TIMEOUT) -> Control | None:
         """Run a short CLI command (:func:`.control.control`) against the Swarm manager."""
-        return await control(self.settings.docker_command, *args, timeout=timeout)
+        return await control(
+            self.settings.docker_command, *args, env=self.settings.engine_environment(), timeout=timeout
+        )
 
     async def services(self, label_filter: str) -> dict[str, dict[str, str]] | None:
         """Labels of every service matching ``label_filter``, by name; None when the manager cannot be asked."""

@@ -7,14 +7,18 @@ then has to say the same thing to ``docker service create``, whose flags differ
 :class:`SwarmArgsError` naming it: the run is refused rather than run with less than it
 asked for. Options that only matter to an attached ``docker run`` (``--rm``, ``-i``) are
 dropped: a service is always removed by the server and never has a terminal.
+
+Every option is written as one token, ``--flag=value``, and every ``--mount`` value this
+module builds is written by :func:`.mountspec.write_fields`, so that ``docker service create``
+reads the paths the policy checked as the same fields (a comma in a container path stays in it).
 """
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable
 
 from ..dockerargs import DockerOption
+from .mountspec import read_fields, write_fields
 
 # docker run option -> docker service create option taking the same value.
 SAME_VALUE: dict[str, str] = {
@@ -77,7 +81,7 @@ def service_options(options: Iterable[DockerOption]) -> list[str]:
 
 def _translate(option: DockerOption) -> list[str]:
     name, value = option.name, option.value
-    written = " ".join(option.written) or name
+    written = option.as_written
     if name in DROPPED:
         return []
     if name in SWITCHES:
@@ -85,20 +89,20 @@ def _translate(option: DockerOption) -> list[str]:
     if value is None:
         raise SwarmArgsError(f"{written}: a value is missing")
     if name == "--mount":
-        return ["--mount", _mount(written, value)]
+        return ["--mount=" + _mount(written, value)]
     if name in SAME_VALUE:
-        return [SAME_VALUE[name], value]
+        return [f"{SAME_VALUE[name]}={value}"]
     if name == "--tmpfs":
-        return ["--mount", _tmpfs(written, value)]
+        return ["--mount=" + _tmpfs(written, value)]
     if name == "--volume":
-        return ["--mount", _volume(written, value)]
+        return ["--mount=" + _volume(written, value)]
     raise SwarmArgsError(f"{written} is not allowed: the swarm executor cannot express {name} for a service")
 
 
 def _tmpfs(written: str, spec: str) -> str:
     """``--tmpfs PATH[:size=N,mode=M]`` as ``type=tmpfs,target=PATH,tmpfs-size=N,tmpfs-mode=M``."""
     target, _, options = spec.partition(":")
-    fields = [f"type=tmpfs,target={target}"]
+    fields = ["type=tmpfs", f"target={target}"]
     for item in filter(None, options.split(",")):
         key, _, val = item.partition("=")
         if key == "size":
@@ -111,7 +115,7 @@ def _tmpfs(written: str, spec: str) -> str:
             raise SwarmArgsError(
                 f"{written} is not allowed: the tmpfs option {key!r} cannot be given to a Swarm service"
             )
-    return ",".join(fields)
+    return write_fields(fields)
 
 
 def binds_host_paths(options: Iterable[DockerOption]) -> bool:
@@ -143,7 +147,7 @@ def mount_targets(options: Iterable[DockerOption]) -> list[str]:
 
 def _mount_keys(spec: str) -> dict[str, str]:
     """``type=bind,"source=/a,b",...`` as keys (lower case) and values, quoted as the engine reads them."""
-    fields = next(csv.reader([spec]), [])
+    fields = read_fields(spec)
     return {key.strip().lower(): value for key, _, value in (field.partition("=") for field in fields)}
 
 
@@ -177,4 +181,4 @@ def _volume(written: str, spec: str) -> str:
             fields.append(f"consistency={mode}")
         else:
             raise SwarmArgsError(f"{written} is not allowed: the mode {mode!r} has no Swarm equivalent")
-    return ",".join(fields)
+    return write_fields(fields)

@@ -268,7 +268,7 @@ class SwarmExecution(Run):
         follower = await asyncio.create_subprocess_exec(
             *executor.settings.docker_command, "service", "logs", "--follow", "--raw", "--timestamps", self.name,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
+            start_new_session=True, env=executor.settings.engine_environment(),
         )  # fmt: skip
         readers = [
             asyncio.create_task(self._read(pipe, stream))
@@ -347,8 +347,11 @@ class SwarmExecution(Run):
 
     async def _catch_up(self) -> None:
         """Send what the follower had not delivered when the task ended."""
-        docker = self.executor.settings.docker_command
-        answer = await captured(docker, "service", "logs", "--raw", "--timestamps", self.name)
+        settings = self.executor.settings
+        answer = await captured(
+            settings.docker_command, "service", "logs", "--raw", "--timestamps", self.name,
+            env=settings.engine_environment(),
+        )  # fmt: skip
         if answer is None:
             log.warning(json.dumps({"event": "catch_up_failed", "id": self.id}))
             return

@@ -7,7 +7,7 @@ through the CLI (``docker service ps`` and ``docker node ls``); see :mod:`.engin
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..contract import NAME_PREFIX, SERVER_LABEL
@@ -36,10 +36,10 @@ class TaskStatus:
 class SwarmState:
     """Reads task states and down nodes for the server instance labelled ``label``."""
 
-    def __init__(self, label: str, docker_command: Sequence[str], control: Ask) -> None:
+    def __init__(self, label: str, docker_command: Sequence[str], environment: Mapping[str, str], control: Ask) -> None:
         self.label = label
         self.control = control
-        self._socket = socket_path(docker_command)  # None: ask through the CLI
+        self._socket = socket_path(docker_command, environment)  # None: ask through the CLI
         self._nodes: dict[str, str] = {}  # node id -> host name (API only)
 
     @property

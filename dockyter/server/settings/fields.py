@@ -3,14 +3,15 @@
 Each field of :class:`Settings` carries its help text and its command-line flag; the sources
 (:mod:`.sources`) and the documentation table (:mod:`.table`) are derived from these
 definitions. A :class:`Settings` is checked when constructed, and the forms the server works
-with (the token table, canonical option names, parsed mounts) are derived then, once, without
-changing what the operator wrote.
+with (the token table, canonical option names, parsed mounts, the environment of the container
+CLI) are derived then, once, without changing what the operator wrote.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import os
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..allowlist import AllowedMount, check_flag_names, parse_allowed_mounts
+from ..engineenv import engine_environment
 from ..loopbackcheck import program_problem
 from ..registries import check_patterns
 from .tokens import MIN_TOKEN_LENGTH, read_token_table
@@ -195,6 +197,15 @@ class Settings:
         flag="--allow-mount",
         metavar="PATH[:rw]",
     )
+    secret_paths: list[str] = setting(
+        ["/etc/dockyter", "/run/secrets"],
+        "Host paths that hold the server's secrets besides those it knows of (an EnvironmentFile of its "
+        "systemd unit, say): never mounted, nor anything inside them or containing them. The token file, "
+        "the config file, the container CLI's configuration (DOCKER_CONFIG or ~/.docker: registry "
+        "credentials), its TLS keys and ~/.ssh are protected in any case.",
+        flag="--secret-path",
+        metavar="PATH",
+    )
     allowed_volumes: list[str] = setting(
         [],
         "Named volumes a request may mount (shell-style patterns). "
@@ -296,6 +307,9 @@ class Settings:
 
     def __post_init__(self) -> None:
         self._token_table, self._flag_names, self._mount_rules = _check(self)
+        # Of the process as it is now, at start-up: what every container CLI process gets.
+        self._engine_environment = engine_environment(os.environ)
+        self.config_file = ""  # the TOML file these settings were read from, if any (load_settings says)
 
     def token_table(self) -> dict[str, str]:
         """Accepted tokens by name (read once, from ``tokens`` and ``token_file``)."""
@@ -308,6 +322,10 @@ class Settings:
     def mount_rules(self) -> tuple[AllowedMount, ...]:
         """``allowed_mounts``, parsed (once, here)."""
         return self._mount_rules
+
+    def engine_environment(self) -> dict[str, str]:
+        """The environment of every container CLI process (:mod:`..engineenv`), fixed when the settings were made."""
+        return dict(self._engine_environment)
 
 
 # -- the definition, seen from outside -------------------------------------------------
@@ -407,6 +425,9 @@ def _check(settings: Settings) -> tuple[dict[str, str], tuple[str, ...], tuple[A
     for shell in s.allowed_shells:
         if not shlex.split(shell):
             raise SettingsError("allowed_shells must not contain an empty shell")
+    for path in s.secret_paths:
+        if not path.startswith("/"):
+            raise SettingsError(f"secret_paths: {path!r} must be an absolute path")
     try:
         flag_names = tuple(check_flag_names(s.allowed_flags))
         mount_rules = tuple(parse_allowed_mounts(s.allowed_mounts))

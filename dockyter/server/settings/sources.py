@@ -72,7 +72,9 @@ def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
     values.update(read_environment(environ))
     for name, raw in namespace.items():
         values[name] = convert(_definition(name), raw, f"option {flag_of(_definition(name))}")
-    return make_settings(values)
+    settings = make_settings(values)
+    settings.config_file = config_path or ""  # a secret of the server: never mounted
+    return settings
 
 
 def make_settings(values: Mapping[str, Any]) -> Settings:
