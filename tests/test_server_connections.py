@@ -287,7 +287,7 @@ def test_a_body_that_does_not_come_is_cut(quick):
 
 
 def test_a_new_connection_takes_the_place_of_a_half_sent_one_and_busy_ones_are_kept(dockyter_server, test_image):
-    server = dockyter_server(max_connections=4, max_concurrent=4)
+    server = dockyter_server(max_connections=4, max_concurrent=4, max_concurrent_per_token=4)
     half = [_raw(server.url) for _ in range(4)]
     for client in half:
         client.sendall(HALF_REQUEST)

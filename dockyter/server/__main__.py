@@ -22,12 +22,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .serve import configure_logging, make_server
 
     configure_logging(settings.log_level)
-    raise_open_file_limit()  # every connection and every CLI pipe is an open file
     try:
         app = create_app(settings)
     except RuntimeUnavailable as error:
         print(f"dockyter-server: error: {error}", file=sys.stderr)
         return 2
+    raise_open_file_limit()  # every connection and every CLI pipe is an open file
     server = make_server(app, settings)
     server.run()
     return 0 if server.started else 1
