@@ -34,6 +34,7 @@ class RunningExecution(Protocol):
     id: str
     who: str  # the token name that started it: only that token may cancel it
     engine_down: bool  # it ended because the engine (or the Swarm manager) could not be reached
+    refused: bool  # the engine made something else than the plan (found after a pull): never started
 
     async def next_event(self, timeout: float | None = None) -> Event | None: ...
     def stop(self, reason: str, message: str) -> None: ...
