@@ -50,7 +50,11 @@ from typing import Any
 
 from ..contract import MANAGED_LABEL, OWNER_LABEL, SERVER_LABEL, owner_id
 from .control import CONTROL_TIMEOUT, Control, control
+from .engineapi import EngineAPIError, get_json, socket_path
+from .enginecheck import disagreement
+from .executorerrors import EngineDisagrees, EngineUnavailable
 from .policy import Plan
+from .servicecheck import ServiceExpected, differences
 from .settings import Settings
 from .slots import ExecutionSlots
 from .swarmloopback import SwarmLoopbackCheck
@@ -196,6 +200,46 @@ class SwarmExecutor(ExecutionSlots[SwarmExecution]):
             with contextlib.suppress(ValueError):
                 found[name] = json.loads(labels) or {}
         return found
+
+    async def check_service(self, name: str, expected: ServiceExpected, who: str) -> EngineDisagrees | None:
+        """None when service ``name`` is what ``expected`` describes, else the error to answer with (logged).
+
+        Raises :class:`EngineUnavailable` when its spec cannot be read.
+        """
+        found = differences(expected, await self.service_spec(name))
+        image = expected.container.image
+        return disagreement(found, who=who, service=name, image=image) if found else None
+
+    async def service_spec(self, name: str) -> dict[str, Any]:
+        """The spec of service ``name``, from the manager's socket when it plainly names one, else the CLI."""
+        socket = socket_path(self.settings.docker_command)
+        if socket is not None:
+            try:
+                service = await get_json(socket, f"/services/{name}")
+            except EngineAPIError as error:
+                raise EngineUnavailable(f"cannot read back service {name}: {error}") from None
+            spec = service.get("Spec") if isinstance(service, dict) else None
+        else:
+            answer = await self.control("service", "inspect", "--format", "{{json .Spec}}", name)
+            if answer is None or answer.returncode != 0:
+                raise EngineUnavailable(
+                    f"cannot read back service {name}: {answer.stderr.strip() if answer else 'no answer'}"
+                )
+            try:
+                spec = json.loads(answer.stdout)
+            except ValueError:
+                spec = None
+        if not isinstance(spec, dict):
+            raise EngineUnavailable(f"cannot read back service {name}: no spec")
+        return spec
+
+    async def network_id(self, name: str) -> str:
+        """The id a service spec names network ``name`` by (the CLI resolves names to ids)."""
+        known = self.networks.ids.get(name)
+        if known:
+            return known
+        answer = await self.control("network", "inspect", "--format", "{{.Id}}", name)
+        return answer.stdout.strip() if answer is not None and answer.returncode == 0 else name
 
     async def remove_service(self, execution: SwarmExecution) -> None:
         """Remove the service now (its task's container goes with it) and release its network."""

@@ -143,7 +143,10 @@ def mount_targets(options: Iterable[DockerOption]) -> list[str]:
 
 def _mount_keys(spec: str) -> dict[str, str]:
     """``type=bind,"source=/a,b",...`` as keys (lower case) and values, quoted as the engine reads them."""
-    fields = next(csv.reader([spec]), [])
+    try:
+        fields = next(csv.reader([spec]), [])
+    except csv.Error:  # a line break outside quotes: docker's reader would end the record there
+        raise SwarmArgsError(f"--mount {spec!r} is not allowed: it holds a line break") from None
     return {key.strip().lower(): value for key, _, value in (field.partition("=") for field in fields)}
 
 
