@@ -92,15 +92,16 @@ def differences(expected: Expected, container: Json, image: Json, cgroupns_defau
     host = container.get("HostConfig") or {}
     image_config = image.get("Config") or {}
     found: list[str] = list(expected.notes)
+    # The most telling difference first: the 403 names only the first (the log has them all).
     checks: list[Callable[[], Iterable[str]]] = [
+        lambda: _host_access(expected, host),
+        lambda: _namespaces(expected, host, set(cgroupns_defaults)),
         lambda: _mounts(expected, container.get("Mounts") or [], image_config),
         lambda: _tmpfs(expected, host),
+        lambda: _network(expected, host, container.get("NetworkSettings") or {}),
+        lambda: _identity(expected, config, host, image_config),
         lambda: _variables(expected.env, config.get("Env") or [], image_config.get("Env") or []),
         lambda: _labels(expected.labels, config.get("Labels") or {}, image_config.get("Labels") or {}),
-        lambda: _identity(expected, config, host, image_config),
-        lambda: _host_access(expected, host),
-        lambda: _network(expected, host, container.get("NetworkSettings") or {}),
-        lambda: _namespaces(expected, host, set(cgroupns_defaults)),
         lambda: _lifecycle_and_limits(expected, host),
         lambda: _command(expected, config, image_config),
     ]
