@@ -1,5 +1,5 @@
 """The figures, one module each (1-8 from issue 7, 9 the sandboxed runtime of issue 10, 10-11 sessions
-of issue 12, 12 the Swarm executor of issue 14); every module has ``NUMBER``, ``TITLE`` and
+of issue 12, 12 the Swarm executor of issue 14, 13 the check of what the engine made of issue 19); every module has ``NUMBER``, ``TITLE`` and
 ``measure(ctx) -> FigureResult``."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ MODULES = {
     10: "session_docker",
     11: "session_api",
     12: "swarm",
+    13: "enginecheck",
 }
 
 
