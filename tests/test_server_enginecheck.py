@@ -86,9 +86,10 @@ def test_what_the_plan_does_not_have_is_refused_and_nothing_runs(
     assert "\n" not in detail
     assert not (rw / "ran").exists()
     assert not server.containers()
-    # Logged loudly, with the token's name and every difference.
+    # Logged loudly, with the token's name and every difference; and foretold at start-up.
     [record] = refusals(caplog)
     assert '"who": "tester"' in record.getMessage() and named in record.getMessage()
+    assert any(r.getMessage().startswith(f"extra_run_args sets {extra[0].split('=')[0]}, ") for r in caplog.records)
 
 
 def test_a_network_the_plan_does_not_join_is_refused(dockyter_server, test_image):
@@ -110,6 +111,7 @@ def test_the_same_request_runs_when_nothing_is_smuggled(dockyter_server, test_im
     assert response.json()["stdout"] == "1024\n"  # extra_run_args outside the compared fields apply
     assert (rw / "ran").exists()
     assert not refusals(caplog)
+    assert not any("extra_run_args sets" in r.getMessage() for r in caplog.records)
 
 
 @under_each_executor

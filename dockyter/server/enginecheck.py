@@ -15,7 +15,8 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from .containercheck import differences
+from ..dockerargs import DockerArgsError, parse_run_args
+from .containercheck import compared_options, differences
 from .control import Control
 from .engineapi import EngineAPIError, get_json, socket_path
 from .executorerrors import EngineDisagrees, EngineUnavailable
@@ -25,6 +26,26 @@ log = logging.getLogger("dockyter.server")
 
 Ask = Callable[..., Awaitable[Control | None]]  # the executor's CLI runner
 IMAGES_KEPT = 64  # image inspections kept (by image id)
+
+
+def warn_about_extra_run_args(extra_run_args: Sequence[str]) -> list[str]:
+    """At start-up, a warning for ``extra_run_args`` options whose effect the check compares; their names.
+
+    The check expects only the plan and the server's own settings there: such an option makes
+    every container differ from its plan, so every request would be refused.
+    """
+    try:
+        options = parse_run_args([*extra_run_args, "image"]).options
+    except DockerArgsError:
+        return []  # the CLI says what is wrong with them, on every run
+    names = list(dict.fromkeys(compared_options(option.name for option in options)))
+    if names:
+        log.warning(
+            "extra_run_args sets %s, which the check of what the engine made compares with each approved plan: "
+            "every container will differ from its plan and be refused (use the server's own settings instead)",
+            ", ".join(names),
+        )
+    return names
 
 
 def disagreement(found: list[str], **record: str) -> EngineDisagrees:

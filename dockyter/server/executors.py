@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .enginecheck import warn_about_extra_run_args
 from .executor import Executor
 from .runtimes import resolve_runtime
 from .swarmmounts import warn_about_node_paths
@@ -79,6 +80,7 @@ class EngineExecutor(Executor):
 
 def create_executor(settings: Settings) -> ExecutorLike:
     """The executor named by ``settings.executor``."""
+    warn_about_extra_run_args(settings.extra_run_args)
     if settings.executor == "engine":
         # The engine is asked once which runtime its containers will run under (refused if unknown).
         return EngineExecutor(settings, resolve_runtime(settings.runtime, settings.docker_command))
