@@ -245,3 +245,20 @@ def test_a_difference_found_after_a_pull_ends_the_stream_and_the_reply_is_403(do
     response = server.execute({"cmd": "echo ran", "args": registry.push_fresh_image(megabytes=1)})
     assert response.status_code == 403 and "SYS_PTRACE" in response.json()["detail"], response.text
     assert not server.containers()
+
+
+@pytest.mark.swarm
+def test_on_a_swarm_without_a_plain_socket_the_spec_is_read_and_released_through_the_cli(
+    swarm_server, swarm_image, swarm_cluster, tmp_path
+):
+    # A wrapper is no socket the server can read directly: `service inspect` and `service scale` are used.
+    wrapper = tmp_path / "manager-docker"
+    wrapper.write_text(f'#!/bin/sh\nexec docker -H {swarm_cluster.host} "$@"\n')
+    wrapper.chmod(0o755)
+    server = swarm_server(docker_command=[str(wrapper)])
+    reply = server.execute({"cmd": "echo $X", "args": f"-e X=1 {swarm_image}"})
+    assert (reply.status_code, reply.json()["stdout"]) == (200, "1\n"), reply.text
+    smuggling = swarm_server(docker_command=[str(wrapper)], extra_run_args=["--env", "SMUGGLED=1"])
+    reply = smuggling.execute({"cmd": "echo ran", "args": swarm_image})
+    assert reply.status_code == 403 and "'SMUGGLED' is set" in reply.json()["detail"], reply.text
+    assert swarm_cluster.services((smuggling.settings.server_name,)) == []

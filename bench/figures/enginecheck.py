@@ -11,18 +11,24 @@ capabilities...):
   ``docker start --attach``, and the same with the check reading through ``docker inspect``;
 * a session start, up to its bash answering a first line: the server's session argv as one
   ``docker run -i``, against ``docker create -i`` + the check + ``docker start --attach
-  --interactive``.
+  --interactive``;
+* when the cluster of ``.ci/cluster`` is up, a Swarm execution of ``true`` up to its task's end:
+  the Swarm executor's service created with one replica (today's path), against the service
+  created with none, its spec read back and compared, then updated to one replica.
 
-Each against the bare ``docker run --rm IMAGE ...`` of the same command; the check's own cost
-is the ratio of the checked path to today's.
+Each against the bare runtime in the same run (``docker run --rm IMAGE ...``, or a plain
+``docker service create``); the check's own cost is the ratio of the checked path to today's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import subprocess
 import time
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 from ..context import Context
@@ -101,6 +107,12 @@ def measure(ctx: Context) -> FigureResult:
     }
     rounds = ctx.pick(20, 3)
     samples = alternate(variants, rounds, warmup=1, progress=ctx.progress, on_retry=ctx.noting(result.notes))
+    swarm = _swarm_variants(ctx, result)
+    swarm_rounds = ctx.pick(10, 2)
+    if swarm:
+        samples.update(
+            alternate(swarm, swarm_rounds, warmup=1, progress=ctx.progress, on_retry=ctx.noting(result.notes))
+        )
 
     def ratio(name: str, side: str, base: str, target: float, why: str) -> None:
         ratios = paired_ratios(samples[side], samples[base])
@@ -108,7 +120,7 @@ def measure(ctx: Context) -> FigureResult:
         result.checks.append(
             Check(
                 name, median(ratios), "x", "<=", target,
-                f"median of {rounds} paired ratios, 95% interval {low:.3f}-{high:.3f}; {side} "
+                f"median of {len(ratios)} paired ratios, 95% interval {low:.3f}-{high:.3f}; {side} "
                 f"{median(samples[side]) * 1000:.0f} ms, {base} {median(samples[base]) * 1000:.0f} ms (medians){why}",
             )
         )  # fmt: skip
@@ -128,6 +140,12 @@ def measure(ctx: Context) -> FigureResult:
     )
     ratio("the check's cost for a session start: create + check + start vs today's docker run -i",
           "session, create, check, start", "session, docker run -i (today)", TARGET, "")  # fmt: skip
+    if swarm:
+        ratio(
+            "Swarm, today's service (one replica) vs a bare service", "Swarm service (today)", "bare service", 1.5, ""
+        )
+        ratio("the check's cost on the Swarm: held service + spec check + scale vs today's service",
+              "Swarm service, held, checked, scaled", "Swarm service (today)", TARGET, "")  # fmt: skip
     example = Execution(executor, plan, "true", settings.max_timeout, False, "bench")
     result.sides = {
         "bare": " ".join(bare_argv(ctx.image, "true")),
@@ -142,6 +160,81 @@ def measure(ctx: Context) -> FigureResult:
     result.metrics.update({name: summary(values) for name, values in samples.items()})
     result.samples.update({name: [round(v, 5) for v in values] for name, values in samples.items()})
     return result
+
+
+def _swarm_variants(ctx: Context, result: FigureResult) -> dict[str, Variant] | None:
+    """The Swarm part, when the cluster of ``.ci/cluster`` is up (else a note says it was left out)."""
+    from dockyter.server.policy import Policy
+    from dockyter.server.servicecheck import differences
+    from dockyter.server.settings import Settings
+    from dockyter.server.swarm import SwarmExecution, SwarmExecutor
+
+    socket = "/run/dockyter-cluster/manager/docker.sock"
+    script = Path(__file__).resolve().parents[2] / ".ci" / "cluster"
+    registry = subprocess.run(["bash", str(script), "env"], capture_output=True, text=True, check=False).stdout
+    address = next(
+        (line.split("=", 1)[1] for line in registry.splitlines() if line.startswith("DOCKYTER_CLUSTER_REGISTRY=")), ""
+    )
+    if not os.path.exists(socket) or not address:
+        result.notes.append("the cluster of .ci/cluster was not up: the Swarm part was left out")
+        return None
+    docker = ["docker", "-H", f"unix://{socket}"]
+    image = f"{address}/dockyter-test/bash:1"
+    # No network (the nodes run with --bridge none): the overlay's attach time is figure 12's, not the check's.
+    settings = Settings(
+        auth=False, executor="swarm", docker_command=docker, network="", server_name=f"{ctx.server_prefix}-swarm"
+    )
+    executor = SwarmExecutor(settings)
+    plan = Policy(settings).check(image, None)
+
+    def service(argv: list[str], check: SwarmExecution | None) -> float:
+        name = argv[argv.index("--name") + 1]
+        started = time.perf_counter()
+        try:
+            subprocess.run(argv, capture_output=True, check=True)
+            if check is not None:
+                held = asyncio.run(executor.read_service(name))
+                found = differences(asyncio.run(check.expected()), held["Spec"])
+                if found:
+                    raise RuntimeError(f"the check refused the bench's own service: {found}")
+                released = asyncio.run(executor.release(held))
+                if released is None or released.returncode != 0:
+                    raise RuntimeError(f"the service could not be released: {released}")
+            _until_the_task_ends(socket, name)
+            return time.perf_counter() - started
+        finally:
+            subprocess.run([*docker, "service", "rm", name], capture_output=True, check=False)
+
+    def today() -> float:
+        argv = SwarmExecution(executor, plan, "true", settings.max_timeout, False, "bench").service_argv()
+        replicas = argv.index("--replicas") + 1
+        return service([*argv[:replicas], "1", *argv[replicas + 1 :]], None)
+
+    def checked() -> float:
+        execution = SwarmExecution(executor, plan, "true", settings.max_timeout, False, "bench")
+        return service(execution.service_argv(), execution)
+
+    def bare() -> float:
+        name = f"{ctx.server_prefix}-bare-{os.urandom(4).hex()}"
+        argv = [*docker, "service", "create", "--detach", "--quiet", "--name", name, "--restart-condition", "none"]
+        return service([*argv, "--label", f"io.dockyter.bench={ctx.server_prefix}", image, "true"], None)
+
+    return {"bare service": bare, "Swarm service (today)": today, "Swarm service, held, checked, scaled": checked}
+
+
+def _until_the_task_ends(socket: str, service: str) -> None:
+    from dockyter.server.engineapi import get_json
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        tasks = asyncio.run(get_json(socket, "/tasks", {"service": [service]}))
+        states = {str((task.get("Status") or {}).get("State")) for task in tasks}
+        if states & {"complete", "failed", "rejected"}:
+            if "complete" not in states:
+                raise RuntimeError(f"the task of {service} ended as {states}: {json.dumps(tasks)[-300:]}")
+            return
+        time.sleep(0.02)
+    raise RuntimeError(f"the task of {service} did not end in 120 s")
 
 
 def _as_run(argv: Sequence[str], prefix: int) -> list[str]:

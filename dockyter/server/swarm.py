@@ -50,7 +50,7 @@ from typing import Any
 
 from ..contract import MANAGED_LABEL, OWNER_LABEL, SERVER_LABEL, owner_id
 from .control import CONTROL_TIMEOUT, Control, control
-from .engineapi import EngineAPIError, get_json, socket_path
+from .engineapi import EngineAPIError, get_json, post_json, socket_path
 from .enginecheck import disagreement
 from .executorerrors import EngineDisagrees, EngineUnavailable
 from .policy import Plan
@@ -201,37 +201,52 @@ class SwarmExecutor(ExecutionSlots[SwarmExecution]):
                 found[name] = json.loads(labels) or {}
         return found
 
-    async def check_service(self, name: str, expected: ServiceExpected, who: str) -> EngineDisagrees | None:
-        """None when service ``name`` is what ``expected`` describes, else the error to answer with (logged).
+    def check_service(self, service: dict[str, Any], expected: ServiceExpected, who: str) -> EngineDisagrees | None:
+        """None when ``service`` (as :meth:`read_service` gives it) is what ``expected`` describes,
+        else the error to answer with (logged)."""
+        found = differences(expected, service.get("Spec") or {})
+        name = str((service.get("Spec") or {}).get("Name", ""))
+        return disagreement(found, who=who, service=name, image=expected.container.image) if found else None
 
-        Raises :class:`EngineUnavailable` when its spec cannot be read.
-        """
-        found = differences(expected, await self.service_spec(name))
-        image = expected.container.image
-        return disagreement(found, who=who, service=name, image=image) if found else None
-
-    async def service_spec(self, name: str) -> dict[str, Any]:
-        """The spec of service ``name``, from the manager's socket when it plainly names one, else the CLI."""
+    async def read_service(self, name: str) -> dict[str, Any]:
+        """Service ``name`` (its ``ID``, ``Version`` and ``Spec``), from the manager's socket when it
+        plainly names one, else the CLI. Raises :class:`EngineUnavailable` when it cannot be read."""
         socket = socket_path(self.settings.docker_command)
         if socket is not None:
             try:
                 service = await get_json(socket, f"/services/{name}")
             except EngineAPIError as error:
                 raise EngineUnavailable(f"cannot read back service {name}: {error}") from None
-            spec = service.get("Spec") if isinstance(service, dict) else None
         else:
-            answer = await self.control("service", "inspect", "--format", "{{json .Spec}}", name)
+            answer = await self.control("service", "inspect", name)
             if answer is None or answer.returncode != 0:
-                raise EngineUnavailable(
-                    f"cannot read back service {name}: {answer.stderr.strip() if answer else 'no answer'}"
-                )
+                why = answer.stderr.strip() if answer else "no answer"
+                raise EngineUnavailable(f"cannot read back service {name}: {why}")
             try:
-                spec = json.loads(answer.stdout)
-            except ValueError:
-                spec = None
-        if not isinstance(spec, dict):
+                service = (json.loads(answer.stdout) or [None])[0]
+            except (ValueError, TypeError):
+                service = None
+        if not isinstance(service, dict) or not isinstance(service.get("Spec"), dict):
             raise EngineUnavailable(f"cannot read back service {name}: no spec")
-        return spec
+        return service
+
+    async def release(self, service: dict[str, Any]) -> Control | None:
+        """Scale a held ``service`` to one replica; the answer of the update.
+
+        Through the socket, the update carries the very spec that was checked, at the version
+        it was read: the manager refuses it if the service changed in between. Else
+        ``docker service scale``.
+        """
+        socket = socket_path(self.settings.docker_command)
+        if socket is None:
+            return await self.control("service", "scale", "--detach", f"{service['Spec']['Name']}=1")
+        spec = {**service["Spec"], "Mode": {"Replicated": {"Replicas": 1}}}
+        version = (service.get("Version") or {}).get("Index")
+        try:
+            await post_json(socket, f"/services/{service.get('ID')}/update?version={version}", spec)
+        except EngineAPIError as error:
+            return Control(1, "", str(error))
+        return Control(0, "", "")
 
     async def network_id(self, name: str) -> str:
         """The id a service spec names network ``name`` by (the CLI resolves names to ids)."""

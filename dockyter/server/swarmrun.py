@@ -305,13 +305,14 @@ class SwarmExecution(Run):
         answer = await executor.control(*argv[len(executor.settings.docker_command) :])
         if answer is None or answer.returncode != 0:
             return await self._not_created(answer, "service create")
-        refusal = await executor.check_service(self.name, await self.expected(), self.who)
+        service = await executor.read_service(self.name)
+        refusal = executor.check_service(service, await self.expected(), self.who)
         if refusal is not None:
             await self._remove()
             raise refusal
-        answer = await executor.control("service", "scale", "--detach", f"{self.name}=1")
+        answer = await executor.release(service)
         if answer is None or answer.returncode != 0:
-            return await self._not_created(answer, "service scale")
+            return await self._not_created(answer, "service update")
         self.watching = True
         executor.wake_poller()
         return None
