@@ -144,8 +144,8 @@ def measure(ctx: Context) -> FigureResult:
         ratio(
             "Swarm, today's service (one replica) vs a bare service", "Swarm service (today)", "bare service", 1.5, ""
         )
-        ratio("the check's cost on the Swarm: held service + spec check + scale vs today's service",
-              "Swarm service, held, checked, scaled", "Swarm service (today)", TARGET, "")  # fmt: skip
+        ratio("the check's cost on the Swarm: held service + spec check + release vs today's service",
+              "Swarm service, held, checked, released", "Swarm service (today)", TARGET, "")  # fmt: skip
     example = Execution(executor, plan, "true", settings.max_timeout, False, "bench")
     result.sides = {
         "bare": " ".join(bare_argv(ctx.image, "true")),
@@ -219,7 +219,7 @@ def _swarm_variants(ctx: Context, result: FigureResult) -> dict[str, Variant] | 
         argv = [*docker, "service", "create", "--detach", "--quiet", "--name", name, "--restart-condition", "none"]
         return service([*argv, "--label", f"io.dockyter.bench={ctx.server_prefix}", image, "true"], None)
 
-    return {"bare service": bare, "Swarm service (today)": today, "Swarm service, held, checked, scaled": checked}
+    return {"bare service": bare, "Swarm service (today)": today, "Swarm service, held, checked, released": checked}
 
 
 def _until_the_task_ends(socket: str, service: str) -> None:
