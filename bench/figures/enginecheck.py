@@ -193,11 +193,11 @@ def _swarm_variants(ctx: Context, result: FigureResult) -> dict[str, Variant] | 
         try:
             subprocess.run(argv, capture_output=True, check=True)
             if check is not None:
-                held = asyncio.run(executor.read_service(name))
-                found = differences(asyncio.run(check.expected()), held["Spec"])
+                held = asyncio.run(executor.check.read(name))
+                found = differences(asyncio.run(executor.check.expected(check)), held["Spec"])
                 if found:
                     raise RuntimeError(f"the check refused the bench's own service: {found}")
-                released = asyncio.run(executor.release(held))
+                released = asyncio.run(executor.check.release(held))
                 if released is None or released.returncode != 0:
                     raise RuntimeError(f"the service could not be released: {released}")
             _until_the_task_ends(socket, name)

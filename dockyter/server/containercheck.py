@@ -100,7 +100,7 @@ def differences(expected: Expected, container: Json, image: Json, cgroupns_defau
         lambda: _tmpfs(expected, host),
         lambda: _network(expected, host, container.get("NetworkSettings") or {}),
         lambda: _identity(expected, config, host, image_config),
-        lambda: _variables(expected.env, config.get("Env") or [], image_config.get("Env") or []),
+        lambda: variable_differences(expected.env, config.get("Env") or [], image_config.get("Env") or []),
         lambda: _labels(expected.labels, config.get("Labels") or {}, image_config.get("Labels") or {}),
         lambda: _lifecycle_and_limits(expected, host),
         lambda: _command(expected, config, image_config),
@@ -185,20 +185,22 @@ def _tmpfs(expected: Expected, host: Json) -> Iterable[str]:
 # -- environment and labels -----------------------------------------------------------------------
 
 
-def _variables(approved: Mapping[str, str | None], made: list[str], image: list[str]) -> Iterable[str]:
-    """The variables of the container against the approved ones; values never appear in a message."""
-    own = dict(variable_pairs(image))
+def variable_differences(approved: Mapping[str, str | None], made: list[str], image: list[str] | None) -> Iterable[str]:
+    """The variables ``made`` against the ``approved`` ones, the ``image``'s own allowed too
+    (None: no image is merged yet, as in a service's spec). Values never appear in a message."""
+    own = dict(variable_pairs(image or []))
     container: dict[str, str | None] = {}
     for name, value in variable_pairs(made):
         if name in container and container[name] != value:
             yield f"the environment sets {name!r} twice, with different values"
         container[name] = value
+    nobody = "neither the plan nor the image set it" if image is not None else "the plan did not set it"
     for name, value in container.items():
         if name in approved:
             if value != approved[name]:
                 yield f"the environment variable {name!r} has another value than the plan approved"
         elif name not in own or own[name] != value:
-            yield f"the environment variable {name!r} is set, and neither the plan nor the image set it"
+            yield f"the environment variable {name!r} is set, and {nobody}"
     for name in approved.keys() - container.keys():
         yield f"the environment variable {name!r} the plan approved is missing"
 

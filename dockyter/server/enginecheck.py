@@ -10,6 +10,7 @@ caller has removed the container. Images are read once per image id.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -64,6 +65,37 @@ class EngineCheck:
         self.socket = socket_path(docker_command)  # None: read through the CLI
         self._images: dict[str, dict[str, Any]] = {}
         self._cgroupns: frozenset[str] | None = None
+
+    async def create(
+        self, words: Sequence[str], name: str, expected: Expected, who: str, timeout: float
+    ) -> Control | None:
+        """``docker WORDS`` (a ``create`` of container ``name``), then the check.
+
+        Returns the CLI's answer: None when it did not answer within ``timeout`` (it was killed),
+        a non-zero status when it created nothing, else the container is created and matches
+        ``expected``. Raises the refusal (:class:`EngineDisagrees`), or :class:`EngineUnavailable`
+        when the container cannot be read back. Whatever goes wrong, a cancellation included, a
+        container the engine made is removed before this returns or raises.
+        """
+        try:
+            answer = await self.control(*words, timeout=timeout)
+            if answer is None:
+                await self.remove(name)  # the engine may have made it all the same
+                return None
+            if answer.returncode != 0:
+                return answer
+            refusal = await self.refusal(name, expected, who)
+        except BaseException:
+            await asyncio.shield(self.remove(name))
+            raise
+        if refusal is not None:
+            await self.remove(name)
+            raise refusal
+        return answer
+
+    async def remove(self, name: str) -> None:
+        """Remove a container that was created and never started (with its anonymous volumes)."""
+        await self.control("rm", "--force", "--volumes", name)
 
     async def refusal(self, name: str, expected: Expected, who: str) -> EngineDisagrees | None:
         """None when container ``name`` is what ``expected`` describes, else the error to answer with.

@@ -122,19 +122,13 @@ class Execution(Run):
 
     def expected(self) -> Expected:
         """The container :meth:`argv` must make: the plan with what the server adds (as :meth:`argv` adds it)."""
-        settings = self.executor.settings
         name, _, value = INIT_ENV.partition("=")
-        adds = ServerAdditions(
+        adds = ServerAdditions.of(
+            self.executor.settings,
             command=(*self.plan.shell, shell_command(self.cmd, self.merge_stderr)),
             labels=self.labels(),
             env={name: value},
             init=True,
-            network=settings.network,
-            memory=settings.memory,
-            cpus=settings.cpus,
-            pids_limit=settings.pids_limit,
-            drop_capabilities=settings.drop_capabilities,
-            forbid_new_privileges=settings.forbid_new_privileges,
             runtime=self.executor.known_runtime,
         )
         return expected_container(self.plan, adds)
@@ -161,32 +155,24 @@ class Execution(Run):
     async def _create(self, argv: list[str]) -> Event | None:
         """``docker create``, then the check; the final event when the container could not be created.
 
-        Whatever goes wrong, including a cancellation, no container is left: one that the
-        engine made is removed before this returns or raises.
+        A container that differs from its plan is removed and its :class:`EngineDisagrees`
+        raised; none is left behind whatever happens (:meth:`.EngineCheck.create`).
         """
         executor = self.executor
-        try:
-            answer = await executor.control(*argv[len(executor.settings.docker_command) :], timeout=self.timeout)
-            if answer is None:  # the CLI did not answer within the run's own time, and was killed
-                await executor.remove_created(self.name)
-                self._time_is_up()
-                return self._final_event(None)
-            if answer.returncode != 0:
-                down = next((line for line in answer.stderr.splitlines() if any(s in line for s in ENGINE_DOWN)), None)
-                if down is not None:
-                    raise EngineUnavailable(f"the container engine is not reachable: {down.removeprefix('docker: ')}")
-                # As `docker run` says it: the CLI's reason on stderr, and docker's own status 125.
-                await self._forward("stderr", IncrementalText(), answer.stderr.encode())
-                return {"event": "exit", "code": EXIT_CANNOT_RUN, "reason": None, "message": None}
-            if answer.stderr:  # the engine's warnings, as `docker run` prints them
-                await self._forward("stderr", IncrementalText(), answer.stderr.encode())
-            refusal = await executor.check.refusal(self.name, self.expected(), self.who)
-        except BaseException:
-            await asyncio.shield(executor.remove_created(self.name))
-            raise
-        if refusal is not None:
-            await executor.remove_created(self.name)
-            raise refusal
+        words = argv[len(executor.settings.docker_command) :]
+        answer = await executor.check.create(words, self.name, self.expected(), self.who, self.timeout)
+        if answer is None:  # the CLI did not answer within the run's own time
+            self._time_is_up()
+            return self._final_event(None)
+        if answer.returncode != 0:
+            down = next((line for line in answer.stderr.splitlines() if any(s in line for s in ENGINE_DOWN)), None)
+            if down is not None:
+                raise EngineUnavailable(f"the container engine is not reachable: {down.removeprefix('docker: ')}")
+            # As `docker run` says it: the CLI's reason on stderr, and docker's own status 125.
+            await self._forward("stderr", IncrementalText(), answer.stderr.encode())
+            return {"event": "exit", "code": EXIT_CANNOT_RUN, "reason": None, "message": None}
+        if answer.stderr:  # the engine's warnings, as `docker run` prints them
+            await self._forward("stderr", IncrementalText(), answer.stderr.encode())
         return None
 
     async def _spawn(self) -> None:

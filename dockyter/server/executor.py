@@ -133,7 +133,7 @@ class Executor(ExecutionSlots[Execution]):
 
     async def remove_created(self, name: str) -> None:
         """Remove a container that was created and never started (with its anonymous volumes)."""
-        await self.control("rm", "--force", "--volumes", name)
+        await self.check.remove(name)
 
     async def containers(self, label_filter: str) -> list[tuple[str, str]] | None:
         """``(name, io.dockyter.server label)`` of every container matching ``label_filter``.

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
+from ..contract import ServerLimits
 from .policy import Plan, PlannedMount
 
 # The namespaces a request may choose (the policy refuses host and container:... values).
@@ -44,6 +45,38 @@ class ServerAdditions:
     forbid_new_privileges: bool
     runtime: str  # the runtime the engine runs it under ("": not known, then not compared)
     log_driver: str = "none"
+
+    @classmethod
+    def of(
+        cls,
+        limits: ServerLimits,
+        *,
+        command: tuple[str, ...],
+        labels: Mapping[str, str],
+        env: Mapping[str, str],
+        init: bool,
+        runtime: str,
+        network: str | None = None,
+        forbid_new_privileges: bool | None = None,
+        log_driver: str = "none",
+    ) -> ServerAdditions:
+        """The additions of a server whose confinement is ``limits`` (its settings); the rest as given."""
+        return cls(
+            command=command,
+            labels=labels,
+            env=env,
+            init=init,
+            network=limits.network if network is None else network,
+            memory=limits.memory,
+            cpus=limits.cpus,
+            pids_limit=limits.pids_limit,
+            drop_capabilities=limits.drop_capabilities,
+            forbid_new_privileges=(
+                limits.forbid_new_privileges if forbid_new_privileges is None else forbid_new_privileges
+            ),
+            runtime=runtime,
+            log_driver=log_driver,
+        )
 
 
 @dataclass(frozen=True)

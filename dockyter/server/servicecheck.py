@@ -1,7 +1,7 @@
 """Does a Swarm service's spec match the plan the policy approved? One job: say where it does not.
 
 The Swarm executor creates each service with no replica, so that no task runs, reads its spec
-back, and scales it to one only when this module finds no difference (:mod:`.swarmrun`). It
+back, and releases it to one only when this module finds no difference (:mod:`.swarmcheck`). It
 is :mod:`.containercheck` for a service: the same plan (:class:`~.expected.Expected`), read in
 ``docker service create`` terms, since the CLI's translation and parsing are what may differ.
 
@@ -37,7 +37,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .expected import Expected, capability, clean_path, variable_pairs
+from .containercheck import variable_differences
+from .expected import Expected, capability, clean_path
 
 Json = Mapping[str, Any]
 
@@ -61,7 +62,7 @@ def differences(expected: ServiceExpected, spec: Json) -> list[str]:
     container = task.get("ContainerSpec") or {}
     found: list[str] = list(plan.notes)
     found += _mounts(plan, container.get("Mounts") or [])
-    found += _variables(plan.env, container.get("Env") or [])
+    found += variable_differences(plan.env, container.get("Env") or [], None)
     found += _exactly("container label", plan.labels, container.get("Labels") or {})
     found += _exactly("service label", expected.labels, spec.get("Labels") or {})
     found += _identity(plan, container)
@@ -94,21 +95,6 @@ def _mounts(plan: Expected, mounts: list[Json]) -> Iterable[str]:
 def _describe(kind: str, source: str, readonly: bool) -> str:
     mode = "read-only" if readonly else "read-write"
     return f"a {mode} {kind}" + (f" of {source}" if source else "")
-
-
-def _variables(approved: Mapping[str, str | None], made: list[str]) -> Iterable[str]:
-    container: dict[str, str | None] = {}
-    for name, value in variable_pairs(made):
-        if name in container and container[name] != value:
-            yield f"the environment sets {name!r} twice, with different values"
-        container[name] = value
-    for name, value in container.items():
-        if name not in approved:
-            yield f"the environment variable {name!r} is set, and the plan did not set it"
-        elif value != approved[name]:
-            yield f"the environment variable {name!r} has another value than the plan approved"
-    for name in approved.keys() - container.keys():
-        yield f"the environment variable {name!r} the plan approved is missing"
 
 
 def _exactly(what: str, approved: Mapping[str, str], made: Mapping[str, str]) -> Iterable[str]:

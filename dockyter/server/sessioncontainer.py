@@ -103,18 +103,12 @@ class ServerSession:
 
     def expected(self) -> Expected:
         """The container :meth:`argv` must make: the plan with what the server adds."""
-        settings = self.settings
-        adds = ServerAdditions(
+        adds = ServerAdditions.of(
+            self.settings,
             command=SESSION_SHELL,
             labels=self.labels(),
             env={},
             init=False,  # the shell is pid 1: `kill 1` and `docker stop` reach it (sessionwire.py)
-            network=settings.network,
-            memory=settings.memory,
-            cpus=settings.cpus,
-            pids_limit=settings.pids_limit,
-            drop_capabilities=settings.drop_capabilities,
-            forbid_new_privileges=settings.forbid_new_privileges,
             runtime=self.registry.executor.known_runtime,
         )
         return expected_container(self.plan, adds)
@@ -162,24 +156,15 @@ class ServerSession:
     async def _create(self, argv: list[str]) -> None:
         """``docker create``, then the check against the plan; raises :class:`ExecutorError` when it cannot start.
 
-        Whatever goes wrong, including a cancellation, a container the engine made is removed
-        before this raises.
+        None is left behind whatever happens (:meth:`.EngineCheck.create`).
         """
-        executor = self.registry.executor
         docker = self.settings.docker_command
-        try:
-            answer = await executor.control(*argv[len(docker) :], timeout=START_TIMEOUT)
-            if answer is None:
-                raise SessionError(f"the container CLI {docker[0]!r} could not create the container")
-            if answer.returncode != 0:
-                raise SessionError(_start_failure(answer.stderr, answer.returncode))
-            refusal = await executor.check.refusal(self.container, self.expected(), self.who)
-        except BaseException:
-            await asyncio.shield(executor.remove_created(self.container))
-            raise
-        if refusal is not None:
-            await executor.remove_created(self.container)
-            raise refusal
+        check = self.registry.executor.check
+        answer = await check.create(argv[len(docker) :], self.container, self.expected(), self.who, START_TIMEOUT)
+        if answer is None:
+            raise SessionError(f"the container CLI {docker[0]!r} did not create the container in {START_TIMEOUT:g} s")
+        if answer.returncode != 0:
+            raise SessionError(_start_failure(answer.stderr, answer.returncode))
 
     # -- the pipes --------------------------------------------------------------------------------
 

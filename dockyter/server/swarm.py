@@ -50,13 +50,10 @@ from typing import Any
 
 from ..contract import MANAGED_LABEL, OWNER_LABEL, SERVER_LABEL, owner_id
 from .control import CONTROL_TIMEOUT, Control, control
-from .engineapi import EngineAPIError, get_json, post_json, socket_path
-from .enginecheck import disagreement
-from .executorerrors import EngineDisagrees, EngineUnavailable
 from .policy import Plan
-from .servicecheck import ServiceExpected, differences
 from .settings import Settings
 from .slots import ExecutionSlots
+from .swarmcheck import ServiceCheck
 from .swarmloopback import SwarmLoopbackCheck
 from .swarmnetworks import SwarmNetworks
 from .swarmrun import (
@@ -108,6 +105,8 @@ class SwarmExecutor(ExecutionSlots[SwarmExecution]):
             if settings.swarm_isolation == "nodes"
             else None
         )
+        # Each service is created held, its spec compared with the plan, then released (swarmcheck.py).
+        self.check = ServiceCheck(settings.docker_command, self.control, self.networks)
         self._leftovers_checked = False
         self._principals = {name: principal_of(token) for name, token in settings.token_table().items()}
 
@@ -200,61 +199,6 @@ class SwarmExecutor(ExecutionSlots[SwarmExecution]):
             with contextlib.suppress(ValueError):
                 found[name] = json.loads(labels) or {}
         return found
-
-    def check_service(self, service: dict[str, Any], expected: ServiceExpected, who: str) -> EngineDisagrees | None:
-        """None when ``service`` (as :meth:`read_service` gives it) is what ``expected`` describes,
-        else the error to answer with (logged)."""
-        found = differences(expected, service.get("Spec") or {})
-        name = str((service.get("Spec") or {}).get("Name", ""))
-        return disagreement(found, who=who, service=name, image=expected.container.image) if found else None
-
-    async def read_service(self, name: str) -> dict[str, Any]:
-        """Service ``name`` (its ``ID``, ``Version`` and ``Spec``), from the manager's socket when it
-        plainly names one, else the CLI. Raises :class:`EngineUnavailable` when it cannot be read."""
-        socket = socket_path(self.settings.docker_command)
-        if socket is not None:
-            try:
-                service = await get_json(socket, f"/services/{name}")
-            except EngineAPIError as error:
-                raise EngineUnavailable(f"cannot read back service {name}: {error}") from None
-        else:
-            answer = await self.control("service", "inspect", name)
-            if answer is None or answer.returncode != 0:
-                why = answer.stderr.strip() if answer else "no answer"
-                raise EngineUnavailable(f"cannot read back service {name}: {why}")
-            try:
-                service = (json.loads(answer.stdout) or [None])[0]
-            except (ValueError, TypeError):
-                service = None
-        if not isinstance(service, dict) or not isinstance(service.get("Spec"), dict):
-            raise EngineUnavailable(f"cannot read back service {name}: no spec")
-        return service
-
-    async def release(self, service: dict[str, Any]) -> Control | None:
-        """Scale a held ``service`` to one replica; the answer of the update.
-
-        Through the socket, the update carries the very spec that was checked, at the version
-        it was read: the manager refuses it if the service changed in between. Else
-        ``docker service scale``.
-        """
-        socket = socket_path(self.settings.docker_command)
-        if socket is None:
-            return await self.control("service", "scale", "--detach", f"{service['Spec']['Name']}=1")
-        spec = {**service["Spec"], "Mode": {"Replicated": {"Replicas": 1}}}
-        version = (service.get("Version") or {}).get("Index")
-        try:
-            await post_json(socket, f"/services/{service.get('ID')}/update?version={version}", spec)
-        except EngineAPIError as error:
-            return Control(1, "", str(error))
-        return Control(0, "", "")
-
-    async def network_id(self, name: str) -> str:
-        """The id a service spec names network ``name`` by (the CLI resolves names to ids)."""
-        known = self.networks.ids.get(name)
-        if known:
-            return known
-        answer = await self.control("network", "inspect", "--format", "{{.Id}}", name)
-        return answer.stdout.strip() if answer is not None and answer.returncode == 0 else name
 
     async def remove_service(self, execution: SwarmExecution) -> None:
         """Remove the service now (its task's container goes with it) and release its network."""

@@ -41,11 +41,9 @@ from ..dockerargs import parse_run_args
 from .control import captured
 from .executor import ENGINE_DOWN, Control, ExecutorError, check_argv_size
 from .executorerrors import EngineUnavailable
-from .expected import ServerAdditions, expected_container
-from .loopbackcheck import TARGET_DIR, target
+from .loopbackcheck import TARGET_DIR
 from .policy import Plan
 from .runlife import EXIT_CODES, Event, Run
-from .servicecheck import ServiceExpected
 from .swarmargs import SwarmArgsError, binds_host_paths, mount_targets, service_options
 from .swarmstate import EXECUTION_LABEL, TERMINAL, TaskStatus
 
@@ -210,49 +208,6 @@ class SwarmExecution(Run):
         argv += service_options(parse_run_args(shlex.join([*settings.extra_run_args, plan.args.image])).options)
         return [*argv, plan.args.image, *plan.shell, shell_command(self.cmd, self.merge_stderr)]
 
-    def joined_networks(self) -> list[str]:
-        """The networks :meth:`service_argv` has the task join, by name."""
-        settings = self.executor.settings
-        if self.network:
-            return [self.network]
-        if self.own_network():
-            return []  # none: nodes isolation (the loopback check runs first), or the server's default is none
-        asked = [value for value in self.plan.args.values("--network") if value != "none"]
-        if settings.network and settings.network != "none" and not self.plan.has_network:
-            asked.append(settings.network)
-        return asked
-
-    async def expected(self) -> ServiceExpected:
-        """The held service :meth:`service_argv` must make: the plan with what the server adds."""
-        executor = self.executor
-        settings = executor.settings
-        name, _, value = INIT_ENV.partition("=")
-        adds = ServerAdditions(
-            command=(*self.plan.shell, shell_command(self.cmd, self.merge_stderr)),
-            labels=self.labels(),
-            env={name: value},
-            init=True,
-            network="",
-            memory=settings.memory,
-            cpus=settings.cpus,
-            pids_limit=settings.pids_limit,
-            drop_capabilities=settings.drop_capabilities,
-            forbid_new_privileges=False,  # a service cannot ask for it: the nodes' daemon.json sets it
-            runtime="",  # a service cannot choose its runtime
-            log_driver="json-file",
-        )
-        request = [o for o in self.plan.args.options if not (o.name == "--network" and o.value == "none")]
-        checked = executor.loopback is not None and not self.network and self.own_network()
-        loopback = executor.loopback
-        return ServiceExpected(
-            container=expected_container(self.plan, adds),
-            labels=self.labels(),
-            networks=frozenset([await executor.network_id(name) for name in self.joined_networks()]),
-            constraints=tuple(settings.mount_constraints) if binds_host_paths(request) else (),
-            entrypoint=(target(self.check_secret),) if checked else (),
-            configs={loopback.name: target(self.check_secret)} if checked and loopback is not None else {},
-        )
-
     async def start(self) -> None:
         """Create the service, check it and release its task; raises ExecutorError subclasses.
 
@@ -305,12 +260,12 @@ class SwarmExecution(Run):
         answer = await executor.control(*argv[len(executor.settings.docker_command) :])
         if answer is None or answer.returncode != 0:
             return await self._not_created(answer, "service create")
-        service = await executor.read_service(self.name)
-        refusal = executor.check_service(service, await self.expected(), self.who)
+        service = await executor.check.read(self.name)
+        refusal = executor.check.refusal(service, await executor.check.expected(self), self.who)
         if refusal is not None:
             await self._remove()
             raise refusal
-        answer = await executor.release(service)
+        answer = await executor.check.release(service)
         if answer is None or answer.returncode != 0:
             return await self._not_created(answer, "service update")
         self.watching = True
