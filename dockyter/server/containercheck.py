@@ -36,9 +36,9 @@ init, auto-remove,  what the stop ladder and "nothing left behind" rely on.
 log driver
 limits              memory, CPUs, pids: the server's confinement of every container.
 image, command      the image the policy allowed; the shell and the command the server built.
-working directory,  as the plan set them (the image's own otherwise).
-hostname,
-entrypoint
+working directory,  as the plan set them (the image's own otherwise); the host name only when
+entrypoint,         the plan sets one (the engine picks one otherwise).
+hostname
 sysctls,            as the plan set them; anything else is something no check allowed.
 annotations, gpus
 ==================  ================================================================================
@@ -67,7 +67,7 @@ COMPARED_OPTIONS = frozenset(
     --volume --mount --tmpfs --env --env-file --user --group-add --cap-add --cap-drop --privileged
     --device --device-cgroup-rule --gpus --publish --publish-all --volumes-from --cgroup-parent
     --security-opt --network --pid --ipc --uts --userns --cgroupns --runtime --label --label-file
-    --read-only --init --rm --log-driver --memory --cpus --pids-limit --workdir --hostname
+    --read-only --init --rm --log-driver --memory --cpus --pids-limit --workdir
     --entrypoint --sysctl --annotation --volume-driver --use-api-socket --name
     """.split()
 )
