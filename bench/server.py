@@ -140,9 +140,11 @@ class BenchServer:
         self.stop()
 
     def run_argv(self, image: str, command: str) -> list[str] | None:
-        """The exact ``docker run`` argv this server runs for ``command`` in ``image`` (None if unknown).
+        """The ``docker run`` argv of what this server runs for ``command`` in ``image`` (None if unknown).
 
-        Built with the server's own policy and executor code, with the same settings.
+        Built with the server's own policy and executor code, with the same settings: the
+        server's ``docker create`` argv as one ``docker run``, without the check of what the
+        engine made that the server runs between create and start (figure 13 measures it).
         """
         try:
             from dockyter.server.executor import Execution, Executor
@@ -151,7 +153,8 @@ class BenchServer:
 
             settings = load_settings(["--config", str(self.workdir / f"{self.name}.toml")], environ={})
             plan = Policy(settings).check(image, None)
-            execution = Execution(Executor(settings), plan, command, settings.max_timeout, False, "bench")
-            return execution.argv()
+            argv = Execution(Executor(settings), plan, command, settings.max_timeout, False, "bench").argv()
+            verb = len(settings.docker_command)
+            return [*argv[:verb], "run", *argv[verb + 1 :]]
         except Exception:  # noqa: BLE001 - the control comparison is optional; say so in the report
             return None

@@ -80,16 +80,25 @@ def run_argv(
     before: Sequence[str] = (),
     after: Sequence[str] = (),
     merge_stderr: bool = False,
+    verb: str = "run",
 ) -> list[str]:
     """The one ``docker run`` argv: ``RUNTIME run --rm --init --name NAME BEFORE OPTIONS AFTER IMAGE SHELL CMD``.
 
     ``options`` are the user's docker options; what comes later wins in ``docker run``, so
     ``before`` holds defaults a user may override and ``after`` what a caller enforces. The
-    command is one argument: it reaches a shell only inside the container.
+    command is one argument: it reaches a shell only inside the container. ``verb`` is
+    ``create`` for a container that is checked before it is started (``dockyter-server``).
     """
-    # The engine reads stdout and stderr separately; merging in the container keeps their order.
-    last = f"exec 2>&1; {command}" if merge_stderr else command
-    return [*runtime, "run", "--rm", "--init", "--name", name, *before, *options, *after, image, *shell, last]
+    last = shell_command(command, merge_stderr)
+    return [*runtime, verb, "--rm", "--init", "--name", name, *before, *options, *after, image, *shell, last]
+
+
+def shell_command(command: str, merge_stderr: bool) -> str:
+    """The command line given to the shell: with ``merge_stderr``, stderr goes to stdout first.
+
+    The engine reads stdout and stderr separately; merging in the container keeps their order.
+    """
+    return f"exec 2>&1; {command}" if merge_stderr else command
 
 
 class ServerLimits(Protocol):

@@ -103,10 +103,11 @@ def test_item_2_a_missing_source_is_refused_and_not_created(dockyter_server, run
 def test_item_2_a_source_removed_after_the_check_makes_the_engine_fail_not_create(
     dockyter_server, test_image, host_dir
 ):
-    """The race itself: the check passes, the directory goes, then the engine runs what was planned.
+    """The race itself: the check passes, the directory goes, then the engine creates what was planned.
 
-    Engine only: it runs the engine executor's own argv (a Swarm node refuses a missing bind
-    source the same way: test_swarm_mounts.py).
+    Engine only: it runs the engine executor's own argv, a `docker create` (a Swarm node refuses
+    a missing bind source the same way: test_swarm_mounts.py). `docker create` exits 1 where
+    `docker run` exits 125; the server reports 125 for a container it could not create.
     """
     from dockyter.server.executor import Execution
 
@@ -116,8 +117,9 @@ def test_item_2_a_source_removed_after_the_check_makes_the_engine_fail_not_creat
     plan = server.app.state.policy.check(f"-v {ro}/gone:/h:ro {test_image}")
     (ro / "gone").rmdir()
     argv = Execution(server.executor, plan, "ls /h", 30, False, "tester").argv()
+    assert argv[1] == "create"
     result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 125, result
+    assert result.returncode == 1, result
     assert "bind source path does not exist" in result.stderr
     assert not (ro / "gone").exists()
 

@@ -2,10 +2,10 @@
 
 The test cluster's nodes run their dockerd with ``--bridge none`` (``.ci/cluster``), so a task
 without a network has ``lo`` only there and the cell runs. A node with a default bridge would
-give the task an ``eth0``; no node of the test cluster has one, so the refusal is shown by
-giving the task an interface another way (an overlay network in the operator's trusted
-``extra_run_args``): the check sees an interface besides ``lo`` either way. The check itself
-on a real default bridge is tested in ``test_loopback_check.py``.
+give the task an ``eth0``; no node of the test cluster has one. The check itself on a real
+default bridge is tested in ``test_loopback_check.py``. Giving the task an interface through
+the service's spec instead (an overlay network in the operator's trusted ``extra_run_args``)
+no longer reaches a task: the check of the service's spec (servicecheck.py) refuses it first.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def test_tasks_run_without_any_network_on_every_node_and_keep_their_output_and_s
     assert len(nodes) >= 2, f"six tasks all ran on {nodes}"
 
 
-def test_a_task_that_has_an_interface_besides_lo_is_refused_before_the_cell_runs(
+def test_a_network_in_the_spec_of_a_task_that_must_have_none_is_refused_before_any_task_runs(
     swarm_server, swarm_image, swarm_cluster, loopback_program
 ):
     network = "dyt-test-eth0-" + secrets.token_hex(3)
@@ -74,12 +74,12 @@ def test_a_task_that_has_an_interface_besides_lo_is_refused_before_the_cell_runs
     try:
         server = nodes_server(swarm_server, loopback_program, extra_run_args=["--network", network])
         reply = server.execute({"cmd": "echo the cell ran", "args": swarm_image})
-        assert reply.status_code == 200
-        body = reply.json()
-        assert body["exit_code"] == 125
-        assert body["stdout"] == ""
-        assert "dockyter: the cell was not run: this task has the network interface eth" in body["stderr"]
-        assert "needs every node's dockerd run with --bridge none" in body["stderr"]
+        assert reply.status_code == 403, reply.text
+        assert reply.json()["detail"] == (
+            "the engine did not make what the policy approved: "
+            "the service joins other networks than the executor chose; removed unstarted"
+        )
+        assert swarm_cluster.services((server.settings.server_name,)) == []
         server.stop()
     finally:
         for _ in range(40):

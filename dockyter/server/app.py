@@ -276,7 +276,8 @@ async def _collect(execution: RunningExecution) -> dict[str, Any]:
                 "message": event["message"],
             }
         elif kind == "error":
-            raise HTTPException(503 if execution.engine_down else 500, event["message"])
+            status = 403 if execution.refused else 503 if execution.engine_down else 500
+            raise HTTPException(status, event["message"])
 
 
 async def _disconnected(request: Request) -> None:

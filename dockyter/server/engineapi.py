@@ -53,13 +53,26 @@ async def get_json(
     target = f"/{API_VERSION}{path}"
     if filters:
         target += "?filters=" + quote(json.dumps(filters), safe="")
+    return await _request(socket, f"GET {target} HTTP/1.0\r\nHost: docker\r\n\r\n".encode(), target, timeout)
+
+
+async def post_json(socket: str, path: str, body: Any, timeout: float = 10.0) -> Any:
+    """``POST /<version><path>`` with ``body`` as JSON; the decoded JSON answer. Raises :class:`EngineAPIError`."""
+    target = f"/{API_VERSION}{path}"
+    data = json.dumps(body).encode()
+    head = f"POST {target} HTTP/1.0\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+    return await _request(socket, head.encode() + data, target, timeout)
+
+
+async def _request(socket: str, request: bytes, target: str, timeout: float) -> Any:
+    """Send one HTTP/1.0 ``request`` on the socket; the JSON body of a 2xx answer."""
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(socket), timeout)
     except (OSError, TimeoutError) as error:
         raise EngineAPIError(f"cannot reach {socket}: {error}") from None
     try:
         # HTTP/1.0: the engine closes the connection after the reply, which is then not chunked.
-        writer.write(f"GET {target} HTTP/1.0\r\nHost: docker\r\n\r\n".encode())
+        writer.write(request)
         data = await asyncio.wait_for(reader.read(), timeout)
     except (OSError, TimeoutError) as error:
         raise EngineAPIError(f"no answer from {socket}: {error}") from None

@@ -1,6 +1,7 @@
 """The executor: starts, tracks and always removes the containers of one server instance.
 
-Each execution (:mod:`.execution`) is one ``docker run``; the executor admits it (at most
+Each execution (:mod:`.execution`) is one container, created, checked against its plan
+(:mod:`.enginecheck`) and only then started; the executor admits it (at most
 ``max_concurrent`` at once, ``max_concurrent_per_token`` of one token), tracks it while it
 runs and forgets it once its container is gone. It also runs the short CLI commands around
 them (``kill``, ``rm``, ``ps``, ``image inspect``).
@@ -26,9 +27,11 @@ from collections.abc import Iterable
 from ..contract import REMOVE_CONTAINER, SERVER_LABEL, owner_id
 from ..pull import last_value, needs_pull
 from .control import CONTROL_TIMEOUT, Control, control
+from .enginecheck import EngineCheck
 from .execution import ENGINE_DOWN, EXIT_WAIT, Execution
 from .executorerrors import (
     CommandTooLong,
+    EngineDisagrees,
     EngineUnavailable,
     ExecutorError,
     ShuttingDown,
@@ -37,6 +40,7 @@ from .executorerrors import (
 )
 from .policy import Plan
 from .runlife import EXIT_CODES, QUEUE_EVENTS, Event
+from .runtimes import UNKNOWN
 from .settings import Settings
 from .slots import ExecutionSlots, per_token_limit
 
@@ -49,6 +53,7 @@ __all__ = [
     "QUEUE_EVENTS",
     "CommandTooLong",
     "Control",
+    "EngineDisagrees",
     "EngineUnavailable",
     "Event",
     "Execution",
@@ -76,6 +81,13 @@ class Executor(ExecutionSlots[Execution]):
         self._reaper: asyncio.Task[None] | None = None
         self._leftovers_checked = False  # whether start-up clean-up could ask the engine yet
         self.present: set[str] = set()  # images seen on the engine: no need to ask again
+        # What the engine made of each plan, read back before the container starts.
+        self.check = EngineCheck(settings.docker_command, self.control)
+
+    @property
+    def known_runtime(self) -> str:
+        """The runtime every container must show, or "" when the engine could not say which it is."""
+        return "" if self.runtime == UNKNOWN else self.runtime
 
     async def must_pull(self, plan: Plan) -> bool:
         """Whether to pull ``plan``'s image (with progress events) before ``docker run``."""
@@ -122,6 +134,10 @@ class Executor(ExecutionSlots[Execution]):
                     process.kill()
                 await process.wait()
             await self.control(*REMOVE_CONTAINER, name)
+
+    async def remove_created(self, name: str) -> None:
+        """Remove a container that was created and never started (with its anonymous volumes)."""
+        await self.check.remove(name)
 
     async def containers(self, label_filter: str) -> list[tuple[str, str]] | None:
         """``(name, io.dockyter.server label)`` of every container matching ``label_filter``.

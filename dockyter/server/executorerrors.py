@@ -33,6 +33,12 @@ class CommandTooLong(ExecutorError):
     status = 413
 
 
+class EngineDisagrees(ExecutorError):
+    """The engine made something else than the policy approved; the container was removed unstarted (403)."""
+
+    status = 403
+
+
 class ShuttingDown(ExecutorError):
     """The server is stopping and takes no new executions (503)."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .enginecheck import warn_about_extra_run_args
 from .executor import Executor
 from .runtimes import resolve_runtime
 from .swarmmounts import warn_about_node_paths
@@ -34,6 +35,7 @@ class RunningExecution(Protocol):
     id: str
     who: str  # the token name that started it: only that token may cancel it
     engine_down: bool  # it ended because the engine (or the Swarm manager) could not be reached
+    refused: bool  # the engine made something else than the plan (found after a pull): never started
 
     async def next_event(self, timeout: float | None = None) -> Event | None: ...
     def stop(self, reason: str, message: str) -> None: ...
@@ -78,6 +80,7 @@ class EngineExecutor(Executor):
 
 def create_executor(settings: Settings) -> ExecutorLike:
     """The executor named by ``settings.executor``."""
+    warn_about_extra_run_args(settings.extra_run_args)
     if settings.executor == "engine":
         # The engine is asked once which runtime its containers will run under (refused if unknown).
         runtime = resolve_runtime(settings.runtime, settings.docker_command, settings.engine_environment())

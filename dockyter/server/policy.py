@@ -37,7 +37,7 @@ from fnmatch import fnmatchcase
 from typing import NoReturn
 
 from ..contract import DEFAULT_SHELL
-from ..dockerargs import DockerArgsError, DockerOption, RunArgs, parse_run_args, split_line
+from ..dockerargs import FALSE_WORDS, TRUE_WORDS, DockerArgsError, DockerOption, RunArgs, parse_run_args, split_line
 from .allowlist import NEVER_ALLOWED, AllowedMount
 from .hostview import HostSurvey, HostView, normalise, within
 from .mountpath import PathRefused, resolve_source, trusted_links
@@ -78,6 +78,20 @@ VOLUME_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]+")
 
 
 @dataclass(frozen=True)
+class PlannedMount:
+    """One ``--volume`` or ``--mount`` as the policy read and approved it.
+
+    Kept as the policy's own reading, never read back from the option's text: what the engine
+    makes of that text is compared with it before the container starts (:mod:`.containercheck`).
+    """
+
+    kind: str  # "bind", "volume" or "tmpfs"
+    source: str  # bind: the real host path checked; volume: its name, "" when anonymous; tmpfs: ""
+    target: str  # as the request wrote it
+    readonly: bool
+
+
+@dataclass(frozen=True)
 class Plan:
     """A request the policy accepted: what the executor runs."""
 
@@ -86,6 +100,7 @@ class Plan:
     args: RunArgs
     shell: tuple[str, ...]
     has_network: bool  # the request chose its own --network (the server then adds none)
+    mounts: tuple[PlannedMount, ...] = ()  # every --volume and --mount of args, in order (not --tmpfs)
 
 
 class Policy:
@@ -129,15 +144,23 @@ class Policy:
             if problem:
                 raise DockerArgsError(problem)
         run_args = parse_run_args(tokens)
-        options = tuple(_respelled(self._check_option(option), option) for option in run_args.options)
+        checked = [self._check_option(option) for option in run_args.options]
+        options = tuple(
+            _respelled(approved, option) for (approved, _), option in zip(checked, run_args.options, strict=True)
+        )
         self._check_image(run_args.image)
         has_network = any(option.name == "--network" for option in run_args.options)
-        return Plan(RunArgs(options, run_args.image), self._check_shell(shell), has_network=has_network)
+        return Plan(
+            RunArgs(options, run_args.image),
+            self._check_shell(shell),
+            has_network=has_network,
+            mounts=tuple(mount for _, mount in checked if mount is not None),
+        )
 
     # -- options ----------------------------------------------------------------------------
 
-    def _check_option(self, option: DockerOption) -> DockerOption:
-        """Refuse ``option``, or return it as the engine should get it (bind mounts rewritten)."""
+    def _check_option(self, option: DockerOption) -> tuple[DockerOption, PlannedMount | None]:
+        """Refuse ``option``, or return it as the engine should get it (bind mounts rewritten), and the mount it makes."""
         written = option.as_written
         name = option.name
         if name in NEVER_ALLOWED:
@@ -163,16 +186,17 @@ class Policy:
             return self._check_mount(written, option)
         if name == "--tmpfs":
             _check_target(written, value.partition(":")[0])
-        return option
+        return option, None
 
     # -- mounts -----------------------------------------------------------------------------
 
-    def _check_volume(self, written: str, option: DockerOption) -> DockerOption:
+    def _check_volume(self, written: str, option: DockerOption) -> tuple[DockerOption, PlannedMount]:
         """``-v [SOURCE:]TARGET[:MODES]``: a bind mount, a named volume or an anonymous volume."""
         parts = (option.value or "").split(":")
         if len(parts) == 1:
             _check_target(written, parts[0])
-            return option  # an anonymous volume: created for this container and removed with it
+            # An anonymous volume: created for this container and removed with it.
+            return option, PlannedMount("volume", "", parts[0], readonly=False)
         if len(parts) > 3 or not parts[0] or not parts[1]:
             _refuse(written, "expected SOURCE:TARGET[:MODES]")
         source, target = parts[0], parts[1]
@@ -185,7 +209,7 @@ class Policy:
         readonly = "ro" in modes and "rw" not in modes
         if not source.startswith("/"):
             self._check_volume_name(written, source)
-            return option
+            return option, PlannedMount("volume", source, target, readonly)
         if "nocopy" in modes:
             _refuse(written, "nocopy applies to named volumes, not to bind mounts")
         fields = {"target": target}
@@ -197,7 +221,7 @@ class Policy:
             fields["consistency"] = consistency[-1]
         return self._bind(written, source, readonly, fields)
 
-    def _check_mount(self, written: str, option: DockerOption) -> DockerOption:
+    def _check_mount(self, written: str, option: DockerOption) -> tuple[DockerOption, PlannedMount]:
         """``--mount type=...,source=...,target=...``: the same rules as ``-v``, key by key."""
         spec = option.value or ""
         if '"' in spec or CONTROL.search(spec):
@@ -218,13 +242,18 @@ class Policy:
         _check_target(written, values.get("target") or "")
         if "bind-propagation" in values and values["bind-propagation"] not in ("private", "rprivate"):
             _refuse(written, "only private bind propagation is")
-        readonly = "readonly" in values and (values["readonly"] or "true").lower() in ("true", "1")
+        # As docker reads `readonly=WORD` (strconv.ParseBool): any other word fails there, so it is refused here.
+        readonly_word = values.get("readonly")
+        if readonly_word is not None and readonly_word not in TRUE_WORDS | FALSE_WORDS:
+            _refuse(written, f"readonly={readonly_word} is neither true nor false")
+        readonly = "readonly" in values and (readonly_word is None or readonly_word in TRUE_WORDS)
         if "type" in values:
             values["type"] = kind
+        target = values.get("target") or ""
         if kind == "tmpfs":
             if source:
                 _refuse(written, "a tmpfs mount takes no source")
-            return _mount_option(values)
+            return _mount_option(values), PlannedMount("tmpfs", "", target, readonly)
         if kind == "bind":
             if not source or not source.startswith("/"):
                 _refuse(written, "a bind mount needs an absolute source path")
@@ -239,7 +268,7 @@ class Policy:
                 if "/" in source:
                     _refuse(written, "a volume source is a volume name, not a path")
                 self._check_volume_name(written, source)
-            return _mount_option(values)
+            return _mount_option(values), PlannedMount("volume", source or "", target, readonly)
         _refuse(written, f"the mount type {kind!r} is not (allowed: bind, volume, tmpfs)")
 
     def _check_volume_name(self, written: str, source: str) -> None:
@@ -249,8 +278,10 @@ class Policy:
         if not any(fnmatchcase(source, pattern) for pattern in self.volumes):
             _refuse(written, f"the named volume {source!r} is not in this server's allowed volumes")
 
-    def _bind(self, written: str, source: str, readonly: bool, fields: dict[str, str]) -> DockerOption:
-        """Check a bind source and return the ``--mount`` the engine runs: the real path, checked.
+    def _bind(
+        self, written: str, source: str, readonly: bool, fields: dict[str, str]
+    ) -> tuple[DockerOption, PlannedMount]:
+        """Check a bind source and return the ``--mount`` the engine runs (the real path, checked) and its reading.
 
         ``--mount type=bind`` fails on a missing source where ``-v`` would create it, so a
         source removed between this check and the engine's mount creates nothing either.
@@ -259,7 +290,7 @@ class Policy:
         mount: dict[str, str | None] = {"type": "bind", "source": real, **fields}
         if readonly:
             mount["readonly"] = "true"
-        return _mount_option(mount)
+        return _mount_option(mount), PlannedMount("bind", real, fields.get("target", ""), readonly)
 
     def _check_bind(self, written: str, source: str, readonly: bool) -> str:
         """The real path to mount for ``source``; refuses (403) anything that is not safe to."""

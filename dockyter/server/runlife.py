@@ -61,6 +61,7 @@ class Run:
         self.message: str | None = None
         self.finished = False
         self.engine_down = False  # it ended because the engine (or the Swarm manager) could not be reached
+        self.refused = False  # what the engine made differs from the plan: removed unstarted (after a pull)
         # Unbounded as a queue: _emit bounds the output in it, so the final event always fits.
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
         self._room = asyncio.Event()  # set when the consumer takes an event, or output is dropped

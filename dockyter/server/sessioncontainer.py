@@ -1,10 +1,12 @@
 """One session container on ``dockyter-server``: :class:`ServerSession`.
 
-``docker run -i`` of the session's image with the server's limits and labels, its bash
-started and checked (:func:`~dockyter.sessionwire.setup_line`), the readers that hand each
-pipe's output to the running command or, between commands, to :mod:`.sessionidle` (a bounded
-tail, read at a bounded pace), the signals of the stop ladder, and the container's removal.
-:mod:`.sessions` keeps the sessions and ends them.
+``docker create -i`` of the session's image with the server's limits and labels, read back and
+compared with its plan (:mod:`.enginecheck`; removed unstarted and refused with 403 when they
+differ), then ``docker start --attach --interactive``; its bash started and checked
+(:func:`~dockyter.sessionwire.setup_line`), the readers that hand each pipe's output to the
+running command or, between commands, to :mod:`.sessionidle` (a bounded tail, read at a bounded
+pace), the signals of the stop ladder, and the container's removal. :mod:`.sessions` keeps the
+sessions and ends them.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ..sessionwire import (
     setup_line,
 )
 from .executor import ExecutorError, ShuttingDown, check_argv_size
+from .expected import Expected, ServerAdditions, expected_container
 from .policy import Plan
 from .pullerrors import cli_pull_failure
 from .sessionidle import BackgroundOutput
@@ -84,32 +87,55 @@ class ServerSession:
         self._current = run
         self._background.command_running(run is not None)
 
+    def labels(self) -> dict[str, str]:
+        return {
+            MANAGED_LABEL: "1",
+            SERVER_SESSION_LABEL: self.registry.label,
+            OWNER_LABEL: self.registry.owner,
+            SESSION_LABEL: self.id,
+        }
+
     def argv(self) -> list[str]:
+        """``docker create -i ...``: the request's options first, then the server's, which win."""
         settings = self.settings
         plan = self.plan
         limits = [
-            "--label", f"{MANAGED_LABEL}=1",
-            "--label", f"{SERVER_SESSION_LABEL}={self.registry.label}",
-            "--label", f"{OWNER_LABEL}={self.registry.owner}",
-            "--label", f"{SESSION_LABEL}={self.id}",
+            *[word for key, value in self.labels().items() for word in ("--label", f"{key}={value}")],
             "--log-driver", "none",
             # The same limits and runtime as every execution of this server.
             *limit_args(settings, has_network=plan.has_network),
         ]  # fmt: skip
         return [
-            *settings.docker_command, "run", "-i", "--rm", "--name", self.container,
+            *settings.docker_command, "create", "-i", "--rm", "--name", self.container,
             *[token for option in plan.args.options for token in option.written],
             *limits, *settings.extra_run_args, plan.args.image, *SESSION_SHELL,
         ]  # fmt: skip
+
+    def expected(self) -> Expected:
+        """The container :meth:`argv` must make: the plan with what the server adds."""
+        adds = ServerAdditions.of(
+            self.settings,
+            command=SESSION_SHELL,
+            labels=self.labels(),
+            env={},
+            init=False,  # the shell is pid 1: `kill 1` and `docker stop` reach it (sessionwire.py)
+            runtime=self.registry.executor.known_runtime,
+        )
+        return expected_container(self.plan, adds)
 
     # -- starting -----------------------------------------------------------------------------------
 
     async def start(self) -> None:
         argv = self.argv()
         check_argv_size(argv)
+        await self._create(argv)
         try:
             self._process = await asyncio.create_subprocess_exec(
-                *argv,
+                *self.settings.docker_command,
+                "start",
+                "--attach",
+                "--interactive",
+                self.container,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
@@ -117,6 +143,7 @@ class ServerSession:
                 env=self.settings.engine_environment(),
             )
         except OSError as error:
+            await self.registry.executor.remove_created(self.container)
             raise SessionError(f"cannot start the container CLI: {error.strerror or error}") from None
         self._startup = run = SessionRun(self, "", START_TIMEOUT, False)
         self._readers = [
@@ -139,6 +166,22 @@ class ServerSession:
             )
         self.shell_pid = run._seen.get("stdout") or 0
         self.last_used = time.monotonic()  # idle from when it is ready, not from when it was asked for
+
+    async def _create(self, argv: list[str]) -> None:
+        """``docker create``, then the check against the plan; raises :class:`ExecutorError` when it cannot start.
+
+        None is left behind whatever happens (:meth:`.EngineCheck.create`).
+        """
+        docker = self.settings.docker_command
+        check = self.registry.executor.check
+        answer = await check.create(argv[len(docker) :], self.container, self.expected(), self.who, START_TIMEOUT)
+        if answer is None:
+            raise SessionError(f"the container CLI {docker[0]!r} did not create the container in {START_TIMEOUT:g} s")
+        if answer.returncode != 0:
+            image = self.plan.args.image
+            raise SessionError(
+                cli_pull_failure(image, answer.stderr) or _start_failure(answer.stderr, answer.returncode)
+            )
 
     # -- the pipes --------------------------------------------------------------------------------
 

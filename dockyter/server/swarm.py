@@ -53,6 +53,7 @@ from .control import CONTROL_TIMEOUT, Control, control
 from .policy import Plan
 from .settings import Settings
 from .slots import ExecutionSlots, per_token_limit
+from .swarmcheck import ServiceCheck
 from .swarmloopback import SwarmLoopbackCheck
 from .swarmnetworks import SwarmNetworks
 from .swarmrun import (
@@ -104,6 +105,8 @@ class SwarmExecutor(ExecutionSlots[SwarmExecution]):
             if settings.swarm_isolation == "nodes"
             else None
         )
+        # Each service is created held, its spec compared with the plan, then released (swarmcheck.py).
+        self.check = ServiceCheck(settings.docker_command, self.control, self.networks)
         self._leftovers_checked = False
         self._principals = {name: principal_of(token) for name, token in settings.token_table().items()}
 

@@ -15,6 +15,7 @@ reads the paths the policy checked as the same fields (a comma in a container pa
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterable
 
 from ..dockerargs import DockerOption
@@ -147,7 +148,10 @@ def mount_targets(options: Iterable[DockerOption]) -> list[str]:
 
 def _mount_keys(spec: str) -> dict[str, str]:
     """``type=bind,"source=/a,b",...`` as keys (lower case) and values, quoted as the engine reads them."""
-    fields = read_fields(spec)
+    try:
+        fields = read_fields(spec)
+    except csv.Error:  # a line break outside quotes: docker's reader would end the record there
+        raise SwarmArgsError(f"--mount {spec!r} is not allowed: it holds a line break") from None
     return {key.strip().lower(): value for key, _, value in (field.partition("=") for field in fields)}
 
 

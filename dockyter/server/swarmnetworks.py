@@ -65,6 +65,7 @@ class SwarmNetworks:
         self._owner_locks: dict[str, asyncio.Lock] = {}  # one create at a time per owner
         self._removing = asyncio.Lock()  # held by the reaper's `network rm` and by a reuse decision
         self._pending: dict[str, float] = {}  # network -> when to give up removing it
+        self.ids: dict[str, str] = {}  # network -> its id, as `network create` printed it
         self._reaper: asyncio.Task[None] | None = None
 
     def in_use(self, name: str) -> bool:
@@ -100,6 +101,7 @@ class SwarmNetworks:
             if answer is None or answer.returncode != 0:
                 self._users.pop(name, None)
                 return None, answer
+            self.ids[name] = answer.stdout.strip()
             self._current[owner] = _Current(name, deadline)
             return name, None
 
@@ -157,6 +159,7 @@ class SwarmNetworks:
 
     def _forget(self, name: str) -> None:
         """Drop a removed network from the owners' current ones."""
+        self.ids.pop(name, None)
         for owner, current in list(self._current.items()):
             if current.name == name:
                 del self._current[owner]

@@ -1,10 +1,13 @@
 """One execution on a Docker Swarm: its service, its output as it comes, its final event.
 
 A :class:`SwarmExecution` creates its network and service (the options :mod:`.swarmargs`
-translates, the labels other replicas read), follows ``docker service logs`` and streams each
-message, learns from the executor's poller how the task ended, reads the whole log once more
-for what the follower had not delivered, and has the executor remove what it created,
-whatever ended the run. :mod:`.swarm` starts, tracks and sweeps the executions.
+translates, the labels other replicas read) with no replica, reads the service's spec back
+and compares it with the plan (:mod:`.servicecheck`): a service that differs is removed before
+any task ran and the request refused (403); one that matches is scaled to one replica. It
+then follows ``docker service logs`` and streams each message, learns from the executor's
+poller how the task ended, reads the whole log once more for what the follower had not
+delivered, and has the executor remove what it created, whatever ended the run. :mod:`.swarm`
+starts, tracks and sweeps the executions.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..contract import (
+    INIT_ENV,
     MANAGED_LABEL,
     NAME_PREFIX,
     OWNER_LABEL,
@@ -31,6 +35,7 @@ from ..contract import (
     SERVER_LABEL,
     IncrementalText,
     limit_args,
+    shell_command,
 )
 from ..dockerargs import parse_run_args
 from .control import captured
@@ -165,7 +170,8 @@ class SwarmExecution(Run):
         request = [o for o in plan.args.options if not (o.name == "--network" and o.value == "none")]
         argv = [
             *settings.docker_command, "service", "create", "--detach", "--quiet", "--name", self.name,
-            "--mode", "replicated", "--replicas", "1", "--restart-condition", "none",
+            # Held: no task runs until the spec is checked (then scaled to one replica).
+            "--mode", "replicated", "--replicas", "0", "--restart-condition", "none",
             # No virtual IP: nothing connects to the task, and a VIP costs a load balancer on the node.
             "--endpoint-mode", "dnsrr",
             *service_options(request),
@@ -177,7 +183,7 @@ class SwarmExecution(Run):
         for key, value in self.labels().items():
             argv += ["--label", f"{key}={value}", "--container-label", f"{key}={value}"]
         argv += [
-            "--init", "--env", "TINI_KILL_PROCESS_GROUP=1",
+            "--init", "--env", INIT_ENV,
             # Stopped as the engine executor stops a container: docker kill, SIGKILL.
             "--stop-signal", "KILL",
             # `service logs` reads the node's log files: json-file, sized well above the output cap.
@@ -201,11 +207,15 @@ class SwarmExecution(Run):
             # Tasks use the node's image when it has one; no registry round trip per execution.
             argv.append("--no-resolve-image")
         argv += service_options(parse_run_args(shlex.join([*settings.extra_run_args, plan.args.image])).options)
-        command = f"exec 2>&1; {self.cmd}" if self.merge_stderr else self.cmd
-        return [*argv, plan.args.image, *plan.shell, command]
+        return [*argv, plan.args.image, *plan.shell, shell_command(self.cmd, self.merge_stderr)]
 
     async def start(self) -> None:
-        """Check the command line and start the run; raises ExecutorError subclasses."""
+        """Create the service, check it and release its task; raises ExecutorError subclasses.
+
+        A service whose spec differs from the plan is removed and :class:`EngineDisagrees`
+        (403) raised before any task ran; whatever else goes wrong, including a cancellation,
+        what was created is removed before this raises.
+        """
         try:
             argv = self.service_argv()
         except SwarmArgsError as error:
@@ -215,13 +225,19 @@ class SwarmExecution(Run):
         if shutil.which(cli) is None:
             # Said before the run starts, as the engine executor says it: no CLI is not "no answer".
             raise EngineUnavailable(f"cannot start the container CLI {cli!r}: not found, or not executable")
-        self._task = asyncio.create_task(self._run(), name=f"dockyter {self.name}")
+        try:
+            final = await self._create()
+        except BaseException:
+            await asyncio.shield(self._remove())
+            raise
+        self._task = asyncio.create_task(self._run(final), name=f"dockyter {self.name}")
 
-    async def _run(self) -> None:
-        await self._guarded(self._create_and_follow(), self._remove)
+    async def _run(self, final: Event | None) -> None:
+        await self._guarded(self._follow_unless(final), self._remove)
 
-    async def _create_and_follow(self) -> Event:
-        return await self._create() or await self._follow()
+    async def _follow_unless(self, final: Event | None) -> Event:
+        """``final`` when the service could not be made, else the task followed to its end."""
+        return final or await self._follow()
 
     async def _remove(self) -> None:
         """Remove the service (and its network), whatever ended the run."""
@@ -245,6 +261,14 @@ class SwarmExecution(Run):
         answer = await executor.control(*argv[len(executor.settings.docker_command) :])
         if answer is None or answer.returncode != 0:
             return await self._not_created(answer, "service create")
+        service = await executor.check.read(self.name)
+        refusal = executor.check.refusal(service, await executor.check.expected(self), self.who)
+        if refusal is not None:
+            await self._remove()
+            raise refusal
+        answer = await executor.check.release(service)
+        if answer is None or answer.returncode != 0:
+            return await self._not_created(answer, "service update")
         self.watching = True
         executor.wake_poller()
         return None

@@ -246,7 +246,9 @@ class Settings:
     )
     extra_run_args: list[str] = setting(
         [],
-        "More `docker run` options put on every container, trusted and not checked, e.g. `--ulimit nofile=1024`.",
+        "More `docker run` options put on every container, trusted and not checked by the policy, e.g. "
+        "`--ulimit nofile=1024`. An option whose effect the check of what the engine made compares "
+        "(`--cap-add`, `--env`, `--memory`, `-v`, ...) makes every container differ from its plan: refused.",
         kind="command",
         metavar="ARGS",
     )
