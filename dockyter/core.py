@@ -1,13 +1,13 @@
 """The ``Dockyter`` configurable: the configuration layers, the backend, and the one run path.
 
-Its settings are the traits it inherits from :class:`~dockyter.traits.DockyterTraits`:
+Its settings are the traits it inherits from :class:`~dockyter.config.traits.DockyterTraits`:
 ``%config Dockyter`` lists them with their help; ``%config Dockyter.x = ...`` and
 ``c.Dockyter.x`` in ``ipython_config.py`` set them. Observers do the work when a trait
 changes: ``backend`` swaps the backend, ``redirect`` installs or removes the ``!`` overrides.
 
 Both ``%%docker`` and ``!cmd`` go through :meth:`Dockyter.run`, which sets ``_exit_code`` and
 decides, once, what a failure becomes: an exception for a cell, one line for a ``!`` command.
-The magics (:mod:`dockyter.magics`) only parse lines and show tables.
+The magics (:mod:`dockyter.ipython.magics`) only parse lines and show tables.
 """
 
 from __future__ import annotations
@@ -24,24 +24,24 @@ from traitlets import TraitError, default, observe
 from traitlets.config import Config
 from traitlets.utils.bunch import Bunch
 
-from . import backends
 from .announce import Announcer
 from .backends.base import Backend, RunRequest, RunResult
-from .dockerargs import DockerArgsError, RunArgs, parse_run_args
+from .backends.registry import backend_class
+from .config.layers import Layers
+from .config.tomlvalues import masked
+from .config.traits import DockyterTraits
 from .errors import BadUsage, ContainerNotStarted, DockyterError, Interrupted, exit_error, say
-from .layers import Layers
 from .lifecycle import lifecycle_problem
 from .linechecks import unexpanded_variable
 from .output import OutputSink, Stream
 from .shorthands import with_shorthands
-from .tomlvalues import masked
-from .traits import DockyterTraits
+from .wire.dockerargs import DockerArgsError, RunArgs, parse_run_args
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
-    from .redirect import Redirection
-    from .sessions import SessionManager
+    from .ipython.redirect import Redirection
+    from .sessionmanager import SessionManager
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class Dockyter(DockyterTraits):
         self.refused_config: dict[str, Any] = {}
         self.config_problems: list[str] = []
         if ipython is not None:
-            from .redirect import Redirection  # imports IPython: only with a shell
+            from .ipython.redirect import Redirection  # imports IPython: only with a shell
 
             self._redirection = Redirection(ipython, self.run_bang)
         super().__init__(**kwargs)
@@ -153,14 +153,14 @@ class Dockyter(DockyterTraits):
     def active_backend(self) -> Backend:
         """The backend named by ``backend``, created on first use; it reads this instance's traits."""
         if self._backend is None:
-            self._backend = backends.backend_class(self.backend)(self)
+            self._backend = backend_class(self.backend)(self)
         return self._backend
 
     @property
     def sessions(self) -> SessionManager:
         """This kernel's sessions, created on first use; new ones start on the active backend."""
         if self._sessions is None:
-            from .sessions import SessionManager  # only when sessions are used
+            from .sessionmanager import SessionManager  # only when sessions are used
 
             self._sessions = SessionManager(self, lambda: self.active_backend)
         return self._sessions
@@ -314,7 +314,7 @@ class Dockyter(DockyterTraits):
 
     def cleans_up_here(self) -> bool:
         """Whether the backend's containers can be left behind on this machine by a dead kernel."""
-        return backends.backend_class(self.backend).leaves_orphans
+        return backend_class(self.backend).leaves_orphans
 
     def cleanup_in_background(self) -> None:
         """Remove orphans without delaying the load; failures are silent (status explains them)."""

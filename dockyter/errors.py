@@ -13,7 +13,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
-from .contract import EXIT_CANNOT_RUN, EXIT_KILLED, EXIT_NOT_FOUND, EXIT_USAGE
+from .wire.contract import EXIT_CANNOT_RUN, EXIT_KILLED, EXIT_NOT_FOUND, EXIT_USAGE
 
 RED = "\x1b[31m"
 RESET = "\x1b[0m"

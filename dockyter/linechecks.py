@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import shlex
 
-from .dockerargs import RunArgs
+from .wire.dockerargs import RunArgs
 
 UNEXPANDED = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 # Options whose value names something on the host: a literal $NAME there is never meant.

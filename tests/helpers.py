@@ -16,7 +16,7 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-# The label on every container Dockyter starts (dockyter.contract.MANAGED_LABEL, checked by
+# The label on every container Dockyter starts (dockyter.wire.contract.MANAGED_LABEL, checked by
 # test_infrastructure.py). Spelled out so that the test infrastructure works even while the
 # package does not import.
 MANAGED_LABEL = "io.dockyter.managed"

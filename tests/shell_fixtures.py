@@ -27,7 +27,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 from traitlets.config import Config
 
-from dockyter import backends
+from dockyter.backends import registry as backends
 from dockyter.backends.base import Backend, BackendStatus, RunRequest, RunResult
 
 

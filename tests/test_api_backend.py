@@ -32,14 +32,14 @@ from scripted_server import (
 from sinks import TimedSink
 from traitlets import TraitError
 
-from dockyter.backends.api import APIBackend
+from dockyter.backends.api.apibackend import APIBackend
 from dockyter.backends.base import RunRequest, RunResult
 from dockyter.backends.settings import StaticSettings
-from dockyter.contract import EXIT_INTERRUPTED, EXIT_TIMEOUT
 from dockyter.core import Dockyter
-from dockyter.dockerargs import parse_run_args
 from dockyter.errors import BackendError
 from dockyter.output import OutputSink
+from dockyter.wire.contract import EXIT_INTERRUPTED, EXIT_TIMEOUT
+from dockyter.wire.dockerargs import parse_run_args
 
 TOKEN = "tok-Sup3rSecret-4711"
 
@@ -682,8 +682,8 @@ def test_a_compressed_stream_is_still_read(server, backend):
 
 def test_requests_is_imported_only_with_the_api_backend():
     code = (
-        "import sys, dockyter.magics, dockyter.extension, dockyter.backends.docker; before = 'requests' in sys.modules; "
-        "from dockyter import backends; backends.backend_class('api'); print(before, 'requests' in sys.modules)"
+        "import sys, dockyter.ipython.magics, dockyter.ipython.extension, dockyter.backends.docker.dockerbackend; before = 'requests' in sys.modules; "
+        "from dockyter.backends.registry import backend_class; backend_class('api'); print(before, 'requests' in sys.modules)"
     )
     answer = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert answer.stdout.split() == ["False", "True"]

@@ -22,13 +22,13 @@ from IPython.utils.text import SList
 from server_fixtures import RunningServer, start_server
 from sinks import TimedSink
 
-from dockyter.backends.api import APIBackend
+from dockyter.backends.api.apibackend import APIBackend
 from dockyter.backends.base import RunRequest
 from dockyter.backends.settings import StaticSettings
-from dockyter.contract import EXIT_INTERRUPTED
-from dockyter.dockerargs import parse_run_args
 from dockyter.errors import BackendError, ContainerExitError, Interrupted
 from dockyter.output import OutputSink
+from dockyter.wire.contract import EXIT_INTERRUPTED
+from dockyter.wire.dockerargs import parse_run_args
 
 pytest.importorskip("fastapi", reason="dockyter-server needs the 'server' extra")
 pytestmark = pytest.mark.docker

@@ -10,7 +10,7 @@ import pytest
 from helpers import wait_until
 from IPython.core.completer import provisionalcompleter
 
-from dockyter.images import LocalImages
+from dockyter.wire.images import LocalImages
 
 
 def offered(shell, code: str) -> set[str]:

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from dockyter.configdoc import BEGIN, END, table_in, trait_table, with_table
+from dockyter.config.doctable import BEGIN, END, table_in, trait_table, with_table
 from dockyter.core import Dockyter
 
 PAGE = Path(__file__).parent.parent / "docs" / "configuration.md"
@@ -10,7 +10,7 @@ PAGE = Path(__file__).parent.parent / "docs" / "configuration.md"
 
 def test_the_trait_table_in_the_docs_is_generated_from_the_code():
     assert table_in(PAGE.read_text(encoding="utf-8")) == trait_table(), (
-        "docs/configuration.md is out of date: run `python -m dockyter.configdoc docs/configuration.md`"
+        "docs/configuration.md is out of date: run `python -m dockyter.config.doctable docs/configuration.md`"
     )
 
 

@@ -1,11 +1,11 @@
-"""Finding and reading dockyter.toml, without a shell: dockyter.config and dockyter.profiles."""
+"""Finding and reading dockyter.toml, without a shell: dockyter.config.tomlfile and dockyter.config.profiles."""
 
 import os
 
 import pytest
 from shell_fixtures import config_home  # noqa: F401 - fixture
 
-from dockyter.config import find_config_file, read_config_file
+from dockyter.config.tomlfile import find_config_file, read_config_file
 from dockyter.core import Dockyter
 
 TRAITS = Dockyter.class_traits(config=True)

@@ -1,10 +1,10 @@
 """The contract both ends share: one `docker run` argv skeleton, used by the client and the server alike."""
 
 from dockyter.backends.base import RunRequest
-from dockyter.backends.docker import DockerBackend
+from dockyter.backends.docker.dockerbackend import DockerBackend
 from dockyter.backends.settings import StaticSettings
-from dockyter.contract import INIT_ENV, MANAGED_LABEL, OWNER_LABEL, identity_args, limit_args, run_argv
-from dockyter.dockerargs import parse_run_args
+from dockyter.wire.contract import INIT_ENV, MANAGED_LABEL, OWNER_LABEL, identity_args, limit_args, run_argv
+from dockyter.wire.dockerargs import parse_run_args
 
 
 def test_the_argv_skeleton():

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from dockyter.dockerargs import DockerArgsError, parse_options, parse_run_args, split_line
+from dockyter.wire.dockerargs import DockerArgsError, parse_options, parse_run_args, split_line
 
 
 def options(line: str) -> list[tuple[str, str | None]]:

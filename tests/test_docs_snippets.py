@@ -65,7 +65,7 @@ from IPython.utils.text import SList
 from shell_fixtures import RecordingBackend, recording_backend, run  # noqa: F401 - fixture
 from traitlets.config import Config
 
-from dockyter import backends
+from dockyter.backends import registry as backends
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

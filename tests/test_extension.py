@@ -121,7 +121,7 @@ def test_status_as_text_and_html(ip):
     assert "backend" in text and "docker" in text
     assert "available" in text and "no: 'no-such-runtime' was not found" in text
     assert "! redirection  off" in text
-    from dockyter.status import StatusReport
+    from dockyter.ipython.tables import StatusReport
 
     ip.run_line_magic("config", "Dockyter.default_args = '-e A=1 img:1'")
     shown = []
@@ -129,7 +129,7 @@ def test_status_as_text_and_html(ip):
 
     original = IPython.display.display
     try:
-        import dockyter.magics as module
+        import dockyter.ipython.magics as module
 
         module.display = shown.append
         ip.run_line_magic("docker_status", "")

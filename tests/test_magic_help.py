@@ -1,6 +1,6 @@
 """``%%docker --help``, ``%docker --help`` and ``%%docker?``: one usage, generated from the option table."""
 
-from dockyter.magicline import OPTIONS
+from dockyter.ipython.cellline import OPTIONS
 
 
 def test_cell_help_prints_the_usage_and_runs_nothing(ip, cell):

@@ -2,8 +2,8 @@
 
 import pytest
 
-from dockyter.dockerargs import DockerArgsError
-from dockyter.magicline import parse_cell_line
+from dockyter.ipython.cellline import parse_cell_line
+from dockyter.wire.dockerargs import DockerArgsError
 
 
 def test_options_then_docker_args():

@@ -75,7 +75,7 @@ def test_loading_the_extension_removes_orphans(isolated_home, test_image):
 def test_cleanup_never_touches_live_owners_or_other_hosts(ip, test_image):
     import socket
 
-    from dockyter.contract import owner_id
+    from dockyter.wire.contract import owner_id
 
     mine = start_labelled(test_image, owner_id())  # this very process: alive
     elsewhere = start_labelled(test_image, "another-host:1:1")

@@ -13,7 +13,7 @@ import pytest
 from helpers import docker
 from scripted_server import ScriptedServer, event, stream
 
-from dockyter.pull import PullProgress, summary_line
+from dockyter.wire.pull import PullProgress, summary_line
 
 pytestmark = pytest.mark.docker
 

@@ -11,10 +11,10 @@ import os
 
 import pytest
 
-from dockyter.dockerargs import DockerArgsError
 from dockyter.server.allowlist import check_flag_names, parse_allowed_mounts
 from dockyter.server.policy import DEFAULT_SHELL, Policy, PolicyError
 from dockyter.server.settings import Settings, SettingsError
+from dockyter.wire.dockerargs import DockerArgsError
 
 IMAGE = "dockyter-test/bash:1"
 

@@ -16,12 +16,12 @@ import pytest
 from helpers import docker, wait_until
 
 from dockyter.backends.base import RunRequest
-from dockyter.backends.docker import DockerBackend
-from dockyter.dockerargs import parse_run_args
+from dockyter.backends.docker.dockerbackend import DockerBackend
 from dockyter.errors import SessionDead
 from dockyter.output import OutputSink
-from dockyter.sessions import SessionError, SessionManager
-from dockyter.sessionwire import FrameScanner, ansi_c_quote
+from dockyter.sessionmanager import SessionError, SessionManager
+from dockyter.wire.dockerargs import parse_run_args
+from dockyter.wire.sessionprotocol import FrameScanner, ansi_c_quote
 
 pytestmark = pytest.mark.docker
 

@@ -11,8 +11,8 @@ MEASURE = r"""
 import resource, sys
 from dockyter.backends.base import RunRequest
 from dockyter.backends.settings import StaticSettings
-from dockyter.backends.docker import DockerBackend
-from dockyter.dockerargs import parse_run_args
+from dockyter.backends.docker.dockerbackend import DockerBackend
+from dockyter.wire.dockerargs import parse_run_args
 from dockyter.output import OutputSink
 
 settings = StaticSettings()

@@ -11,10 +11,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
-from ..contract import DEFAULT_SHELL
-from ..dockerargs import RunArgs
-from ..images import LocalImages
 from ..output import OutputSink
+from ..wire.contract import DEFAULT_SHELL
+from ..wire.dockerargs import RunArgs
+from ..wire.images import LocalImages
 from .settings import BackendSettings
 
 
@@ -54,7 +54,7 @@ class BackendStatus:
 
 
 class SessionHandle(Protocol):
-    """A started session's container, as the backend drives it (see :mod:`dockyter.sessions`)."""
+    """A started session's container, as the backend drives it (see :mod:`dockyter.sessionmanager`)."""
 
     container: str  # what the listing shows: the container's name
 
@@ -118,7 +118,7 @@ class Backend(ABC):
     def local_images(self) -> list[str] | None:
         """The images this backend has at hand, as ``repository:tag``; None when it cannot say.
 
-        Slow (it may ask an engine): only the background cache of ``dockyter.images`` calls it.
+        Slow (it may ask an engine): only the background cache of ``dockyter.wire.images`` calls it.
         """
         return None
 

@@ -22,7 +22,7 @@ import errno
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..contract import (
+from ..wire.contract import (
     EXIT_CANNOT_RUN,
     MANAGED_LABEL,
     NAME_PREFIX,
@@ -34,7 +34,7 @@ from ..contract import (
     limit_args,
     run_argv,
 )
-from ..pull import PullFailed, PullProgress, last_value, pull
+from ..wire.pull import PullFailed, PullProgress, last_value, pull
 from .executorerrors import CommandTooLong, EngineUnavailable, ExecutorError, check_argv_size
 from .policy import Plan
 from .runlife import EXIT_CODES, QUEUE_EVENTS, Event, Run

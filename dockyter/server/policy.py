@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import NoReturn
 
-from ..contract import DEFAULT_SHELL
-from ..dockerargs import DockerOption, RunArgs, parse_run_args
+from ..wire.contract import DEFAULT_SHELL
+from ..wire.dockerargs import DockerOption, RunArgs, parse_run_args
 from .allowlist import NEVER_ALLOWED, AllowedMount
 from .hostview import HostSurvey, HostView, normalise, within
 from .mountpath import PathRefused, resolve_source, trusted_links

@@ -15,8 +15,8 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from ..contract import MANAGED_LABEL, NAME_PREFIX, OWNER_LABEL, READ_SIZE, limit_args
-from ..sessionwire import (
+from ..wire.contract import MANAGED_LABEL, NAME_PREFIX, OWNER_LABEL, READ_SIZE, limit_args
+from ..wire.sessionprotocol import (
     INTERRUPT_SCRIPT,
     KILL_SCRIPT,
     SESSION_LABEL,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable
 
-from ..dockerargs import DockerOption
+from ..wire.dockerargs import DockerOption
 
 # docker run option -> docker service create option taking the same value.
 SAME_VALUE: dict[str, str] = {

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..contract import (
+from ..wire.contract import (
     MANAGED_LABEL,
     NAME_PREFIX,
     OWNER_LABEL,
@@ -32,7 +32,7 @@ from ..contract import (
     IncrementalText,
     limit_args,
 )
-from ..dockerargs import parse_run_args
+from ..wire.dockerargs import parse_run_args
 from .control import captured
 from .executor import ENGINE_DOWN, Control, ExecutorError, check_argv_size
 from .executorerrors import EngineUnavailable

@@ -11,8 +11,8 @@ import difflib
 import keyword
 from dataclasses import dataclass, field
 
-from .dockerargs import ALIASES, BOOL_FLAGS, SHORT_FLAGS, VALUE_FLAGS, DockerArgsError, split_line
-from .output import Stream
+from ..output import Stream
+from ..wire.dockerargs import ALIASES, BOOL_FLAGS, SHORT_FLAGS, VALUE_FLAGS, DockerArgsError, split_line
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,10 @@ import subprocess
 import time
 from typing import IO, TYPE_CHECKING
 
-from ..contract import (
+from ...errors import BackendError, RuntimeNotFound, SessionDead
+from ...lifecycle import given_name
+from ...output import OutputSink, ProgressLine, Stream
+from ...wire.contract import (
     EXIT_CANNOT_RUN,
     EXIT_INTERRUPTED,
     EXIT_TIMEOUT,
@@ -30,17 +33,14 @@ from ..contract import (
     owner_is_gone,
     run_argv,
 )
-from ..control import control
-from ..dockerargs import RunArgs
-from ..errors import BackendError, RuntimeNotFound, SessionDead
-from ..lifecycle import given_name
-from ..output import OutputSink, ProgressLine, Stream
-from ..pull import PullFailed, last_value, needs_pull, pull
-from .base import Backend, BackendStatus, RunRequest, RunResult
+from ...wire.dockerargs import RunArgs
+from ...wire.pull import PullFailed, last_value, needs_pull, pull
+from ..base import Backend, BackendStatus, RunRequest, RunResult
+from .cli import control
 
 if TYPE_CHECKING:
-    from ..dockerargs import RunArgs
-    from ..sessionshell import SessionShell
+    from ...wire.dockerargs import RunArgs
+    from .sessionshell import SessionShell
 
 # A SIGINT may be delivered to another thread of the kernel; Python then raises KeyboardInterrupt
 # in the main thread only once it runs bytecode again, so never block longer than this.
@@ -166,7 +166,7 @@ class DockerBackend(Backend):
     # -- status and cleanup -----------------------------------------------------------------
 
     def open_session(self, name: str, args: RunArgs) -> SessionShell:
-        from ..sessionshell import SessionShell  # only when sessions are used
+        from .sessionshell import SessionShell  # only when sessions are used
 
         not_started = self._pull_if_missing(args)  # the same progress line as a cell's
         if not_started is not None:

@@ -12,7 +12,7 @@ from typing import Any, cast
 
 from traitlets import Bool, Dict, Float, Int, List, TraitType, Unicode
 
-from .contract import SECRET_HEADER
+from ..wire.contract import SECRET_HEADER
 
 # Traits whose values are never shown, and which a project's own file should not hold.
 SECRET_TRAITS = frozenset({"api_token"})

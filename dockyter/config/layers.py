@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Any
 from traitlets import TraitError
 from traitlets.utils.bunch import Bunch
 
-from .config import FileConfig, Problem, candidates, find_config_file, read_config_file
-from .errors import BadUsage, say
+from ..errors import BadUsage, say
 from .profiles import Profile, applied_for_one_cell, apply, find_profile
+from .tomlfile import FileConfig, Problem, candidates, find_config_file, read_config_file
 from .tomlvalues import TOKEN_VARIABLE, masked
 
 if TYPE_CHECKING:
-    from .core import Dockyter
+    from ..core import Dockyter
 
 DEFAULT = "default"
 IPYTHON = "ipython_config.py"

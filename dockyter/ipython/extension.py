@@ -6,9 +6,9 @@ from typing import Any
 
 from IPython.core.interactiveshell import InteractiveShell
 
+from ..core import Dockyter
 from . import completion
-from .core import Dockyter
-from .magicline import SWITCHES, VALUE_OPTIONS
+from .cellline import SWITCHES, VALUE_OPTIONS
 from .magics import DockyterMagics
 
 # The core registered on each shell, so unload (and tests) can find it.

@@ -15,11 +15,11 @@ from traitlets import Bool, Dict, Float, TraitError, TraitType, Unicode, validat
 from traitlets.config import Configurable
 from traitlets.utils.bunch import Bunch
 
-from . import backends
+from ..backends.registry import known_backends
+from ..backends.settings import api_url_problem
+from ..wire.contract import DEFAULT_SHELL
+from ..wire.dockerargs import DockerArgsError, parse_run_args
 from .argv import words_setting
-from .backends.settings import api_url_problem
-from .contract import DEFAULT_SHELL
-from .dockerargs import DockerArgsError, parse_run_args
 from .tomlvalues import MASKED_TRAITS, masked
 
 
@@ -162,8 +162,8 @@ class DockyterTraits(Configurable):
     @validate("backend")
     def _check_backend(self, proposal: Bunch) -> str:
         name: str = proposal["value"]
-        if name not in backends.known_backends():
-            raise TraitError(f"unknown backend {name!r}; known backends: {', '.join(backends.known_backends())}")
+        if name not in known_backends():
+            raise TraitError(f"unknown backend {name!r}; known backends: {', '.join(known_backends())}")
         return name
 
     @validate("default_args")

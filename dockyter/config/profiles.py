@@ -23,8 +23,8 @@ from typing import Any
 
 from traitlets import HasTraits, TraitError, TraitType
 
-from .dockerargs import DockerArgsError, parse_run_args
-from .errors import BadUsage
+from ..errors import BadUsage
+from ..wire.dockerargs import DockerArgsError, parse_run_args
 from .tomlvalues import SECRET_TRAITS, describe, did_you_mean, masked, type_mismatch
 
 # Set by the profile itself or by applying it, never as overrides: why, for the warning.

@@ -15,15 +15,15 @@ from urllib.parse import quote
 
 import requests
 
-from ..errors import BackendError, SessionDead
-from ..output import OutputSink
-from .api_call import Execution
-from .api_replies import json_or_none, refusal
-from .base import RunRequest, RunResult
+from ...errors import BackendError, SessionDead
+from ...output import OutputSink
+from ..base import RunRequest, RunResult
+from .call import Execution
+from .replies import json_or_none, refusal
 
 if TYPE_CHECKING:
-    from ..dockerargs import RunArgs
-    from .api import APIBackend
+    from ...wire.dockerargs import RunArgs
+    from .apibackend import APIBackend
 
 START_TIMEOUT = 300.0  # seconds for the server to start the container (an image pull included)
 CONTROL_TIMEOUT = 20.0

@@ -20,14 +20,14 @@ from IPython.core.magic import Magics, magics_class
 from IPython.display import display as _display
 from traitlets import TraitError
 
-from . import backends
-from .core import Dockyter, cell_asker, parse_args
-from .dockerargs import DockerArgsError, split_line
-from .errors import BadUsage, say
-from .linechecks import eaten_backslashes
-from .magicline import OPTIONS, CellOptions, parse_cell_line
+from ..backends.registry import known_backends
+from ..core import Dockyter, cell_asker, parse_args
+from ..errors import BadUsage, say
+from ..linechecks import eaten_backslashes
+from ..wire.dockerargs import DockerArgsError, split_line
+from .cellline import OPTIONS, CellOptions, parse_cell_line
 from .sessionmagic import SESSION_USAGE, SessionTable, session_command
-from .status import StatusReport
+from .tables import StatusReport
 
 __all__ = ["Dockyter", "DockyterMagics"]
 
@@ -78,7 +78,7 @@ Example:
 
 
 def cell_usage() -> str:
-    """The ``%%docker`` usage, generated from the option table of :mod:`dockyter.magicline`."""
+    """The ``%%docker`` usage, generated from the option table of :mod:`dockyter.ipython.cellline`."""
     # argparse formats usage and help with %: a literal % is written %%.
     parser = argparse.ArgumentParser(
         prog="%%docker",
@@ -290,7 +290,7 @@ class DockyterMagics(Magics):
         with usage_errors("%docker_backend: "):
             words = split_line(line, comments=True)
         if not words:
-            raise UsageError(f"usage: %docker_backend {{{'|'.join(backends.known_backends())}}} [URL]")
+            raise UsageError(f"usage: %docker_backend {{{'|'.join(known_backends())}}} [URL]")
         name, rest = words[0], words[1:]
         with usage_errors():
             if name == "api":

@@ -1,9 +1,9 @@
 """The kernel's sessions by name: start, run a cell, stop, restart, list, and stop idle ones.
 
 A session is a container that outlives its cells, started by the active backend
-(``Backend.open_session``): locally a :class:`~dockyter.sessionshell.SessionShell`, labelled
+(``Backend.open_session``): locally a :class:`~dockyter.backends.docker.sessionshell.SessionShell`, labelled
 like every container Dockyter starts (managed, owner: so a dead kernel's sessions are found by
-the next load's cleanup and ``%docker_cleanup``) plus :data:`~dockyter.sessionwire.SESSION_LABEL`
+the next load's cleanup and ``%docker_cleanup``) plus :data:`~dockyter.wire.sessionprotocol.SESSION_LABEL`
 with its name; through the API, a session on ``dockyter-server``. Settings
 (``stop_grace``, ``session_idle_timeout``) are read from the ``Dockyter`` configurable when used.
 """
@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .backends.base import Backend, RunRequest, RunResult, SessionHandle
-from .dockerargs import RunArgs
+from .backends.docker.sessionshell import SessionShell
 from .errors import BadUsage, SessionDead
 from .output import OutputSink
-from .sessionshell import SessionShell
+from .wire.dockerargs import RunArgs
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 # docker run options that would take the session's shell away from us.

@@ -1,7 +1,7 @@
 """Tab completion for Dockyter's magics, as IPython custom completers.
 
 ``%%docker --<TAB>`` offers Dockyter's options and ``docker run`` flags; the image position
-offers the engine's local images (from :class:`~dockyter.images.LocalImages`, a cache
+offers the engine's local images (from :class:`~dockyter.wire.images.LocalImages`, a cache
 refreshed in the background, so a TAB never waits for the engine); ``%docker_profile`` the
 profiles of dockyter.toml, ``%docker_backend`` the backends, ``%docker_session`` the sessions.
 
@@ -17,8 +17,8 @@ from typing import Any
 
 from IPython.core.error import TryNext
 
-from . import backends
-from .dockerargs import ALIASES, BOOL_FLAGS, SHORT_FLAGS, VALUE_FLAGS
+from ..backends.registry import known_backends
+from ..wire.dockerargs import ALIASES, BOOL_FLAGS, SHORT_FLAGS, VALUE_FLAGS
 
 HOOK = "complete_command"
 # A few flags whose values are a short fixed list worth offering.
@@ -160,7 +160,7 @@ def completers(sources: Sources) -> dict[str, Callable[[Any, SimpleNamespace], l
         "%%docker": lambda shell, event: _run_line(sources, event, own=True),
         "%docker": lambda shell, event: _run_line(sources, event, own=False),
         "%docker_profile": _first_argument(lambda: [*sources.profiles(), "--off"]),
-        "%docker_backend": _first_argument(backends.known_backends),
+        "%docker_backend": _first_argument(known_backends),
         "%docker_session": _first_argument(sources.sessions),
     }
 

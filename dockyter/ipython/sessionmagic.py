@@ -1,13 +1,13 @@
-"""``%docker_session``: start, list, stop and restart sessions (the work is in :mod:`dockyter.sessions`)."""
+"""``%docker_session``: start, list, stop and restart sessions (the work is in :mod:`dockyter.sessionmanager`)."""
 
 from __future__ import annotations
 
 import html
 from typing import Any
 
-from .core import Dockyter, parse_args
-from .dockerargs import split_line
-from .errors import BadUsage
+from ..core import Dockyter, parse_args
+from ..errors import BadUsage
+from ..wire.dockerargs import split_line
 
 SESSION_USAGE = """\
 usage: %docker_session                                   list the sessions

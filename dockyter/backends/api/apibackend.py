@@ -23,17 +23,17 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from ..contract import DEFAULT_SHELL, NDJSON, SECRET_HEADER
-from ..errors import BackendError
-from ..output import OutputSink
-from .api_call import Execution
-from .api_replies import TOKEN_HINT, json_or_none, reason, refusal_of_health, speaks_plain_http
-from .base import Backend, BackendStatus, RunRequest, RunResult
-from .settings import BackendSettings, api_url_problem
+from ...errors import BackendError
+from ...output import OutputSink
+from ...wire.contract import DEFAULT_SHELL, NDJSON, SECRET_HEADER
+from ..base import Backend, BackendStatus, RunRequest, RunResult
+from ..settings import BackendSettings, api_url_problem
+from .call import Execution
+from .replies import TOKEN_HINT, json_or_none, reason, refusal_of_health, speaks_plain_http
 
 if TYPE_CHECKING:
-    from ..dockerargs import RunArgs
-    from .api_session import RemoteSession
+    from ...wire.dockerargs import RunArgs
+    from .remotesession import RemoteSession
 
 HEALTH_TIMEOUT = 10.0
 URL_HINT = "set Dockyter.api_url or use %docker_backend api URL"
@@ -179,7 +179,7 @@ class APIBackend(Backend):
         return body
 
     def open_session(self, name: str, args: RunArgs) -> RemoteSession:
-        from .api_session import RemoteSession
+        from .remotesession import RemoteSession
 
         return RemoteSession.open(self, name, args)
 

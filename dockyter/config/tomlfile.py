@@ -17,7 +17,7 @@ and a ``[Dockyter]`` table that sets any trait by its own name, as ``c.Dockyter.
 ``ipython_config.py``. Reading never raises for bad input: every problem becomes one
 :class:`Problem` line, and whatever else the file says is still used. Whether a value is
 acceptable beyond its type (a known backend, a parseable image...) is decided by the trait
-itself when the value is applied (see :mod:`dockyter.layers`).
+itself when the value is applied (see :mod:`dockyter.config.layers`).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The container is ``docker run -i --rm ... IMAGE bash --login -i`` kept attached: its
 stdin is our pipe, its stdout and stderr come back apart. Cells are fed one line each
-(:mod:`dockyter.sessionwire`). Two reader threads copy the pipes into a queue while a cell
+(:mod:`dockyter.wire.sessionprotocol`). Two reader threads copy the pipes into a queue while a cell
 runs; between cells they keep at most :data:`IDLE_KEEP` bytes of what background processes
 print, shown at the start of the next cell, so a chatty server neither blocks nor fills memory.
 
@@ -21,9 +21,9 @@ import time
 from collections.abc import Sequence
 from typing import IO
 
-from .backends.base import RunRequest, RunResult
-from .backends.settings import DockerSettings
-from .contract import (
+from ...errors import DockyterError, Interrupted, RuntimeNotFound, SessionDead
+from ...output import OutputSink, Stream
+from ...wire.contract import (
     EXIT_INTERRUPTED,
     EXIT_TIMEOUT,
     MANAGED_LABEL,
@@ -32,11 +32,8 @@ from .contract import (
     new_container_name,
     owner_id,
 )
-from .control import control
-from .dockerargs import RunArgs
-from .errors import DockyterError, Interrupted, RuntimeNotFound, SessionDead
-from .output import OutputSink, Stream
-from .sessionwire import (
+from ...wire.dockerargs import RunArgs
+from ...wire.sessionprotocol import (
     INTERRUPT_SCRIPT,
     KILL_SCRIPT,
     SESSION_LABEL,
@@ -48,6 +45,9 @@ from .sessionwire import (
     setup_line,
     sync_line,
 )
+from ..base import RunRequest, RunResult
+from ..settings import DockerSettings
+from .cli import control
 
 SIGNAL_CHECK = 0.2  # never block longer than this, so an interrupt is seen (see backends/docker.py)
 IDLE_KEEP = 65536  # bytes of background output kept between cells, per session

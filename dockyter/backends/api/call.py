@@ -18,15 +18,15 @@ import requests
 from urllib3.exceptions import HTTPError as TransportError
 from urllib3.exceptions import ReadTimeoutError
 
-from ..contract import EXIT_INTERRUPTED, EXIT_TIMEOUT, NDJSON, READ_SIZE
-from ..errors import BackendError
-from ..output import OutputSink, ProgressLine
-from ..pull import progress_line, summary_line
-from .api_replies import excerpt, reason, refusal
-from .base import RunRequest, RunResult
+from ...errors import BackendError
+from ...output import OutputSink, ProgressLine
+from ...wire.contract import EXIT_INTERRUPTED, EXIT_TIMEOUT, NDJSON, READ_SIZE
+from ...wire.pull import progress_line, summary_line
+from ..base import RunRequest, RunResult
+from .replies import excerpt, reason, refusal
 
 if TYPE_CHECKING:
-    from .api import APIBackend
+    from .apibackend import APIBackend
 
 ACCEPT = f"{NDJSON}, application/json;q=0.9"
 TIMEOUT_GRACE = 2.0  # seconds a server gets to report its own timeout before we stop waiting
