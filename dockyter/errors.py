@@ -45,6 +45,10 @@ class BadUsage(DockyterError):
     exit_code = EXIT_USAGE
 
 
+class BadSessionRequest(BadUsage):
+    """A session name or request that cannot be used (no such session, a name taken, a refused option)."""
+
+
 class BackendError(DockyterError):
     """The backend could not run the request at all (no daemon, HTTP error, ...)."""
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from .backends.base import Backend, RunRequest, RunResult, SessionHandle
 from .backends.docker.sessionshell import SessionShell
-from .errors import BadUsage, SessionDead
+from .errors import BadSessionRequest, SessionDead
 from .output import OutputSink
 from .wire.dockerargs import RunArgs
 
@@ -35,10 +35,6 @@ REFUSED_OPTIONS = {
     "--name": "Dockyter names session containers (the session's name is on its label)",
 }
 REAP_EVERY = 30.0  # seconds between idle checks, at most
-
-
-class SessionError(BadUsage):
-    """A session name or request that cannot be used (a usage error); the message says what to do."""
 
 
 @dataclass
@@ -88,12 +84,12 @@ class SessionManager:
             hint = f"; sessions: {', '.join(known)}"
         else:
             hint = "; start one with %docker_session start NAME IMAGE"
-        raise SessionError(f"no session named {name!r}{hint}")
+        raise BadSessionRequest(f"no session named {name!r}{hint}")
 
     @staticmethod
     def check_name(name: str) -> None:
         if not NAME.fullmatch(name):
-            raise SessionError(
+            raise BadSessionRequest(
                 f"invalid session name {name!r}: use letters, digits, '_', '.' or '-' (at most 63), starting with a letter or digit"
             )
 
@@ -104,10 +100,10 @@ class SessionManager:
         self.check_name(name)
         for option, why in REFUSED_OPTIONS.items():
             if args.has(option) or args.values(option):
-                raise SessionError(f"{option} cannot be used for a session: {why}")
+                raise BadSessionRequest(f"{option} cannot be used for a session: {why}")
         existing = self.sessions.get(name)
         if existing is not None and existing.ended is None:
-            raise SessionError(
+            raise BadSessionRequest(
                 f"a session named {name!r} is already running ({existing.args.image}): "
                 f"use it, or %docker_session stop {name} first, or pick another name"
             )

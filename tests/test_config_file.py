@@ -5,7 +5,7 @@ import os
 import pytest
 from shell_fixtures import config_home  # noqa: F401 - fixture
 
-from dockyter.config.tomlfile import find_config_file, read_config_file
+from dockyter.config.tomlfile import find_toml_file, read_toml_file
 from dockyter.core import Dockyter
 
 TRAITS = Dockyter.class_traits(config=True)
@@ -25,7 +25,7 @@ ORIGINAL_EXAMPLE = """
 
 
 def read(home, text, where=None):
-    return read_config_file(home.write(where or home.user, text), TRAITS)
+    return read_toml_file(home.write(where or home.user, text), TRAITS)
 
 
 def messages(result):
@@ -36,7 +36,7 @@ def messages(result):
 
 
 def test_no_file_anywhere(config_home):
-    assert find_config_file() == (None, [])
+    assert find_toml_file() == (None, [])
 
 
 def test_search_order_first_existing_file_wins(config_home, tmp_path, monkeypatch):
@@ -46,31 +46,31 @@ def test_search_order_first_existing_file_wins(config_home, tmp_path, monkeypatc
     monkeypatch.setenv("DOCKYTER_CONFIG", str(explicit))
     order = [explicit, config_home.project, config_home.user, config_home.xdg]
     for expected in order:
-        assert find_config_file()[0] == expected
+        assert find_toml_file()[0] == expected
         expected.unlink()
-    assert find_config_file()[0] is None
+    assert find_toml_file()[0] is None
 
 
 def test_xdg_config_home_is_honoured_and_defaults_to_dot_config(config_home, tmp_path, monkeypatch):
     default_place = config_home.write(config_home.xdg, "")
     custom = config_home.write(tmp_path / "xdg" / "dockyter" / "config.toml", "")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    assert find_config_file()[0] == custom
+    assert find_toml_file()[0] == custom
     monkeypatch.delenv("XDG_CONFIG_HOME")
-    assert find_config_file()[0] == default_place
+    assert find_toml_file()[0] == default_place
 
 
 def test_project_file_is_found_relative_to_the_working_directory(config_home, tmp_path, monkeypatch):
     config_home.write(config_home.project, "")
-    assert find_config_file()[0] == config_home.project
+    assert find_toml_file()[0] == config_home.project
     monkeypatch.chdir(tmp_path)
-    assert find_config_file()[0] is None
+    assert find_toml_file()[0] is None
 
 
 def test_dockyter_config_naming_nothing_is_a_warning_and_the_search_goes_on(config_home, monkeypatch):
     config_home.write(config_home.user, "")
     monkeypatch.setenv("DOCKYTER_CONFIG", "/nonexistent/dockyter.toml")
-    path, problems = find_config_file()
+    path, problems = find_toml_file()
     assert path == config_home.user
     assert [str(p) for p in problems] == [
         "warning: $DOCKYTER_CONFIG names /nonexistent/dockyter.toml, which is not a file; looking further"
@@ -173,7 +173,7 @@ def test_invalid_toml_names_the_file_and_the_line(config_home):
 
 def test_a_file_that_is_not_utf8_is_one_line(config_home):
     config_home.user.write_bytes(b'[docker]\ndefault_args = "\xff"\n')
-    (line,) = messages(read_config_file(config_home.user, TRAITS))
+    (line,) = messages(read_toml_file(config_home.user, TRAITS))
     assert str(config_home.user) in line and line.startswith("error:")
 
 

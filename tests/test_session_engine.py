@@ -17,9 +17,9 @@ from helpers import docker, wait_until
 
 from dockyter.backends.base import RunRequest
 from dockyter.backends.docker.dockerbackend import DockerBackend
-from dockyter.errors import SessionDead
+from dockyter.errors import BadSessionRequest, SessionDead
 from dockyter.output import OutputSink
-from dockyter.sessionmanager import SessionError, SessionManager
+from dockyter.sessionmanager import SessionManager
 from dockyter.wire.dockerargs import parse_run_args
 from dockyter.wire.sessionprotocol import FrameScanner, ansi_c_quote
 
@@ -175,13 +175,13 @@ def test_a_container_removed_from_outside(manager, test_image):
 
 def test_names_taken_unknown_and_invalid(manager, test_image):
     manager.start("analysis", parse_run_args(test_image))
-    with pytest.raises(SessionError, match="already running"):
+    with pytest.raises(BadSessionRequest, match="already running"):
         manager.start("analysis", parse_run_args(test_image))
-    with pytest.raises(SessionError, match="did you mean 'analysis'"):
+    with pytest.raises(BadSessionRequest, match="did you mean 'analysis'"):
         Ran(manager, "analysys", "true")
-    with pytest.raises(SessionError, match="invalid session name"):
+    with pytest.raises(BadSessionRequest, match="invalid session name"):
         manager.start("no/slash", parse_run_args(test_image))
-    with pytest.raises(SessionError, match="--tty cannot be used"):
+    with pytest.raises(BadSessionRequest, match="--tty cannot be used"):
         manager.start("t", parse_run_args(f"-t {test_image}"))
 
 

@@ -17,6 +17,10 @@ from ..wire.dockerargs import RunArgs
 from ..wire.images import LocalImages
 from .settings import BackendSettings
 
+# Seconds a short control command may take before it is given up on: a CLI call (kill, rm,
+# exec, stats, version) or a small HTTP request (a session's start check, lookup or removal).
+CONTROL_TIMEOUT = 20.0
+
 
 @dataclass(frozen=True)
 class RunRequest:

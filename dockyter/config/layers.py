@@ -25,7 +25,7 @@ from traitlets.utils.bunch import Bunch
 
 from ..errors import BadUsage, say
 from .profiles import Profile, applied_for_one_cell, apply, find_profile
-from .tomlfile import FileConfig, Problem, candidates, find_config_file, read_config_file
+from .tomlfile import FileConfig, Problem, candidates, find_toml_file, read_toml_file
 from .tomlvalues import TOKEN_VARIABLE, masked
 
 if TYPE_CHECKING:
@@ -85,8 +85,8 @@ class Layers:
         Run-time values are kept. Each problem is one line on stderr (or handed to ``announce``),
         and everything else in the file (and every other layer) still applies.
         """
-        path, problems = find_config_file()
-        self.file = read_config_file(path, self.traits) if path else FileConfig()
+        path, problems = find_toml_file()
+        self.file = read_toml_file(path, self.traits) if path else FileConfig()
         problems += self.file.problems + self._apply_layers()
         if announce is not None:
             announce(problems)

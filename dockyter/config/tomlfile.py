@@ -91,7 +91,7 @@ def candidates(environ: Mapping[str, str] | None = None) -> list[Path]:
     return ([Path(explicit).expanduser().absolute()] if explicit else []) + paths
 
 
-def find_config_file(environ: Mapping[str, str] | None = None) -> tuple[Path | None, list[Problem]]:
+def find_toml_file(environ: Mapping[str, str] | None = None) -> tuple[Path | None, list[Problem]]:
     """The first candidate that exists, and a warning if ``$DOCKYTER_CONFIG`` names nothing."""
     environ = os.environ if environ is None else environ
     problems = []
@@ -113,7 +113,7 @@ def is_project_file(path: Path) -> bool:
 # -- reading it ----------------------------------------------------------------------------------
 
 
-def read_config_file(path: Path, traits: Mapping[str, TraitType[Any, Any]]) -> FileConfig:
+def read_toml_file(path: Path, traits: Mapping[str, TraitType[Any, Any]]) -> FileConfig:
     """Read ``path`` against the configurable ``traits`` (name -> trait). Never raises for bad input."""
     result = FileConfig(path=path)
     try:

@@ -28,7 +28,7 @@ from ...output import OutputSink
 from ...wire.contract import DEFAULT_SHELL, NDJSON, SECRET_HEADER
 from ..base import Backend, BackendStatus, RunRequest, RunResult
 from ..settings import BackendSettings, api_url_problem
-from .call import Execution
+from .call import ExecuteCall
 from .replies import TOKEN_HINT, json_or_none, reason, refusal_of_health, speaks_plain_http
 
 if TYPE_CHECKING:
@@ -185,7 +185,7 @@ class APIBackend(Backend):
 
     def run(self, request: RunRequest, sink: OutputSink) -> RunResult:
         url = self.base_url() + "/execute"
-        execution = Execution(self, request, sink)
+        execution = ExecuteCall(self, request, sink)
         try:
             return execution.run(url)
         finally:

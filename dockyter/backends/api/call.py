@@ -37,7 +37,7 @@ class _DeadlineReached(Exception):
     """The request's timeout (plus the server's grace) passed on our side."""
 
 
-class Execution:
+class ExecuteCall:
     """One ``/execute`` call: sends it, pumps the reply into the sink, cancels it when told to stop."""
 
     def __init__(self, backend: APIBackend, request: RunRequest, sink: OutputSink) -> None:

@@ -1,7 +1,7 @@
 """A session on a Dockyter server, driven over HTTP (docs/api.md, "Sessions").
 
 ``POST /sessions`` starts it, ``POST /sessions/{id}/execute`` runs each cell exactly as
-``/execute`` does (the same :class:`~dockyter.backends.api_call.Execution`: live NDJSON,
+``/execute`` does (the same :class:`~dockyter.backends.api.call.ExecuteCall`: live NDJSON,
 cancel by id on interrupt or timeout, which stops the command and keeps the session), and
 ``DELETE /sessions/{id}`` ends it. A server whose ``/health`` does not list the ``sessions``
 feature (an older ``dockyter-server``, or one that implements only the original contract) has
@@ -17,8 +17,8 @@ import requests
 
 from ...errors import BackendError, SessionDead
 from ...output import OutputSink
-from ..base import RunRequest, RunResult
-from .call import Execution
+from ..base import CONTROL_TIMEOUT, RunRequest, RunResult
+from .call import ExecuteCall
 from .replies import json_or_none, refusal
 
 if TYPE_CHECKING:
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from .apibackend import APIBackend
 
 START_TIMEOUT = 300.0  # seconds for the server to start the container (an image pull included)
-CONTROL_TIMEOUT = 20.0
 
 
 class RemoteSession:
@@ -99,7 +98,7 @@ class RemoteSession:
     def run(self, request: RunRequest, sink: OutputSink, stop_grace: float) -> RunResult:
         """One cell in the session; the server applies its own stop grace to an interrupt."""
         try:
-            result = Execution(self.backend, request, sink).run(self.url + "/execute", base=self.base)
+            result = ExecuteCall(self.backend, request, sink).run(self.url + "/execute", base=self.base)
         except BackendError:
             if self._gone():
                 raise SessionDead(self.ended or "the server no longer has it") from None
