@@ -18,7 +18,7 @@ import threading
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from subprocess import CalledProcessError
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from traitlets import TraitError, default, observe
 from traitlets.config import Config
@@ -38,10 +38,23 @@ from .shorthands import with_shorthands
 from .wire.dockerargs import DockerArgsError, RunArgs, parse_run_args
 
 if TYPE_CHECKING:
-    from IPython.core.interactiveshell import InteractiveShell
-
-    from .ipython.redirect import Redirection
     from .sessionmanager import SessionManager
+
+
+class Shell(Protocol):
+    """What the core needs of the IPython shell it serves: the user's namespace (``_exit_code``,
+    ``--out`` variables). The shell is also the core's traitlets parent, for ``c.Dockyter.*``."""
+
+    user_ns: dict[str, Any]
+
+
+class Redirector(Protocol):
+    """What routes ``!`` commands into containers on the shell (:mod:`dockyter.ipython.redirect`),
+    turned on and off by the ``redirect`` trait."""
+
+    def install(self) -> None: ...
+
+    def remove(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -72,7 +85,7 @@ class Ran:
 class Dockyter(DockyterTraits):
     """Run cells and ``!`` commands in containers: ``%%docker``, ``%docker`` and friends."""
 
-    def __init__(self, ipython: InteractiveShell | None = None, **kwargs: Any) -> None:
+    def __init__(self, ipython: Shell | None = None, **kwargs: Any) -> None:
         """``ipython``: the InteractiveShell whose ``user_ns`` and ``!`` this instance serves (None: neither)."""
         if ipython is not None and hasattr(ipython, "config"):
             kwargs.setdefault("parent", ipython)  # so c.Dockyter.* of the shell's config applies
@@ -80,16 +93,12 @@ class Dockyter(DockyterTraits):
         # Before the configuration is loaded: its values fire the observers below.
         self._backend: Backend | None = None
         self._sessions: SessionManager | None = None
-        self._redirection: Redirection | None = None
+        self._redirection: Redirector | None = None  # given by the extension (attach_redirection)
         self.announcer = Announcer(ipython)
         # Values of the IPython configuration a trait refused: name -> value. Kept out of the
         # layers, so the value below stays in force (see _load_config).
         self.refused_config: dict[str, Any] = {}
         self.config_problems: list[str] = []
-        if ipython is not None:
-            from .ipython.redirect import Redirection  # imports IPython: only with a shell
-
-            self._redirection = Redirection(ipython, self.run_bang)
         super().__init__(**kwargs)
         self.layers = Layers(self)  # provenance of each value; dockyter.toml is applied by extension.load
 
@@ -139,6 +148,12 @@ class Dockyter(DockyterTraits):
         if self._backend is not None:
             self._backend.close()
         self._backend = None
+
+    def attach_redirection(self, redirection: Redirector) -> None:
+        """Route ``!`` with ``redirection`` from now on, whenever ``redirect`` is on (it may be already)."""
+        self._redirection = redirection
+        if self.redirect:
+            redirection.install()
 
     @observe("redirect")
     def _toggle_redirection(self, change: Bunch) -> None:

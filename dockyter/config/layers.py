@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from copy import deepcopy
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from traitlets import TraitError
 from traitlets.utils.bunch import Bunch
@@ -27,9 +27,7 @@ from ..errors import BadUsage, say
 from .profiles import Profile, applied_for_one_cell, apply, find_profile
 from .tomlfile import FileConfig, Problem, candidates, find_toml_file, read_toml_file
 from .tomlvalues import TOKEN_VARIABLE, masked
-
-if TYPE_CHECKING:
-    from ..core import Dockyter
+from .traits import DockyterTraits
 
 DEFAULT = "default"
 IPYTHON = "ipython_config.py"
@@ -48,8 +46,12 @@ class ActiveProfile:
 class Layers:
     """The layered configuration of one ``Dockyter`` instance and the provenance of each value."""
 
-    def __init__(self, settings: Dockyter) -> None:
-        """Call at the end of the instance's ``__init__``: traitlets has just applied the IPython config."""
+    def __init__(self, settings: DockyterTraits) -> None:
+        """Call at the end of the instance's ``__init__``: traitlets has just applied the IPython config.
+
+        ``settings`` is the ``Dockyter`` core; the values its traits refused while loading the
+        IPython config are in its ``refused_config``, and are never applied.
+        """
         self.settings = settings
         self.traits = settings.class_traits(config=True)
         section = settings.config.get(type(settings).__name__) or {}

@@ -10,6 +10,7 @@ from ..core import Dockyter
 from . import completion
 from .cellline import SWITCHES, VALUE_OPTIONS
 from .magics import DockyterMagics
+from .redirect import Redirection
 
 # The core registered on each shell, so unload (and tests) can find it.
 _ATTRIBUTE = "_dockyter"
@@ -20,6 +21,7 @@ def load(shell: InteractiveShell) -> Dockyter:
     if existing is not None:
         return existing
     core = Dockyter(ipython=shell)
+    core.attach_redirection(Redirection(shell, core.run_bang))
     configurables: list[Any] = shell.configurables  # IPython annotates it as a list of shells
     configurables.append(core)  # %config Dockyter finds it here
     shell.register_magics(DockyterMagics(shell, core))

@@ -7,6 +7,6 @@
 ``pull``             pulling an image with progress (the engine's API, else ``docker pull``)
 ``images``           image names as the engine writes them, and the kernel's cache of them
 
-May import: the standard library only. The server imports
+May import: the standard library only (tests/test_imports.py checks it). The server imports
 nothing else from the client side.
 """

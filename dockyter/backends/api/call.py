@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import requests
@@ -23,14 +23,39 @@ from ...output import OutputSink, ProgressLine
 from ...wire.contract import EXIT_INTERRUPTED, EXIT_TIMEOUT, NDJSON, READ_SIZE
 from ...wire.pull import progress_line, summary_line
 from ..base import RunRequest, RunResult
+from ..settings import APISettings
 from .replies import excerpt, reason, refusal
-
-if TYPE_CHECKING:
-    from .apibackend import APIBackend
 
 ACCEPT = f"{NDJSON}, application/json;q=0.9"
 TIMEOUT_GRACE = 2.0  # seconds a server gets to report its own timeout before we stop waiting
 CANCEL_TIMEOUT = 10.0  # seconds for the cancel request: the server stops and removes the container
+
+
+class Sender(Protocol):
+    """What a call needs of the API backend (:class:`~dockyter.backends.api.apibackend.APIBackend`):
+    its settings, its one way of sending a request, and its words for a failure."""
+
+    @property
+    def settings(self) -> APISettings: ...
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        read_timeout: float | None,
+        body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        stream: bool = False,
+    ) -> requests.Response: ...
+
+    def request_body(self, request: RunRequest) -> dict[str, Any]: ...
+
+    def fail(self, message: str) -> BackendError: ...
+
+    def scrub(self, text: str) -> str: ...
+
+    def health_note(self, base: str) -> str: ...
 
 
 class _DeadlineReached(Exception):
@@ -40,7 +65,7 @@ class _DeadlineReached(Exception):
 class ExecuteCall:
     """One ``/execute`` call: sends it, pumps the reply into the sink, cancels it when told to stop."""
 
-    def __init__(self, backend: APIBackend, request: RunRequest, sink: OutputSink) -> None:
+    def __init__(self, backend: Sender, request: RunRequest, sink: OutputSink) -> None:
         self.backend = backend
         self.request = request
         self.sink = sink

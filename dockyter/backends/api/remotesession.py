@@ -10,7 +10,7 @@ none, and the user is told so in one line before anything is sent.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import quote
 
 import requests
@@ -18,20 +18,25 @@ import requests
 from ...errors import BackendError, SessionDead
 from ...output import OutputSink
 from ..base import CONTROL_TIMEOUT, RunRequest, RunResult
-from .call import ExecuteCall
+from .call import ExecuteCall, Sender
 from .replies import json_or_none, refusal
 
 if TYPE_CHECKING:
     from ...wire.dockerargs import RunArgs
-    from .apibackend import APIBackend
 
 START_TIMEOUT = 300.0  # seconds for the server to start the container (an image pull included)
+
+
+class SessionSender(Sender, Protocol):
+    """What a session needs of the API backend: a call's needs, and the API's base URL."""
+
+    def base_url(self) -> str: ...
 
 
 class RemoteSession:
     """One session of this kernel on the API server."""
 
-    def __init__(self, backend: APIBackend, name: str, args: RunArgs) -> None:
+    def __init__(self, backend: SessionSender, name: str, args: RunArgs) -> None:
         self.backend = backend
         self.name = name
         self.args = args
@@ -41,7 +46,7 @@ class RemoteSession:
         self.ended: str | None = None
 
     @classmethod
-    def open(cls, backend: APIBackend, name: str, args: RunArgs) -> RemoteSession:
+    def open(cls, backend: SessionSender, name: str, args: RunArgs) -> RemoteSession:
         session = cls(backend, name, args)
         session.start()
         return session
