@@ -15,8 +15,6 @@ from __future__ import annotations
 import os
 import shlex
 import threading
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 from subprocess import CalledProcessError
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -33,7 +31,8 @@ from .config.traits import DockyterTraits
 from .errors import BadUsage, ContainerNotStarted, DockyterError, Interrupted, exit_error, say
 from .lifecycle import lifecycle_problem
 from .linechecks import unexpanded_variable
-from .output import OutputSink, Stream
+from .output import OutputSink
+from .runspec import Asker, Ran, RunSpec, bang_asker
 from .shorthands import with_shorthands
 from .wire.dockerargs import DockerArgsError, RunArgs, parse_run_args
 
@@ -55,31 +54,6 @@ class Redirector(Protocol):
     def install(self) -> None: ...
 
     def remove(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class Asker:
-    """Who asked for a run, and so what a failure becomes for them."""
-
-    raise_errors: bool  # a run that cannot start: raise (a cell) or say it and go on (`!`)
-    raise_exit: bool  # a non-zero exit: raise, or only say its hint
-    status_in_hint: bool  # the hint of a non-zero exit starts "exit status N:"
-
-
-def cell_asker(raise_on_error: bool) -> Asker:
-    return Asker(raise_errors=True, raise_exit=raise_on_error, status_in_hint=True)
-
-
-def bang_asker(raise_on_error: bool) -> Asker:
-    return Asker(raise_errors=False, raise_exit=raise_on_error, status_in_hint=False)
-
-
-@dataclass
-class Ran:
-    """A finished run: how it ended and its output sink (captured text, stderr tail)."""
-
-    result: RunResult
-    sink: OutputSink
 
 
 class Dockyter(DockyterTraits):
@@ -190,79 +164,59 @@ class Dockyter(DockyterTraits):
             )
         return parse_args(self.default_args)
 
-    def request(
-        self,
-        args: RunArgs,
-        command: str,
-        timeout: float | None = None,
-        merge: bool = False,
-        *,
-        here: bool = False,
-        as_me: bool = False,
-    ) -> RunRequest:
-        """A request with the settings in force: the shell, the timeout unless one is given, the shorthands."""
+    def request(self, args: RunArgs, spec: RunSpec) -> RunRequest:
+        """``spec`` as a backend request, with the settings in force: the shell, the timeout unless the
+        spec gives one, the shorthands."""
         problem = lifecycle_problem(args)  # default_args may come from a file: checked at each run
         if problem:
             raise BadUsage(problem)
-        args = with_shorthands(args, here=here or self.here, as_me=as_me or self.as_me)
-        limit = timeout if timeout is not None else (self.timeout or None)
-        return RunRequest(args=args, command=command, shell=tuple(self.shell), timeout=limit, merge_stderr=merge)
+        args = with_shorthands(args, here=spec.here or self.here, as_me=spec.as_me or self.as_me)
+        limit = spec.timeout if spec.timeout is not None else (self.timeout or None)
+        return RunRequest(
+            args=args, command=spec.command, shell=tuple(self.shell), timeout=limit, merge_stderr=spec.merge_stderr
+        )
 
     # -- the one run path ------------------------------------------------------------------------
 
-    def run(
-        self,
-        command: str,
-        asker: Asker,
-        *,
-        args: RunArgs | None = None,
-        timeout: float | None = None,
-        capture: bool = False,
-        show: bool = True,
-        merge: bool = False,
-        store: Mapping[str, Stream] | None = None,
-        hide: Collection[Stream] = (),
-        here: bool = False,
-        as_me: bool = False,
-        written: str | None = None,
-        session: str | None = None,
-    ) -> Ran | None:
-        """Run ``command`` in one fresh container (``args``, or ``default_args``), or in the
-        running container of ``session``, and conclude.
+    def run(self, spec: RunSpec, asker: Asker) -> Ran | None:
+        """Run ``spec`` in one fresh container (its arguments, or ``default_args``), or in the
+        running container of its session, and conclude.
 
-        Sets ``_exit_code``, stores captured streams in the variables of ``store``, then applies
-        the ``asker``'s policy: raise, or say one line and return. None when the run could not start
-        and the asker is not told by an exception. ``written`` is the command as the user typed it,
-        for the exception of a failed ``!``.
+        Sets ``_exit_code``, stores captured streams in the variables of ``spec.store``, then
+        applies the ``asker``'s policy: raise, or say one line and return. None when the run could
+        not start and the asker is not told by an exception.
         """
         self.announcer.flush()  # problems found while loading, if nobody has seen them yet
+        written = spec.written or spec.command
         try:
-            if session:
-                request = self.request(self.sessions.get(session).args, command, timeout, merge)
-                sink = OutputSink(show=show, capture=capture or bool(store), hide=hide)
-                result = self.sessions.run(session, request, sink)
-            else:
-                chosen = args if args is not None else self.configured_args()
-                request = self.request(chosen, command, timeout, merge, here=here, as_me=as_me)
-                sink = OutputSink(show=show, capture=capture or bool(store), hide=hide)
-                result = self.active_backend.run(request, sink)
+            request, sink, result = self._start(spec)
         except DockyterError as error:
             self._set_exit_code(error.exit_code)
             if asker.raise_errors:
                 raise
             say(error)
             if asker.raise_exit:
-                raise CalledProcessError(error.exit_code, written or command) from None
+                raise CalledProcessError(error.exit_code, written) from None
             return None
         self._set_exit_code(result.exit_code)
         if result.reason == "interrupted" and asker.raise_errors:
             raise Interrupted(result.message or "interrupted")
-        for variable, stream in (store or {}).items():
+        for variable, stream in spec.store.items():
             if self.ipython is not None:
                 self.ipython.user_ns[variable] = sink.text(stream)
         if result.exit_code != 0:
-            self._conclude_failure(result, request, sink, asker, written or command)
+            self._conclude_failure(result, request, sink, asker, written)
         return Ran(result, sink)
+
+    def _start(self, spec: RunSpec) -> tuple[RunRequest, OutputSink, RunResult]:
+        """Run ``spec`` where it asks: a session's container, or a fresh one on the active backend."""
+        if spec.session:
+            request = self.request(self.sessions.get(spec.session).args, spec)
+            sink = spec.sink()
+            return request, sink, self.sessions.run(spec.session, request, sink)
+        request = self.request(spec.args if spec.args is not None else self.configured_args(), spec)
+        sink = spec.sink()
+        return request, sink, self.active_backend.run(request, sink)
 
     def _conclude_failure(
         self, result: RunResult, request: RunRequest, sink: OutputSink, asker: Asker, written: str
@@ -283,15 +237,15 @@ class Dockyter(DockyterTraits):
     def run_bang(self, command: str, capture: bool, written: str) -> str:
         """One ``!`` command (already expanded by IPython) for the redirection; returns captured stdout."""
         raise_on_error = bool(getattr(self.ipython, "system_raise_on_error", False))
-        ran = self.run(
+        spec = RunSpec(
             command,
-            bang_asker(raise_on_error),
-            capture=capture,
-            show=not capture,
-            merge=capture,
-            written=written,
             session=self.session or None,
+            merge_stderr=capture,
+            show=not capture,
+            capture=capture,
+            written=written,
         )
+        ran = self.run(spec, bang_asker(raise_on_error))
         return ran.sink.text("stdout") if ran is not None else ""
 
     def _set_exit_code(self, code: int) -> None:
@@ -321,7 +275,7 @@ class Dockyter(DockyterTraits):
         if self.default_args.strip():
             args = parse_run_args(self.default_args)
             rows.append(("image", args.image))
-            rows.append(("a cell runs", self.active_backend.describe(self.request(args, "<cell>"))))
+            rows.append(("a cell runs", self.active_backend.describe(self.request(args, RunSpec("<cell>")))))
         rows.append(("shell", shlex.join(self.shell)))
         rows.append(("timeout", f"{self.timeout:g} s" if self.timeout else "none"))
         rows.append(("config file", self.layers.file_label()))

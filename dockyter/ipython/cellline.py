@@ -12,7 +12,8 @@ import keyword
 from dataclasses import dataclass, field
 
 from ..output import Stream
-from ..wire.dockerargs import ALIASES, BOOL_FLAGS, SHORT_FLAGS, VALUE_FLAGS, DockerArgsError, split_line
+from ..runspec import RunSpec
+from ..wire.dockerargs import ALIASES, BOOL_FLAGS, SHORT_FLAGS, VALUE_FLAGS, DockerArgsError, RunArgs, split_line
 
 
 @dataclass(frozen=True)
@@ -70,18 +71,30 @@ class CellOptions:
     help: bool = False  # --help: show the usage, run nothing
     docker_tokens: list[str] = field(default_factory=list)
 
-    def handling(self, raise_on_error: bool) -> tuple[dict[str, Stream], bool, tuple[Stream, ...]]:
-        """What the cell's output options ask of the run path: the variables to store each stream
-        in, whether to raise on failure (``raise_on_error``, the configured value, unless the line
-        says), and the streams to hide (captured instead of shown, as ``%%bash`` does, unless --tee)."""
+    def raises(self, configured: bool) -> bool:
+        """Whether a failure raises: the line's --raise-error / --no-raise-error, else ``configured``."""
+        return configured if self.raise_on_error is None else self.raise_on_error
+
+    def run_spec(self, cell: str, args: RunArgs | None) -> RunSpec:
+        """The run this line asks for: ``cell`` in a fresh container from ``args`` (None: the configured
+        ones), or in its session; the output stored in --out/--err's variables, shown only with --tee
+        (as ``%%bash`` does)."""
         store: dict[str, Stream] = {}
         if self.out:
             store[self.out] = "stdout"
         if self.err:
             store[self.err] = "stderr"
-        raises = raise_on_error if self.raise_on_error is None else self.raise_on_error
-        hide = () if self.tee else tuple(store.values())
-        return store, raises, hide
+        hide = frozenset[Stream]() if self.tee else frozenset(store.values())
+        return RunSpec(
+            cell,
+            args=args,
+            session=self.session,
+            timeout=self.timeout,
+            here=self.here,
+            as_me=self.as_me,
+            store=store,
+            hide=hide,
+        )
 
 
 def parse_cell_line(line: str) -> CellOptions:

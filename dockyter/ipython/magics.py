@@ -21,9 +21,10 @@ from IPython.display import display as _display
 from traitlets import TraitError
 
 from ..backends.registry import known_backends
-from ..core import Dockyter, cell_asker, parse_args
+from ..core import Dockyter, parse_args
 from ..errors import BadUsage, say
 from ..linechecks import eaten_backslashes
+from ..runspec import cell_asker
 from ..wire.dockerargs import DockerArgsError, split_line
 from .cellline import OPTIONS, CellOptions, parse_cell_line
 from .sessionmagic import SESSION_USAGE, SessionTable, session_command
@@ -162,34 +163,15 @@ class DockyterMagics(Magics):
             self._cell_in_session(options, cell)
             return
         core = self.core
-        with usage_errors():
-            with core.layers.one_cell(options.profile):  # --profile NAME: its args and overrides, this cell only
-                args = parse_args(options.docker_tokens) if options.docker_tokens else core.configured_args()
-                # Inside the profile's cell: it may set raise_on_error.
-                store, raise_on_error, hide = options.handling(core.raise_on_error)
-                core.run(
-                    cell,
-                    cell_asker(raise_on_error),
-                    args=args,
-                    timeout=options.timeout,
-                    store=store,
-                    hide=hide,
-                    here=options.here,
-                    as_me=options.as_me,
-                )
+        with usage_errors(), core.layers.one_cell(options.profile):  # --profile NAME: this cell only
+            args = parse_args(options.docker_tokens) if options.docker_tokens else core.configured_args()
+            # Inside the profile's cell: it may set raise_on_error.
+            core.run(options.run_spec(cell, args), cell_asker(options.raises(core.raise_on_error)))
 
     def _cell_in_session(self, options: CellOptions, cell: str) -> None:
         core = self.core
-        store, raise_on_error, hide = options.handling(core.raise_on_error)
         with usage_errors():
-            core.run(
-                cell,
-                cell_asker(raise_on_error),
-                timeout=options.timeout,
-                store=store,
-                hide=hide,
-                session=options.session,
-            )
+            core.run(options.run_spec(cell, None), cell_asker(options.raises(core.raise_on_error)))
 
     docker.__doc__ = cell_usage()
 
