@@ -154,6 +154,10 @@ class Dockyter(DockyterTraits):
             self._sessions = SessionManager(self, lambda: self.active_backend)
         return self._sessions
 
+    def session_names(self) -> list[str]:
+        """The names of this kernel's sessions, sorted (no sessions are set up just to say there are none)."""
+        return self._sessions.names() if self._sessions is not None else []
+
     # -- what to run -----------------------------------------------------------------------------
 
     def configured_args(self) -> RunArgs:

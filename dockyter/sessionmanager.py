@@ -1,11 +1,12 @@
 """The kernel's sessions by name: start, run a cell, stop, restart, list, and stop idle ones.
 
 A session is a container that outlives its cells, started by the active backend
-(``Backend.open_session``): locally a :class:`~dockyter.backends.docker.sessionshell.SessionShell`, labelled
-like every container Dockyter starts (managed, owner: so a dead kernel's sessions are found by
-the next load's cleanup and ``%docker_cleanup``) plus :data:`~dockyter.wire.sessionprotocol.SESSION_LABEL`
-with its name; through the API, a session on ``dockyter-server``. Settings
-(``stop_grace``, ``session_idle_timeout``) are read from the ``Dockyter`` configurable when used.
+(``Backend.open_session``), which hands back a :class:`~dockyter.backends.base.SessionHandle`:
+locally a :class:`~dockyter.backends.docker.sessionshell.SessionShell`, through the API a
+session on ``dockyter-server``. This module knows no backend: it names, lists and times out
+handles, and asks each for what only it knows (whether it lives, why it died, its memory).
+Settings (``stop_grace``, ``session_idle_timeout``) are read from the ``Dockyter`` configurable
+when used.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Protocol
 
 from .backends.base import Backend, RunRequest, RunResult, SessionHandle
-from .backends.docker.sessionshell import SessionShell
 from .errors import BadSessionRequest, SessionDead
 from .output import OutputSink
 from .wire.dockerargs import RunArgs
@@ -35,6 +36,16 @@ REFUSED_OPTIONS = {
     "--name": "Dockyter names session containers (the session's name is on its label)",
 }
 REAP_EVERY = 30.0  # seconds between idle checks, at most
+COLUMNS = ("name", "image", "state", "age", "idle", "memory", "container")  # of a listing's rows
+
+
+class SessionSettings(Protocol):
+    """What the sessions read of the ``Dockyter`` configurable, at each use."""
+
+    @property
+    def stop_grace(self) -> float: ...
+    @property
+    def session_idle_timeout(self) -> float: ...
 
 
 @dataclass
@@ -58,7 +69,7 @@ class SessionManager:
     session is stopped; a kernel that is killed leaves them to the clean-up of dead kernels.
     """
 
-    def __init__(self, settings: Any, backend: Callable[[], Backend]) -> None:
+    def __init__(self, settings: SessionSettings, backend: Callable[[], Backend]) -> None:
         self.settings = settings
         self.backend = backend
         self.sessions: dict[str, Session] = {}
@@ -224,15 +235,22 @@ class SessionManager:
 
     # -- listing ----------------------------------------------------------------------------------
 
+    def names(self) -> list[str]:
+        """The sessions' names, sorted (what completion offers)."""
+        return sorted(self.sessions)
+
     def rows(self) -> list[tuple[str, ...]]:
-        """(name, image, state, age, idle, memory, container) per session."""
-        rows: list[tuple[str, ...]] = []
-        memory = self._memory(
-            [s.shell for s in self.sessions.values() if isinstance(s.shell, SessionShell) and s.ended is None]
-        )
-        for session in sorted(self.sessions.values(), key=lambda s: s.name):
+        """One row of :data:`COLUMNS` per session; memory as its handle reports it, "-" when it cannot."""
+        sessions = sorted(self.sessions.values(), key=lambda s: s.name)
+        for session in sessions:
             if session.ended is None and session.shell is not None and not session.shell.alive:
                 session.ended = session.shell.death_reason()
+        running = [s.shell for s in sessions if s.ended is None and s.shell is not None]
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="dockyter-session-memory") as pool:
+            # each handle may take a moment (docker stats samples for about a second): ask all at once
+            memory = dict(zip(map(id, running), pool.map(lambda shell: shell.memory(), running), strict=True))
+        rows: list[tuple[str, ...]] = []
+        for session in sessions:
             container = session.shell.container if session.shell else ""
             state = "running" if session.ended is None else f"dead: {session.ended}"
             if session.busy.locked() and session.ended is None:
@@ -244,26 +262,11 @@ class SessionManager:
                     state,
                     _duration(time.time() - session.started),
                     _duration(time.monotonic() - session.last_used),
-                    memory.get(container, "-"),
+                    (memory.get(id(session.shell)) if session.ended is None else None) or "-",
                     container,
                 )
             )
         return rows
-
-    @staticmethod
-    def _memory(shells: list[SessionShell]) -> dict[str, str]:
-        """Memory in use by local session containers, from one ``docker stats`` call."""
-        if not shells:
-            return {}
-        containers = [shell.container for shell in shells]
-        answer = shells[0].control("stats", "--no-stream", "--format", "{{.Name}}\t{{.MemUsage}}", *containers)
-        if answer is None or answer.returncode != 0:
-            return {}
-        usage = {}
-        for line in answer.stdout.splitlines():
-            name, _, text = line.partition("\t")
-            usage[name] = text.split("/")[0].strip()
-        return usage
 
 
 def _duration(seconds: float) -> str:

@@ -734,3 +734,19 @@ def test_tls_verification(tls_server, monkeypatch):
         assert "--insecure" in backend.describe(request())
     finally:
         backend.close()
+
+
+def test_a_remote_sessions_memory_is_the_figure_the_server_reports(server, backend):
+    """``memory_bytes`` in the session's reply (GET /sessions/{id}), shown as docker stats writes it;
+    without it, or when the server does not answer, there is no figure. dockyter-server does not
+    report it yet (test_session_api.py checks the "-" it gets): a scripted server stands for one that does."""
+    server.routes[("GET", "/health")] = json_reply({"status": "ok", "features": ["sessions"]})
+    server.routes[("POST", "/sessions")] = json_reply({"id": "abc", "name": "s", "container": "c1"}, 201)
+    server.routes[("GET", "/sessions/abc")] = json_reply({"id": "abc", "memory_bytes": 13107200})
+    session = backend.open_session("s", parse_run_args("img:1"))
+    assert session.memory() == "12.5MiB"
+    for reply in ({"id": "abc"}, {"memory_bytes": "12MiB"}, {"memory_bytes": True}, {"memory_bytes": -1}):
+        server.routes[("GET", "/sessions/abc")] = json_reply(reply)
+        assert session.memory() is None, reply
+    server.routes[("GET", "/sessions/abc")] = json_reply({"detail": "Not Found"}, 404)
+    assert session.memory() is None

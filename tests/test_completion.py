@@ -9,6 +9,7 @@ import time
 import pytest
 from helpers import wait_until
 from IPython.core.completer import provisionalcompleter
+from IPython.utils.capture import capture_output
 
 from dockyter.wire.images import LocalImages
 
@@ -89,10 +90,12 @@ def test_values_of_a_few_flags_and_of_profiles(ip, isolated_home):
     assert "docker" in offered(ip, "%docker_backend do")
 
 
-def test_sessions_are_offered_once_the_core_lists_them(ip, monkeypatch):
+@pytest.mark.docker
+def test_the_sessions_of_the_kernel_are_offered(no_leftover_containers, ip, test_image):
     assert "train" not in offered(ip, "%docker_session ")
-    monkeypatch.setattr(ip._dockyter, "session_names", lambda: ["train", "eval"], raising=False)
-    assert {"train", "eval"} <= offered(ip, "%docker_session ")
+    with capture_output():
+        ip.run_line_magic("docker_session", f"start train {test_image}")
+    assert "train" in offered(ip, "%docker_session ")
     assert "train" in offered(ip, "%docker_session tr")
 
 

@@ -7,6 +7,7 @@ thread (``_thread.interrupt_main``) while a cell runs.
 from __future__ import annotations
 
 import _thread
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from dockyter.backends.base import RunRequest
 from dockyter.backends.docker.dockerbackend import DockerBackend
 from dockyter.errors import BadSessionRequest, SessionDead
 from dockyter.output import OutputSink
-from dockyter.sessionmanager import SessionManager
+from dockyter.sessionmanager import COLUMNS, SessionManager
 from dockyter.wire.dockerargs import parse_run_args
 from dockyter.wire.sessionprotocol import FrameScanner, ansi_c_quote
 
@@ -171,6 +172,19 @@ def test_a_container_removed_from_outside(manager, test_image):
     docker("rm", "-f", session.shell.container)
     with pytest.raises(SessionDead, match="is dead: its container was killed"):
         Ran(manager, "s", "true")
+
+
+def test_the_listing_shows_the_memory_each_container_uses(manager, test_image):
+    doomed = manager.start("doomed", parse_run_args(test_image))
+    manager.start("kept", parse_run_args(test_image))
+    memory = COLUMNS.index("memory")
+    rows = {row[0]: row for row in manager.rows()}
+    for name in ("doomed", "kept"):  # as docker stats writes it: 308KiB, 1.5MiB
+        assert re.fullmatch(r"\d+(\.\d+)?(B|KiB|MiB|GiB)", rows[name][memory]), rows[name]
+    docker("rm", "-f", doomed.shell.container)
+    rows = {row[0]: row for row in manager.rows()}
+    assert rows["doomed"][COLUMNS.index("state")].startswith("dead") and rows["doomed"][memory] == "-"
+    assert rows["kept"][memory] != "-"
 
 
 def test_names_taken_unknown_and_invalid(manager, test_image):

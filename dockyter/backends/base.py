@@ -71,6 +71,10 @@ class SessionHandle(Protocol):
 
     def death_reason(self) -> str: ...
 
+    def memory(self) -> str | None:
+        """The memory its container uses now, as a listing shows it (``12.5MiB``); None when unknown."""
+        ...
+
     def remove(self) -> None: ...
 
 

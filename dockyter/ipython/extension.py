@@ -44,8 +44,7 @@ def completion_sources(core: Dockyter) -> completion.Sources:
         own_switches=lambda: SWITCHES,
         images=lambda: core.active_backend.images.names(),
         profiles=lambda: sorted(core.layers.file.profiles),
-        # sessions, once the core has them: whatever its session_names() lists
-        sessions=lambda: sorted(getattr(core, "session_names", list)()),
+        sessions=core.session_names,
     )
 
 

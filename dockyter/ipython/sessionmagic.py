@@ -7,6 +7,7 @@ from typing import Any
 
 from ..core import Dockyter, parse_args
 from ..errors import BadUsage
+from ..sessionmanager import COLUMNS
 from ..wire.dockerargs import split_line
 
 SESSION_USAGE = """\
@@ -26,8 +27,6 @@ Interrupting a cell stops its command (SIGINT, then SIGKILL after Dockyter.stop_
 keeps the session. Sessions idle for Dockyter.session_idle_timeout seconds are stopped
 (0: never); %unload_ext, the kernel's shutdown and `stop --all` remove them all.
 """
-
-COLUMNS = ("name", "image", "state", "age", "idle", "memory", "container")
 
 
 class SessionTable:

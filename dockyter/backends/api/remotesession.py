@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ...wire.dockerargs import RunArgs
 
 START_TIMEOUT = 300.0  # seconds for the server to start the container (an image pull included)
+MEMORY_TIMEOUT = 5.0  # seconds for a listing's memory figure: a listing must not wait long for it
 
 
 class SessionSender(Sender, Protocol):
@@ -127,6 +128,22 @@ class RemoteSession:
                 return True
         return False
 
+    def memory(self) -> str | None:
+        """The memory the server says the session's container uses: ``memory_bytes`` of
+        ``GET /sessions/{id}``, when the server reports it (None otherwise, or when it does not answer)."""
+        if not self.id or self.ended is not None:
+            return None
+        try:
+            response = self.backend.send("GET", self.url, read_timeout=MEMORY_TIMEOUT)
+        except (BackendError, requests.RequestException):
+            return None
+        with response:
+            info = json_or_none(response) if response.ok else None
+        used = info.get("memory_bytes") if isinstance(info, dict) else None
+        if not isinstance(used, int) or isinstance(used, bool) or used < 0:
+            return None
+        return binary_size(used)
+
     def death_reason(self) -> str:
         return self.ended or "it is gone"
 
@@ -140,3 +157,13 @@ class RemoteSession:
             self.backend.send("DELETE", self.url, read_timeout=CONTROL_TIMEOUT).close()
         except (BackendError, requests.RequestException):
             pass
+
+
+def binary_size(count: int) -> str:
+    """Bytes as ``docker stats`` writes them: four significant digits and a binary unit (``12.5MiB``)."""
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{value:.4g}{unit}"
+        value /= 1024
+    return f"{value:.4g}TiB"

@@ -310,6 +310,13 @@ class SessionShell:
             script = KILL_SCRIPT
         self.control("exec", self.container, "bash", "-c", script, "_", str(self.shell_pid), step)
 
+    def memory(self) -> str | None:
+        """The container's memory use as ``docker stats`` reports it (about a second: it samples)."""
+        answer = self.control("stats", "--no-stream", "--format", "{{.MemUsage}}", self.container)
+        if answer is None or answer.returncode != 0 or "/" not in answer.stdout:
+            return None
+        return answer.stdout.split("/")[0].strip() or None
+
     def control(self, *args: str) -> subprocess.CompletedProcess[str] | None:
         """A short runtime command (kill, exec, rm, stats); None if it could not run."""
         return control(self.runtime, *args)
