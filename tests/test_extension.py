@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from core_fixtures import run_cell
 from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
 
 IPYTHON = str(Path(sys.executable).with_name("ipython"))
 
@@ -121,25 +122,14 @@ def test_status_as_text_and_html(ip):
     assert "backend" in text and "docker" in text
     assert "available" in text and "no: 'no-such-runtime' was not found" in text
     assert "! redirection  off" in text
-    from dockyter.ipython.tables import StatusReport
-
     ip.run_line_magic("config", "Dockyter.default_args = '-e A=1 img:1'")
-    shown = []
-    import IPython.display
-
-    original = IPython.display.display
-    try:
-        import dockyter.ipython.magics as module
-
-        module.display = shown.append
+    with capture_output() as captured:
         ip.run_line_magic("docker_status", "")
-    finally:
-        module.display = original
-    report = shown[0]
-    assert isinstance(report, StatusReport)
-    html = report._repr_html_()
+    [shown] = captured.outputs
+    html = shown.data["text/html"]
     assert html.startswith("<table>") and "<code>img:1</code>" in html
-    rows = dict(report.rows)
+    rows = dict(line.strip().split("  ", 1) for line in shown.data["text/plain"].splitlines()[1:])
+    rows = {label.strip(): value.strip() for label, value in rows.items()}
     assert rows["image"] == "img:1"
     assert rows["a cell runs"].startswith("no-such-runtime run --rm --init --name dockyter-")
     assert rows["a cell runs"].endswith("-e A=1 img:1 bash -lc '<cell>'")

@@ -27,16 +27,16 @@ from ..linechecks import eaten_backslashes
 from ..runspec import cell_asker
 from ..wire.dockerargs import DockerArgsError, split_line
 from .cellline import OPTIONS, CellOptions, parse_cell_line
-from .sessionmagic import SESSION_USAGE, SessionTable, session_command
-from .tables import StatusReport
+from .sessionmagic import SESSION_USAGE, session_command
+from .tables import Table
 
 __all__ = ["Dockyter", "DockyterMagics"]
 
 
-def display(report: StatusReport | SessionTable) -> None:
+def display(table: Table) -> None:
     """Show a table: HTML in a notebook, text in a terminal (IPython's display, typed)."""
     show: Any = _display
-    show(report)
+    show(table)
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -292,7 +292,7 @@ class DockyterMagics(Magics):
         self._show_status()
 
     def _show_status(self) -> None:
-        display(StatusReport("Dockyter status", self.core.status_rows()))
+        display(Table("Dockyter status", self.core.status_rows()))
 
     @line_magic()
     def docker_cleanup(self, line: str) -> None:
@@ -328,7 +328,7 @@ class DockyterMagics(Magics):
         if not name:
             rows = layers.profile_rows()
             if rows:
-                display(StatusReport(f"Profiles in {layers.file_label()}", rows))
+                display(Table(f"Profiles in {layers.file_label()}", rows))
             else:
                 print(f"Dockyter: no profiles; define them under [profiles] in dockyter.toml ({layers.file_label()})")
             return
@@ -357,4 +357,4 @@ class DockyterMagics(Magics):
         elif action:
             raise UsageError("usage: %docker_config [reload]")
         else:
-            display(StatusReport("Dockyter configuration", layers.rows()))
+            display(Table("Dockyter configuration", layers.rows()))

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import html
-from typing import Any
-
 from ..core import Dockyter, parse_args
 from ..errors import BadUsage
 from ..sessionmanager import COLUMNS
 from ..wire.dockerargs import split_line
+from .tables import Table
 
 SESSION_USAGE = """\
 usage: %docker_session                                   list the sessions
@@ -29,37 +27,7 @@ keeps the session. Sessions idle for Dockyter.session_idle_timeout seconds are s
 """
 
 
-class SessionTable:
-    """The listing: a table in Jupyter, aligned text in a terminal."""
-
-    def __init__(self, rows: list[tuple[str, ...]]) -> None:
-        self.rows = rows
-
-    def _repr_html_(self) -> str:
-        head = "".join(f"<th style='text-align:left'>{name}</th>" for name in COLUMNS)
-        body = "".join(
-            "<tr>" + "".join(f"<td style='text-align:left'>{html.escape(value)}</td>" for value in row) + "</tr>"
-            for row in self.rows
-        )
-        return (
-            f"<table><caption style='text-align:left'><b>Dockyter sessions</b></caption><tr>{head}</tr>{body}</table>"
-        )
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(str(self))
-
-    def __str__(self) -> str:
-        table = [COLUMNS, *self.rows]
-        widths = [max(len(row[column]) for row in table) for column in range(len(COLUMNS))]
-        return "\n".join(
-            "  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip() for row in table
-        )
-
-    def __repr__(self) -> str:
-        return str(self)
-
-
-def session_command(core: Dockyter, line: str) -> SessionTable | None:
+def session_command(core: Dockyter, line: str) -> Table | None:
     """Carry out one ``%docker_session`` line; a table to show, or None (it printed what it did)."""
     words = split_line(line, comments=True)
     if not words:
@@ -67,7 +35,7 @@ def session_command(core: Dockyter, line: str) -> SessionTable | None:
         if not rows:
             print("Dockyter: no sessions; start one with %docker_session start NAME IMAGE")
             return None
-        return SessionTable(rows)
+        return Table("Dockyter sessions", rows, columns=COLUMNS)
     action, rest = words[0], words[1:]
     if action in ("--help", "help"):
         print(SESSION_USAGE)

@@ -14,6 +14,8 @@ import re
 import shlex
 from dataclasses import dataclass
 
+from .shellchars import shell_chars
+
 # Flags of `docker run` that take a value, by canonical long name, with their one-letter forms.
 VALUE_FLAGS: frozenset[str] = frozenset(
     """
@@ -128,25 +130,11 @@ def split_line(line: str, *, comments: bool = False) -> list[str]:
 
 def strip_comment(line: str) -> str:
     """``line`` up to its first unquoted ``#`` at the start of a word."""
-    quote: str | None = None
-    escaped = False
     word_start = True
-    for index, char in enumerate(line):
-        if escaped:
-            escaped = False
-        elif quote:
-            if char == quote:
-                quote = None
-            elif char == "\\" and quote == '"':
-                escaped = True
-            continue
-        elif char == "\\":
-            escaped = True
-        elif char in "'\"":
-            quote = char
-        elif char == "#" and word_start:
+    for index, char, role in shell_chars(line):
+        if role == "plain" and char == "#" and word_start:
             return line[:index]
-        word_start = char.isspace()
+        word_start = role == "plain" and char.isspace()
     return line
 
 
