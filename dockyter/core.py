@@ -154,9 +154,19 @@ class Dockyter(DockyterTraits):
             self._sessions = SessionManager(self, lambda: self.active_backend)
         return self._sessions
 
+    # Asked of the sessions before any was started, these set nothing up to say there are none.
+
     def session_names(self) -> list[str]:
-        """The names of this kernel's sessions, sorted (no sessions are set up just to say there are none)."""
+        """The names of this kernel's sessions, sorted."""
         return self._sessions.names() if self._sessions is not None else []
+
+    def session_rows(self) -> list[tuple[str, ...]]:
+        """The listing of this kernel's sessions (``SessionManager.rows``)."""
+        return self._sessions.rows() if self._sessions is not None else []
+
+    def stop_all_sessions(self) -> list[str]:
+        """Stop every session of this kernel; their names."""
+        return self._sessions.stop_all() if self._sessions is not None else []
 
     # -- what to run -----------------------------------------------------------------------------
 

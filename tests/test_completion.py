@@ -28,6 +28,14 @@ def offered(shell, code: str) -> set[str]:
     return {before[word_start : c.start] + c.text for c in completions if c.start >= word_start}
 
 
+def ordered(shell, code: str) -> list[str]:
+    """The completions of ``code`` (cursor at the end), whole words, in the order offered."""
+    word_start = len(code) - len(code.split()[-1]) if code[-1:].strip() else len(code)
+    with provisionalcompleter():
+        completions = list(shell.Completer.completions(code, len(code)))
+    return [code[word_start : c.start] + c.text for c in completions if c.start >= word_start]
+
+
 def test_options_offer_dockyters_own_and_docker_run_flags(ip):
     assert {"--timeout"} <= offered(ip, "%%docker --ti")
     assert {"--no-raise-error", "--no-healthcheck"} <= offered(ip, "%%docker --timeout 3 --no")
@@ -90,13 +98,25 @@ def test_values_of_a_few_flags_and_of_profiles(ip, isolated_home):
     assert "docker" in offered(ip, "%docker_backend do")
 
 
+def test_verbs_come_first_where_the_grammar_wants_a_verb(ip):
+    assert ordered(ip, "%docker_session ") == ["start", "stop", "restart"]
+    assert ordered(ip, "%docker_session st") == ["start", "stop"]
+    assert ordered(ip, "%docker_config ") == ["reload"]
+    assert ordered(ip, "docker_session ") == ["start", "stop", "restart"]  # as typed with automagic
+    assert ordered(ip, "%docker_session stop ") == ["--all"]  # no sessions yet
+
+
 @pytest.mark.docker
 def test_the_sessions_of_the_kernel_are_offered(no_leftover_containers, ip, test_image):
-    assert "train" not in offered(ip, "%docker_session ")
+    assert "train" not in offered(ip, "%%docker --session ")
     with capture_output():
         ip.run_line_magic("docker_session", f"start train {test_image}")
-    assert "train" in offered(ip, "%docker_session ")
-    assert "train" in offered(ip, "%docker_session tr")
+        ip.run_line_magic("docker_session", f"start eval {test_image}")
+    assert ordered(ip, "%docker_session stop ") == ["eval", "train", "--all"]
+    assert ordered(ip, "%docker_session restart t") == ["train"]
+    assert ordered(ip, "%%docker --session ") == ["eval", "train"]
+    assert ordered(ip, "%docker --session e") == ["eval"]
+    assert not {"train", "eval"} & set(offered(ip, "%docker_session start "))  # a new name there
 
 
 def test_unloading_removes_the_completers(ip):
@@ -105,22 +125,40 @@ def test_unloading_removes_the_completers(ip):
     assert "--timeout" not in offered(ip, "%%docker --ti")
 
 
+def complete_in(kernel, code: str) -> dict:
+    """What Jupyter's TAB asks for: a complete_request on the shell channel, the cursor at the end."""
+    msg_id = kernel.client.complete(code, len(code))
+    while True:
+        reply = kernel.client.get_shell_msg(timeout=60)  # a first completion loads jedi: slow under load
+        if reply["parent_header"].get("msg_id") == msg_id:
+            return reply["content"]
+
+
 @pytest.mark.docker
 @pytest.mark.kernel
 def test_completion_through_a_kernel(kernel, test_image):
-    """What Jupyter's TAB asks for: complete_request on the shell channel."""
     kernel.run(f"%%docker {test_image}\ntrue")  # by now the image cache has been filled
-
-    def matches(code: str) -> dict:
-        msg_id = kernel.client.complete(code, len(code))
-        while True:
-            reply = kernel.client.get_shell_msg(timeout=60)  # a first completion loads jedi: slow under load
-            if reply["parent_header"].get("msg_id") == msg_id:
-                return reply["content"]
-
-    reply = matches("%%docker --no-raise-e")
+    reply = complete_in(kernel, "%%docker --no-raise-e")
     assert "--no-raise-error" in reply["matches"]
     code = f"%%docker {test_image[:8]}"
-    reply = matches(code)
+    reply = complete_in(kernel, code)
     start = reply["cursor_start"]
     assert any(code[:start] + match == f"%%docker {test_image}" for match in reply["matches"]), reply
+
+
+@pytest.mark.docker
+@pytest.mark.kernel
+def test_verbs_and_session_names_through_a_kernel(no_leftover_containers, kernel, test_image):
+    """The verbs first, in their order, where %docker_session wants one; the names of the kernel's
+    own sessions where a session is named."""
+    assert complete_in(kernel, "%docker_session ")["matches"] == ["start", "stop", "restart"]
+    for name in ("train", "eval"):
+        assert kernel.run(f"%docker_session start {name} {test_image}").reply["status"] == "ok"
+    assert complete_in(kernel, "%docker_session ")["matches"] == ["start", "stop", "restart"]
+    assert complete_in(kernel, "%docker_session stop ")["matches"] == ["eval", "train", "--all"]
+    code = "%%docker --session tr"
+    reply = complete_in(kernel, code)
+    assert reply["matches"] == ["train"] and code[: reply["cursor_start"]] == "%%docker --session "
+    assert complete_in(kernel, "%docker --session ")["matches"] == ["eval", "train"]
+    kernel.run("%docker_session stop --all")
+    assert complete_in(kernel, "%docker_session stop ")["matches"] == ["--all"]

@@ -1,6 +1,6 @@
 """``%%docker --help``, ``%docker --help`` and ``%%docker?``: one usage, generated from the option table."""
 
-from dockyter.ipython.cellline import OPTIONS
+from dockyter.ipython.magiclines import CELL
 
 
 def test_cell_help_prints_the_usage_and_runs_nothing(ip, cell):
@@ -8,7 +8,7 @@ def test_cell_help_prints_the_usage_and_runs_nothing(ip, cell):
     run = cell("%%docker --help\necho hi")
     assert run.error is None and run.stderr == ""
     assert run.stdout.startswith("usage: %%docker [OPTIONS] [--] [DOCKER ARGS...] [IMAGE]")
-    for option in OPTIONS:
+    for option in CELL.options:
         assert option.name in run.stdout
     assert "_exit_code" not in ip.user_ns
 

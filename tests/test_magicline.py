@@ -2,8 +2,8 @@
 
 import pytest
 
+from dockyter.errors import BadUsage
 from dockyter.ipython.cellline import parse_cell_line
-from dockyter.wire.dockerargs import DockerArgsError
 
 
 def test_options_then_docker_args():
@@ -42,7 +42,7 @@ def test_profile_option():
     ],
 )
 def test_bad_options(line, message):
-    with pytest.raises(DockerArgsError, match=message):
+    with pytest.raises(BadUsage, match=message):
         parse_cell_line(line)
 
 
@@ -51,9 +51,9 @@ def test_timeout_zero_means_no_limit_for_this_cell():
 
 
 def test_typos_and_misplaced_options():
-    with pytest.raises(DockerArgsError, match=r"did you mean --no-raise-error \(a %%docker option\)\?"):
+    with pytest.raises(BadUsage, match=r"did you mean --no-raise-error \(a %%docker option\)\?"):
         parse_cell_line("--no-raise-eror img")
-    with pytest.raises(DockerArgsError, match="put it before the docker arguments"):
+    with pytest.raises(BadUsage, match="put it before the docker arguments"):
         parse_cell_line("-v /a:/b --out o img")
     # a value that looks like an option is left alone, and so is everything after `--`
     assert parse_cell_line("-e --timeout=3 img").docker_tokens == ["-e", "--timeout=3", "img"]

@@ -1,8 +1,8 @@
-"""Splitting a ``%%docker`` line into Dockyter's own options and the docker arguments.
+"""What a ``%%docker`` line asks for besides the docker arguments, read with its grammar table.
 
-Dockyter's options come first; none of them is also a ``docker run`` flag, so
-``%%docker --timeout 5 -v /d:/d img`` is unambiguous. ``--`` ends Dockyter's options
-explicitly when needed: ``%%docker --out log -- -e X=1 img``.
+:data:`~dockyter.ipython.magiclines.CELL` reads the options; here they become a
+:class:`CellOptions`, with the checks that involve more than one of them or the docker
+arguments after them (an option of ours among docker's, a typo of ours).
 """
 
 from __future__ import annotations
@@ -11,48 +11,12 @@ import difflib
 import keyword
 from dataclasses import dataclass, field
 
+from ..errors import BadUsage
 from ..output import Stream
 from ..runspec import RunSpec
-from ..wire.dockerargs import ALIASES, BOOL_FLAGS, SHORT_FLAGS, VALUE_FLAGS, DockerArgsError, RunArgs, split_line
-
-
-@dataclass(frozen=True)
-class Option:
-    """One of Dockyter's own ``%%docker`` options: the one declaration parsing and ``--help`` use."""
-
-    name: str
-    metavar: str | None  # None: a switch
-    help: str
-
-
-OPTIONS: tuple[Option, ...] = (
-    Option("--no-raise-error", None, "do not raise CalledProcessError on a non-zero exit"),
-    Option("--raise-error", None, "raise even if Dockyter.raise_on_error is off"),
-    Option(
-        "--timeout",
-        "SECONDS",
-        "stop the container after this long (exit status 124); 0: no limit, even when Dockyter.timeout sets one",
-    ),
-    Option("--out", "VAR", "store stdout in the variable VAR instead of showing it (as %%bash --out)"),
-    Option("--err", "VAR", "store stderr in the variable VAR instead of showing it (as %%bash --err)"),
-    Option("--here", None, "mount the kernel's working directory at the same path and start there"),
-    Option("--as-me", None, "run as the kernel's own uid:gid, so files written into mounts are yours"),
-    Option("--tee", None, "with --out/--err: show the output as it streams and store it too"),
-    Option(
-        "--profile",
-        "NAME",
-        "run this cell with a dockyter.toml profile (its arguments and overrides; %docker_profile lists them)",
-    ),
-    Option(
-        "--session",
-        "NAME",
-        "run the cell in the running container of session NAME, which keeps its state "
-        "(%docker_session start NAME IMAGE starts one)",
-    ),
-    Option("--help", None, "show this help and run nothing"),
-)
-VALUE_OPTIONS = tuple(option.name for option in OPTIONS if option.metavar)
-SWITCHES = tuple(option.name for option in OPTIONS if not option.metavar)
+from ..wire.dockerargs import ALIASES, BOOL_FLAGS, SHORT_FLAGS, VALUE_FLAGS, RunArgs
+from .grammar import Option
+from .magiclines import CELL
 
 
 @dataclass
@@ -98,48 +62,22 @@ class CellOptions:
 
 
 def parse_cell_line(line: str) -> CellOptions:
-    """Parse ``[DOCKYTER OPTIONS] [--] [DOCKER ARGS...] [IMAGE]``; raises DockerArgsError."""
-    tokens = split_line(line, comments=True)  # `%%docker img  # note` as in a shell
-    options = CellOptions()
-    position = 0
-    explicit_end = False  # `--` given: what follows is docker's, whatever it looks like
-    while position < len(tokens):
-        token = tokens[position]
-        if token == "--":
-            position += 1
-            explicit_end = True
-            break
-        name, has_value, inline = token.partition("=")
-        if token == "--help":
-            options.help = True
-            position += 1
-        elif token in ("--tee", "--here", "--as-me"):
-            setattr(options, token[2:].replace("-", "_"), True)
-            position += 1
-        elif token in SWITCHES:
-            options.raise_on_error = token == "--raise-error"
-            position += 1
-        elif name in VALUE_OPTIONS:
-            if has_value:
-                value, position = inline, position + 1
-            elif position + 1 < len(tokens):
-                value, position = tokens[position + 1], position + 2
-            else:
-                raise DockerArgsError(f"{name} needs a value")
-            _apply(options, name, value)
-        else:
-            break
-    options.docker_tokens = tokens[position:]
-    for name in [] if explicit_end else _flags(options.docker_tokens):
-        if name in (option.name for option in OPTIONS) and name not in BOOL_FLAGS:
-            raise DockerArgsError(f"{name} is a %%docker option: put it before the docker arguments")
-        _refuse_a_typo(name)  # --no-raise-eror among the docker arguments, too
+    """Read ``[DOCKYTER OPTIONS] [--] [DOCKER ARGS...] [IMAGE]``; BadUsage for what does not fit."""
+    parsed = CELL.parse(line)
+    options = CellOptions(help=parsed.help, docker_tokens=parsed.docker)
+    for option, value in parsed.given:
+        _apply(options, option, value)
+    own = [option.name for option in CELL.options]
+    for name in [] if parsed.explicit_end else _flags(options.docker_tokens):
+        if name in own and name not in BOOL_FLAGS:
+            raise BadUsage(f"{name} is a %%docker option: put it before the docker arguments")
+        _refuse_a_typo(name, own)  # --no-raise-eror among the docker arguments, too
     if options.tee and not (options.out or options.err):
-        raise DockerArgsError("--tee shows what --out VAR or --err VAR store: give one of them")
+        raise BadUsage("--tee shows what --out VAR or --err VAR store: give one of them")
     if options.profile is not None and options.docker_tokens:
-        raise DockerArgsError("--profile NAME replaces the docker arguments: give one or the other")
+        raise BadUsage("--profile NAME replaces the docker arguments: give one or the other")
     if options.session is not None and (options.docker_tokens or options.profile is not None):
-        raise DockerArgsError(
+        raise BadUsage(
             "--session NAME runs in the session's container, which has its arguments already: "
             "give no docker arguments or profile with it"
         )
@@ -166,25 +104,33 @@ def _flags(tokens: list[str]) -> list[str]:
     return flags
 
 
-def _refuse_a_typo(name: str) -> None:
+def _refuse_a_typo(name: str, own: list[str]) -> None:
     """``--no-raise-eror`` is a typo of ours, not an unknown docker flag: say which option was meant."""
     if not name.startswith("--") or ALIASES.get(name, name) in VALUE_FLAGS | BOOL_FLAGS:
         return
-    own = [option.name for option in OPTIONS]
     best = difflib.get_close_matches(name, [*own, *VALUE_FLAGS, *BOOL_FLAGS, *ALIASES], n=1, cutoff=0.6)
     if best and best[0] in own:
-        raise DockerArgsError(f"unknown option {name!r}: did you mean {best[0]} (a %%docker option)?")
+        raise BadUsage(f"unknown option {name!r}: did you mean {best[0]} (a %%docker option)?")
     # docker has many flags: only a close one is worth naming (--bogus is not --gpus)
     if best and difflib.SequenceMatcher(None, name, best[0]).ratio() >= 0.8:
-        raise DockerArgsError(f"unknown docker run option {name!r}: did you mean {best[0]}?")
+        raise BadUsage(f"unknown docker run option {name!r}: did you mean {best[0]}?")
 
 
-def _apply(options: CellOptions, name: str, value: str) -> None:
+def _apply(options: CellOptions, option: Option, value: str | None) -> None:
+    """One option of the line, in the order given (the last of --raise-error / --no-raise-error wins)."""
+    name = option.name
+    if option.metavar is None:
+        if name in ("--raise-error", "--no-raise-error"):
+            options.raise_on_error = name == "--raise-error"
+        else:  # --tee, --here, --as-me, --help
+            setattr(options, name[2:].replace("-", "_"), True)
+        return
+    assert value is not None  # the grammar gives every option with a metavar its value
     if name == "--timeout":
         options.timeout = parse_timeout(value)
     elif name in ("--out", "--err"):
         if not value.isidentifier() or keyword.iskeyword(value):
-            raise DockerArgsError(f"{name} needs a Python variable name, not {value!r}")
+            raise BadUsage(f"{name} needs a Python variable name, not {value!r}")
         setattr(options, name[2:], value)
     elif name == "--session":
         options.session = value
@@ -196,7 +142,7 @@ def parse_timeout(value: str) -> float:
     try:
         seconds = float(value)
     except ValueError:
-        raise DockerArgsError(f"--timeout needs a number of seconds, not {value!r}") from None
+        raise BadUsage(f"--timeout needs a number of seconds, not {value!r}") from None
     if not seconds >= 0 or seconds == float("inf"):
-        raise DockerArgsError(f"--timeout must be a number of seconds (0: no limit), not {value!r}")
+        raise BadUsage(f"--timeout must be a number of seconds (0: no limit), not {value!r}")
     return seconds

@@ -6,9 +6,9 @@ from typing import Any
 
 from IPython.core.interactiveshell import InteractiveShell
 
+from ..backends.registry import known_backends
 from ..core import Dockyter
 from . import completion
-from .cellline import SWITCHES, VALUE_OPTIONS
 from .magics import DockyterMagics
 from .redirect import Redirection
 
@@ -40,11 +40,10 @@ def load(shell: InteractiveShell) -> Dockyter:
 def completion_sources(core: Dockyter) -> completion.Sources:
     """What the completers offer, read from this instance at each TAB."""
     return completion.Sources(
-        own_value_options=lambda: VALUE_OPTIONS,
-        own_switches=lambda: SWITCHES,
         images=lambda: core.active_backend.images.names(),
         profiles=lambda: sorted(core.layers.file.profiles),
         sessions=core.session_names,
+        backends=known_backends,
     )
 
 

@@ -1,13 +1,13 @@
 """The magics: thin parsers over the :class:`~dockyter.core.Dockyter` configurable.
 
-Each magic parses its line, asks the core, and shows what comes back. This is the one place
-where Dockyter's own errors about bad input become IPython's ``UsageError``. The settings, the
-backend and the run path live in the core (``%config Dockyter`` lists its traits).
+Each magic reads its line with its grammar table (:mod:`~dockyter.ipython.magiclines`, which
+also gives it its docstring and ``--help``), asks the core, and shows what comes back. This is
+the one place where Dockyter's own errors about bad input become IPython's ``UsageError``. The
+settings, the backend and the run path live in the core (``%config Dockyter`` lists its traits).
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,17 +20,16 @@ from IPython.core.magic import Magics, magics_class
 from IPython.display import display as _display
 from traitlets import TraitError
 
-from ..backends.registry import known_backends
 from ..core import Dockyter, parse_args
 from ..errors import BadUsage, say
 from ..linechecks import eaten_backslashes
 from ..runspec import cell_asker
-from ..wire.dockerargs import DockerArgsError, split_line
-from .cellline import OPTIONS, CellOptions, parse_cell_line
-from .sessionmagic import SESSION_USAGE, session_command
+from ..wire.dockerargs import DockerArgsError
+from .cellline import parse_cell_line
+from .grammar import Grammar, Parsed
+from .magiclines import BACKEND, CELL, CLEANUP, CONFIG, LINE, OFF, ON, PROFILE, SESSION, STATUS
+from .sessionmagic import session_command
 from .tables import Table
-
-__all__ = ["Dockyter", "DockyterMagics"]
 
 
 def display(table: Table) -> None:
@@ -54,62 +53,20 @@ def cell_magic(func: F) -> F:
     return cast(F, marker(func))
 
 
-CELL_DESCRIPTION = """\
-Run the cell in one fresh container.
+def usage(grammar: Grammar) -> Callable[[F], F]:
+    """The magic's docstring is its usage, generated from its grammar table (``%docker_session?``)."""
 
-The whole cell runs through `bash -lc` (Dockyter.shell) in one container, so cd,
-variables, loops and heredocs carry from line to line. Output streams live; stderr is
-shown as stderr. With no arguments, Dockyter.default_args is used. Dockyter's options
-come before the docker arguments; `--` ends them. Docker's own flags pass untouched.
-"""
+    def document(method: F) -> F:
+        method.__doc__ = grammar.usage()
+        return method
 
-CELL_EPILOG = """\
-After the run, `_exit_code` holds the exit status (124: timed out, 130: interrupted).
-Interrupting the kernel stops and removes the container.
-
-`$name` and `{expression}` on the magic line expand from Python, as on any
-IPython magic line; the cell itself reaches the container's shell untouched.
-
-Example:
-
-    %%docker -v {project_dir}:/work -w /work python:3.12
-    python --version
-    ls
-"""
+    return document
 
 
-def cell_usage() -> str:
-    """The ``%%docker`` usage, generated from the option table of :mod:`dockyter.ipython.cellline`."""
-    # argparse formats usage and help with %: a literal % is written %%.
-    parser = argparse.ArgumentParser(
-        prog="%%docker",
-        usage="%%%%docker [OPTIONS] [--] [DOCKER ARGS...] [IMAGE]",
-        description=CELL_DESCRIPTION,
-        epilog=CELL_EPILOG,
-        # a fixed width: the same text in every terminal, notebook and docstring
-        formatter_class=lambda prog: argparse.RawDescriptionHelpFormatter(prog, width=92),
-        add_help=False,
-    )
-    group = parser.add_argument_group("options")
-    for option in OPTIONS:
-        if option.metavar:
-            group.add_argument(option.name, metavar=option.metavar, help=option.help.replace("%", "%%"))
-        else:
-            group.add_argument(option.name, action="store_true", help=option.help.replace("%", "%%"))
-    parser.add_argument("docker", nargs="*", metavar="DOCKER ARGS... IMAGE", help="as after `docker run`")
-    return parser.format_help()
-
-
-LINE_USAGE = """\
-usage: %docker [DOCKER ARGS...] IMAGE
-       %docker --session NAME
-
-Run every later `!cmd` in a fresh container (or in session NAME's running container).
-
-Stores the arguments in Dockyter.default_args and turns redirection on, so `!cmd`,
-`x = !cmd`, `!!cmd` and `%sx cmd` run in containers. `%docker_off` restores the normal
-`!`; `%docker_on` brings the containers back. Without arguments, says what is configured.
-"""
+def read(grammar: Grammar, line: str) -> Parsed:
+    """``line`` read with ``grammar``; what does not fit is one UsageError line."""
+    with usage_errors(f"{grammar.magic}: "):
+        return grammar.parse(line)
 
 
 @contextmanager
@@ -152,66 +109,57 @@ class DockyterMagics(Magics):
     # -- running ---------------------------------------------------------------------------------
 
     @cell_magic
+    @usage(CELL)
     def docker(self, line: str, cell: str) -> None:
         _warn_about_backslashes(line)
         with usage_errors("%%docker: "):
             options = parse_cell_line(line)
         if options.help:
-            print(cell_usage())
-            return
-        if options.session is not None:
-            self._cell_in_session(options, cell)
+            print(CELL.usage())
             return
         core = self.core
+        raises = options.raises(core.raise_on_error)
+        if options.session is not None:
+            with usage_errors():
+                core.run(options.run_spec(cell, None), cell_asker(raises))
+            return
         with usage_errors(), core.layers.one_cell(options.profile):  # --profile NAME: this cell only
             args = parse_args(options.docker_tokens) if options.docker_tokens else core.configured_args()
             # Inside the profile's cell: it may set raise_on_error.
             core.run(options.run_spec(cell, args), cell_asker(options.raises(core.raise_on_error)))
 
-    def _cell_in_session(self, options: CellOptions, cell: str) -> None:
-        core = self.core
-        with usage_errors():
-            core.run(options.run_spec(cell, None), cell_asker(options.raises(core.raise_on_error)))
-
-    docker.__doc__ = cell_usage()
-
     @line_magic("docker")
+    @usage(LINE)
     def docker_line(self, line: str) -> None:
         core = self.core
         if not line.strip():
             self._say_configuration()
             return
-        if line.split() == ["--help"]:  # also the answer to `%%docker --help` with an empty cell
-            print(LINE_USAGE)
-            print("and for a whole cell:\n")
-            print(cell_usage())
-            return
         _warn_about_backslashes(line)
-        with usage_errors("%docker: "):
-            words = split_line(line, comments=True)
-        if words and (words[0] == "--session" or words[0].startswith("--session=")):
-            self._bang_in_session(words)
+        parsed = read(LINE, line)
+        if parsed.help:  # also the answer to `%%docker --help` with an empty cell
+            print(LINE.usage())
+            print("and for a whole cell:\n")
+            print(CELL.usage())
+            return
+        session = parsed.value("--session")
+        if session is not None:
+            self._bang_in_session(session)
             return
         with usage_errors():
-            args = parse_args(line)
+            args = parse_args(parsed.docker)
         core.session = ""
         dropped = self._drop_profile()  # new arguments: the profile's other values go with it
         core.default_args = str(args)
         core.redirect = True
         print(f"Dockyter: `!` now runs in {args.image} ({core.backend} backend){dropped}; %docker_off to stop.")
 
-    def _bang_in_session(self, words: list[str]) -> None:
-        name = words[0].partition("=")[2] if "=" in words[0] else (words[1] if len(words) > 1 else "")
-        rest = words[1:] if "=" in words[0] else words[2:]
-        if not name or rest:
-            raise UsageError("usage: %docker --session NAME")
+    def _bang_in_session(self, name: str) -> None:
         with usage_errors():
             session = self.core.sessions.get(name)  # an unknown name: one line, with "did you mean"
         self.core.session = name
         self.core.redirect = True
         print(f"Dockyter: `!` now runs in session {name!r} ({session.args.image}); %docker_off to stop.")
-
-    docker_line.__doc__ = LINE_USAGE
 
     def _say_configuration(self) -> None:
         core = self.core
@@ -234,8 +182,8 @@ class DockyterMagics(Magics):
         return f"; profile {active.name!r} dropped" + (f" ({', '.join(restored)} back as before)" if restored else "")
 
     @line_magic()
+    @usage(ON)
     def docker_on(self, line: str) -> None:
-        """Run ``!`` commands in containers again, with the last arguments given to %docker."""
         core = self.core
         if not core.default_args.strip() and not core.session:
             raise UsageError("nothing to turn on: first use %docker [DOCKER ARGS...] IMAGE")
@@ -246,8 +194,8 @@ class DockyterMagics(Magics):
         print(f"Dockyter: `!` {state} in {where} ({core.backend} backend); %docker_off to stop.")
 
     @line_magic()
+    @usage(OFF)
     def docker_off(self, line: str) -> None:
-        """Restore IPython's own ``!`` behaviour and drop the active profile (the arguments are kept for %docker_on)."""
         was = self.core.redirect
         self.core.redirect = False
         dropped = self._drop_profile()
@@ -255,48 +203,50 @@ class DockyterMagics(Magics):
         print(f"Dockyter: `!` {state}{dropped}; %docker_on to run it in containers.")
 
     @line_magic()
+    @usage(SESSION)
     def docker_session(self, line: str) -> None:
+        parsed = read(SESSION, line)
+        if parsed.help:
+            print(SESSION.usage())
+            return
         with usage_errors("%docker_session: "):
-            table = session_command(self.core, line)
+            table = session_command(self.core, parsed)
         if table is not None:
             display(table)
-
-    docker_session.__doc__ = SESSION_USAGE
 
     # -- the backend -----------------------------------------------------------------------------
 
     @line_magic()
+    @usage(BACKEND)
     def docker_backend(self, line: str) -> None:
-        """Choose the backend: ``%docker_backend docker`` or ``%docker_backend api URL``, then show the status."""
         core = self.core
-        with usage_errors("%docker_backend: "):
-            words = split_line(line, comments=True)
-        if not words:
-            raise UsageError(f"usage: %docker_backend {{{'|'.join(known_backends())}}} [URL]")
-        name, rest = words[0], words[1:]
+        parsed = read(BACKEND, line)
+        if parsed.help:
+            print(BACKEND.usage())
+            return
+        name, url = parsed.words["NAME"], parsed.words.get("URL")
         with usage_errors():
             if name == "api":
-                if len(rest) > 1 or (not rest and not core.api_url):
+                if url is None and not core.api_url:
                     raise UsageError("usage: %docker_backend api URL")
-                if rest:
-                    core.api_url = rest[0]
-            elif rest:
+                if url is not None:
+                    core.api_url = url
+            elif url is not None:
                 raise UsageError(f"%docker_backend {name} takes no further arguments")
             core.backend = name
         self._show_status()
 
     @line_magic()
+    @usage(STATUS)
     def docker_status(self, line: str) -> None:
-        """Show the backend, whether it is available and why not, the configured image and arguments,
-        whether ``!`` is redirected, and the exact command a cell would run."""
         self._show_status()
 
     def _show_status(self) -> None:
         display(Table("Dockyter status", self.core.status_rows()))
 
     @line_magic()
+    @usage(CLEANUP)
     def docker_cleanup(self, line: str) -> None:
-        """Remove Dockyter containers left running by kernels that died (and nothing else)."""
         core = self.core
         if not core.cleans_up_here():
             print(f"Dockyter: the {core.backend} backend's service removes its own containers; nothing to clean here.")
@@ -310,22 +260,19 @@ class DockyterMagics(Magics):
     # -- configuration: dockyter.toml and its profiles (dockyter/layers.py) ----------------------
 
     @line_magic()
+    @usage(PROFILE)
     def docker_profile(self, line: str) -> None:
-        """Apply a dockyter.toml profile for later ``!`` commands: ``%docker_profile NAME``.
-
-        Like ``%docker ARGS IMAGE`` with the profile's arguments: sets Dockyter.default_args and
-        the traits the profile overrides (shell, timeout, backend...), and turns redirection on.
-        Another profile replaces it, with all its overrides. ``%docker_profile --off`` (and
-        ``%docker_off``) drops it: every value it set goes back to what it was before, unless
-        changed since. Without a name, lists the profiles and what each sets.
-        """
         layers = self.core.layers
-        name = line.strip()
+        parsed = read(PROFILE, line)
+        if parsed.help:
+            print(PROFILE.usage())
+            return
+        name = parsed.words.get("NAME")
         if name == "--off":
             dropped = self._drop_profile()
             print(f"Dockyter: {dropped[2:]}." if dropped else "Dockyter: no profile is active.")
             return
-        if not name:
+        if name is None:
             rows = layers.profile_rows()
             if rows:
                 display(Table(f"Profiles in {layers.file_label()}", rows))
@@ -341,20 +288,15 @@ class DockyterMagics(Magics):
         )
 
     @line_magic()
+    @usage(CONFIG)
     def docker_config(self, line: str) -> None:
-        """Show the dockyter.toml read and where each value came from; ``%docker_config reload`` re-reads it.
-
-        Layers, lowest first: default < ipython_config.py < dockyter.toml < run time. A reload
-        keeps every value changed at run time in this kernel (%config, %docker, %docker_profile...)
-        and recomputes the others, so a value removed from the file falls back to the layers below.
-        """
         layers = self.core.layers
-        action = line.strip()
-        if action == "reload":
+        parsed = read(CONFIG, line)
+        if parsed.help:
+            print(CONFIG.usage())
+        elif parsed.verb == "reload":
             changed, kept = layers.reload()
             kept_words = f"; kept run-time values of {', '.join(kept)}" if kept else ""
             print(f"Dockyter: read {layers.file_label()}; changed: {', '.join(changed) or 'nothing'}{kept_words}")
-        elif action:
-            raise UsageError("usage: %docker_config [reload]")
         else:
             display(Table("Dockyter configuration", layers.rows()))
