@@ -5,7 +5,7 @@ from pathlib import Path
 from dockyter.config.doctable import BEGIN, END, table_in, trait_table, with_table
 from dockyter.core import Dockyter
 
-PAGE = Path(__file__).parent.parent / "docs" / "configuration.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 
 def test_the_trait_table_in_the_docs_is_generated_from_the_code():

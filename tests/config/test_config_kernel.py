@@ -10,7 +10,7 @@ from traitlets.config import Config
 
 pytestmark = pytest.mark.kernel
 
-EXAMPLE = Path(__file__).parent.parent / "profile_default" / "ipython_config.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "profile_default" / "ipython_config.py"
 
 
 def example_settings() -> Config:

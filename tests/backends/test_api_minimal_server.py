@@ -26,7 +26,7 @@ from IPython.utils.text import SList
 
 from dockyter.errors import Interrupted
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "minimal_server.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "minimal_server.py"
 
 
 @pytest.fixture(scope="module")
