@@ -3,7 +3,6 @@
 from subprocess import CalledProcessError
 
 import pytest
-from shell_fixtures import recording_backend  # noqa: F401 - the fixture, requested by name
 
 from dockyter.core import Dockyter, parse_args
 from dockyter.errors import BadUsage, ContainerExitError

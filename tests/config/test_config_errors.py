@@ -5,21 +5,21 @@ from __future__ import annotations
 import re
 
 import pytest
-from kernel_fixtures import start_kernel
-from shell_fixtures import config_home, ipshell, load_dockyter, run  # noqa: F401 - fixtures
+from kernels import start_kernel
+from shells import run_cell
 
 
 def test_a_value_config_refused_never_breaks_a_later_load(ipshell):
-    ran = run(ipshell, "%config Dockyter.backend = 'nope'")
+    ran = run_cell(ipshell, "%config Dockyter.backend = 'nope'")
     assert ran.stderr == (
         "Dockyter: %config: Dockyter.backend = 'nope' refused (unknown backend 'nope'; "
         "known backends: api, docker); backend stays 'docker'\n"
     )
     assert ran.error is None and "Traceback" not in ran.stdout + ran.stderr
-    run(ipshell, "%config Dockyter.timeout = 9")  # traitlets re-applies everything: not said twice
+    run_cell(ipshell, "%config Dockyter.timeout = 9")  # traitlets re-applies everything: not said twice
     assert ipshell.config.Dockyter.backend == "nope"  # IPython keeps it...
-    run(ipshell, "%unload_ext dockyter")
-    reloaded = run(ipshell, "%load_ext dockyter")
+    run_cell(ipshell, "%unload_ext dockyter")
+    reloaded = run_cell(ipshell, "%load_ext dockyter")
     assert reloaded.error is None, reloaded.error  # ...and loading still works
     assert reloaded.stderr.count("\n") == 1
     assert "Dockyter.backend = 'nope' refused" in reloaded.stderr and "backend stays 'docker'" in reloaded.stderr
@@ -39,16 +39,16 @@ def test_a_bad_value_in_ipython_config_loads_the_extension_all_the_same(load_doc
     core = loaded.magics
     assert (core.default_args, core.timeout) == ("", 5.0)
     assert (core.layers.origin["default_args"], core.layers.origin["timeout"]) == ("default", "ipython_config.py")
-    assert run(loaded.shell, "%docker_status").error is None
+    assert run_cell(loaded.shell, "%docker_status").error is None
 
 
 def test_a_string_for_a_list_of_words_is_split_like_a_shell(ipshell):
     core = ipshell._dockyter
-    run(ipshell, "%config Dockyter.shell = 'sh -c'")
+    run_cell(ipshell, "%config Dockyter.shell = 'sh -c'")
     assert core.shell == ["sh", "-c"]
-    run(ipshell, "%config Dockyter.docker_command = 'sudo -n docker'")
+    run_cell(ipshell, "%config Dockyter.docker_command = 'sudo -n docker'")
     assert core.docker_command == ["sudo", "-n", "docker"]
-    ran = run(ipshell, "%config Dockyter.shell = 'bash \"-c'")
+    ran = run_cell(ipshell, "%config Dockyter.shell = 'bash \"-c'")
     assert ran.stderr.startswith("Dockyter: %config: Dockyter.shell = 'bash \"-c' refused (cannot split")
     assert core.shell == ["sh", "-c"]
 

@@ -3,7 +3,6 @@
 import os
 
 import pytest
-from shell_fixtures import config_home  # noqa: F401 - fixture
 
 from dockyter.config.tomlfile import find_toml_file, read_toml_file
 from dockyter.core import Dockyter

@@ -5,7 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from kernel_fixtures import start_kernel
+from kernels import start_kernel
 from traitlets.config import Config
 
 pytestmark = pytest.mark.kernel

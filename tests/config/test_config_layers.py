@@ -8,8 +8,7 @@ ipython_config.py.
 import re
 
 import pytest
-from shell_fixtures import config_home, ipshell, load_dockyter  # noqa: F401 - fixtures
-from shell_fixtures import run as run_cell
+from shells import run_cell
 
 
 def origins(magics):
@@ -19,7 +18,7 @@ def origins(magics):
 def config_report(shell):
     run = run_cell(shell, "%docker_config")
     assert run.error is None and run.stderr == ""
-    return run.displayed
+    return run.shown
 
 
 def value_row(report, name):
@@ -90,12 +89,12 @@ def test_the_original_format_configures_the_extension(config_home, load_dockyter
 def test_status_names_the_config_file(config_home, load_dockyter):
     path = config_home.write(config_home.user, "[Dockyter]\ntimeout = 9\n")
     run = run_cell(load_dockyter().shell, "%docker_status")
-    assert re.search(rf"^  config file\s+{re.escape(str(path))}$", run.displayed, re.M)
+    assert re.search(rf"^  config file\s+{re.escape(str(path))}$", run.shown, re.M)
 
 
 def test_status_says_when_there_is_no_config_file(ipshell):
     run = run_cell(ipshell, "%docker_status")
-    assert re.search(r"config file\s+none found", run.displayed)
+    assert re.search(r"config file\s+none found", run.shown)
 
 
 # -- each precedence pair ------------------------------------------------------------------------
@@ -312,7 +311,7 @@ def test_a_token_in_the_project_file_warns_and_is_masked_everywhere(config_home,
     ):
         run = run_cell(loaded.shell, cell)
         assert run.error is None, cell
-        outputs += [run.stdout, run.stderr, run.displayed]
+        outputs += [run.stdout, run.stderr, run.shown]
     assert not [text for text in outputs if SECRET in text]
     assert "(set, hidden)" in "".join(outputs)
     run_cell(loaded.shell, "%docker_off")
@@ -344,7 +343,7 @@ def test_credential_headers_are_masked_and_other_headers_shown(config_home, load
     outputs = []
     for cell in ("%docker_config", "%config Dockyter"):
         ran = run_cell(loaded.shell, cell)
-        outputs += [ran.stdout, ran.stderr, ran.displayed]
+        outputs += [ran.stdout, ran.stderr, ran.shown]
     assert not [text for text in outputs if SECRET in text]
     assert "{'Authorization': '(hidden)', 'X-Team': 'data'}" in outputs[2]
     assert "Current: {'Authorization': '(hidden)', 'X-Team': 'data'}" in outputs[3]

@@ -6,9 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from core_fixtures import run_cell
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
+from shells import run_cell
 
 IPYTHON = str(Path(sys.executable).with_name("ipython"))
 

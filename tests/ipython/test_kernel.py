@@ -4,7 +4,7 @@ import time
 
 import pytest
 from helpers import wait_until
-from kernel_fixtures import containers_of
+from kernels import containers_of
 
 pytestmark = [pytest.mark.docker, pytest.mark.kernel]
 

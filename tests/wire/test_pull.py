@@ -1,6 +1,6 @@
 """Pulling an image shows one progress line that ends as a summary: cells, `!`, a real kernel.
 
-A real registry on 127.0.0.1 (tests/registry_fixtures.py) holds an image with a layer of its
+A real registry on 127.0.0.1 (the ``registry`` fixture of tests/conftest.py) holds an image with a layer of its
 own, removed locally, so each test sees a real pull through the engine.
 """
 

@@ -1,4 +1,4 @@
-"""A real Jupyter kernel (ipykernel through jupyter_client) for tests that need one.
+"""A real Jupyter kernel (ipykernel through jupyter_client); the ``kernel`` fixture is in conftest.py.
 
 Messages are collected with the time they arrived, so tests can tell output that streamed
 live from output that came at the end.
@@ -10,12 +10,10 @@ import os
 import queue
 import socket
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 from helpers import docker
 from jupyter_client.manager import KernelManager
 
@@ -118,22 +116,6 @@ def start_kernel(
     extra = {"stderr": stderr} if stderr is not None else {}
     manager.start_kernel(cwd=str(cwd), env={**base, **(env or {})}, **extra)
     return Kernel(manager)
-
-
-@pytest.fixture
-def kernel(tmp_path) -> Iterator[Kernel]:
-    """A fresh kernel with its HOME in a temporary folder and Dockyter loaded."""
-    home = tmp_path / "home"
-    home.mkdir()
-    started = start_kernel(
-        tmp_path, {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "DOCKYTER_CONFIG": ""}
-    )
-    try:
-        reply = started.run("%load_ext dockyter").reply
-        assert reply["status"] == "ok", reply
-        yield started
-    finally:
-        started.shutdown()
 
 
 def containers_of(pid: int, running_only: bool = False) -> list[str]:
