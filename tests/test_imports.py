@@ -207,3 +207,18 @@ def test_each_package_says_what_lives_there(package):
     missing = [member for member in members if f"``{member}``" not in doc and f"``{member}/``" not in doc]
     assert not missing, f"{package}'s docstring does not name {missing}"
     assert "May import" in doc
+
+
+def test_no_two_modules_or_classes_share_a_name():
+    # One home per name: `control.py` on both sides, or two classes called Execution, make every
+    # import and every search ask "which one?".
+    modules_by_name: dict[str, list[str]] = {}
+    classes_by_name: dict[str, list[str]] = {}
+    for name, path in modules().items():
+        if path.name not in ("__init__.py", "__main__.py"):
+            modules_by_name.setdefault(path.name, []).append(name)
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.ClassDef):
+                classes_by_name.setdefault(node.name, []).append(name)
+    assert not {file: names for file, names in modules_by_name.items() if len(names) > 1}
+    assert not {cls: names for cls, names in classes_by_name.items() if len(names) > 1}

@@ -35,16 +35,13 @@ from ...wire.contract import (
 )
 from ...wire.dockerargs import RunArgs
 from ...wire.pull import PullFailed, last_value, needs_pull, pull
-from ..base import Backend, BackendStatus, RunRequest, RunResult
+from ..base import SIGNAL_CHECK, Backend, BackendStatus, RunRequest, RunResult
 from .cli import control
 
 if TYPE_CHECKING:
     from ...wire.dockerargs import RunArgs
     from .sessionshell import SessionShell
 
-# A SIGINT may be delivered to another thread of the kernel; Python then raises KeyboardInterrupt
-# in the main thread only once it runs bytecode again, so never block longer than this.
-SIGNAL_CHECK = 0.2
 # Bytes a pipe from the CLI holds, and the most one read takes: 1 MiB, the default most an
 # unprivileged process may ask for (/proc/sys/fs/pipe-max-size), against Linux's 64 KiB.
 PIPE_SIZE = 1 << 20

@@ -45,11 +45,10 @@ from ...wire.sessionprotocol import (
     setup_line,
     sync_line,
 )
-from ..base import RunRequest, RunResult
+from ..base import SIGNAL_CHECK, RunRequest, RunResult
 from ..settings import DockerSettings
 from .cli import control
 
-SIGNAL_CHECK = 0.2  # never block longer than this, so an interrupt is seen (see backends/docker.py)
 IDLE_KEEP = 65536  # bytes of background output kept between cells, per session
 SETTLE = 3.0  # seconds each later step of the stop ladder waits for the shell to answer
 
