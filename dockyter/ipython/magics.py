@@ -63,10 +63,18 @@ def usage(grammar: Grammar) -> Callable[[F], F]:
     return document
 
 
-def read(grammar: Grammar, line: str) -> Parsed:
-    """``line`` read with ``grammar``; what does not fit is one UsageError line."""
+def read(grammar: Grammar, line: str, *more: Grammar) -> Parsed | None:
+    """``line`` read with ``grammar``; what does not fit is one UsageError line. None when the line
+    asks for ``--help``, which is printed (with the usage of the ``more`` grammars after it)."""
     with usage_errors(f"{grammar.magic}: "):
-        return grammar.parse(line)
+        parsed = grammar.parse(line)
+    if not parsed.help:
+        return parsed
+    print(grammar.usage())
+    for other in more:
+        print(f"and for {other.magic}:\n")
+        print(other.usage())
+    return None
 
 
 @contextmanager
@@ -136,11 +144,8 @@ class DockyterMagics(Magics):
             self._say_configuration()
             return
         _warn_about_backslashes(line)
-        parsed = read(LINE, line)
-        if parsed.help:  # also the answer to `%%docker --help` with an empty cell
-            print(LINE.usage())
-            print("and for a whole cell:\n")
-            print(CELL.usage())
+        parsed = read(LINE, line, CELL)  # also the answer to `%%docker --help` with an empty cell
+        if parsed is None:
             return
         session = parsed.value("--session")
         if session is not None:
@@ -206,8 +211,7 @@ class DockyterMagics(Magics):
     @usage(SESSION)
     def docker_session(self, line: str) -> None:
         parsed = read(SESSION, line)
-        if parsed.help:
-            print(SESSION.usage())
+        if parsed is None:
             return
         with usage_errors("%docker_session: "):
             table = session_command(self.core, parsed)
@@ -221,8 +225,7 @@ class DockyterMagics(Magics):
     def docker_backend(self, line: str) -> None:
         core = self.core
         parsed = read(BACKEND, line)
-        if parsed.help:
-            print(BACKEND.usage())
+        if parsed is None:
             return
         name, url = parsed.words["NAME"], parsed.words.get("URL")
         with usage_errors():
@@ -264,8 +267,7 @@ class DockyterMagics(Magics):
     def docker_profile(self, line: str) -> None:
         layers = self.core.layers
         parsed = read(PROFILE, line)
-        if parsed.help:
-            print(PROFILE.usage())
+        if parsed is None:
             return
         name = parsed.words.get("NAME")
         if name == "--off":
@@ -292,9 +294,9 @@ class DockyterMagics(Magics):
     def docker_config(self, line: str) -> None:
         layers = self.core.layers
         parsed = read(CONFIG, line)
-        if parsed.help:
-            print(CONFIG.usage())
-        elif parsed.verb == "reload":
+        if parsed is None:
+            return
+        if parsed.verb == "reload":
             changed, kept = layers.reload()
             kept_words = f"; kept run-time values of {', '.join(kept)}" if kept else ""
             print(f"Dockyter: read {layers.file_label()}; changed: {', '.join(changed) or 'nothing'}{kept_words}")

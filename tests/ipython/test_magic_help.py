@@ -35,3 +35,13 @@ def test_docker_flags_still_pass_untouched(ip, cell):
     run = cell("%%docker -e A=1 --help img\necho hi")
     assert "'no-such-runtime' was not found" in str(run.error)
     assert "usage: %%docker" not in run.stdout
+
+
+def test_every_magic_with_arguments_answers_help_and_its_docstring_is_that_help(ip, cell):
+    for magic in ("docker_session", "docker_backend", "docker_profile", "docker_config"):
+        run = cell(f"%{magic} --help")
+        assert run.error is None and run.stdout.startswith(f"usage: %{magic}"), (magic, run)
+        assert ip.find_line_magic(magic).__doc__ == run.stdout.removesuffix("\n"), magic
+    assert ip._dockyter.backend == "docker"  # --help chose no backend
+    assert cell("%docker_session help").stdout.startswith("usage: %docker_session ")
+    assert ip.find_line_magic("docker_on").__doc__.startswith("usage: %docker_on\n")
