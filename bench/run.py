@@ -75,7 +75,7 @@ class Worker:
     """One figure measured in its own process."""
 
     def __init__(self, number: int, options: argparse.Namespace, scratch: Path, prefix: str) -> None:
-        from dockyter.contract import owner_id
+        from dockyter.wire.contract import owner_id
 
         self.number = number
         self.result_path = scratch / f"figure-{number}.json"

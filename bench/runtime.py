@@ -19,7 +19,7 @@ from pathlib import Path
 
 BENCH_LABEL = "io.dockyter.bench"
 RUN_VARIABLE = "DOCKYTER_BENCH_RUN"
-MANAGED_LABEL = "io.dockyter.managed"  # dockyter.contract.MANAGED_LABEL: on every container Dockyter starts
+MANAGED_LABEL = "io.dockyter.managed"  # dockyter.wire.contract.MANAGED_LABEL: on every container Dockyter starts
 OWNER_LABEL = "io.dockyter.owner"
 SERVER_LABEL = "io.dockyter.server"
 DEFAULT_IMAGE = "dockyter-test/bash:1"

@@ -1,13 +1,13 @@
 """The ``Dockyter`` configurable: the configuration layers, the backend, and the one run path.
 
-Its settings are the traits it inherits from :class:`~dockyter.traits.DockyterTraits`:
+Its settings are the traits it inherits from :class:`~dockyter.config.traits.DockyterTraits`:
 ``%config Dockyter`` lists them with their help; ``%config Dockyter.x = ...`` and
 ``c.Dockyter.x`` in ``ipython_config.py`` set them. Observers do the work when a trait
 changes: ``backend`` swaps the backend, ``redirect`` installs or removes the ``!`` overrides.
 
 Both ``%%docker`` and ``!cmd`` go through :meth:`Dockyter.run`, which sets ``_exit_code`` and
 decides, once, what a failure becomes: an exception for a cell, one line for a ``!`` command.
-The magics (:mod:`dockyter.magics`) only parse lines and show tables.
+The magics (:mod:`dockyter.ipython.magics`) only parse lines and show tables.
 """
 
 from __future__ import annotations
@@ -15,64 +15,51 @@ from __future__ import annotations
 import os
 import shlex
 import threading
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 from subprocess import CalledProcessError
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from traitlets import TraitError, default, observe
 from traitlets.config import Config
 from traitlets.utils.bunch import Bunch
 
-from . import backends
 from .announce import Announcer
 from .backends.base import Backend, RunRequest, RunResult
-from .dockerargs import DockerArgsError, RunArgs, parse_run_args
+from .backends.registry import backend_class
+from .config.layers import Layers
+from .config.tomlvalues import masked
+from .config.traits import DockyterTraits
 from .errors import BadUsage, ContainerNotStarted, DockyterError, Interrupted, exit_error, say
-from .layers import Layers
 from .lifecycle import lifecycle_problem
 from .linechecks import unexpanded_variable
-from .output import OutputSink, Stream
+from .output import OutputSink
+from .runspec import Asker, Ran, RunSpec, bang_asker
 from .shorthands import with_shorthands
-from .tomlvalues import masked
-from .traits import DockyterTraits
+from .wire.dockerargs import DockerArgsError, RunArgs, parse_run_args
 
 if TYPE_CHECKING:
-    from IPython.core.interactiveshell import InteractiveShell
-
-    from .redirect import Redirection
-    from .sessions import SessionManager
+    from .sessionmanager import SessionManager
 
 
-@dataclass(frozen=True)
-class Asker:
-    """Who asked for a run, and so what a failure becomes for them."""
+class Shell(Protocol):
+    """What the core needs of the IPython shell it serves: the user's namespace (``_exit_code``,
+    ``--out`` variables). The shell is also the core's traitlets parent, for ``c.Dockyter.*``."""
 
-    raise_errors: bool  # a run that cannot start: raise (a cell) or say it and go on (`!`)
-    raise_exit: bool  # a non-zero exit: raise, or only say its hint
-    status_in_hint: bool  # the hint of a non-zero exit starts "exit status N:"
+    user_ns: dict[str, Any]
 
 
-def cell_asker(raise_on_error: bool) -> Asker:
-    return Asker(raise_errors=True, raise_exit=raise_on_error, status_in_hint=True)
+class Redirector(Protocol):
+    """What routes ``!`` commands into containers on the shell (:mod:`dockyter.ipython.redirect`),
+    turned on and off by the ``redirect`` trait."""
 
+    def install(self) -> None: ...
 
-def bang_asker(raise_on_error: bool) -> Asker:
-    return Asker(raise_errors=False, raise_exit=raise_on_error, status_in_hint=False)
-
-
-@dataclass
-class Ran:
-    """A finished run: how it ended and its output sink (captured text, stderr tail)."""
-
-    result: RunResult
-    sink: OutputSink
+    def remove(self) -> None: ...
 
 
 class Dockyter(DockyterTraits):
     """Run cells and ``!`` commands in containers: ``%%docker``, ``%docker`` and friends."""
 
-    def __init__(self, ipython: InteractiveShell | None = None, **kwargs: Any) -> None:
+    def __init__(self, ipython: Shell | None = None, **kwargs: Any) -> None:
         """``ipython``: the InteractiveShell whose ``user_ns`` and ``!`` this instance serves (None: neither)."""
         if ipython is not None and hasattr(ipython, "config"):
             kwargs.setdefault("parent", ipython)  # so c.Dockyter.* of the shell's config applies
@@ -80,16 +67,12 @@ class Dockyter(DockyterTraits):
         # Before the configuration is loaded: its values fire the observers below.
         self._backend: Backend | None = None
         self._sessions: SessionManager | None = None
-        self._redirection: Redirection | None = None
+        self._redirection: Redirector | None = None  # given by the extension (attach_redirection)
         self.announcer = Announcer(ipython)
         # Values of the IPython configuration a trait refused: name -> value. Kept out of the
         # layers, so the value below stays in force (see _load_config).
         self.refused_config: dict[str, Any] = {}
         self.config_problems: list[str] = []
-        if ipython is not None:
-            from .redirect import Redirection  # imports IPython: only with a shell
-
-            self._redirection = Redirection(ipython, self.run_bang)
         super().__init__(**kwargs)
         self.layers = Layers(self)  # provenance of each value; dockyter.toml is applied by extension.load
 
@@ -140,6 +123,12 @@ class Dockyter(DockyterTraits):
             self._backend.close()
         self._backend = None
 
+    def attach_redirection(self, redirection: Redirector) -> None:
+        """Route ``!`` with ``redirection`` from now on, whenever ``redirect`` is on (it may be already)."""
+        self._redirection = redirection
+        if self.redirect:
+            redirection.install()
+
     @observe("redirect")
     def _toggle_redirection(self, change: Bunch) -> None:
         if self._redirection is None:
@@ -153,17 +142,31 @@ class Dockyter(DockyterTraits):
     def active_backend(self) -> Backend:
         """The backend named by ``backend``, created on first use; it reads this instance's traits."""
         if self._backend is None:
-            self._backend = backends.backend_class(self.backend)(self)
+            self._backend = backend_class(self.backend)(self)
         return self._backend
 
     @property
     def sessions(self) -> SessionManager:
         """This kernel's sessions, created on first use; new ones start on the active backend."""
         if self._sessions is None:
-            from .sessions import SessionManager  # only when sessions are used
+            from .sessionmanager import SessionManager  # only when sessions are used
 
             self._sessions = SessionManager(self, lambda: self.active_backend)
         return self._sessions
+
+    # Asked of the sessions before any was started, these set nothing up to say there are none.
+
+    def session_names(self) -> list[str]:
+        """The names of this kernel's sessions, sorted."""
+        return self._sessions.names() if self._sessions is not None else []
+
+    def session_rows(self) -> list[tuple[str, ...]]:
+        """The listing of this kernel's sessions (``SessionManager.rows``)."""
+        return self._sessions.rows() if self._sessions is not None else []
+
+    def stop_all_sessions(self) -> list[str]:
+        """Stop every session of this kernel; their names."""
+        return self._sessions.stop_all() if self._sessions is not None else []
 
     # -- what to run -----------------------------------------------------------------------------
 
@@ -175,79 +178,59 @@ class Dockyter(DockyterTraits):
             )
         return parse_args(self.default_args)
 
-    def request(
-        self,
-        args: RunArgs,
-        command: str,
-        timeout: float | None = None,
-        merge: bool = False,
-        *,
-        here: bool = False,
-        as_me: bool = False,
-    ) -> RunRequest:
-        """A request with the settings in force: the shell, the timeout unless one is given, the shorthands."""
+    def request(self, args: RunArgs, spec: RunSpec) -> RunRequest:
+        """``spec`` as a backend request, with the settings in force: the shell, the timeout unless the
+        spec gives one, the shorthands."""
         problem = lifecycle_problem(args)  # default_args may come from a file: checked at each run
         if problem:
             raise BadUsage(problem)
-        args = with_shorthands(args, here=here or self.here, as_me=as_me or self.as_me)
-        limit = timeout if timeout is not None else (self.timeout or None)
-        return RunRequest(args=args, command=command, shell=tuple(self.shell), timeout=limit, merge_stderr=merge)
+        args = with_shorthands(args, here=spec.here or self.here, as_me=spec.as_me or self.as_me)
+        limit = spec.timeout if spec.timeout is not None else (self.timeout or None)
+        return RunRequest(
+            args=args, command=spec.command, shell=tuple(self.shell), timeout=limit, merge_stderr=spec.merge_stderr
+        )
 
     # -- the one run path ------------------------------------------------------------------------
 
-    def run(
-        self,
-        command: str,
-        asker: Asker,
-        *,
-        args: RunArgs | None = None,
-        timeout: float | None = None,
-        capture: bool = False,
-        show: bool = True,
-        merge: bool = False,
-        store: Mapping[str, Stream] | None = None,
-        hide: Collection[Stream] = (),
-        here: bool = False,
-        as_me: bool = False,
-        written: str | None = None,
-        session: str | None = None,
-    ) -> Ran | None:
-        """Run ``command`` in one fresh container (``args``, or ``default_args``), or in the
-        running container of ``session``, and conclude.
+    def run(self, spec: RunSpec, asker: Asker) -> Ran | None:
+        """Run ``spec`` in one fresh container (its arguments, or ``default_args``), or in the
+        running container of its session, and conclude.
 
-        Sets ``_exit_code``, stores captured streams in the variables of ``store``, then applies
-        the ``asker``'s policy: raise, or say one line and return. None when the run could not start
-        and the asker is not told by an exception. ``written`` is the command as the user typed it,
-        for the exception of a failed ``!``.
+        Sets ``_exit_code``, stores captured streams in the variables of ``spec.store``, then
+        applies the ``asker``'s policy: raise, or say one line and return. None when the run could
+        not start and the asker is not told by an exception.
         """
         self.announcer.flush()  # problems found while loading, if nobody has seen them yet
+        written = spec.written or spec.command
         try:
-            if session:
-                request = self.request(self.sessions.get(session).args, command, timeout, merge)
-                sink = OutputSink(show=show, capture=capture or bool(store), hide=hide)
-                result = self.sessions.run(session, request, sink)
-            else:
-                chosen = args if args is not None else self.configured_args()
-                request = self.request(chosen, command, timeout, merge, here=here, as_me=as_me)
-                sink = OutputSink(show=show, capture=capture or bool(store), hide=hide)
-                result = self.active_backend.run(request, sink)
+            request, sink, result = self._start(spec)
         except DockyterError as error:
             self._set_exit_code(error.exit_code)
             if asker.raise_errors:
                 raise
             say(error)
             if asker.raise_exit:
-                raise CalledProcessError(error.exit_code, written or command) from None
+                raise CalledProcessError(error.exit_code, written) from None
             return None
         self._set_exit_code(result.exit_code)
         if result.reason == "interrupted" and asker.raise_errors:
             raise Interrupted(result.message or "interrupted")
-        for variable, stream in (store or {}).items():
+        for variable, stream in spec.store.items():
             if self.ipython is not None:
                 self.ipython.user_ns[variable] = sink.text(stream)
         if result.exit_code != 0:
-            self._conclude_failure(result, request, sink, asker, written or command)
+            self._conclude_failure(result, request, sink, asker, written)
         return Ran(result, sink)
+
+    def _start(self, spec: RunSpec) -> tuple[RunRequest, OutputSink, RunResult]:
+        """Run ``spec`` where it asks: a session's container, or a fresh one on the active backend."""
+        if spec.session:
+            request = self.request(self.sessions.get(spec.session).args, spec)
+            sink = spec.sink()
+            return request, sink, self.sessions.run(spec.session, request, sink)
+        request = self.request(spec.args if spec.args is not None else self.configured_args(), spec)
+        sink = spec.sink()
+        return request, sink, self.active_backend.run(request, sink)
 
     def _conclude_failure(
         self, result: RunResult, request: RunRequest, sink: OutputSink, asker: Asker, written: str
@@ -268,15 +251,15 @@ class Dockyter(DockyterTraits):
     def run_bang(self, command: str, capture: bool, written: str) -> str:
         """One ``!`` command (already expanded by IPython) for the redirection; returns captured stdout."""
         raise_on_error = bool(getattr(self.ipython, "system_raise_on_error", False))
-        ran = self.run(
+        spec = RunSpec(
             command,
-            bang_asker(raise_on_error),
-            capture=capture,
-            show=not capture,
-            merge=capture,
-            written=written,
             session=self.session or None,
+            merge_stderr=capture,
+            show=not capture,
+            capture=capture,
+            written=written,
         )
+        ran = self.run(spec, bang_asker(raise_on_error))
         return ran.sink.text("stdout") if ran is not None else ""
 
     def _set_exit_code(self, code: int) -> None:
@@ -306,7 +289,7 @@ class Dockyter(DockyterTraits):
         if self.default_args.strip():
             args = parse_run_args(self.default_args)
             rows.append(("image", args.image))
-            rows.append(("a cell runs", self.active_backend.describe(self.request(args, "<cell>"))))
+            rows.append(("a cell runs", self.active_backend.describe(self.request(args, RunSpec("<cell>")))))
         rows.append(("shell", shlex.join(self.shell)))
         rows.append(("timeout", f"{self.timeout:g} s" if self.timeout else "none"))
         rows.append(("config file", self.layers.file_label()))
@@ -314,7 +297,7 @@ class Dockyter(DockyterTraits):
 
     def cleans_up_here(self) -> bool:
         """Whether the backend's containers can be left behind on this machine by a dead kernel."""
-        return backends.backend_class(self.backend).leaves_orphans
+        return backend_class(self.backend).leaves_orphans
 
     def cleanup_in_background(self) -> None:
         """Remove orphans without delaying the load; failures are silent (status explains them)."""

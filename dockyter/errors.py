@@ -13,7 +13,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
-from .contract import EXIT_CANNOT_RUN, EXIT_KILLED, EXIT_NOT_FOUND, EXIT_USAGE
+from .wire.contract import EXIT_CANNOT_RUN, EXIT_KILLED, EXIT_NOT_FOUND, EXIT_USAGE
 
 RED = "\x1b[31m"
 RESET = "\x1b[0m"
@@ -43,6 +43,10 @@ class BadUsage(DockyterError):
     """A magic line, a profile name or a setting that cannot be used; the magics show it as a UsageError."""
 
     exit_code = EXIT_USAGE
+
+
+class BadSessionRequest(BadUsage):
+    """A session name or request that cannot be used (no such session, a name taken, a refused option)."""
 
 
 class BackendError(DockyterError):

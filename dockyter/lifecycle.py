@@ -19,7 +19,7 @@ timeout stops and removes (only if it is still ours, by its owner label).
 
 from __future__ import annotations
 
-from .dockerargs import RunArgs
+from .wire.dockerargs import RunArgs
 
 REFUSED: dict[str, str] = {
     "--detach": "a run waits for its container and removes it at the end; a detached one would be "

@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 import shlex
 
-from .dockerargs import RunArgs
+from .wire.dockerargs import RunArgs
+from .wire.shellchars import shell_chars
 
 UNEXPANDED = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 # Options whose value names something on the host: a literal $NAME there is never meant.
@@ -40,23 +41,7 @@ def unexpanded_variable(args: RunArgs) -> str | None:
 
 def eaten_backslashes(line: str) -> str | None:
     """A warning when splitting ``line`` like a shell removed a backslash the user probably meant."""
-    quote: str | None = None
-    escaped = False
-    eaten = False
-    for index, char in enumerate(line):
-        if escaped:
-            escaped = False
-            if char.isalnum() or char in "._-:/":
-                eaten = True
-        elif quote:
-            if char == quote:
-                quote = None
-            elif char == "\\" and quote == '"':
-                escaped = line[index + 1 : index + 2] in ('"', "\\", "$", "`")  # the only escapes in "..."
-        elif char in "'\"":
-            quote = char
-        elif char == "\\":
-            escaped = True
+    eaten = any(role == "escaped" and (char.isalnum() or char in "._-:/") for _, char, role in shell_chars(line))
     if not eaten:
         return None
     for word in line.split():

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Collection
 from typing import Literal, TextIO
 
-from .contract import IncrementalText
+from .wire.contract import IncrementalText
 
 Stream = Literal["stdout", "stderr"]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-from .dockerargs import DockerOption, RunArgs
+from .wire.dockerargs import DockerOption, RunArgs
 
 
 def with_shorthands(args: RunArgs, *, here: bool, as_me: bool, cwd: str | None = None) -> RunArgs:

@@ -15,19 +15,42 @@ Sections (add new fixtures in a section of their own, below the others):
    on their containers (the ``runtime`` setting; "" for the engine's default). Parametrized
    with ``server_fixtures.under_each_runtime``, a test runs once under runc and once under
    gVisor's runsc; a runtime the engine lacks skips, or fails under DOCKYTER_REQUIRE_DOCKER=1.
+4. An IPython shell with Dockyter. ``isolated_home`` (HOME, XDG_CONFIG_HOME and the working
+   directory in a temporary folder, no DOCKYTER_* configuration), ``ip`` (the process's
+   InteractiveShell with Dockyter freshly loaded), ``cell`` (``cell(text)`` runs a cell in it),
+   ``recording_backend`` (a backend named "recording" that runs nothing and keeps the requests).
+5. Configuration files. ``config_home`` (where dockyter.toml is looked for), ``load_dockyter``
+   (``load_dockyter(**traits)`` loads the extension with ``traits`` as the IPython config layer,
+   as ``c.Dockyter.<name>`` would set them), ``ipshell`` (loaded over the files a test wrote).
+6. A real kernel. ``kernel``: ipykernel through jupyter_client, Dockyter loaded, HOME isolated.
+7. A registry. ``registry``: Debian's ``docker-registry`` on a free port of 127.0.0.1, for a
+   module; ``push_fresh_image()`` pushes an image with a layer of its own, so a cell pulls it.
 
-The plain helpers (``wait_until``, ``dockyter_containers``, ...) live in ``helpers.py``.
+The plain helpers (``wait_until``, ``dockyter_containers``, ...) live in ``helpers.py``; those of
+the fixtures above in ``shells.py`` (``run_cell``, ``ConfigHome``...), ``recording.py`` and ``kernels.py``
+(``start_kernel``, ``containers_of``). The server's fixtures are in ``server_fixtures.py`` and
+``swarm_fixtures.py``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from copy import deepcopy
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from helpers import (
+    REGISTRY_BINARY,
+    Registry,
+    answers,
+    docker,
     dockyter_container_owners,
     engine_problem,
+    free_port,
     image_name,
     image_problem,
     owned_elsewhere,
@@ -35,16 +58,17 @@ from helpers import (
     runtime_problem,
     wait_until,
 )
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
+from kernels import Kernel, start_kernel
+from shells import CellRun, ConfigHome, Loaded, run_cell
+from traitlets.config import Config
 
-# pytester runs whole pytest sessions (to test the session guard); the others are our fixture modules.
-pytest_plugins = [
-    "pytester",
-    "core_fixtures",
-    "kernel_fixtures",
-    "server_fixtures",
-    "registry_fixtures",
-    "swarm_fixtures",
-]
+if TYPE_CHECKING:
+    from recording import RecordingBackend
+
+# pytester runs whole pytest sessions (to test the session guard); the others are the server's fixtures.
+pytest_plugins = ["pytester", "server_fixtures", "swarm_fixtures"]
 
 # =============================================================================================
 # 1. Engine and images
@@ -190,3 +214,149 @@ def runsc() -> str:
     """gVisor's runtime name, once the engine is known to have it."""
     skip_or_fail(runtime_problem("runsc"))
     return "runsc"
+
+
+# =============================================================================================
+# 4. An IPython shell with Dockyter
+# =============================================================================================
+
+
+@pytest.fixture
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """HOME, XDG_CONFIG_HOME and the working directory in a temporary folder; no DOCKYTER_* config."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.delenv("DOCKYTER_CONFIG", raising=False)
+    monkeypatch.delenv("DOCKYTER_API_TOKEN", raising=False)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return work
+
+
+@pytest.fixture
+def ip(isolated_home: Path) -> Iterator[InteractiveShell]:
+    """The process's InteractiveShell with Dockyter freshly loaded; unloaded afterwards."""
+    shell = InteractiveShell.instance()
+    # %config writes into shell.config, which outlives the extension: start and end clean.
+    shell.config.pop("Dockyter", None)
+    shell.run_line_magic("load_ext", "dockyter")
+    yield shell
+    if "dockyter" in shell.extension_manager.loaded:
+        shell.run_line_magic("unload_ext", "dockyter")
+    shell.config.pop("Dockyter", None)
+    for name in ("_exit_code",):
+        shell.user_ns.pop(name, None)
+
+
+@pytest.fixture
+def cell(ip: InteractiveShell) -> Callable[[str], CellRun]:
+    """``cell(text)`` runs a cell in the Dockyter shell and returns a CellRun."""
+    return lambda text: run_cell(ip, text)
+
+
+@pytest.fixture
+def recording_backend(monkeypatch: pytest.MonkeyPatch) -> type[RecordingBackend]:
+    """Make "recording" a known backend; its requests start empty."""
+    from recording import RecordingBackend  # the package: only when used, so the guards above work without it
+
+    from dockyter.backends import registry
+
+    monkeypatch.setitem(registry.REGISTRY, "recording", "recording:RecordingBackend")
+    monkeypatch.setattr(RecordingBackend, "requests", [])
+    monkeypatch.setattr(RecordingBackend, "exit_code", 0)
+    return RecordingBackend
+
+
+# =============================================================================================
+# 5. Configuration files
+# =============================================================================================
+
+
+@pytest.fixture
+def config_home(isolated_home: Path) -> ConfigHome:
+    return ConfigHome(isolated_home)
+
+
+@pytest.fixture
+def load_dockyter(config_home: ConfigHome) -> Iterator[Callable[..., Loaded]]:
+    shell = InteractiveShell.instance()
+    saved_config = shell.config
+
+    def load(**traits: Any) -> Loaded:
+        if "dockyter" in shell.extension_manager.loaded:
+            shell.run_line_magic("unload_ext", "dockyter")
+        config = deepcopy(saved_config)
+        config.merge(Config({"Dockyter": traits}))
+        shell.config = config
+        with capture_output() as captured:
+            shell.run_line_magic("load_ext", "dockyter")
+        return Loaded(shell, captured.stdout, captured.stderr)
+
+    yield load
+    if "dockyter" in shell.extension_manager.loaded:
+        shell.run_line_magic("unload_ext", "dockyter")
+    shell.config = saved_config
+    shell.user_ns.pop("_exit_code", None)
+
+
+@pytest.fixture
+def ipshell(load_dockyter: Callable[..., Loaded]) -> InteractiveShell:
+    return load_dockyter().shell
+
+
+# =============================================================================================
+# 6. A real kernel
+# =============================================================================================
+
+
+@pytest.fixture
+def kernel(tmp_path: Path) -> Iterator[Kernel]:
+    """A fresh kernel with its HOME in a temporary folder and Dockyter loaded."""
+    home = tmp_path / "home"
+    home.mkdir()
+    started = start_kernel(
+        tmp_path, {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "DOCKYTER_CONFIG": ""}
+    )
+    try:
+        reply = started.run("%load_ext dockyter").reply
+        assert reply["status"] == "ok", reply
+        yield started
+    finally:
+        started.shutdown()
+
+
+# =============================================================================================
+# 7. A registry
+# =============================================================================================
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory, test_image) -> Iterator[Registry]:
+    """A registry on a free port of 127.0.0.1 for this module, its storage in a temporary folder."""
+    binary = shutil.which(REGISTRY_BINARY) or f"/usr/bin/{REGISTRY_BINARY}"
+    if not Path(binary).exists():  # skipped, or failed under DOCKYTER_REQUIRE_DOCKER=1 (as in CI)
+        skip_or_fail(f"{REGISTRY_BINARY} is not installed (bash .ci/provision installs it, as root)")
+    work = tmp_path_factory.mktemp("registry")
+    port = free_port()
+    config = work / "config.yml"
+    config.write_text(
+        "version: 0.1\nlog:\n  level: error\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {work / 'data'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    process = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    registry = Registry(f"127.0.0.1:{port}", work, test_image)
+    try:
+        assert wait_until(lambda: answers(f"http://{registry.host}/v2/"), timeout=15), "the registry did not start"
+        yield registry
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        # the images this module pulled back
+        listing = docker("images", "--format", "{{.Repository}}:{{.Tag}}", f"{registry.host}/*/*")
+        names = listing.stdout.split() if listing.returncode == 0 else []
+        if names:
+            docker("rmi", "-f", *names)

@@ -24,12 +24,12 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from dockyter.backends.api import APIBackend
+from dockyter.backends.api.apibackend import APIBackend
 from dockyter.backends.base import RunRequest
 from dockyter.backends.settings import StaticSettings
-from dockyter.dockerargs import parse_run_args
 from dockyter.errors import DockyterError
 from dockyter.output import OutputSink, Stream
+from dockyter.wire.dockerargs import parse_run_args
 
 
 def emit(record: dict[str, Any]) -> None:

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import functools
 import os
+import secrets
 import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
 
-# The label on every container Dockyter starts (dockyter.contract.MANAGED_LABEL, checked by
+# The label on every container Dockyter starts (dockyter.wire.contract.MANAGED_LABEL, checked by
 # test_infrastructure.py). Spelled out so that the test infrastructure works even while the
 # package does not import.
 MANAGED_LABEL = "io.dockyter.managed"
@@ -163,3 +167,43 @@ def running_containers(label: str = MANAGED_LABEL) -> list[str]:
     """Names of the running containers that carry ``label``."""
     answer = docker("ps", "--filter", f"label={label}", "--format", "{{.Names}}")
     return answer.stdout.split()
+
+
+# -- a registry on 127.0.0.1 (the `registry` fixture) ---------------------------------------------
+
+REGISTRY_BINARY = "docker-registry"  # Debian's
+
+
+@dataclass
+class Registry:
+    """A running registry: ``push`` an image with a layer of its own, get its reference back."""
+
+    host: str  # 127.0.0.1:PORT
+    work: Path
+    base_image: str
+
+    def push_fresh_image(self, megabytes: int = 3) -> str:
+        """An image (the bash test image plus ``megabytes`` of random data) in the registry only."""
+        name = f"{self.host}/dockyter-pull/{secrets.token_hex(4)}:1"
+        context = self.work / name.replace("/", "_").replace(":", "_")
+        context.mkdir()
+        (context / "blob").write_bytes(secrets.token_bytes(megabytes * 1_000_000))
+        (context / "Dockerfile").write_text(f"FROM {self.base_image}\nCOPY blob /blob\n")
+        for step in (("build", "-q", "-t", name, str(context)), ("push", name), ("rmi", name)):
+            answer = docker(*step, timeout=120)
+            assert answer.returncode == 0, f"docker {step[0]}: {answer.stderr}"
+        return name
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as reply:
+            return reply.status == 200
+    except OSError:
+        return False

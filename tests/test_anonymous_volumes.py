@@ -18,11 +18,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from core_fixtures import run_cell
 from helpers import docker, wait_until
 from server_fixtures import start_server_process
+from shells import run_cell
 
-from dockyter.contract import owner_id
+from dockyter.wire.contract import owner_id
 
 pytestmark = pytest.mark.docker
 

@@ -3,10 +3,10 @@
 from subprocess import CalledProcessError
 
 import pytest
-from shell_fixtures import recording_backend  # noqa: F401 - the fixture, requested by name
 
-from dockyter.core import Dockyter, bang_asker, cell_asker, parse_args
+from dockyter.core import Dockyter, parse_args
 from dockyter.errors import BadUsage, ContainerExitError
+from dockyter.runspec import RunSpec, bang_asker, cell_asker
 
 
 @pytest.fixture
@@ -17,7 +17,7 @@ def core(recording_backend):
 def test_a_cell_that_fails_raises_with_a_hint(core, recording_backend):
     recording_backend.exit_code = 127
     with pytest.raises(ContainerExitError) as raised:
-        core.run("nosuchtool", cell_asker(True), args=parse_args("img:1"))
+        core.run(RunSpec("nosuchtool", args=parse_args("img:1")), cell_asker(True))
     assert raised.value.returncode == 127 and raised.value.hint == "command not found in the container"
     [(request, _)] = recording_backend.requests
     assert (request.args.image, request.command, request.timeout, request.shell) == (
@@ -30,7 +30,7 @@ def test_a_cell_that_fails_raises_with_a_hint(core, recording_backend):
 
 def test_without_raising_a_failure_is_one_line(core, recording_backend, capsys):
     recording_backend.exit_code = 126
-    ran = core.run("./x", cell_asker(False), args=parse_args("img:1"))
+    ran = core.run(RunSpec("./x", args=parse_args("img:1")), cell_asker(False))
     assert ran is not None and ran.result.exit_code == 126
     assert capsys.readouterr().err.startswith("Dockyter: exit status 126: the command in the container could not")
 
@@ -45,11 +45,11 @@ def test_a_bang_says_its_hint_and_raises_only_when_asked(core, recording_backend
     assert core.run_bang("true", capture=True, written="true") == ""
     assert capsys.readouterr().err == ""
     with pytest.raises(CalledProcessError):
-        core.run("true", bang_asker(True), written="true")
+        core.run(RunSpec("true", written="true"), bang_asker(True))
 
 
 def test_no_image_is_bad_usage_for_a_cell_and_one_line_for_a_bang(core, capsys):
     with pytest.raises(BadUsage, match="no image configured"):
-        core.run("true", cell_asker(True))
-    assert core.run("true", bang_asker(False)) is None
+        core.run(RunSpec("true"), cell_asker(True))
+    assert core.run(RunSpec("true"), bang_asker(False)) is None
     assert "Dockyter: no image configured" in capsys.readouterr().err

@@ -62,10 +62,11 @@ from pathlib import Path
 
 import pytest
 from IPython.utils.text import SList
-from shell_fixtures import RecordingBackend, recording_backend, run  # noqa: F401 - fixture
+from recording import RecordingBackend
+from shells import run_cell
 from traitlets.config import Config
 
-from dockyter import backends
+from dockyter.backends import registry as backends
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -272,8 +273,8 @@ def use_backends(ip, registry: dict[str, str], monkeypatch: pytest.MonkeyPatch) 
 
 def run_block(ip, block: Block, source: str) -> tuple[str, list[str]]:
     """Run ``source`` as ``block``; what it printed, and its Dockyter: lines. Fails on a traceback."""
-    outcome = run(ip, source)
-    printed = ANSI.sub("", outcome.stdout + outcome.stderr + outcome.displayed)
+    outcome = run_cell(ip, source)
+    printed = ANSI.sub("", outcome.stdout + outcome.stderr + outcome.shown)
     if block.directive == "run, raises":
         assert outcome.error is not None, f"{block.where} should raise, and did not:\n{printed}"
     else:
@@ -283,7 +284,7 @@ def run_block(ip, block: Block, source: str) -> tuple[str, list[str]]:
 
 
 def dry_run(ip, block: Block, monkeypatch: pytest.MonkeyPatch) -> None:
-    use_backends(ip, dict.fromkeys(backends.known_backends(), "shell_fixtures:RecordingBackend"), monkeypatch)
+    use_backends(ip, dict.fromkeys(backends.known_backends(), "recording:RecordingBackend"), monkeypatch)
     RecordingBackend.requests.clear()
     _, messages = run_block(ip, block, block.text)
     assert not messages, f"{block.where} printed {messages}"

@@ -22,8 +22,8 @@ def run(image: str, *command: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_labels_match_the_package():
-    from dockyter.contract import MANAGED_LABEL as package_managed
-    from dockyter.contract import OWNER_LABEL as package_owner
+    from dockyter.wire.contract import MANAGED_LABEL as package_managed
+    from dockyter.wire.contract import OWNER_LABEL as package_owner
 
     assert (MANAGED_LABEL, OWNER_LABEL) == (package_managed, package_owner)
 
@@ -40,7 +40,7 @@ def test_wait_until_gives_up_after_the_timeout():
 
 
 def test_owned_elsewhere_spares_only_other_live_process_trees():
-    from dockyter.contract import owner_id
+    from dockyter.wire.contract import owner_id
 
     child = subprocess.Popen(["sleep", "30"])
     try:

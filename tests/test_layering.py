@@ -24,28 +24,30 @@ def test_the_server_loads_nothing_of_the_kernel_side():
     loaded = loaded_after("import dockyter.server.app", ("IPython", "traitlets", "requests", "dockyter"))
     assert not top(loaded) & {"IPython", "traitlets", "requests"}, loaded
     client_side = [m for m in loaded if m.startswith("dockyter.") and not m.startswith("dockyter.server")]
-    # from the client side, only the contract both ends share (with its session protocol), the
-    # docker-run flag table, and pulling with progress (and its image names)
-    allowed = {"dockyter.contract", "dockyter.sessionwire", "dockyter.dockerargs", "dockyter.pull", "dockyter.images"}
-    assert set(client_side) <= allowed, client_side
+    # from the client side, only the wire package: what both ends agree on
+    assert all(m == "dockyter.wire" or m.startswith("dockyter.wire.") for m in client_side), client_side
     assert "dockyter.backends" not in loaded and "dockyter.output" not in loaded
 
 
-@pytest.mark.parametrize("module", ["dockyter.config", "dockyter.layers", "dockyter.profiles", "dockyter.core"])
+@pytest.mark.parametrize(
+    "module", ["dockyter.config.tomlfile", "dockyter.config.layers", "dockyter.config.profiles", "dockyter.core"]
+)
 def test_reading_configuration_loads_no_ipython(module):
     assert "IPython" not in top(loaded_after(f"import {module}", ("IPython",)))
 
 
 def test_pulling_is_standard_library_only():
-    loaded = loaded_after("import dockyter.pull", ("IPython", "traitlets", "requests", "fastapi", "dockyter"))
-    assert loaded == ["dockyter", "dockyter.images", "dockyter.pull"]
+    loaded = loaded_after("import dockyter.wire.pull", ("IPython", "traitlets", "requests", "fastapi", "dockyter"))
+    assert loaded == ["dockyter", "dockyter.wire", "dockyter.wire.images", "dockyter.wire.pull"]
 
 
 def test_the_contract_is_standard_library_only():
-    loaded = loaded_after("import dockyter.contract", ("IPython", "traitlets", "requests", "fastapi", "dockyter"))
-    assert loaded == ["dockyter", "dockyter.contract"]
-    loaded = loaded_after("import dockyter.sessionwire", ("IPython", "traitlets", "requests", "fastapi", "dockyter"))
-    assert loaded == ["dockyter", "dockyter.sessionwire"]
+    loaded = loaded_after("import dockyter.wire.contract", ("IPython", "traitlets", "requests", "fastapi", "dockyter"))
+    assert loaded == ["dockyter", "dockyter.wire", "dockyter.wire.contract"]
+    loaded = loaded_after(
+        "import dockyter.wire.sessionprotocol", ("IPython", "traitlets", "requests", "fastapi", "dockyter")
+    )
+    assert loaded == ["dockyter", "dockyter.wire", "dockyter.wire.sessionprotocol"]
 
 
 def test_the_settings_do_not_need_the_policy():

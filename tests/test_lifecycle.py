@@ -6,7 +6,7 @@ import secrets
 
 import pytest
 from helpers import docker, wait_until
-from kernel_fixtures import containers_of
+from kernels import containers_of
 
 pytestmark = pytest.mark.docker
 

@@ -6,9 +6,9 @@ import signal
 import time
 
 import pytest
-from core_fixtures import run_cell
 from helpers import docker, wait_until
-from kernel_fixtures import containers_of, start_kernel
+from kernels import containers_of, start_kernel
+from shells import run_cell
 
 pytestmark = pytest.mark.docker
 
@@ -75,7 +75,7 @@ def test_loading_the_extension_removes_orphans(isolated_home, test_image):
 def test_cleanup_never_touches_live_owners_or_other_hosts(ip, test_image):
     import socket
 
-    from dockyter.contract import owner_id
+    from dockyter.wire.contract import owner_id
 
     mine = start_labelled(test_image, owner_id())  # this very process: alive
     elsewhere = start_labelled(test_image, "another-host:1:1")

@@ -42,9 +42,9 @@ from helpers import docker
 from hypothesis import HealthCheck, Phase, event, example, given, settings
 from hypothesis import strategies as st
 
-from dockyter.dockerargs import DockerArgsError
 from dockyter.server.containercheck import differences
 from dockyter.server.policy import Plan, PolicyError
+from dockyter.wire.dockerargs import DockerArgsError
 
 pytestmark = pytest.mark.docker
 

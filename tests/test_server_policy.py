@@ -11,10 +11,10 @@ import os
 
 import pytest
 
-from dockyter.dockerargs import BOOL_FLAGS, DockerArgsError, parse_run_args
 from dockyter.server.allowlist import check_flag_names, parse_allowed_mounts
 from dockyter.server.policy import DEFAULT_SHELL, Policy, PolicyError
 from dockyter.server.settings import Settings, SettingsError, load_settings
+from dockyter.wire.dockerargs import BOOL_FLAGS, DockerArgsError, parse_run_args
 
 IMAGE = "dockyter-test/bash:1"
 

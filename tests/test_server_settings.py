@@ -170,7 +170,7 @@ def test_the_console_script_is_installed():
 
 
 def test_importing_dockyter_does_not_import_the_web_framework():
-    code = "import sys, dockyter, dockyter.magics, dockyter.server, dockyter.server.settings; print(sorted(m for m in ('fastapi', 'uvicorn', 'starlette') if m in sys.modules))"
+    code = "import sys, dockyter, dockyter.ipython.magics, dockyter.server, dockyter.server.settings; print(sorted(m for m in ('fastapi', 'uvicorn', 'starlette') if m in sys.modules))"
     answer = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert answer.stdout.strip() == "[]", answer.stderr
 

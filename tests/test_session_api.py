@@ -16,6 +16,7 @@ from IPython.utils.capture import capture_output
 from server_fixtures import containers_with_label
 
 from dockyter.errors import BackendError, Interrupted
+from dockyter.sessionmanager import COLUMNS
 
 pytest.importorskip("fastapi", reason="dockyter-server needs the 'server' extra")
 pytestmark = pytest.mark.docker
@@ -48,6 +49,9 @@ def test_a_session_through_the_server(dockyter_server, ip, cell, test_image):
     assert ip.user_ns["x"] == ["captured", "merged"]
     listing = cell("%docker_session").shown
     assert "remote" in listing and "running" in listing
+    # the server does not report the container's memory (no memory_bytes in its session reply)
+    [row] = ip._dockyter.sessions.rows()
+    assert row[COLUMNS.index("memory")] == "-"
     ip.run_line_magic("unload_ext", "dockyter")
     assert wait_until(lambda: not session_containers(server), timeout=15)
     ip.run_line_magic("load_ext", "dockyter")

@@ -7,9 +7,9 @@ import signal
 import time
 
 import pytest
-from core_fixtures import run_cell
 from helpers import docker, wait_until
-from kernel_fixtures import containers_of, start_kernel
+from kernels import containers_of, start_kernel
+from shells import run_cell
 
 pytestmark = [pytest.mark.docker, pytest.mark.kernel]
 

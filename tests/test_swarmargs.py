@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from dockyter.dockerargs import parse_run_args
 from dockyter.server.engineapi import socket_path
 from dockyter.server.settings import SettingsError, load_settings, make_settings
 from dockyter.server.swarmargs import SwarmArgsError, service_options
+from dockyter.wire.dockerargs import parse_run_args
 
 
 def translate(args: str) -> list[str]:

@@ -15,10 +15,10 @@ import threading
 import time
 from collections.abc import Callable
 
-from dockyter import backends
 from dockyter.backends.base import RunRequest
-from dockyter.dockerargs import parse_run_args
+from dockyter.backends.registry import backend_class
 from dockyter.output import OutputSink
+from dockyter.wire.dockerargs import parse_run_args
 
 from ..context import Context
 from ..ipy import new_shell
@@ -69,7 +69,7 @@ def measure(ctx: Context) -> FigureResult:
     with ctx.server(max_concurrent=64, max_concurrent_per_token=0) as server:
         use_api(shell, server)
         settings = magics(shell)  # the Dockyter traits (api_url, token, timeouts) the backends read
-        api_class = backends.backend_class("api")
+        api_class = backend_class("api")
         request = RunRequest(args=parse_run_args(ctx.image), command=command, shell=tuple(settings.shell))
 
         def through_server() -> None:

@@ -6,7 +6,7 @@ import shlex
 from typing import Any, Literal, overload
 
 from dockyter.backends.base import RunRequest
-from dockyter.dockerargs import parse_run_args
+from dockyter.wire.dockerargs import parse_run_args
 
 
 def magics(shell: Any) -> Any:
@@ -23,7 +23,7 @@ def docker_backend_argv(shell: Any, args: str, command: str, shown: Literal[Fals
 def docker_backend_argv(shell: Any, args: str, command: str, shown: bool = False) -> list[str] | str:
     """The ``docker run`` argv the docker backend builds for ``command`` with the docker ``args``
     (options and image, as on a ``%%docker`` line); ``shown``: as one line."""
-    from dockyter.backends.docker import DockerBackend
+    from dockyter.backends.docker.dockerbackend import DockerBackend
 
     settings = magics(shell)
     request = RunRequest(args=parse_run_args(args), command=command, shell=tuple(settings.shell))

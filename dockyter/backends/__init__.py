@@ -1,31 +1,12 @@
-"""Backends by name. A backend is imported only when it is first chosen, so loading the
-extension never imports ``requests`` (the API backend's dependency) for docker users.
+"""Backends: what runs a request in a container, chosen by name.
 
-Adding a backend is one new module with a :class:`~dockyter.backends.base.Backend`
-subclass and one line here.
+``registry``  name -> backend class, imported on first use (``requests`` only with ``api``)
+``base``      the one interface every backend implements, and its request, result and session handle
+``settings``  the typed settings a backend reads (the ``Dockyter`` core, or ``StaticSettings``)
+``docker/``   the local container CLI: runs, sessions, the short CLI commands
+``api/``      a Dockyter HTTP service: ``/execute`` calls, sessions, its answers in words
+
+May import: :mod:`dockyter.wire`, :mod:`dockyter.errors`, :mod:`dockyter.output`, and what is
+below it (a backend package imports only ``base`` and ``settings`` of its parent). Never IPython,
+traitlets, the core or the magics: a backend reads its settings through ``settings``' Protocols.
 """
-
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .base import Backend
-
-# name -> "module:class"
-REGISTRY: dict[str, str] = {
-    "docker": "dockyter.backends.docker:DockerBackend",
-    "api": "dockyter.backends.api:APIBackend",
-}
-
-
-def known_backends() -> list[str]:
-    return sorted(REGISTRY)
-
-
-def backend_class(name: str) -> type[Backend]:
-    """The backend class registered as ``name``; ``KeyError`` if there is none."""
-    module_name, class_name = REGISTRY[name].split(":")
-    found: type[Backend] = getattr(importlib.import_module(module_name), class_name)
-    return found

@@ -11,11 +11,19 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
-from ..contract import DEFAULT_SHELL
-from ..dockerargs import RunArgs
-from ..images import LocalImages
 from ..output import OutputSink
+from ..wire.contract import DEFAULT_SHELL
+from ..wire.dockerargs import RunArgs
+from ..wire.images import LocalImages
 from .settings import BackendSettings
+
+# Seconds a short control command may take before it is given up on: a CLI call (kill, rm,
+# exec, stats, version) or a small HTTP request (a session's start check, lookup or removal).
+CONTROL_TIMEOUT = 20.0
+# A SIGINT may be delivered to another thread of the kernel; Python then raises KeyboardInterrupt
+# in the main thread only once it runs bytecode again: a backend waiting in the main thread
+# never blocks longer than this at a time.
+SIGNAL_CHECK = 0.2
 
 
 @dataclass(frozen=True)
@@ -54,7 +62,7 @@ class BackendStatus:
 
 
 class SessionHandle(Protocol):
-    """A started session's container, as the backend drives it (see :mod:`dockyter.sessions`)."""
+    """A started session's container, as the backend drives it (see :mod:`dockyter.sessionmanager`)."""
 
     container: str  # what the listing shows: the container's name
 
@@ -66,6 +74,10 @@ class SessionHandle(Protocol):
         ...
 
     def death_reason(self) -> str: ...
+
+    def memory(self) -> str | None:
+        """The memory its container uses now, as a listing shows it (``12.5MiB``); None when unknown."""
+        ...
 
     def remove(self) -> None: ...
 
@@ -118,7 +130,7 @@ class Backend(ABC):
     def local_images(self) -> list[str] | None:
         """The images this backend has at hand, as ``repository:tag``; None when it cannot say.
 
-        Slow (it may ask an engine): only the background cache of ``dockyter.images`` calls it.
+        Slow (it may ask an engine): only the background cache of ``dockyter.wire.images`` calls it.
         """
         return None
 

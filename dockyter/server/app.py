@@ -25,8 +25,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 from .. import __version__
-from ..contract import NDJSON
-from ..dockerargs import DockerArgsError
+from ..wire.contract import NDJSON
+from ..wire.dockerargs import DockerArgsError
 from .auth import authenticator, token_status
 from .executor import Executor, ExecutorError, TooBusy
 from .executors import RunningExecution, create_executor

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from ..dockerargs import DockerArgsError, parse_run_args
+from ..wire.dockerargs import DockerArgsError, parse_run_args
 from .containercheck import compared_options, differences
 from .control import Control
 from .engineapi import EngineAPIError, get_json, socket_path

@@ -26,7 +26,7 @@ import shutil
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..contract import (
+from ..wire.contract import (
     EXIT_CANNOT_EXECUTE,
     EXIT_CANNOT_RUN,
     EXIT_NOT_FOUND,
@@ -42,7 +42,7 @@ from ..contract import (
     run_argv,
     shell_command,
 )
-from ..pull import PullFailed, PullProgress, last_value, pull
+from ..wire.pull import PullFailed, PullProgress, last_value, pull
 from .executorerrors import (
     CommandTooLong,
     EngineDisagrees,

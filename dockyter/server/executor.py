@@ -24,8 +24,8 @@ import logging
 import secrets
 from collections.abc import Iterable
 
-from ..contract import REMOVE_CONTAINER, SERVER_LABEL, owner_id
-from ..pull import last_value, needs_pull
+from ..wire.contract import REMOVE_CONTAINER, SERVER_LABEL, owner_id
+from ..wire.pull import last_value, needs_pull
 from .control import CONTROL_TIMEOUT, Control, control
 from .enginecheck import EngineCheck
 from .execution import ENGINE_DOWN, EXIT_WAIT, Execution

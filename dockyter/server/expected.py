@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
-from ..contract import ServerLimits
+from ..wire.contract import ServerLimits
 from .policy import Plan, PlannedMount
 
 # The namespaces a request may choose (the policy refuses host and container:... values).

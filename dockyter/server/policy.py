@@ -36,8 +36,16 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import NoReturn
 
-from ..contract import DEFAULT_SHELL
-from ..dockerargs import FALSE_WORDS, TRUE_WORDS, DockerArgsError, DockerOption, RunArgs, parse_run_args, split_line
+from ..wire.contract import DEFAULT_SHELL
+from ..wire.dockerargs import (
+    FALSE_WORDS,
+    TRUE_WORDS,
+    DockerArgsError,
+    DockerOption,
+    RunArgs,
+    parse_run_args,
+    split_line,
+)
 from .allowlist import NEVER_ALLOWED, AllowedMount
 from .hostview import HostSurvey, HostView, normalise, within
 from .mountpath import PathRefused, resolve_source, trusted_links

@@ -29,7 +29,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..contract import EXIT_INTERRUPTED, EXIT_KILLED, EXIT_TIMEOUT, IncrementalText
+from ..wire.contract import EXIT_INTERRUPTED, EXIT_KILLED, EXIT_TIMEOUT, IncrementalText
 
 # The exit code reported for each way the server itself ends a run.
 EXIT_CODES = {"timeout": EXIT_TIMEOUT, "cancelled": EXIT_INTERRUPTED, "output_limit": EXIT_KILLED}

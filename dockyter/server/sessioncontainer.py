@@ -17,8 +17,8 @@ import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..contract import MANAGED_LABEL, NAME_PREFIX, OWNER_LABEL, READ_SIZE, REMOVE_CONTAINER, limit_args
-from ..sessionwire import (
+from ..wire.contract import MANAGED_LABEL, NAME_PREFIX, OWNER_LABEL, READ_SIZE, REMOVE_CONTAINER, limit_args
+from ..wire.sessionprotocol import (
     INTERRUPT_SCRIPT,
     KILL_SCRIPT,
     SESSION_LABEL,

@@ -16,7 +16,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..dockerargs import DockerArgsError
+from ..wire.dockerargs import DockerArgsError
 from .executor import ExecutorError
 from .models import Args, Command, Text
 from .policy import Policy, PolicyError

@@ -15,8 +15,8 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING
 
-from ..contract import EXIT_INTERRUPTED, EXIT_KILLED, IncrementalText
-from ..sessionwire import cell_line, new_token, sync_line
+from ..wire.contract import EXIT_INTERRUPTED, EXIT_KILLED, IncrementalText
+from ..wire.sessionprotocol import cell_line, new_token, sync_line
 from .runlife import EXIT_CODES, Event, Run
 
 if TYPE_CHECKING:

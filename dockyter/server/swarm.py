@@ -48,7 +48,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..contract import MANAGED_LABEL, OWNER_LABEL, SERVER_LABEL, owner_id
+from ..wire.contract import MANAGED_LABEL, OWNER_LABEL, SERVER_LABEL, owner_id
 from .control import CONTROL_TIMEOUT, Control, control
 from .policy import Plan
 from .settings import Settings

@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable
 
-from ..dockerargs import DockerOption
+from ..wire.dockerargs import DockerOption
 from .mountspec import read_fields, write_fields
 
 # docker run option -> docker service create option taking the same value.

@@ -14,7 +14,7 @@ import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..contract import INIT_ENV, shell_command
+from ..wire.contract import INIT_ENV, shell_command
 from .control import Control
 from .engineapi import EngineAPIError, get_json, post_json, socket_path
 from .enginecheck import disagreement

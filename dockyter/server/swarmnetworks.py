@@ -32,7 +32,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from ..contract import NAME_PREFIX
+from ..wire.contract import NAME_PREFIX
 from .control import Control
 
 log = logging.getLogger("dockyter.server")

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..contract import (
+from ..wire.contract import (
     INIT_ENV,
     MANAGED_LABEL,
     NAME_PREFIX,
@@ -37,7 +37,7 @@ from ..contract import (
     limit_args,
     shell_command,
 )
-from ..dockerargs import parse_run_args
+from ..wire.dockerargs import parse_run_args
 from .control import captured
 from .executor import ENGINE_DOWN, Control, ExecutorError, check_argv_size
 from .executorerrors import EngineUnavailable

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ..contract import NAME_PREFIX, SERVER_LABEL
+from ..wire.contract import NAME_PREFIX, SERVER_LABEL
 from .engineapi import EngineAPIError, get_json, socket_path
 from .executor import ENGINE_DOWN, Control
 

@@ -452,7 +452,7 @@ def _check(settings: Settings) -> tuple[dict[str, str], tuple[str, ...], tuple[A
 
 def _check_swarm(settings: Settings) -> None:
     """Refuse, at start-up, what a Swarm service could not carry out."""
-    from ...dockerargs import DockerArgsError, parse_run_args
+    from ...wire.dockerargs import DockerArgsError, parse_run_args
     from ..swarmargs import SwarmArgsError, check_names, service_options
 
     if settings.runtime:

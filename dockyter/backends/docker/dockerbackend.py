@@ -1,0 +1,326 @@
+"""The local container CLI backend: ``docker run`` (or podman, nerdctl, ``sudo docker``).
+
+Each request is one ``docker run --rm --init`` with a fresh name and Dockyter's labels,
+started from an argv list (no host shell), its stdout and stderr read as they arrive.
+An interrupt or a timeout walks the stop ladder: SIGINT to the container, a short grace
+period while its last output still flows, then ``rm --force --volumes`` by name (its anonymous
+volumes go with it). Since the container is named, it is found and removed even when the CLI
+process itself is already gone.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import selectors
+import shlex
+import subprocess
+import time
+from typing import IO, TYPE_CHECKING
+
+from ...errors import BackendError, RuntimeNotFound, SessionDead
+from ...lifecycle import given_name
+from ...output import OutputSink, ProgressLine, Stream
+from ...wire.contract import (
+    EXIT_CANNOT_RUN,
+    EXIT_INTERRUPTED,
+    EXIT_TIMEOUT,
+    MANAGED_LABEL,
+    OWNER_LABEL,
+    REMOVE_CONTAINER,
+    identity_args,
+    new_container_name,
+    owner_id,
+    owner_is_gone,
+    run_argv,
+)
+from ...wire.dockerargs import RunArgs
+from ...wire.pull import PullFailed, last_value, needs_pull, pull
+from ..base import SIGNAL_CHECK, Backend, BackendStatus, RunRequest, RunResult
+from .cli import control
+
+if TYPE_CHECKING:
+    from ...wire.dockerargs import RunArgs
+    from .sessionshell import SessionShell
+
+# Bytes a pipe from the CLI holds, and the most one read takes: 1 MiB, the default most an
+# unprivileged process may ask for (/proc/sys/fs/pipe-max-size), against Linux's 64 KiB.
+PIPE_SIZE = 1 << 20
+# A read this large means output is pouring in; then wait GATHER seconds before the next one.
+FLOOD = 16384
+GATHER = 0.004
+
+
+class DockerBackend(Backend):
+    """Runs each request with the container CLI named by ``Dockyter.docker_command``."""
+
+    name = "docker"
+    leaves_orphans = True
+
+    # -- building the command line ---------------------------------------------------------
+
+    def command_line(self, request: RunRequest, container_name: str) -> list[str]:
+        settings = self.settings
+        labels = {MANAGED_LABEL: "1", OWNER_LABEL: owner_id()}
+        # Our labels and base_run_args first: the user's own options come later and win.
+        return run_argv(
+            settings.docker_command,
+            container_name,
+            before=[*identity_args(labels), *settings.base_run_args],
+            options=[token for option in request.args.options for token in option.written],
+            image=request.args.image,
+            shell=request.shell,
+            command=request.command,
+            merge_stderr=request.merge_stderr,
+        )
+
+    def describe(self, request: RunRequest) -> str:
+        return shlex.join(self.command_line(request, new_container_name()))
+
+    # -- running ------------------------------------------------------------------------------
+
+    def run(self, request: RunRequest, sink: OutputSink) -> RunResult:
+        not_started = self._pull_if_missing(request.args)
+        if not_started is not None:
+            return not_started
+        chosen = given_name(request.args)  # --name NAME: that is the container we stop and remove
+        name = chosen or new_container_name()
+        argv = self.command_line(request, name)
+        try:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT if request.merge_stderr else subprocess.PIPE,
+                # Our own process group: a terminal's Ctrl-C reaches us, not the CLI, so the
+                # stop ladder below decides what the container gets.
+                start_new_session=True,
+            )
+        except (FileNotFoundError, PermissionError) as error:
+            raise RuntimeNotFound(self._not_found_message(error)) from None
+        except OSError as error:
+            if error.errno == errno.E2BIG:  # Linux limits one argument to 128 KiB
+                raise BackendError(
+                    f"the cell is too long to pass as one argument ({len(request.command.encode())} bytes): "
+                    "write the script to a file in a mounted folder and run that instead"
+                ) from None
+            raise BackendError(f"cannot start {self.settings.docker_command[0]!r}: {error.strerror}") from None
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                widen(pipe.fileno())
+        return _ContainerRun(self, process, name, sink, chosen is not None).wait(request.timeout)
+
+    # -- the image ------------------------------------------------------------------------------
+
+    def _pull_if_missing(self, args: RunArgs) -> RunResult | None:
+        """Pull the image with a progress line when the engine lacks it; a result if the run cannot go on.
+
+        ``docker run`` would pull it too, silently: a first pull of a large image would look
+        like a hung cell. ``--pull never`` is left to docker; ``--pull always`` pulls here.
+        """
+        pull_flag = last_value(args.values("--pull"))
+        if not needs_pull(pull_flag):
+            return None
+        image = args.image
+        if pull_flag != "always" and (self.images.known(image) or self.image_present(image) is not False):
+            return None  # here already, or the engine cannot say: docker run explains
+        platform = last_value(args.values("--platform"))
+        line = ProgressLine()
+        try:
+            progress = pull(self.settings.docker_command, image, platform, lambda p: line.update(p.line()))
+        except PullFailed as error:
+            if line.shown:
+                line.finish(f"pulling {image} failed")
+            return RunResult(EXIT_CANNOT_RUN, "not_started", f"cannot pull {image}: {error}")
+        except KeyboardInterrupt:
+            line.finish(f"pulling {image} interrupted")
+            return RunResult(EXIT_INTERRUPTED, "interrupted", f"interrupted while pulling {image}; nothing ran")
+        line.finish(progress.summary())
+        self.images.note(image)
+        return None
+
+    def image_present(self, image: str) -> bool | None:
+        """Whether the engine has ``image``; None when it cannot be asked."""
+        answer = self.control("image", "inspect", "--format", "{{.Id}}", image)
+        if answer is None:
+            return None
+        if answer.returncode == 0:
+            self.images.note(image)
+            return True
+        return False if "no such image" in answer.stderr.lower() else None
+
+    def _not_found_message(self, error: OSError) -> str:
+        runtime = self.settings.docker_command[0]
+        reason = "was not found on PATH" if isinstance(error, FileNotFoundError) else "cannot be executed"
+        return (
+            f"the container runtime {runtime!r} {reason}: install Docker (or podman), "
+            f"or set %config Dockyter.docker_command = ['podman']"
+        )
+
+    def control(self, *args: str) -> subprocess.CompletedProcess[str] | None:
+        """Run a short runtime command (kill, rm, ps, version); None if the runtime is missing."""
+        return control(self.settings.docker_command, *args)
+
+    # -- status and cleanup -----------------------------------------------------------------
+
+    def open_session(self, name: str, args: RunArgs) -> SessionShell:
+        from .sessionshell import SessionShell  # only when sessions are used
+
+        not_started = self._pull_if_missing(args)  # the same progress line as a cell's
+        if not_started is not None:
+            raise SessionDead(not_started.message or f"{args.image} could not be pulled", not_started.exit_code)
+        return SessionShell.launch(self.settings, name, args)
+
+    def status(self) -> BackendStatus:
+        runtime = " ".join(self.settings.docker_command)
+        answer = self.control("version", "--format", "{{.Server.Version}}")
+        if answer is None:
+            return BackendStatus(self.name, False, f"{runtime!r} was not found or did not answer")
+        if answer.returncode != 0:
+            reason = (answer.stderr.strip().splitlines() or ["no reason given"])[-1]
+            return BackendStatus(self.name, False, f"{runtime!r} cannot reach its engine: {reason}")
+        version = answer.stdout.strip()
+        return BackendStatus(self.name, True, f"engine {version} via {runtime!r}", {"runtime version": version})
+
+    def local_images(self) -> list[str] | None:
+        listing = self.control("images", "--format", "{{.Repository}}:{{.Tag}}")
+        if listing is None or listing.returncode != 0:
+            return None
+        return [name for name in listing.stdout.split() if "<none>" not in name]
+
+    def cleanup(self) -> list[str]:
+        """Remove Dockyter containers whose owning kernel process is gone; touch nothing else."""
+        listing = self.control(
+            "ps",
+            "-a",
+            "--filter",
+            f"label={OWNER_LABEL}",
+            "--format",
+            f'{{{{.Names}}}}\t{{{{.Label "{OWNER_LABEL}"}}}}',
+        )
+        if listing is None or listing.returncode != 0:
+            return []
+        orphans = []
+        for row in listing.stdout.splitlines():
+            name, _, owner = row.partition("\t")
+            if name and owner_is_gone(owner):
+                orphans.append(name)
+        if orphans:
+            self.control(*REMOVE_CONTAINER, *orphans)
+        return orphans
+
+
+def widen(fd: int) -> None:
+    """Give the pipe room for ``PIPE_SIZE`` bytes (Linux), so that the CLI rarely waits for us
+    and each wake-up of ours takes everything that has arrived; best effort elsewhere."""
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+    except (AttributeError, OSError):  # not Linux, or over /proc/sys/fs/pipe-max-size
+        pass
+
+
+class _ContainerRun:
+    """One running ``docker run`` process: pumps its output and stops it when asked."""
+
+    def __init__(
+        self, backend: DockerBackend, process: subprocess.Popen[bytes], name: str, sink: OutputSink, chosen: bool
+    ) -> None:
+        self.backend = backend
+        self.process = process
+        self.name = name
+        # A name the user chose may belong to another container (ours then failed to start
+        # with a name conflict): that one is never ours to stop.
+        self.chosen = chosen
+        self.sink = sink
+        self.selector = selectors.DefaultSelector()
+        pipes: list[tuple[IO[bytes] | None, Stream]] = [(process.stdout, "stdout"), (process.stderr, "stderr")]
+        for pipe, stream in pipes:
+            if pipe is not None:
+                self.selector.register(pipe, selectors.EVENT_READ, stream)
+
+    def wait(self, timeout: float | None) -> RunResult:
+        deadline = time.monotonic() + timeout if timeout else None
+        finished = False
+        try:
+            try:
+                finished = self._pump(deadline)
+            except KeyboardInterrupt:
+                self._stop()
+                finished = True
+                return RunResult(EXIT_INTERRUPTED, "interrupted", f"interrupted: container {self.name} stopped")
+            if not finished:
+                self._stop()
+                finished = True
+                return RunResult(
+                    EXIT_TIMEOUT, "timeout", f"timed out after {timeout:g} s: container {self.name} stopped"
+                )
+            return RunResult(self.process.wait())
+        finally:
+            if not finished:  # an unexpected error while pumping: still never leave it running
+                self._stop(grace=0)
+            self.sink.close()
+            self.selector.close()
+            for pipe in (self.process.stdout, self.process.stderr):
+                if pipe is not None:
+                    pipe.close()
+
+    def _pump(self, deadline: float | None) -> bool:
+        """Copy output to the sink until both pipes close (True) or ``deadline`` passes (False)."""
+        while self.selector.get_map():
+            wait = SIGNAL_CHECK if deadline is None else min(deadline - time.monotonic(), SIGNAL_CHECK)
+            if wait <= 0:
+                return False
+            flooding = False
+            for key, _ in self.selector.select(wait):
+                data = os.read(key.fd, PIPE_SIZE)
+                if data:
+                    self.sink.write_bytes(key.data, data)
+                    flooding = flooding or len(data) >= FLOOD
+                else:
+                    self.selector.unregister(key.fileobj)
+            if flooding:
+                # Output is pouring in: let it gather in the pipe for a moment, so that each
+                # wake-up, read and write of ours carries more of it (a trickle never waits).
+                time.sleep(GATHER)
+        return True
+
+    def _stop(self, grace: float | None = None) -> None:
+        """SIGINT, a grace period with output still flowing, then kill and remove by name."""
+        grace = self.backend.settings.stop_grace if grace is None else grace
+        try:
+            if grace > 0 and self.process.poll() is None and self._ours():
+                self.backend.control("kill", "--signal", "INT", self.name)
+                self._pump(time.monotonic() + grace)
+        except KeyboardInterrupt:
+            pass  # a second interrupt skips the grace period, not the removal
+        finally:
+            self._kill_and_remove()
+
+    def _ours(self) -> bool:
+        """Whether the container called ``name`` is this kernel's (always, for a name we made)."""
+        if not self.chosen:
+            return True
+        answer = self.backend.control("inspect", "--format", f'{{{{index .Config.Labels "{OWNER_LABEL}"}}}}', self.name)
+        return answer is None or answer.returncode != 0 or answer.stdout.strip() == owner_id()
+
+    def _remove(self) -> None:
+        if self._ours():
+            self.backend.control(*REMOVE_CONTAINER, self.name)
+
+    def _kill_and_remove(self) -> None:
+        for attempt in range(3):  # repeated Ctrl-C must not skip the removal
+            try:
+                if self.process.poll() is None:
+                    self._remove()
+                    try:
+                        self.process.wait(timeout=5)
+                    except subprocess.TimeoutExpired:
+                        self.process.kill()
+                        self.process.wait()
+                # The CLI is gone now, so nothing can create the container after this removal.
+                self._remove()
+                return
+            except KeyboardInterrupt:
+                if attempt == 2:
+                    raise

@@ -1,0 +1,13 @@
+"""What both ends of the wire agree on: the kernel's extension and ``dockyter-server``.
+
+``contract``         exit codes, the default shell, the streaming media type, container names,
+                     labels and owners, the one ``docker run`` argv and the limits a server adds
+``dockerargs``       ``[DOCKER ARGS...] IMAGE`` split as ``docker run`` itself would
+``shellchars``       each character of a line as a shell reads it: quoted, escaped or plain
+``sessionprotocol``  the line a session's bash reads per cell, and the frames that end it
+``pull``             pulling an image with progress (the engine's API, else ``docker pull``)
+``images``           image names as the engine writes them, and the kernel's cache of them
+
+May import: the standard library only (tests/test_imports.py checks it). The server imports
+nothing else from the client side.
+"""
