@@ -1,0 +1,108 @@
+"""Fixtures of the JupyterHub tests: one real hub for the test session, two users, a browser.
+
+``hub``: a JupyterHub on 127.0.0.1 with its real proxy (configurable-http-proxy from npm), run
+from the recipe's own ``docs/jupyterhub/jupyterhub_config.py`` (through
+``tests/hub/jupyterhub_config.py``, which adds only what a test machine needs). Single-user
+servers run in a Python environment whose ``etc/ipython/`` holds ``profile_default/ipython_config.py``,
+as the recipe places it. Started once per test session and stopped at its end; then every
+process that carries the run's mark (the hub, the proxy, single-user servers, kernels, the
+browser) must be gone, or the run fails.
+
+``alice`` and ``bob``: hub users logged in through the hub's REST API, each with a running
+server (started again if a test stopped it).
+
+What they need is installed by ``bash .ci/provision`` (the ``test-hub`` extra, the proxy from
+npm, Debian's chromium): when it is missing the tests skip, or fail under DOCKYTER_REQUIRE_DOCKER=1.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import skip_or_fail
+from helpers import wait_until
+
+from .hubserver import Hub, User, marked_processes
+from .singleuser import make_environment
+
+LEFTOVER_WAIT = 15.0  # seconds for a stopped hub's processes to go (a kernel notices its server's end within ~1 s)
+
+
+def proxy_command() -> str | None:
+    """configurable-http-proxy: .ci/provision links it into the venv's bin folder."""
+    return shutil.which("configurable-http-proxy", path=os.path.dirname(sys.executable)) or shutil.which(
+        "configurable-http-proxy"
+    )
+
+
+def hub_problem() -> str | None:
+    for module in ("jupyterhub", "jupyterlab"):
+        if importlib.util.find_spec(module) is None:
+            return f"{module} is not installed (bash .ci/provision installs the test-hub extra)"
+    if proxy_command() is None:
+        return "configurable-http-proxy is not installed (bash .ci/provision installs it from npm)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    """The session's JupyterHub; everything it started is gone when it ends, or the run fails."""
+    skip_or_fail(hub_problem())
+    work = tmp_path_factory.mktemp("hub")
+    environment = make_environment(work / "singleuser-env")
+    started = Hub.start(work, environment, str(proxy_command()))
+    try:
+        yield started
+    finally:
+        started.stop()
+        check_nothing_left(started.run_mark, "the hub")
+
+
+def check_nothing_left(mark: str, what: str) -> None:
+    """Fail (after killing them) if processes with the run ``mark`` outlive ``what``."""
+    wait_until(lambda: not marked_processes(mark), timeout=LEFTOVER_WAIT, interval=0.2)
+    left = marked_processes(mark)
+    for pid, _ in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if left:
+        listing = "\n".join(f"  {pid} {command[:160]}" for pid, command in left)
+        pytest.fail(f"processes left behind by {what} (now killed):\n{listing}", pytrace=False)
+
+
+def _user(hub: Hub, name: str, logged_in: dict[str, User]) -> User:
+    if name not in logged_in:
+        logged_in[name] = hub.login(name)
+    user = logged_in[name]
+    user.start_server()
+    return user
+
+
+@pytest.fixture(scope="session")
+def _logged_in() -> dict[str, User]:
+    return {}
+
+
+@pytest.fixture
+def alice(hub: Hub, _logged_in: dict[str, User]) -> User:
+    """The hub user alice (group gpu), logged in, her server running."""
+    return _user(hub, "alice", _logged_in)
+
+
+@pytest.fixture
+def bob(hub: Hub, _logged_in: dict[str, User]) -> User:
+    """The hub user bob (group students), logged in, his server running."""
+    return _user(hub, "bob", _logged_in)
+
+
+def singleuser_prefix(hub: Hub) -> Path:
+    return hub.work / "singleuser-env"
