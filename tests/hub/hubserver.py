@@ -94,7 +94,8 @@ class Hub:
     work: Path
     password: str
     run_mark: str  # DOCKYTER_HUB_RUN, in the environment of every process the hub starts
-    url: str = ""
+    url: str = ""  # public: the proxy
+    api_url: str = ""  # the hub's own API, as single-user servers and services reach it ($JUPYTERHUB_API_URL)
     process: subprocess.Popen[bytes] | None = None
     log: Path = field(init=False)
 
@@ -105,14 +106,16 @@ class Hub:
     def start(cls, work: Path, singleuser_prefix: Path, proxy_command: str) -> Hub:
         hub = cls(work=work, password=secrets.token_urlsafe(16), run_mark=secrets.token_hex(8))
         public_port = free_port()
+        hub_port = free_port()
         hub.url = f"http://127.0.0.1:{public_port}"
+        hub.api_url = f"http://127.0.0.1:{hub_port}/hub/api"
         environment = {
             **os.environ,
             "DOCKYTER_HUB_RECIPE": str(RECIPE),
             "DOCKYTER_HUB_WORK": str(work),
             "DOCKYTER_HUB_SINGLEUSER_PREFIX": str(singleuser_prefix),
             "DOCKYTER_HUB_PUBLIC_PORT": str(public_port),
-            "DOCKYTER_HUB_PORT": str(free_port()),
+            "DOCKYTER_HUB_PORT": str(hub_port),
             "DOCKYTER_HUB_PROXY_API_PORT": str(free_port()),
             "DOCKYTER_HUB_PROXY_COMMAND": proxy_command,
             "DOCKYTER_HUB_PASSWORD": hub.password,
@@ -175,15 +178,20 @@ class Hub:
             raise HubError(f"the hub did not stop within {STOP_TIMEOUT:g} s:\n{self.log_tail()}") from None
 
 
-def marked_processes(mark: str) -> list[tuple[int, str]]:
-    """Processes (pid, command line) whose environment has DOCKYTER_HUB_RUN=``mark``."""
-    wanted = f"DOCKYTER_HUB_RUN={mark}".encode()
+def marked_processes(mark: str, user: str | None = None) -> list[tuple[int, str]]:
+    """Processes (pid, command line) whose environment has DOCKYTER_HUB_RUN=``mark``.
+
+    With ``user``: only those of that hub user's server (JUPYTERHUB_USER), its kernels included.
+    """
+    wanted = {f"DOCKYTER_HUB_RUN={mark}".encode()}
+    if user is not None:
+        wanted.add(f"JUPYTERHUB_USER={user}".encode())
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            if wanted not in (entry / "environ").read_bytes().split(b"\0"):
+            if not wanted <= set((entry / "environ").read_bytes().split(b"\0")):
                 continue
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
         except OSError:  # gone meanwhile, or not ours to read

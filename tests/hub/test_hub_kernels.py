@@ -3,10 +3,16 @@ websocket as JupyterLab does, with Dockyter loaded by the site-wide IPython prof
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+
 import pytest
+from helpers import docker, wait_until
+from kernel_fixtures import containers_of
 
 from .conftest import singleuser_prefix
-from .hubserver import Hub, User
+from .hubserver import Hub, User, marked_processes
 from .labkernel import LabKernel
 
 pytestmark = [pytest.mark.docker, pytest.mark.hub]
@@ -67,3 +73,49 @@ def test_a_docker_cell_streams_and_gives_its_exit_code(alice: User, bob: User, n
         # Live: the first line came well before the last, not all at the end.
         assert execution.arrival("step 3") - execution.arrival("step 1") > 0.8
         assert kernel.run("print(_exit_code)").stdout.strip() == "3"
+
+
+def kernel_pids(hub: Hub, user: User) -> list[int]:
+    """The user's kernels."""
+    return [pid for pid, command in marked_processes(hub.run_mark, user.name) if "ipykernel_launcher" in command]
+
+
+def test_stopping_a_server_ends_its_kernels_and_their_sessions(alice: User, hub: Hub, notebook, test_image) -> None:
+    kernel = notebook(alice, "stopped.ipynb")
+    started = kernel.run(f"%docker_session start warm {test_image}")
+    assert started.reply["status"] == "ok", started.reply
+    session_container = re.search(r"container (dockyter-[0-9a-f]+)", started.stdout)
+    assert session_container, started.stdout
+    assert kernel_pids(hub, alice)
+    alice.stop_server()
+    assert wait_until(lambda: not kernel_pids(hub, alice), timeout=10), "alice's kernels outlived her server"
+    # The session's shell reads end-of-file when its kernel goes: the container ends with it.
+    gone = wait_until(lambda: docker("container", "inspect", session_container[1]).returncode != 0, timeout=15)
+    assert gone, f"{session_container[1]} outlived alice's server"
+
+
+def test_a_server_stopped_by_sigterm_shuts_its_kernels_down(alice: User, hub: Hub, notebook, test_image) -> None:
+    """SIGTERM makes a single-user server shut its kernels down, and Dockyter stops a running cell's container.
+
+    The hub's own stop (LocalProcessSpawner) sends SIGINT first, and a server with no terminal takes
+    that as KeyboardInterrupt: it exits at once and its kernels end a second later through
+    ipykernel's parent poller (os._exit), with no shutdown and no cleanup (see the hub notes).
+    """
+    kernel = notebook(alice, "running.ipynb")
+    kernel.collect(kernel.submit(f"%%docker {test_image}\necho started; sleep 60"), until="started")
+    kernels = kernel_pids(hub, alice)
+    assert len(kernels) == 1, marked_processes(hub.run_mark, alice.name)
+    containers = containers_of(kernels[0], running_only=True)
+    assert len(containers) == 1, (containers, docker("ps", "-a", "--format", "{{.Names}} {{.Labels}}").stdout)
+    container = containers[0]
+    (server,) = [
+        pid for pid, command in marked_processes(hub.run_mark, alice.name) if "jupyterhub.singleuser" in command
+    ]
+    try:
+        os.kill(server, signal.SIGTERM)
+        gone = wait_until(lambda: docker("container", "inspect", container).returncode != 0, timeout=10)
+        assert gone, f"{container} outlived alice's server"
+        assert f"Kernel shutdown: {kernel.kernel_id}" in hub.log.read_text()
+    finally:
+        docker("rm", "-f", container)
+        alice.stop_server()  # the hub learns that the server is gone
