@@ -11,6 +11,11 @@ browser) must be gone, or the run fails.
 ``alice`` and ``bob``: hub users logged in through the hub's REST API, each with a running
 server (started again if a test stopped it).
 
+``browser``: headless Chromium (Debian's, through selenium and Debian's chromedriver) with a
+fresh profile; when it quits, no process of it may be left. ``artifacts``: a folder for the
+test's screenshots, ``test-artifacts/hub/<test name>/`` in the repository (gitignored), kept
+after the run for a person to look at.
+
 What they need is installed by ``bash .ci/provision`` (the ``test-hub`` extra, the proxy from
 npm, Debian's chromium): when it is missing the tests skip, or fail under DOCKYTER_REQUIRE_DOCKER=1.
 """
@@ -19,19 +24,26 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import secrets
 import shutil
 import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from conftest import skip_or_fail
 from helpers import wait_until
 
+from .browser import browser_problem, start_browser
 from .hubserver import Hub, User, marked_processes
 from .singleuser import make_environment
 
+if TYPE_CHECKING:
+    from selenium.webdriver import Chrome
+
+REPOSITORY = Path(__file__).resolve().parents[2]
 LEFTOVER_WAIT = 15.0  # seconds for a stopped hub's processes to go (a kernel notices its server's end within ~1 s)
 
 
@@ -79,12 +91,13 @@ def check_nothing_left(mark: str, what: str) -> None:
         pytest.fail(f"processes left behind by {what} (now killed):\n{listing}", pytrace=False)
 
 
-def _user(hub: Hub, name: str, logged_in: dict[str, User]) -> User:
+def _user(hub: Hub, name: str, logged_in: dict[str, User]) -> Iterator[User]:
     if name not in logged_in:
         logged_in[name] = hub.login(name)
     user = logged_in[name]
     user.start_server()
-    return user
+    yield user
+    user.shut_down_kernels()  # the next test finds the server as a fresh one
 
 
 @pytest.fixture(scope="session")
@@ -93,16 +106,38 @@ def _logged_in() -> dict[str, User]:
 
 
 @pytest.fixture
-def alice(hub: Hub, _logged_in: dict[str, User]) -> User:
-    """The hub user alice (group gpu), logged in, her server running."""
-    return _user(hub, "alice", _logged_in)
+def alice(hub: Hub, _logged_in: dict[str, User]) -> Iterator[User]:
+    """The hub user alice (group gpu), logged in, her server running; its kernels are shut down after the test."""
+    yield from _user(hub, "alice", _logged_in)
 
 
 @pytest.fixture
-def bob(hub: Hub, _logged_in: dict[str, User]) -> User:
-    """The hub user bob (group students), logged in, his server running."""
-    return _user(hub, "bob", _logged_in)
+def bob(hub: Hub, _logged_in: dict[str, User]) -> Iterator[User]:
+    """The hub user bob (group students), logged in, his server running; its kernels are shut down after the test."""
+    yield from _user(hub, "bob", _logged_in)
 
 
 def singleuser_prefix(hub: Hub) -> Path:
     return hub.work / "singleuser-env"
+
+
+@pytest.fixture
+def artifacts(request: pytest.FixtureRequest) -> Path:
+    """``test-artifacts/hub/<test name>/`` in the repository, emptied for this test."""
+    folder = REPOSITORY / "test-artifacts" / "hub" / request.node.name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+@pytest.fixture
+def browser(tmp_path: Path, artifacts: Path) -> Iterator[Chrome]:
+    """Headless Chromium with a fresh profile; the test fails if any of its processes outlives it."""
+    skip_or_fail(browser_problem())
+    mark = secrets.token_hex(8)
+    driver = start_browser(tmp_path / "chromium-profile", {"DOCKYTER_HUB_RUN": mark}, artifacts / "chromedriver.log")
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        check_nothing_left(mark, "the browser")

@@ -79,6 +79,13 @@ class User:
         if not wait_until(lambda: not self.model().get("servers"), timeout=STOP_TIMEOUT, interval=0.3):
             raise self.hub.error(f"{self.name}'s server did not stop", answer)
 
+    def shut_down_kernels(self) -> None:
+        """Shut down every kernel of the user's running server (as its Kernels panel's "Shut Down All" does)."""
+        if not self.model().get("server"):
+            return
+        for kernel in self.server("GET", "/api/kernels").json():
+            self.server("DELETE", f"/api/kernels/{kernel['id']}")
+
     def model(self) -> dict[str, Any]:
         answer = self.api("GET", f"/users/{self.name}")
         if answer.status_code != 200:
@@ -157,6 +164,10 @@ class Hub:
         if answer.status_code != 201:
             raise self.error(f"logging {name} in", answer)
         return User(name, answer.json()["token"], self)
+
+    def kernel_pids(self, user: str) -> list[int]:
+        """The process ids of the kernels of ``user``'s server."""
+        return [pid for pid, command in marked_processes(self.run_mark, user) if "ipykernel_launcher" in command]
 
     def error(self, what: str, answer: requests.Response) -> HubError:
         return HubError(f"{what}: {answer.status_code} {answer.text[:500]}\n{self.log_tail()}")

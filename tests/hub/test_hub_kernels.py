@@ -75,20 +75,15 @@ def test_a_docker_cell_streams_and_gives_its_exit_code(alice: User, bob: User, n
         assert kernel.run("print(_exit_code)").stdout.strip() == "3"
 
 
-def kernel_pids(hub: Hub, user: User) -> list[int]:
-    """The user's kernels."""
-    return [pid for pid, command in marked_processes(hub.run_mark, user.name) if "ipykernel_launcher" in command]
-
-
 def test_stopping_a_server_ends_its_kernels_and_their_sessions(alice: User, hub: Hub, notebook, test_image) -> None:
     kernel = notebook(alice, "stopped.ipynb")
     started = kernel.run(f"%docker_session start warm {test_image}")
     assert started.reply["status"] == "ok", started.reply
     session_container = re.search(r"container (dockyter-[0-9a-f]+)", started.stdout)
     assert session_container, started.stdout
-    assert kernel_pids(hub, alice)
+    assert hub.kernel_pids(alice.name)
     alice.stop_server()
-    assert wait_until(lambda: not kernel_pids(hub, alice), timeout=10), "alice's kernels outlived her server"
+    assert wait_until(lambda: not hub.kernel_pids(alice.name), timeout=10), "alice's kernels outlived her server"
     # The session's shell reads end-of-file when its kernel goes: the container ends with it.
     gone = wait_until(lambda: docker("container", "inspect", session_container[1]).returncode != 0, timeout=15)
     assert gone, f"{session_container[1]} outlived alice's server"
@@ -103,7 +98,7 @@ def test_a_server_stopped_by_sigterm_shuts_its_kernels_down(alice: User, hub: Hu
     """
     kernel = notebook(alice, "running.ipynb")
     kernel.collect(kernel.submit(f"%%docker {test_image}\necho started; sleep 60"), until="started")
-    kernels = kernel_pids(hub, alice)
+    kernels = hub.kernel_pids(alice.name)
     assert len(kernels) == 1, marked_processes(hub.run_mark, alice.name)
     containers = containers_of(kernels[0], running_only=True)
     assert len(containers) == 1, (containers, docker("ps", "-a", "--format", "{{.Names}} {{.Labels}}").stdout)
