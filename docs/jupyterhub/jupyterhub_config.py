@@ -27,11 +27,13 @@ c.JupyterHub.load_roles = [
     },
 ]
 
-# The single-user server's own token: JupyterHub's default "server" role (post activity, access
-# this server), plus access to the dockyter service. The hub gives the token only the scopes
+# The single-user server's own token ($JUPYTERHUB_API_TOKEN), which its kernels see and send to
+# dockyter-server: it may post the server's activity (JupyterHub requires that) and access the
+# dockyter service, no more. JupyterHub's default "server" role also lets it access the user's
+# own server, so that whoever holds it could run code there as the user; the service does not
+# need that, and a single-user server works without it. The hub gives the token only the scopes
 # its user holds, hence the role above.
 c.Spawner.server_token_scopes = [
     "users:activity!user",
-    "access:servers!server",
     "access:services!service=dockyter",
 ]

@@ -17,7 +17,8 @@ test's screenshots, ``test-artifacts/hub/<test name>/`` in the repository (gitig
 after the run for a person to look at.
 
 What they need is installed by ``bash .ci/provision`` (the ``test-hub`` extra, the proxy from
-npm, Debian's chromium): when it is missing the tests skip, or fail under DOCKYTER_REQUIRE_DOCKER=1.
+npm, Debian's chromium): when it is missing the tests skip, and under DOCKYTER_REQUIRE_DOCKER=1
+(as in CI) the run stops here, before collecting them.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from conftest import skip_or_fail
+from conftest import REQUIRE_DOCKER, skip_or_fail
 from helpers import wait_until
 
 from .browser import browser_problem, start_browser
@@ -61,6 +62,10 @@ def hub_problem() -> str | None:
     if proxy_command() is None:
         return "configurable-http-proxy is not installed (bash .ci/provision installs it from npm)"
     return None
+
+
+if REQUIRE_DOCKER and (_missing := hub_problem() or browser_problem()):
+    raise pytest.UsageError(f"{_missing} (required: DOCKYTER_REQUIRE_DOCKER=1)")
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+pytest.importorskip("selenium", reason="selenium is not installed (the test-hub extra)")
 from helpers import docker, wait_until
 from kernel_fixtures import containers_of
 from selenium.webdriver import ActionChains, Chrome, Keys

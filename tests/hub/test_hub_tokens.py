@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
+
+pytest.importorskip("jupyterhub", reason="jupyterhub is not installed (the test-hub extra)")
 from helpers import wait_until
 from jupyterhub.services.auth import HubAuth
 
@@ -64,17 +67,24 @@ def test_a_token_without_the_service_scope_is_known_but_not_allowed(alice: User,
     alice.api("DELETE", f"/users/{alice.name}/tokens/{answer.json()['id']}")
 
 
-def test_what_else_a_server_token_opens(alice: User, bob: User, hub: Hub) -> None:
-    """What a service that sees alice's server token could do with it: her server, nothing else."""
+def test_a_server_token_opens_nothing_else(alice: User, bob: User, hub: Hub) -> None:
+    """What a service that sees alice's server token could do with it beside naming her: nothing.
+
+    JupyterHub's default server token would open her own server (its files, kernels: code run as
+    her); the recipe's ``server_token_scopes`` leave that out.
+    """
     token = server_token(alice)
     as_server = {"Authorization": f"token {token}"}
-    # Her single-user server, its files and kernels: code runs there as her.
-    assert alice.server("GET", "/api/contents", headers=as_server).status_code == 200
-    # Not the hub's controls: no tokens minted, no server stopped, nobody else seen.
+    assert alice.server("GET", "/api/contents", headers=as_server).status_code == 403
+    assert bob.server("GET", "/api/contents", headers=as_server).status_code == 403
+    # Not the hub's controls either: no tokens minted, no server stopped, nobody else seen.
     assert hub.api("POST", f"/users/{alice.name}/tokens", token=token, json={}).status_code == 403
     assert hub.api("DELETE", f"/users/{alice.name}/server", token=token).status_code == 403
     assert hub.api("GET", f"/users/{bob.name}", token=token).status_code == 404
-    assert bob.server("GET", "/api/contents", headers=as_server).status_code == 403
+    # Its one other power: reporting the server's activity, which the hub requires of every server token.
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    activity = {"last_activity": now, "servers": {"": {"last_activity": now}}}
+    assert hub.api("POST", f"/users/{alice.name}/activity", token=token, json=activity).status_code == 200
 
 
 def test_an_identify_only_token_opens_nothing_but_the_service(alice: User, service: HubAuth) -> None:
