@@ -1,5 +1,7 @@
 """A hub user in a real browser: log in, open JupyterLab, run a %%docker cell whose output
-streams into the page, interrupt it with the toolbar's button, and the container is gone.
+streams into the page, interrupt it with the toolbar's button, and the container is gone; run
+a cell whose image must be pulled (from a local registry) and see one progress line that
+ends as the pull's summary.
 
 Screenshots of each step are left in test-artifacts/hub/<test name>/.
 """
@@ -14,6 +16,7 @@ import pytest
 pytest.importorskip("selenium", reason="selenium is not installed (the test-hub extra)")
 from helpers import docker, wait_until
 from kernel_fixtures import containers_of
+from registry_fixtures import Registry
 from selenium.webdriver import ActionChains, Chrome, Keys
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
@@ -57,7 +60,7 @@ def output_text(cell: WebElement) -> str:
 
 
 def test_a_docker_cell_streams_into_jupyterlab_and_its_interrupt_button_stops_the_container(
-    alice: User, hub: Hub, browser: Chrome, artifacts: Path, test_image: str
+    alice: User, hub: Hub, browser: Chrome, artifacts: Path, test_image: str, registry: Registry
 ) -> None:
     shots = iter(range(1, 100))
 
@@ -105,3 +108,25 @@ def test_a_docker_cell_streams_into_jupyterlab_and_its_interrupt_button_stops_th
         screenshot("interrupted")
     finally:
         docker("rm", "-f", containers[0])
+
+    # A pull shows one line, updated in place, that ends as its summary.
+    image = registry.push_fresh_image(megabytes=40)
+    third = code_cells(browser)[2]
+    type_cell(browser, third, [f"%%docker {image}", "wc -c < /blob"])
+    pull_lines: list[list[str]] = []  # the pull's lines on the page, each time they changed
+    deadline = time.monotonic() + PAGE_TIMEOUT
+    while time.monotonic() < deadline and "40000000" not in output_text(third):
+        lines = [line for line in output_text(third).splitlines() if line.startswith("Dockyter: pull")]
+        if lines and (not pull_lines or lines != pull_lines[-1]):
+            pull_lines.append(lines)
+            if lines[0].startswith("Dockyter: pulling"):
+                screenshot("pulling")
+        time.sleep(0.05)
+    screenshot("pulled")
+    final = output_text(third)
+    assert "40000000" in final, final
+    # Seen while it pulled, then as the summary: always one line, rewritten in place.
+    assert all(len(lines) == 1 for lines in pull_lines), pull_lines
+    assert pull_lines[0][0].startswith(f"Dockyter: pulling {image}"), pull_lines
+    (summary,) = [line for line in final.splitlines() if line.startswith("Dockyter: pull")]
+    assert summary.startswith(f"Dockyter: pulled {image}: "), final
