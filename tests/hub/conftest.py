@@ -122,10 +122,6 @@ def bob(hub: Hub, _logged_in: dict[str, User]) -> Iterator[User]:
     yield from _user(hub, "bob", _logged_in)
 
 
-def singleuser_prefix(hub: Hub) -> Path:
-    return hub.work / "singleuser-env"
-
-
 @pytest.fixture
 def artifacts(request: pytest.FixtureRequest) -> Path:
     """``test-artifacts/hub/<test name>/`` in the repository, emptied for this test."""

@@ -24,7 +24,6 @@ from helpers import wait_until
 HERE = Path(__file__).resolve().parent
 RECIPE = HERE.parents[1] / "docs" / "jupyterhub" / "jupyterhub_config.py"
 TEST_CONFIG = HERE / "jupyterhub_config.py"
-USERS = ("alice", "bob")
 START_TIMEOUT = 60.0  # seconds for the hub, or a single-user server, to answer
 STOP_TIMEOUT = 30.0  # seconds for the hub to stop its servers and proxy after SIGTERM
 
@@ -99,6 +98,7 @@ class Hub:
     """A running hub: its public URL (the proxy), the users' shared password, its work folder."""
 
     work: Path
+    singleuser_prefix: Path  # the Python environment of the single-user servers and their kernels
     password: str
     run_mark: str  # DOCKYTER_HUB_RUN, in the environment of every process the hub starts
     url: str = ""  # public: the proxy
@@ -111,7 +111,7 @@ class Hub:
 
     @classmethod
     def start(cls, work: Path, singleuser_prefix: Path, proxy_command: str) -> Hub:
-        hub = cls(work=work, password=secrets.token_urlsafe(16), run_mark=secrets.token_hex(8))
+        hub = cls(work, singleuser_prefix, password=secrets.token_urlsafe(16), run_mark=secrets.token_hex(8))
         public_port = free_port()
         hub_port = free_port()
         hub.url = f"http://127.0.0.1:{public_port}"

@@ -11,7 +11,6 @@ import pytest
 from helpers import docker, wait_until
 from kernel_fixtures import containers_of
 
-from .conftest import singleuser_prefix
 from .hubserver import Hub, User, marked_processes
 from .labkernel import LabKernel
 
@@ -45,7 +44,7 @@ def test_each_user_runs_cells_in_their_own_server(alice: User, bob: User, notebo
 def test_the_site_profile_loads_dockyter_in_every_kernel(alice: User, hub: Hub, notebook) -> None:
     kernel = notebook(alice)
     # The kernel read the profile where the recipe places it, and loaded Dockyter before any cell asked.
-    site_profile = singleuser_prefix(hub) / "etc" / "ipython" / "ipython_config.py"
+    site_profile = hub.singleuser_prefix / "etc" / "ipython" / "ipython_config.py"
     read = kernel.run(
         "from ipykernel.kernelapp import IPKernelApp\nprint(*IPKernelApp.instance().loaded_config_files, sep='\\n')"
     )
