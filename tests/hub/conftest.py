@@ -1,12 +1,12 @@
-"""Fixtures of the JupyterHub tests: one real hub for the test session, two users, a browser.
+"""Fixtures of the JupyterHub tests: one real hub for the tests of this folder, two users, a browser.
 
 ``hub``: a JupyterHub on 127.0.0.1 with its real proxy (configurable-http-proxy from npm), run
 from the recipe's own ``docs/jupyterhub/jupyterhub_config.py`` (through
 ``tests/hub/jupyterhub_config.py``, which adds only what a test machine needs). Single-user
 servers run in a Python environment whose ``etc/ipython/`` holds ``profile_default/ipython_config.py``,
-as the recipe places it. Started once per test session and stopped at its end; then every
-process that carries the run's mark (the hub, the proxy, single-user servers, kernels, the
-browser) must be gone, or the run fails.
+as the recipe places it. Started once, by the first test here that needs it, and stopped when
+the last test of this folder is done; then every process that carries the run's mark (the hub,
+the proxy, single-user servers, kernels) must be gone, or the run fails.
 
 ``alice`` and ``bob``: hub users logged in through the hub's REST API, each with a running
 server (started again if a test stopped it).
@@ -68,9 +68,9 @@ if REQUIRE_DOCKER and (_missing := hub_problem() or browser_problem()):
     raise pytest.UsageError(f"{_missing} (required: DOCKYTER_REQUIRE_DOCKER=1)")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    """The session's JupyterHub; everything it started is gone when it ends, or the run fails."""
+    """The JupyterHub of this folder's tests; everything it started is gone when it ends, or the run fails."""
     skip_or_fail(hub_problem())
     work = tmp_path_factory.mktemp("hub")
     environment = make_environment(work / "singleuser-env")
@@ -105,7 +105,7 @@ def _user(hub: Hub, name: str, logged_in: dict[str, User]) -> Iterator[User]:
     user.shut_down_kernels()  # the next test finds the server as a fresh one
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def _logged_in() -> dict[str, User]:
     return {}
 
