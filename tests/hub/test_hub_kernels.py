@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+from collections.abc import Callable, Iterator
 
 import pytest
 from helpers import docker, wait_until
@@ -18,7 +19,8 @@ pytestmark = [pytest.mark.docker, pytest.mark.hub]
 
 
 @pytest.fixture
-def notebook(request: pytest.FixtureRequest):
+def notebook() -> Iterator[Callable[..., LabKernel]]:
+    """Opens notebooks (``notebook(user, path)``), and closes them and their kernels after the test."""
     opened: list[LabKernel] = []
 
     def open_notebook(user: User, path: str = "Untitled.ipynb") -> LabKernel:
