@@ -78,8 +78,10 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     try:
         yield started
     finally:
-        started.stop()
-        check_nothing_left(started.run_mark, "the hub")
+        try:
+            started.stop()
+        finally:
+            check_nothing_left(started.run_mark, "the hub")
 
 
 def check_nothing_left(mark: str, what: str) -> None:

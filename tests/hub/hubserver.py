@@ -25,7 +25,10 @@ HERE = Path(__file__).resolve().parent
 RECIPE = HERE.parents[1] / "docs" / "jupyterhub" / "jupyterhub_config.py"
 TEST_CONFIG = HERE / "jupyterhub_config.py"
 START_TIMEOUT = 60.0  # seconds for the hub, or a single-user server, to answer
-STOP_TIMEOUT = 30.0  # seconds for the hub to stop its servers and proxy after SIGTERM
+# Seconds for the hub to stop its servers and proxy after SIGTERM. It stops a server with SIGINT,
+# then SIGTERM after 10 s and SIGKILL 5 s later (LocalProcessSpawner's timeouts), so a hanging
+# server costs it 15 s.
+STOP_TIMEOUT = 60.0
 
 
 def free_port() -> int:
