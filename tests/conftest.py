@@ -44,6 +44,7 @@ pytest_plugins = [
     "server_fixtures",
     "registry_fixtures",
     "swarm_fixtures",
+    "engine_fixtures",
 ]
 
 # =============================================================================================
