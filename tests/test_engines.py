@@ -82,6 +82,18 @@ def test_a_timeout_stops_the_container(engine, engine_cell, engine_image):
     assert wait_until(lambda: not engine.containers_of(os.getpid()), timeout=10)
 
 
+def test_a_command_that_ignores_signals_is_still_stopped_at_once(engine, engine_cell, engine_image, engine_differs):
+    engine_differs(
+        "`podman rm -f` is `podman stop` (SIGTERM, 10 s, then SIGKILL) and a removal: the stop ladder's rm -f "
+        "waits 10 s for a command that ignores SIGTERM, where `docker rm -f` kills at once"
+    )
+    started = time.monotonic()
+    run = engine_cell(f"%%docker --timeout 2 {engine_image}\ntrap '' TERM INT; echo started; sleep 60")
+    assert run.error.returncode == 124
+    assert time.monotonic() - started < 2 + 2 + 5  # the timeout, stop_grace, the removal
+    assert wait_until(lambda: not engine.containers_of(os.getpid()), timeout=10)
+
+
 def test_the_command_gets_the_interrupt_before_it_is_killed(engine_cell, engine_image, engine_differs):
     engine_differs(
         "podman's catatonit sends SIGINT to the shell only, not to its process group as tini does with "
