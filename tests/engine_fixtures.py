@@ -42,7 +42,7 @@ import pytest
 from conftest import LEFTOVER_WAIT, skip_or_fail
 from core_fixtures import CellRun, run_cell
 from engines import ENGINE_NAMES, Engine, RootlessUser, clock_ticks, engine_named, rootless_user
-from helpers import image_name, owned_elsewhere, wait_until
+from helpers import descends_from, image_name, owned_elsewhere, wait_until
 from IPython.core.interactiveshell import InteractiveShell
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
@@ -73,13 +73,14 @@ def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
         )
     user = chosen.user
     if user is not None:
-        # conmon, slirp4netns, a container's processes, a kernel: none may outlive the test. (Only
-        # what started during it: another test run may use the user at the same time.)
+        # conmon, slirp4netns, a container's processes, a kernel: none may outlive the test. Only
+        # what started during it counts, and only this run's own children are killed: another test
+        # run may use the user at the same time (its processes would be reported, never killed).
         wait_until(lambda: not user.busy(started), timeout=LEFTOVER_WAIT, interval=0.2)
         busy = user.busy(started)
         if busy:
-            user.stop(list(busy))
-            pytest.fail(f"processes of {user.name} left running by this test (now killed): {busy}", pytrace=False)
+            user.stop([pid for pid in busy if descends_from(pid, os.getpid())])
+            pytest.fail(f"processes of {user.name} left running since this test began: {busy}", pytrace=False)
 
 
 def _new_containers(chosen: Engine, before: set[str]) -> list[str]:
