@@ -14,10 +14,12 @@ missing_packages() {
     done
 }
 
-# Install the packages among "$@" that are missing, from Debian's apt repositories.
+# Install the packages among "$@" that are missing, from Debian's apt repositories; leading
+# words that start with "-" are apt-get options (--no-install-recommends).
 # CI machines start fresh, so everything the tests need must be installable from here.
 apt_install() {
-    local missing
+    local missing options=()
+    while [ "$#" -gt 0 ] && [ "${1#-}" != "$1" ]; do options+=("$1"); shift; done
     missing=$(missing_packages "$@")
     [ -n "$missing" ] || return 0
     command -v apt-get >/dev/null || die "needs the packages $(echo "$missing" | xargs) (no apt-get here)"
@@ -25,5 +27,5 @@ apt_install() {
     log "installing $(echo "$missing" | xargs)"
     apt-get update -qq >&2
     # shellcheck disable=SC2086  # one word per package
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >&2 </dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${options[@]}" $missing >&2 </dev/null
 }

@@ -67,8 +67,9 @@ from traitlets.config import Config
 if TYPE_CHECKING:
     from recording import RecordingBackend
 
-# pytester runs whole pytest sessions (to test the session guard); the others are the server's fixtures.
-pytest_plugins = ["pytester", "server_fixtures", "swarm_fixtures"]
+# pytester runs whole pytest sessions (to test the session guard); the others are the server's
+# fixtures and the container engines' (docker, podman, rootless podman).
+pytest_plugins = ["pytester", "server_fixtures", "swarm_fixtures", "engine_fixtures"]
 
 # =============================================================================================
 # 1. Engine and images

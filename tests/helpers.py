@@ -132,11 +132,16 @@ def owned_elsewhere(owner: str) -> bool:
         return False
     if host != socket.gethostname() or _start_time(pid) != started:
         return False  # gone (or never seen here): nobody else will clean it up
+    return not descends_from(pid, os.getpid())
+
+
+def descends_from(pid: int, ancestor: int) -> bool:
+    """Whether process ``pid`` is ``ancestor`` or one of its descendants."""
     while pid > 1:
-        if pid == os.getpid():
-            return False
+        if pid == ancestor:
+            return True
         pid = _parent(pid)
-    return True
+    return False
 
 
 def _proc_stat(pid: int) -> list[str]:
