@@ -10,7 +10,7 @@ images into its storages and makes the rootless test user (``.ci/podman``).
   ``io.dockyter.managed`` that the test started may be left in that engine's storage, and no
   process of the rootless user but podman's pause process may be left running.
 * ``engine_image``, ``engine_sh_image``: the bash and sh test images, checked on that engine.
-* ``engine_shell``, ``engine_cell``: the ``ip`` shell and ``cell`` of ``core_fixtures`` with
+* ``engine_shell``, ``engine_cell``: the ``ip`` shell and ``cell`` of ``conftest.py`` with
   ``Dockyter.docker_command`` pointed at the engine (rootless: through ``setpriv``, so the CLI
   runs as the test user while the shell stays in this process).
 * ``engine_kernel``: a real kernel whose Dockyter uses the engine. Rootless, the kernel itself

@@ -16,7 +16,7 @@ import uuid
 from typing import Any
 
 import websocket
-from kernel_fixtures import Execution
+from kernels import Execution
 
 from .hubserver import User
 

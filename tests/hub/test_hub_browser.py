@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("selenium", reason="selenium is not installed (the test-hub extra)")
-from helpers import docker, wait_until
-from kernel_fixtures import containers_of
-from registry_fixtures import Registry
+from helpers import Registry, docker, wait_until
+from kernels import containers_of
 from selenium.webdriver import ActionChains, Chrome, Keys
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement

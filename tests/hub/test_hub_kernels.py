@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from helpers import docker, wait_until
-from kernel_fixtures import containers_of
+from kernels import containers_of
 
 from .hubserver import Hub, User, marked_processes
 from .labkernel import LabKernel
