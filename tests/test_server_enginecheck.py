@@ -236,7 +236,9 @@ def test_a_run_whose_time_ends_while_it_is_created_leaves_nothing(dockyter_serve
 
 
 def test_a_difference_found_after_a_pull_ends_the_stream_and_the_reply_is_403(dockyter_server, registry):
-    server = dockyter_server(pull="missing", extra_run_args=["--cap-add", "SYS_PTRACE"])
+    server = dockyter_server(
+        pull="missing", extra_run_args=["--cap-add", "SYS_PTRACE"], allowed_registries=["docker.io", registry.host]
+    )
     with server.stream({"cmd": "echo ran", "args": registry.push_fresh_image(megabytes=1)}) as events:
         seen = list(events)
     kinds = [event["event"] for event in seen]

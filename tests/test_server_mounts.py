@@ -208,7 +208,10 @@ def non_root_server(host_dir, executor_kind, request) -> Iterator[tuple[str, Pat
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     cluster = request.getfixturevalue("swarm_cluster") if executor_kind == "swarm" else None
-    on_cluster = ["--executor", "swarm", "--docker-command", shlex.join(cluster.docker_command)] if cluster else []
+    on_cluster = []
+    if cluster:
+        on_cluster = ["--executor", "swarm", "--docker-command", shlex.join(cluster.docker_command)]
+        on_cluster += ["--allow-registry", cluster.registry]
     process = subprocess.Popen(
         [
             *WITHOUT_DAC, sys.executable, "-m", "dockyter.server", "--no-auth", "--port", str(port), "--pull", "never",

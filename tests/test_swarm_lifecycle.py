@@ -139,6 +139,7 @@ def test_a_restarted_server_removes_the_services_its_crashed_predecessor_left(
         "DOCKYTER_SERVER_DOCKER_COMMAND": shlex.join(swarm_cluster.docker_command),
         "DOCKYTER_SERVER_SERVER_NAME": name,
         "DOCKYTER_SERVER_PULL": "never",
+        "DOCKYTER_SERVER_ALLOWED_REGISTRIES": swarm_cluster.registry,
         "DOCKYTER_SERVER_SWARM_ISOLATION": isolation,
     }
     if isolation == "nodes":  # then the crash leaves the loopback check's config instead of a network

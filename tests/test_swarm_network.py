@@ -120,7 +120,7 @@ def network_of(cluster, service: str) -> list[str]:
 def test_two_tokens_tasks_reach_neither_each_other_nor_the_outside_on_one_node_or_two(
     swarm_server, swarm_image, swarm_cluster
 ):
-    server = swarm_server(tokens=[ALICE, BOB], max_concurrent=8, max_concurrent_per_token=3)
+    server = swarm_server(tokens=[ALICE, BOB], max_concurrent=8, max_concurrent_per_token=4)
     nodes = node_addresses(swarm_cluster)
     assert len(nodes) == 3
     isolated = ["peer-unreachable"] * 3 + ["node-unreachable"] * 3 + ["outside-unreachable", "no-default-route"]

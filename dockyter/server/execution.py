@@ -170,11 +170,16 @@ class Execution(Run):
             if down is not None:
                 raise EngineUnavailable(f"the container engine is not reachable: {down.removeprefix('docker: ')}")
             # As `docker run` says it: the CLI's reason on stderr (a failed pull summarised), and status 125.
-            await self._forward("stderr", IncrementalText(), self._without_pull_lines(answer.stderr))
+            await self._forward(self._stderr_stream, IncrementalText(), self._without_pull_lines(answer.stderr))
             return {"event": "exit", "code": EXIT_CANNOT_RUN, "reason": None, "message": None}
         if answer.stderr:  # the engine's warnings, as `docker run` prints them, without the CLI's pull
-            await self._forward("stderr", IncrementalText(), self._without_pull_lines(answer.stderr))
+            await self._forward(self._stderr_stream, IncrementalText(), self._without_pull_lines(answer.stderr))
         return None
+
+    @property
+    def _stderr_stream(self) -> str:
+        """Where the CLI's own stderr goes: to stdout when the request merges the two, as `docker run 2>&1` would."""
+        return "stdout" if self.merge_stderr else "stderr"
 
     def _without_pull_lines(self, stderr: str) -> bytes:
         """``docker create``'s stderr without its own pull lines: they open it if it pulled, summarised, never echoed."""
