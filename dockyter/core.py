@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 import shlex
 import threading
+import time
+from datetime import UTC, datetime
 from subprocess import CalledProcessError
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -29,12 +31,16 @@ from .config.layers import Layers
 from .config.tomlvalues import masked
 from .config.traits import DockyterTraits
 from .errors import BadUsage, ContainerNotStarted, DockyterError, Interrupted, exit_error, say
+from .files.deliver import Display, save_to, show
+from .files.keep import as_dict
 from .lifecycle import lifecycle_problem
 from .linechecks import unexpanded_variable
 from .output import OutputSink
+from .receipts import Receipt, RunFacts, RunLog
 from .runspec import Asker, Ran, RunSpec, bang_asker
 from .shorthands import with_shorthands
 from .wire.dockerargs import DockerArgsError, RunArgs, parse_run_args
+from .wire.outfolder import FileLimits
 
 if TYPE_CHECKING:
     from .sessionmanager import SessionManager
@@ -68,6 +74,8 @@ class Dockyter(DockyterTraits):
         self._backend: Backend | None = None
         self._sessions: SessionManager | None = None
         self._redirection: Redirector | None = None  # given by the extension (attach_redirection)
+        self.display: Display | None = None  # shows a run's files as outputs; given by the extension
+        self.runs = RunLog()  # the receipts of the last runs: _docker_runs
         self.announcer = Announcer(ipython)
         # Values of the IPython configuration a trait refused: name -> value. Kept out of the
         # layers, so the value below stays in force (see _load_config).
@@ -187,8 +195,19 @@ class Dockyter(DockyterTraits):
         args = with_shorthands(args, here=spec.here or self.here, as_me=spec.as_me or self.as_me)
         limit = spec.timeout if spec.timeout is not None else (self.timeout or None)
         return RunRequest(
-            args=args, command=spec.command, shell=tuple(self.shell), timeout=limit, merge_stderr=spec.merge_stderr
+            args=args,
+            command=spec.command,
+            shell=tuple(self.shell),
+            timeout=limit,
+            merge_stderr=spec.merge_stderr,
+            files=self.file_limits(),
         )
+
+    def file_limits(self) -> FileLimits | None:
+        """How much of $DOCKYTER_OUT a run brings back; None when runs get no folder (``files`` off)."""
+        if not self.files:
+            return None
+        return FileLimits(self.max_file_bytes, self.max_files, self.max_files_bytes)
 
     # -- the one run path ------------------------------------------------------------------------
 
@@ -202,6 +221,7 @@ class Dockyter(DockyterTraits):
         """
         self.announcer.flush()  # problems found while loading, if nobody has seen them yet
         written = spec.written or spec.command
+        started, clock = datetime.now(UTC), time.monotonic()
         try:
             request, sink, result = self._start(spec)
         except DockyterError as error:
@@ -213,6 +233,8 @@ class Dockyter(DockyterTraits):
                 raise CalledProcessError(error.exit_code, written) from None
             return None
         self._set_exit_code(result.exit_code)
+        receipt = self._record(spec, request, result, started, time.monotonic() - clock)
+        self._deliver(spec, result, receipt)
         if result.reason == "interrupted" and asker.raise_errors:
             raise Interrupted(result.message or "interrupted")
         for variable, stream in spec.store.items():
@@ -221,6 +243,42 @@ class Dockyter(DockyterTraits):
         if result.exit_code != 0:
             self._conclude_failure(result, request, sink, asker, written)
         return Ran(result, sink)
+
+    def _record(
+        self, spec: RunSpec, request: RunRequest, result: RunResult, started: datetime, seconds: float
+    ) -> Receipt:
+        """The run's receipt, kept in ``_docker_runs``."""
+        facts = result.facts or RunFacts()
+        receipt = Receipt(
+            image=request.args.image,
+            digest=facts.digest,
+            image_id=facts.image_id,
+            argv=facts.argv,
+            runtime=facts.runtime,
+            node=facts.node,
+            exit_code=result.exit_code,
+            duration=round(seconds, 3),
+            started=started.isoformat(timespec="milliseconds"),
+            backend=self.backend,
+            session=spec.session,
+        )
+        self.runs.add(receipt)
+        if self.ipython is not None:
+            self.ipython.user_ns["_docker_runs"] = self.runs.receipts
+        return receipt
+
+    def _deliver(self, spec: RunSpec, result: RunResult, receipt: Receipt) -> None:
+        """The run's files: shown (with the receipt in their metadata), stored in ``--files VAR``, saved."""
+        files = result.files
+        if files is None:
+            if spec.files_variable and self.ipython is not None:
+                self.ipython.user_ns[spec.files_variable] = {}
+            return
+        show(files, receipt.to_dict(), self.display, trust_html=spec.trust_html or self.trust_html)
+        if spec.files_variable and self.ipython is not None:
+            self.ipython.user_ns[spec.files_variable] = as_dict(files)
+        if spec.save_files:
+            save_to(files, spec.save_files)
 
     def _start(self, spec: RunSpec) -> tuple[RunRequest, OutputSink, RunResult]:
         """Run ``spec`` where it asks: a session's container, or a fresh one on the active backend."""
@@ -311,6 +369,7 @@ class Dockyter(DockyterTraits):
     def shutdown(self) -> None:
         """Undo everything on the shell: used by %unload_ext."""
         self.redirect = False
+        self.display = None
         if self._sessions is not None:
             self._sessions.close()
             self._sessions = None

@@ -31,6 +31,9 @@ class RunSpec:
     store: Mapping[str, Stream] = field(default_factory=dict)  # variable -> the stream stored in it (--out, --err)
     hide: frozenset[Stream] = frozenset()  # streams captured instead of shown (--out/--err without --tee)
     written: str | None = None  # the command as the user typed it, for the CalledProcessError of a `!`
+    files_variable: str | None = None  # --files VAR: the run's files, name -> bytes, in this variable
+    save_files: str | None = None  # --save-files DIR: the run's files written below this kernel-side folder
+    trust_html: bool = False  # --trust-html: HTML files shown as they are, scripts included
 
     def sink(self) -> OutputSink:
         """Where the output goes: shown live, captured, or both."""

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
 from ..output import OutputSink
+from ..receipts import RunFacts
 from ..wire.contract import DEFAULT_SHELL
 from ..wire.dockerargs import RunArgs
 from ..wire.images import LocalImages
+from ..wire.outfolder import Collected, FileLimits
 from .settings import BackendSettings
 
 # Seconds a short control command may take before it is given up on: a CLI call (kill, rm,
@@ -35,6 +37,7 @@ class RunRequest:
     shell: tuple[str, ...] = DEFAULT_SHELL
     timeout: float | None = None  # seconds; None means no limit
     merge_stderr: bool = False  # stderr into stdout, as IPython's getoutput does
+    files: FileLimits | None = None  # give the run $DOCKYTER_OUT and bring its files back within these; None: not
 
     @property
     def args_text(self) -> str:
@@ -49,6 +52,8 @@ class RunResult:
     exit_code: int
     reason: str | None = None  # "timeout", "interrupted", or a backend's own word; None: it just exited
     message: str | None = None  # what Dockyter or the server has to say about it, if anything
+    files: Collected | None = None  # what the run left in $DOCKYTER_OUT (None: no folder, or not read)
+    facts: RunFacts | None = None  # for its receipt: the image's digest, the argv, the runtime, the node
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from traitlets import Bool, Dict, Float, TraitError, TraitType, Unicode, validate
+from traitlets import Bool, Dict, Float, Int, TraitError, TraitType, Unicode, validate
 from traitlets.config import Configurable
 from traitlets.utils.bunch import Bunch
 
@@ -114,6 +114,41 @@ class DockyterTraits(Configurable):
         True,
         help="When the extension loads, remove Dockyter containers left by kernels that died "
         "(never anything else). %docker_cleanup does the same on demand.",
+    ).tag(config=True)
+
+    # -- what a run makes ----------------------------------------------------------------------
+
+    files = Bool(
+        True,
+        help="Give every run an empty folder, $DOCKYTER_OUT, and show what the command leaves there once "
+        "it ends: PNG, JPEG, GIF and SVG as images, HTML (sandboxed) and Markdown rendered, JSON, CSV and "
+        "TSV as a table, any other file as a line with its name and size.",
+    ).tag(config=True)
+
+    max_file_bytes = Int(
+        10_000_000,
+        min=0,
+        help="Bytes one file of $DOCKYTER_OUT may have to be read and shown; a larger one is one line. "
+        "Through the API, the server's own limit applies too.",
+    ).tag(config=True)
+
+    max_files = Int(
+        100,
+        min=0,
+        help="Files of $DOCKYTER_OUT read per run; the rest are counted in one line.",
+    ).tag(config=True)
+
+    max_files_bytes = Int(
+        50_000_000,
+        min=0,
+        help="Bytes of $DOCKYTER_OUT read per run, all files together; the files past it are one line each.",
+    ).tag(config=True)
+
+    trust_html = Bool(
+        False,
+        help="Show HTML files of $DOCKYTER_OUT as they are, scripts included, instead of in a sandboxed "
+        "frame where no script runs and nothing is fetched. Only for tools you trust; --trust-html "
+        "does it for one cell.",
     ).tag(config=True)
 
     # -- the API backend ------------------------------------------------------------------------

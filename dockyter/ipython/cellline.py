@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import keyword
+import os
 from dataclasses import dataclass, field
 
 from ..errors import BadUsage
@@ -32,6 +33,9 @@ class CellOptions:
     as_me: bool = False  # run as the kernel's uid:gid
     profile: str | None = None
     session: str | None = None  # run in this session's container
+    files: str | None = None  # store the run's files in this variable
+    save_files: str | None = None  # write the run's files below this folder
+    trust_html: bool = False  # HTML files shown as they are
     help: bool = False  # --help: show the usage, run nothing
     docker_tokens: list[str] = field(default_factory=list)
 
@@ -58,6 +62,9 @@ class CellOptions:
             as_me=self.as_me,
             store=store,
             hide=hide,
+            files_variable=self.files,
+            save_files=self.save_files,
+            trust_html=self.trust_html,
         )
 
 
@@ -122,16 +129,20 @@ def _apply(options: CellOptions, option: Option, value: str | None) -> None:
     if option.metavar is None:
         if name in ("--raise-error", "--no-raise-error"):
             options.raise_on_error = name == "--raise-error"
-        else:  # --tee, --here, --as-me, --help
+        else:  # --tee, --here, --as-me, --trust-html, --help
             setattr(options, name[2:].replace("-", "_"), True)
         return
     assert value is not None  # the grammar gives every option with a metavar its value
     if name == "--timeout":
         options.timeout = parse_timeout(value)
-    elif name in ("--out", "--err"):
+    elif name in ("--out", "--err", "--files"):
         if not value.isidentifier() or keyword.iskeyword(value):
             raise BadUsage(f"{name} needs a Python variable name, not {value!r}")
         setattr(options, name[2:], value)
+    elif name == "--save-files":
+        if not value.strip():
+            raise BadUsage("--save-files needs a folder")
+        options.save_files = os.path.expanduser(value)
     elif name == "--session":
         options.session = value
     else:

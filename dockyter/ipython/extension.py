@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from IPython.core.interactiveshell import InteractiveShell
+from IPython.display import display
 
 from ..backends.registry import known_backends
 from ..core import Dockyter
@@ -22,6 +23,7 @@ def load(shell: InteractiveShell) -> Dockyter:
         return existing
     core = Dockyter(ipython=shell)
     core.attach_redirection(Redirection(shell, core.run_bang))
+    core.display = display_bundle
     configurables: list[Any] = shell.configurables  # IPython annotates it as a list of shells
     configurables.append(core)  # %config Dockyter finds it here
     shell.register_magics(DockyterMagics(shell, core))
@@ -35,6 +37,12 @@ def load(shell: InteractiveShell) -> Dockyter:
     if core.cleans_up_here():  # a local engine: list its images now, so the first TAB has names
         core.active_backend.images.refresh_in_background()
     return core
+
+
+def display_bundle(data: dict[str, Any], metadata: dict[str, Any]) -> None:
+    """One output of a run's files: the bundle as it is (``raw``), with its metadata."""
+    show: Any = display
+    show(data, raw=True, metadata=metadata)
 
 
 def completion_sources(core: Dockyter) -> completion.Sources:

@@ -33,6 +33,11 @@ come before the docker arguments; `--` ends them. Docker's own flags pass untouc
         Option("--here", "mount the kernel's working directory at the same path and start there"),
         Option("--as-me", "run as the kernel's own uid:gid, so files written into mounts are yours"),
         Option("--tee", "with --out/--err: show the output as it streams and store it too"),
+        Option("--files", "store the files the run leaves in $DOCKYTER_OUT in the variable VAR, name -> bytes", "VAR"),
+        Option(
+            "--save-files", "write the files the run leaves in $DOCKYTER_OUT below DIR, on the kernel's side", "DIR"
+        ),
+        Option("--trust-html", "show HTML files as they are, scripts included (not in a sandboxed frame)"),
         Option(
             "--profile",
             "run this cell with a dockyter.toml profile (its arguments and overrides; %docker_profile lists them)",
@@ -50,8 +55,10 @@ come before the docker arguments; `--` ends them. Docker's own flags pass untouc
     ),
     docker="[--] [DOCKER ARGS...] [IMAGE]",
     epilog="""
-After the run, `_exit_code` holds the exit status (124: timed out, 130: interrupted).
-Interrupting the kernel stops and removes the container.
+After the run, `_exit_code` holds the exit status (124: timed out, 130: interrupted),
+and `_docker_runs` ends with the run's receipt (image digest, argv, runtime, node).
+Interrupting the kernel stops and removes the container. Files the command writes to
+$DOCKYTER_OUT are shown after the run: images, HTML, Markdown, JSON, CSV/TSV tables.
 
 `$name` and `{expression}` on the magic line expand from Python, as on any
 IPython magic line; the cell itself reaches the container's shell untouched.
@@ -155,6 +162,16 @@ whether `!` is redirected, and the exact command a cell would run.
 """,
 )
 CLEANUP = Grammar("%docker_cleanup", "Remove Dockyter containers left running by kernels that died (and nothing else).")
+HISTORY = Grammar(
+    "%docker_history",
+    """
+The receipts of the last runs, newest last: when each started, the image as asked and its
+digest (the repository digest, or the image ID), the exit status, how long it took, and where
+it ran (backend, OCI runtime, node). `_docker_runs` holds them all, with the full argv.
+""",
+    options=(HELP,),
+    words=(Word("N", optional=True),),
+)
 
 # Every magic's grammar, for completion: those whose line takes anything.
-GRAMMARS = (CELL, LINE, SESSION, BACKEND, PROFILE, CONFIG, ON, OFF, STATUS, CLEANUP)
+GRAMMARS = (CELL, LINE, SESSION, BACKEND, PROFILE, CONFIG, ON, OFF, STATUS, CLEANUP, HISTORY)

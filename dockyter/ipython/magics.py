@@ -23,11 +23,12 @@ from traitlets import TraitError
 from ..core import Dockyter, parse_args
 from ..errors import BadUsage, say
 from ..linechecks import eaten_backslashes
+from ..receipts import HISTORY_COLUMNS
 from ..runspec import cell_asker
 from ..wire.dockerargs import DockerArgsError
 from .cellline import parse_cell_line
 from .grammar import Grammar, Parsed
-from .magiclines import BACKEND, CELL, CLEANUP, CONFIG, LINE, OFF, ON, PROFILE, SESSION, STATUS
+from .magiclines import BACKEND, CELL, CLEANUP, CONFIG, HISTORY, LINE, OFF, ON, PROFILE, SESSION, STATUS
 from .sessionmagic import session_command
 from .tables import Table
 
@@ -259,6 +260,28 @@ class DockyterMagics(Magics):
             print(f"Dockyter: removed {len(removed)} container(s) left by dead kernels: {', '.join(removed)}")
         else:
             print("Dockyter: no containers left by dead kernels.")
+
+    @line_magic()
+    @usage(HISTORY)
+    def docker_history(self, line: str) -> None:
+        parsed = read(HISTORY, line)
+        if parsed is None:
+            return
+        count = parsed.words.get("N")
+        if count is not None and not (count.isdigit() and int(count) > 0):
+            raise UsageError(f"%docker_history: N is a number of runs, not {count!r}")
+        runs = self.core.runs
+        if not runs.receipts:
+            print("Dockyter: no runs yet in this kernel.")
+            return
+        last = int(count) if count else None
+        display(
+            Table(
+                f"Dockyter runs (the last of {len(runs.receipts)}; _docker_runs has them all)",
+                runs.rows(last),
+                HISTORY_COLUMNS,
+            )
+        )
 
     # -- configuration: dockyter.toml and its profiles (dockyter/layers.py) ----------------------
 

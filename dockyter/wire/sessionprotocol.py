@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Mapping
 
 # `--login` as Dockyter.shell's `bash -lc`: /etc/profile sets PATH in many images.
 # `--noediting`: no readline, as there is no terminal.
@@ -88,10 +89,12 @@ def setup_line(token: str) -> bytes:
     ).encode()
 
 
-def cell_line(command: str, token: str, merge_stderr: bool = False) -> bytes:
-    """The line that runs one cell; ``merge_stderr`` sends its stderr to stdout, in order."""
+def cell_line(command: str, token: str, merge_stderr: bool = False, env: Mapping[str, str] | None = None) -> bytes:
+    """The line that runs one cell; ``merge_stderr`` sends its stderr to stdout, in order; ``env``:
+    variables exported first (the cell's own ``$DOCKYTER_OUT``)."""
     merge = " 2>&1" if merge_stderr else ""
-    return f"builtin eval -- {ansi_c_quote(command)} </dev/null{merge}; __dockyter_end {token} $?\n".encode()
+    exports = "".join(f"builtin export {name}={ansi_c_quote(value)}; " for name, value in (env or {}).items())
+    return f"{exports}builtin eval -- {ansi_c_quote(command)} </dev/null{merge}; __dockyter_end {token} $?\n".encode()
 
 
 def sync_line(token: str) -> bytes:

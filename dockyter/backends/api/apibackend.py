@@ -176,6 +176,17 @@ class APIBackend(Backend):
             body["shell"] = list(request.shell)
         if request.merge_stderr:
             body["merge_stderr"] = True
+        limits = request.files
+        # Limits a server may only lower; false: no $DOCKYTER_OUT (servers that do not know it ignore it).
+        body["files"] = (
+            {
+                "max_file_bytes": limits.max_file_bytes,
+                "max_files": limits.max_files,
+                "max_files_bytes": limits.max_total_bytes,
+            }
+            if limits is not None
+            else False
+        )
         return body
 
     def open_session(self, name: str, args: RunArgs) -> RemoteSession:

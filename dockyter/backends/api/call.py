@@ -8,6 +8,7 @@ closes the connection and asks the server to cancel the execution by id, when it
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -20,7 +21,10 @@ from urllib3.exceptions import ReadTimeoutError
 
 from ...errors import BackendError
 from ...output import OutputSink, ProgressLine
+from ...receipts import RunFacts
 from ...wire.contract import EXIT_INTERRUPTED, EXIT_TIMEOUT, NDJSON, READ_SIZE
+from ...wire.outfiles import FileEvents, encoded_length
+from ...wire.outfolder import FileLimits
 from ...wire.pull import progress_line, summary_line
 from ..base import RunRequest, RunResult
 from ..settings import APISettings
@@ -29,6 +33,10 @@ from .replies import excerpt, reason, refusal
 ACCEPT = f"{NDJSON}, application/json;q=0.9"
 TIMEOUT_GRACE = 2.0  # seconds a server gets to report its own timeout before we stop waiting
 CANCEL_TIMEOUT = 10.0  # seconds for the cancel request: the server stops and removes the container
+# The longest event line kept: output events are far shorter; a file event is its data in base64.
+MIN_LINE = 4 << 20
+OVERSIZED = b""  # what _lines yields for a line it dropped for being longer than that
+NO_FILES = FileLimits(0, 0, 0)  # for a run that asked for none: whatever a server sends is said, not kept
 
 
 class Sender(Protocol):
@@ -72,6 +80,11 @@ class ExecuteCall:
         self.response: requests.Response | None = None
         self.execution_id: str | None = None
         self.deadline = time.monotonic() + request.timeout + TIMEOUT_GRACE if request.timeout else None
+        self.files = FileEvents(request.files or NO_FILES)
+        self.facts: RunFacts | None = None
+        self.node: str | None = None
+        limit = request.files.max_file_bytes if request.files is not None else 0
+        self.max_line = max(MIN_LINE, encoded_length(limit) + 65536)
 
     def run(self, url: str, base: str | None = None) -> RunResult:
         """POST to ``url`` (``/execute``, or a session's); ``base`` is the API's root, for cancel."""
@@ -126,6 +139,11 @@ class ExecuteCall:
         merge = self.request.merge_stderr
         progress = ProgressLine()  # the server's pull of the image, if it pulls
         for line in self._lines():
+            if line is OVERSIZED:
+                self.files.take(
+                    {"event": "file", "name": "(an event)", "problem": "longer than this kernel's limits: dropped"}
+                )
+                continue
             event = self._parse_event(line)
             kind = event.get("event")
             if kind == "pull":
@@ -145,8 +163,14 @@ class ExecuteCall:
                     self.sink.write("stdout" if merge else kind, data)
             elif kind == "start":
                 self.execution_id = str(event.get("id")) if event.get("id") is not None else None
+            elif kind in ("file", "files_omitted"):
+                self.files.take(event)
+            elif kind == "receipt":
+                self.facts = facts_from(event)
+            elif kind == "node" and isinstance(event.get("node"), str):
+                self.node = event["node"][:1000]
             elif kind == "exit":
-                return self._exit_result(event)
+                return self._with_files(self._exit_result(event))
             elif kind == "error":
                 message = event.get("message") or "no reason given"
                 self.execution_id = None  # nothing is left to cancel
@@ -190,7 +214,23 @@ class ExecuteCall:
             code = 0  # the original contract has no exit code: the command is taken to have succeeded
         reason = reply.get("reason") if isinstance(reply.get("reason"), str) else None
         message = reply.get("message") if isinstance(reply.get("message"), str) else None
-        return RunResult(code, reason, self.backend.scrub(message) if message else None)
+        listed = reply.get("files")
+        for event in listed if isinstance(listed, list) else []:
+            if isinstance(event, dict):
+                self.files.take(event)
+        if isinstance(reply.get("receipt"), dict):
+            self.facts = facts_from(reply["receipt"])
+        return self._with_files(RunResult(code, reason, self.backend.scrub(message) if message else None))
+
+    def _with_files(self, result: RunResult) -> RunResult:
+        """``result`` with the files and the receipt the server sent (files only when they were asked for)."""
+        if self.request.files is not None:
+            result.files = self.files.collected
+        facts = self.facts or RunFacts()
+        if facts.node is None and self.node is not None:  # the Swarm executor names the node in an event of its own
+            facts = dataclasses.replace(facts, node=self.node)
+        result.facts = facts
+        return result
 
     def _parse_event(self, line: bytes) -> dict[str, Any]:
         try:
@@ -205,17 +245,27 @@ class ExecuteCall:
     # -- reading, live and within the time limits ----------------------------------------------
 
     def _lines(self) -> Iterator[bytes]:
+        """The stream's lines; :data:`OVERSIZED` for each one longer than ``max_line``, which is dropped unread."""
         buffer = bytearray()
+        dropping = False
         for chunk in self._chunks():
             buffer += chunk
             start = 0
             while (end := buffer.find(b"\n", start)) >= 0:
                 line = bytes(buffer[start:end]).strip()
                 start = end + 1
-                if line:
+                if dropping:
+                    dropping = False
+                    yield OVERSIZED
+                elif line:
                     yield line
             del buffer[:start]
-        if buffer.strip():
+            if len(buffer) > self.max_line:
+                dropping = True
+                buffer.clear()
+        if dropping:
+            yield OVERSIZED
+        elif buffer.strip():
             yield bytes(buffer).strip()
 
     def _chunks(self) -> Iterator[bytes]:
@@ -288,3 +338,17 @@ class ExecuteCall:
         if answer.status_code == 404:  # it had ended already, or this server cannot cancel
             return f"connection closed; the API has no running execution {execution_id} to cancel"
         return f"connection closed, but the API answered {answer.status_code} to cancelling execution {execution_id}"
+
+
+def facts_from(event: dict[str, Any]) -> RunFacts:
+    """A server's ``receipt`` event (or the ``receipt`` of a JSON reply), each field checked."""
+
+    def text(name: str) -> str | None:
+        value = event.get(name)
+        return value[:1000] if isinstance(value, str) else None
+
+    argv = event.get("argv")
+    words = tuple(word for word in argv if isinstance(word, str)) if isinstance(argv, list) else ()
+    return RunFacts(
+        digest=text("digest"), image_id=text("image_id"), argv=words, runtime=text("runtime"), node=text("node")
+    )

@@ -17,9 +17,11 @@ import selectors
 import shlex
 import subprocess
 import time
+from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING
 
-from ...errors import BackendError, RuntimeNotFound, SessionDead
+from ...errors import BackendError, RuntimeNotFound, SessionDead, say
+from ...files.runfolder import FolderProblem, RunFolder, SessionFolder, sweep
 from ...lifecycle import given_name
 from ...output import OutputSink, ProgressLine, Stream
 from ...wire.contract import (
@@ -38,7 +40,9 @@ from ...wire.contract import (
 from ...wire.dockerargs import RunArgs
 from ...wire.pull import PullFailed, last_value, needs_pull, pull
 from ..base import SIGNAL_CHECK, Backend, BackendStatus, RunRequest, RunResult
+from ..settings import BackendSettings
 from .cli import control
+from .imagefacts import EngineFacts
 
 if TYPE_CHECKING:
     from ...wire.dockerargs import RunArgs
@@ -58,16 +62,21 @@ class DockerBackend(Backend):
     name = "docker"
     leaves_orphans = True
 
+    def __init__(self, settings: BackendSettings) -> None:
+        super().__init__(settings)
+        self._engine_facts: EngineFacts | None = None
+
     # -- building the command line ---------------------------------------------------------
 
-    def command_line(self, request: RunRequest, container_name: str) -> list[str]:
+    def command_line(self, request: RunRequest, container_name: str, extra: Sequence[str] = ()) -> list[str]:
+        """The ``docker run`` argv of ``request``; ``extra``: options of ours for this run (its folder's mount)."""
         settings = self.settings
         labels = {MANAGED_LABEL: "1", OWNER_LABEL: owner_id()}
-        # Our labels and base_run_args first: the user's own options come later and win.
+        # Our labels, base_run_args and extra first: the user's own options come later and win.
         return run_argv(
             settings.docker_command,
             container_name,
-            before=[*identity_args(labels), *settings.base_run_args],
+            before=[*identity_args(labels), *settings.base_run_args, *extra],
             options=[token for option in request.args.options for token in option.written],
             image=request.args.image,
             shell=request.shell,
@@ -84,9 +93,31 @@ class DockerBackend(Backend):
         not_started = self._pull_if_missing(request.args)
         if not_started is not None:
             return not_started
+        folder = self._folder(request)
+        try:
+            result = self._run(request, sink, folder)
+            if folder is not None and request.files is not None:
+                result.files = folder.collect(request.files)
+            return result
+        finally:
+            if folder is not None:
+                folder.remove()
+
+    def _folder(self, request: RunRequest) -> RunFolder | None:
+        """The run's $DOCKYTER_OUT, when it wants one; one line, and none, if it cannot be made."""
+        if request.files is None:
+            return None
+        try:
+            return RunFolder.make()
+        except FolderProblem as problem:
+            say(f"{problem}; this run has none")
+            return None
+
+    def _run(self, request: RunRequest, sink: OutputSink, folder: RunFolder | None) -> RunResult:
         chosen = given_name(request.args)  # --name NAME: that is the container we stop and remove
         name = chosen or new_container_name()
-        argv = self.command_line(request, name)
+        argv = self.command_line(request, name, folder.docker_options() if folder is not None else ())
+        lookup = self.engine_facts().start(request.args.image, last_value(request.args.values("--runtime")), argv)
         try:
             process = subprocess.Popen(
                 argv,
@@ -109,7 +140,16 @@ class DockerBackend(Backend):
         for pipe in (process.stdout, process.stderr):
             if pipe is not None:
                 widen(pipe.fileno())
-        return _ContainerRun(self, process, name, sink, chosen is not None).wait(request.timeout)
+        result = _ContainerRun(self, process, name, sink, chosen is not None).wait(request.timeout)
+        result.facts = lookup.facts()
+        return result
+
+    def engine_facts(self) -> EngineFacts:
+        """What receipts say of images and the engine, for the container command in force."""
+        command = list(self.settings.docker_command)
+        if self._engine_facts is None or self._engine_facts.docker_command != command:
+            self._engine_facts = EngineFacts(command)
+        return self._engine_facts
 
     # -- the image ------------------------------------------------------------------------------
 
@@ -170,7 +210,15 @@ class DockerBackend(Backend):
         not_started = self._pull_if_missing(args)  # the same progress line as a cell's
         if not_started is not None:
             raise SessionDead(not_started.message or f"{args.image} could not be pulled", not_started.exit_code)
-        return SessionShell.launch(self.settings, name, args)
+        try:
+            folder: SessionFolder | None = SessionFolder()
+        except FolderProblem as problem:
+            say(f"{problem}; this session's cells have none")
+            folder = None
+        shell = SessionShell.launch(self.settings, name, args, folder)
+        lookup = self.engine_facts().start(args.image, last_value(args.values("--runtime")), shell.argv)
+        shell.facts = lookup.facts()
+        return shell
 
     def status(self) -> BackendStatus:
         runtime = " ".join(self.settings.docker_command)
@@ -208,6 +256,7 @@ class DockerBackend(Backend):
                 orphans.append(name)
         if orphans:
             self.control(*REMOVE_CONTAINER, *orphans)
+        sweep()  # the $DOCKYTER_OUT folders of dead kernels
         return orphans
 
 

@@ -21,8 +21,10 @@ import time
 from collections.abc import Sequence
 from typing import IO
 
-from ...errors import DockyterError, Interrupted, RuntimeNotFound, SessionDead
+from ...errors import DockyterError, Interrupted, RuntimeNotFound, SessionDead, say
+from ...files.runfolder import FolderProblem, RunFolder, SessionFolder
 from ...output import OutputSink, Stream
+from ...receipts import RunFacts
 from ...wire.contract import (
     EXIT_INTERRUPTED,
     EXIT_TIMEOUT,
@@ -61,10 +63,14 @@ ENDED = -(1 << 41)  # _pump's answer when the shell ended before answering
 class SessionShell:
     """A running session container and the bash inside it."""
 
-    def __init__(self, runtime: Sequence[str], container: str, argv: Sequence[str]) -> None:
+    def __init__(
+        self, runtime: Sequence[str], container: str, argv: Sequence[str], folder: SessionFolder | None = None
+    ) -> None:
         self.runtime = list(runtime)
         self.container = container
         self.argv = list(argv)
+        self.folder = folder  # where each cell's $DOCKYTER_OUT is made
+        self.facts: RunFacts | None = None  # the session's image, for its cells' receipts (set by the backend)
         self.shell_pid = 0
         self.exit_status: int | None = None  # the CLI's exit status (the shell's) once it ended
         self._process: subprocess.Popen[bytes] | None = None
@@ -79,19 +85,27 @@ class SessionShell:
     # -- starting ----------------------------------------------------------------------------
 
     @classmethod
-    def launch(cls, settings: DockerSettings, name: str, args: RunArgs) -> SessionShell:
-        """Start session ``name`` from ``args`` with the container CLI of ``settings``."""
+    def launch(
+        cls, settings: DockerSettings, name: str, args: RunArgs, folder: SessionFolder | None = None
+    ) -> SessionShell:
+        """Start session ``name`` from ``args`` with the container CLI of ``settings``; ``folder``: its
+        cells' ``$DOCKYTER_OUT`` folders, mounted for the session's life."""
         container = new_container_name()
+        mount = folder.docker_options() if folder is not None else []
         argv = [
             *settings.docker_command, "run", "-i", "--rm", "--name", container,
             # Labelled as every container a kernel starts (so a dead kernel's are found), and named.
             "--label", f"{MANAGED_LABEL}=1", "--label", f"{OWNER_LABEL}={owner_id()}", "--label", f"{SESSION_LABEL}={name}",
             # No --init: the shell is pid 1, so `kill 1` and `docker stop` reach it at once, and
             # it reaps orphans itself (bash waits for any child).
-            *settings.base_run_args, *args.argv(), *SESSION_SHELL,
+            *settings.base_run_args, *mount, *args.argv(), *SESSION_SHELL,
         ]  # fmt: skip
-        shell = cls(settings.docker_command, container, argv)
-        shell.start()
+        shell = cls(settings.docker_command, container, argv, folder)
+        try:
+            shell.start()
+        except BaseException:
+            shell.drop_folder()
+            raise
         return shell
 
     def start(self) -> None:
@@ -193,14 +207,36 @@ class SessionShell:
         Raises SessionDead when the shell is gone before or during the cell; ValueError for a
         cell no shell can receive (a NUL character).
         """
+        if not self.alive:
+            sink.close()
+            raise SessionDead(self.death_reason(), self.exit_status or 125)
+        cell_folder, env = self._cell_folder(request)
+        try:
+            result = self._run(request, sink, stop_grace, env)
+            if cell_folder is not None and request.files is not None:
+                result.files = cell_folder.collect(request.files)
+            result.facts = self.facts
+            return result
+        finally:
+            if cell_folder is not None:
+                cell_folder.remove()
+
+    def _cell_folder(self, request: RunRequest) -> tuple[RunFolder | None, dict[str, str]]:
+        if self.folder is None or request.files is None:
+            return None, {}
+        try:
+            return self.folder.next_cell()
+        except FolderProblem as problem:
+            say(f"{problem}; this cell has none")
+            return None, {}
+
+    def _run(self, request: RunRequest, sink: OutputSink, stop_grace: float, env: dict[str, str]) -> RunResult:
         timeout = request.timeout
         try:
-            line = cell_line(request.command, new_token(), request.merge_stderr)
+            line = cell_line(request.command, new_token(), request.merge_stderr, env)
         except ValueError as error:  # a NUL character
             sink.close()
             raise DockyterError(str(error)) from None
-        if not self.alive:
-            raise SessionDead(self.death_reason(), self.exit_status or 125)
         token = line.rsplit(b" ", 2)[1].decode()
         deadline = time.monotonic() + timeout if timeout else None
         try:
@@ -356,3 +392,9 @@ class SessionShell:
             except OSError:
                 pass
             self._finish_exit()
+        self.drop_folder()
+
+    def drop_folder(self) -> None:
+        """Remove the session's folder of cell folders (once its container is gone)."""
+        if self.folder is not None:
+            self.folder.remove()
