@@ -199,7 +199,9 @@ def test_every_client_name_is_imported_from_the_module_that_defines_it():
     assert not wrong, wrong
 
 
-@pytest.mark.parametrize("package", ["dockyter.wire", "dockyter.config", "dockyter.ipython", "dockyter.backends"])
+@pytest.mark.parametrize(
+    "package", ["dockyter.wire", "dockyter.config", "dockyter.ipython", "dockyter.backends", "dockyter.files"]
+)
 def test_each_package_says_what_lives_there(package):
     init = modules()[package]
     doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))) or ""

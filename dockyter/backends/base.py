@@ -16,7 +16,7 @@ from ..receipts import RunFacts
 from ..wire.contract import DEFAULT_SHELL
 from ..wire.dockerargs import RunArgs
 from ..wire.images import LocalImages
-from ..wire.outfolder import Collected, FileLimits
+from ..wire.outfolder import DEFAULT_LIMITS, Collected, FileLimits
 from .settings import BackendSettings
 
 # Seconds a short control command may take before it is given up on: a CLI call (kill, rm,
@@ -37,7 +37,7 @@ class RunRequest:
     shell: tuple[str, ...] = DEFAULT_SHELL
     timeout: float | None = None  # seconds; None means no limit
     merge_stderr: bool = False  # stderr into stdout, as IPython's getoutput does
-    files: FileLimits | None = None  # give the run $DOCKYTER_OUT and bring its files back within these; None: not
+    files: FileLimits | None = DEFAULT_LIMITS  # $DOCKYTER_OUT, its files brought back within these; None: no folder
 
     @property
     def args_text(self) -> str:

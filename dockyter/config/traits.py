@@ -19,6 +19,7 @@ from ..backends.registry import known_backends
 from ..backends.settings import api_url_problem
 from ..wire.contract import DEFAULT_SHELL
 from ..wire.dockerargs import DockerArgsError, parse_run_args
+from ..wire.outfolder import DEFAULT_LIMITS
 from .argv import words_setting
 from .tomlvalues import MASKED_TRAITS, masked
 
@@ -126,20 +127,20 @@ class DockyterTraits(Configurable):
     ).tag(config=True)
 
     max_file_bytes = Int(
-        10_000_000,
+        DEFAULT_LIMITS.max_file_bytes,
         min=0,
         help="Bytes one file of $DOCKYTER_OUT may have to be read and shown; a larger one is one line. "
         "Through the API, the server's own limit applies too.",
     ).tag(config=True)
 
     max_files = Int(
-        100,
+        DEFAULT_LIMITS.max_files,
         min=0,
         help="Files of $DOCKYTER_OUT read per run; the rest are counted in one line.",
     ).tag(config=True)
 
     max_files_bytes = Int(
-        50_000_000,
+        DEFAULT_LIMITS.max_total_bytes,
         min=0,
         help="Bytes of $DOCKYTER_OUT read per run, all files together; the files past it are one line each.",
     ).tag(config=True)

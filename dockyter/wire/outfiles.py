@@ -94,6 +94,12 @@ class FileEvents:
         if event.get("event") == "files_omitted":
             self._take_omitted(event)
             return
+        if len(self.collected.files) >= self.limits.max_files:
+            self.collected.omitted += 1
+            self.collected.omitted_note = (
+                f"{self.collected.omitted:,} more not read (max_files = {self.limits.max_files:,})"
+            )
+            return
         name = event.get("name")
         if not isinstance(name, str) or not name:
             self._problem("(a file without a name)", 0, "the server sent a file event without a name: ignored")
@@ -101,12 +107,6 @@ class FileEvents:
         name = printable(name)
         size = event.get("size")
         size = size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else 0
-        if len(self.collected.files) >= self.limits.max_files:
-            self.collected.omitted += 1
-            self.collected.omitted_note = (
-                f"{self.collected.omitted:,} more not read (max_files = {self.limits.max_files:,})"
-            )
-            return
         data = event.get("data")
         if not isinstance(data, str):
             problem = event.get("problem")
@@ -115,16 +115,18 @@ class FileEvents:
         self._take_data(name, data)
 
     def _take_data(self, name: str, data: str) -> None:
-        limit = min(self.limits.max_file_bytes, self.limits.max_total_bytes - self._total)
-        if len(data) > encoded_length(max(limit, 0)):  # checked before decoding anything
-            self._problem(
-                name, len(data) * 3 // 4, f"over this kernel's limits ({size_text(max(limit, 0))} left): not kept"
-            )
+        limit = max(min(self.limits.max_file_bytes, self.limits.max_total_bytes - self._total), 0)
+        over = f"over this kernel's limits ({size_text(limit)} left): not kept"
+        if len(data) > encoded_length(limit):  # checked before decoding anything
+            self._problem(name, len(data) * 3 // 4, over)
             return
         try:
             raw = base64.b64decode(data, validate=True)
         except (binascii.Error, ValueError):
             self._problem(name, 0, "the server sent data that is not base64: not kept")
+            return
+        if len(raw) > limit:
+            self._problem(name, len(raw), over)
             return
         self._total += len(raw)
         self.collected.files.append(FoundFile(name, len(raw), data=raw))

@@ -65,6 +65,11 @@ class FileLimits:
         )
 
 
+# The limits a kernel and dockyter-server start with (Dockyter.max_file_bytes, max_files,
+# max_files_bytes; the server's settings of the same names). A client with these sends none.
+DEFAULT_LIMITS = FileLimits(max_file_bytes=10_000_000, max_files=100, max_total_bytes=50_000_000)
+
+
 @dataclass(frozen=True)
 class FoundFile:
     """One entry of the folder: a file read whole (``data``), or why it was not (``problem``)."""

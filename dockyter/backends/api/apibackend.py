@@ -26,6 +26,7 @@ import requests
 from ...errors import BackendError
 from ...output import OutputSink
 from ...wire.contract import DEFAULT_SHELL, NDJSON, SECRET_HEADER
+from ...wire.outfolder import DEFAULT_LIMITS
 from ..base import Backend, BackendStatus, RunRequest, RunResult
 from ..settings import BackendSettings, api_url_problem
 from .call import ExecuteCall
@@ -177,16 +178,16 @@ class APIBackend(Backend):
         if request.merge_stderr:
             body["merge_stderr"] = True
         limits = request.files
-        # Limits a server may only lower; false: no $DOCKYTER_OUT (servers that do not know it ignore it).
-        body["files"] = (
-            {
+        # false: no $DOCKYTER_OUT; limits other than the defaults, which a server may only lower.
+        # Servers that do not know the field ignore it; with the defaults it is not sent at all.
+        if limits is None:
+            body["files"] = False
+        elif limits != DEFAULT_LIMITS:
+            body["files"] = {
                 "max_file_bytes": limits.max_file_bytes,
                 "max_files": limits.max_files,
                 "max_files_bytes": limits.max_total_bytes,
             }
-            if limits is not None
-            else False
-        )
         return body
 
     def open_session(self, name: str, args: RunArgs) -> RemoteSession:

@@ -223,12 +223,12 @@ class ExecuteCall:
         return self._with_files(RunResult(code, reason, self.backend.scrub(message) if message else None))
 
     def _with_files(self, result: RunResult) -> RunResult:
-        """``result`` with the files and the receipt the server sent (files only when they were asked for)."""
-        if self.request.files is not None:
+        """``result`` with the files and the receipt the server sent, if it sent any (files only when asked for)."""
+        if self.request.files is not None and not self.files.collected.empty:
             result.files = self.files.collected
-        facts = self.facts or RunFacts()
-        if facts.node is None and self.node is not None:  # the Swarm executor names the node in an event of its own
-            facts = dataclasses.replace(facts, node=self.node)
+        facts = self.facts
+        if self.node is not None and (facts is None or facts.node is None):
+            facts = dataclasses.replace(facts or RunFacts(), node=self.node)  # the Swarm executor's own event
         result.facts = facts
         return result
 

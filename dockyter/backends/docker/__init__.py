@@ -3,7 +3,9 @@
 ``dockerbackend``  :class:`~dockyter.backends.docker.dockerbackend.DockerBackend`: one ``docker run`` per request, the stop ladder
 ``sessionshell``   one session: ``docker run -i`` with a bash in it, fed one line per cell
 ``cli``            the short CLI commands (kill, rm, exec, ps, stats) both run
+``imagefacts``     what a run's receipt says of its image (digest) and engine (runtime, node)
 
 May import: :mod:`dockyter.backends.base` and ``settings``, :mod:`dockyter.wire`,
-:mod:`dockyter.errors`, :mod:`dockyter.output`, :mod:`dockyter.lifecycle`.
+:mod:`dockyter.errors`, :mod:`dockyter.output`, :mod:`dockyter.lifecycle`, :mod:`dockyter.receipts`,
+:mod:`dockyter.files.runfolder`.
 """
