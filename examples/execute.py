@@ -1,6 +1,6 @@
 """Execute the example notebooks in place, so that they carry fresh outputs.
 
-    python examples/execute.py                      every notebook, 01 to 06
+    python examples/execute.py                      every notebook, 01 to 07
     python examples/execute.py examples/03_*.ipynb  some of them
     python examples/execute.py --test-images        with the local test images (as committed)
 
@@ -9,8 +9,9 @@ with a temporary HOME and IPython directory, so that no ``dockyter.toml`` or IPy
 of yours colours the outputs. A notebook is written back only when it ran cleanly (see
 :func:`problems`), without run-time metadata such as cell timings.
 
-The images come from ``DOCKYTER_EXAMPLE_IMAGE`` (bash) and ``DOCKYTER_EXAMPLE_PYTHON_IMAGE``
-(python3 with NumPy), or the notebooks' public defaults. ``--test-images`` sets them to the
+The images come from ``DOCKYTER_EXAMPLE_IMAGE`` (bash), ``DOCKYTER_EXAMPLE_PYTHON_IMAGE``
+(python3 with NumPy) and ``DOCKYTER_EXAMPLE_PLOT_IMAGE`` (gnuplot and python3), or the
+notebooks' public defaults. ``--test-images`` sets them to the
 images the test suite builds without a registry (``bash .ci/provision --all``); the committed
 outputs come from those.
 
@@ -42,6 +43,7 @@ CELL_TIMEOUT = 600  # seconds; the first run on a new machine may pull or build 
 TEST_IMAGES = {
     "DOCKYTER_EXAMPLE_IMAGE": ("DOCKYTER_TEST_IMAGE", "dockyter-test/bash:1"),
     "DOCKYTER_EXAMPLE_PYTHON_IMAGE": ("DOCKYTER_TEST_PYTHON_IMAGE", "dockyter-test/python:1"),
+    "DOCKYTER_EXAMPLE_PLOT_IMAGE": ("DOCKYTER_TEST_PLOT_IMAGE", "dockyter-test/gnuplot:1"),
 }
 
 

@@ -133,6 +133,13 @@ def python_image() -> str:
     return _image("DOCKYTER_TEST_PYTHON_IMAGE")
 
 
+@pytest.fixture(scope="session")
+def plot_image() -> str:
+    """The python image with gnuplot (examples/07_files.ipynb): DOCKYTER_TEST_PLOT_IMAGE, default
+    dockyter-test/gnuplot:1, built on the python image by the same `.ci/images --all`."""
+    return _image("DOCKYTER_TEST_PLOT_IMAGE")
+
+
 # =============================================================================================
 # 2. Leftover containers
 # =============================================================================================

@@ -32,6 +32,7 @@ DEFAULT_IMAGES = {
     "DOCKYTER_TEST_IMAGE": "dockyter-test/bash:1",
     "DOCKYTER_TEST_SH_IMAGE": "dockyter-test/sh:1",
     "DOCKYTER_TEST_PYTHON_IMAGE": "dockyter-test/python:1",
+    "DOCKYTER_TEST_PLOT_IMAGE": "dockyter-test/gnuplot:1",
 }
 
 ENGINE_TIMEOUT = 20.0  # seconds for `docker info`: an engine slower than that is not usable

@@ -1,9 +1,9 @@
 """The example notebooks in examples/ run top to bottom, cleanly, each in a fresh kernel.
 
 They are executed exactly as ``examples/execute.py`` executes them to produce the committed
-outputs (its ``execute`` and ``problems`` are imported from there), in the order 01..06, each
+outputs (its ``execute`` and ``problems`` are imported from there), in the order 01..07, each
 from a temporary copy, with the images of the test fixtures passed through the environment
-(``DOCKYTER_EXAMPLE_IMAGE``, ``DOCKYTER_EXAMPLE_PYTHON_IMAGE``).
+(``DOCKYTER_EXAMPLE_IMAGE``, ``DOCKYTER_EXAMPLE_PYTHON_IMAGE``, ``DOCKYTER_EXAMPLE_PLOT_IMAGE``).
 
 What fails a notebook (``problems`` in examples/execute.py):
 
@@ -42,11 +42,13 @@ EXPECTED = [
     "04_config_profiles.ipynb",
     "05_redirect.ipynb",
     "06_sessions.ipynb",
+    "07_files.ipynb",
 ]
 NEEDS_PYTHON_IMAGE = {"02_ml_tool_in_docker.ipynb"}
+NEEDS_PLOT_IMAGE = {"07_files.ipynb"}
 
 
-def test_the_examples_are_the_six_notebooks_in_reading_order():
+def test_the_examples_are_the_seven_notebooks_in_reading_order():
     assert [path.name for path in runner.notebooks()] == EXPECTED
 
 
@@ -141,6 +143,8 @@ def test_the_notebook_runs_cleanly_in_a_fresh_kernel(
     images = {"DOCKYTER_EXAMPLE_IMAGE": test_image}
     if name in NEEDS_PYTHON_IMAGE:
         images["DOCKYTER_EXAMPLE_PYTHON_IMAGE"] = request.getfixturevalue("python_image")
+    if name in NEEDS_PLOT_IMAGE:
+        images["DOCKYTER_EXAMPLE_PLOT_IMAGE"] = request.getfixturevalue("plot_image")
     cwd, home = tmp_path / "cwd", tmp_path / "home"
     cwd.mkdir()
     home.mkdir()
@@ -157,3 +161,18 @@ def test_the_notebook_runs_cleanly_in_a_fresh_kernel(
 
     wait_until(lambda: not servers_left(), timeout=30)
     assert not servers_left(), f"{name} left a dockyter-server running: {servers_left()}"
+
+
+def test_the_files_notebook_shows_a_plot_an_svg_a_report_and_a_table_with_their_receipts():
+    """What examples/07_files.ipynb committed: each kind of output, each carrying the run's receipt."""
+    notebook = nbformat.read(EXAMPLES / "07_files.ipynb", as_version=4)
+    shown = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
+    by_file = {o.metadata["dockyter"]["file"]: o for o in shown if "dockyter" in o.get("metadata", {})}
+    assert by_file["waves.png"].data["image/png"]
+    assert by_file["waves.svg"].data["image/svg+xml"].lstrip().startswith("<?xml")
+    assert '<iframe sandbox=""' in by_file["report.html"].data["text/html"]
+    assert "numbers.csv: 100 rows × 3 columns" in by_file["numbers.csv"].data["text/html"]
+    assert by_file["metrics.json"].data["application/json"]["run"] == "demo"
+    for output in by_file.values():
+        receipt = output.metadata["dockyter"]["receipt"]
+        assert receipt["digest"].startswith("sha256:") and receipt["image"] == "dockyter-test/gnuplot:1"
