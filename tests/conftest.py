@@ -255,7 +255,7 @@ def ip(isolated_home: Path) -> Iterator[InteractiveShell]:
     if "dockyter" in shell.extension_manager.loaded:
         shell.run_line_magic("unload_ext", "dockyter")
     shell.config.pop("Dockyter", None)
-    for name in ("_exit_code",):
+    for name in ("_exit_code", "_docker_runs"):
         shell.user_ns.pop(name, None)
 
 
