@@ -40,7 +40,7 @@ from .receipts import Receipt, RunFacts, RunLog
 from .runspec import Asker, Ran, RunSpec, bang_asker
 from .shorthands import with_shorthands
 from .wire.dockerargs import DockerArgsError, RunArgs, parse_run_args
-from .wire.outfolder import FileLimits
+from .wire.outfolder import FileLimits, size_text
 
 if TYPE_CHECKING:
     from .sessionmanager import SessionManager
@@ -350,8 +350,19 @@ class Dockyter(DockyterTraits):
             rows.append(("a cell runs", self.active_backend.describe(self.request(args, RunSpec("<cell>")))))
         rows.append(("shell", shlex.join(self.shell)))
         rows.append(("timeout", f"{self.timeout:g} s" if self.timeout else "none"))
+        rows.append(("files", self._files_row()))
         rows.append(("config file", self.layers.file_label()))
         return rows
+
+    def _files_row(self) -> str:
+        """``%docker_status``'s word on $DOCKYTER_OUT: on with its limits, or off."""
+        limits = self.file_limits()
+        if limits is None:
+            return "off (%config Dockyter.files = True gives every run $DOCKYTER_OUT)"
+        return (
+            f"$DOCKYTER_OUT shown after each run: {size_text(limits.max_file_bytes)} a file, "
+            f"{limits.max_files:,} files, {size_text(limits.max_total_bytes)} a run"
+        )
 
     def cleans_up_here(self) -> bool:
         """Whether the backend's containers can be left behind on this machine by a dead kernel."""
