@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 
@@ -118,12 +122,24 @@ def test_folders_deeper_than_the_limit_are_one_line(tmp_path):
     assert [f.problem for f in found] == [f"a directory deeper than {MAX_DEPTH}: not entered"]
 
 
-def test_a_file_that_cannot_be_read_is_one_line(tmp_path):
-    if os.geteuid() == 0:
-        pytest.skip("root reads every file")
-    (tmp_path / "private").write_bytes(b"x")
-    os.chmod(tmp_path / "private", 0)
-    assert by_name(collect(str(tmp_path), LIMITS))["private"].problem == "cannot be opened: Permission denied"
+def test_a_file_that_cannot_be_read_is_one_line():
+    """As a user other than the file's owner (nobody, in a child process, when the tests run as root)."""
+    folder = tempfile.mkdtemp(prefix="dockyter-outfolder-")
+    try:
+        os.chmod(folder, 0o755)
+        with open(os.path.join(folder, "private"), "wb") as file:
+            file.write(b"x")
+        os.chmod(os.path.join(folder, "private"), 0)
+        script = (
+            "import os, sys\n"
+            "from dockyter.wire.outfolder import FileLimits, collect\n"
+            "if os.geteuid() == 0: os.setgid(65534); os.setuid(65534)\n"
+            "print(collect(sys.argv[1], FileLimits(10, 10, 10)).files[0].problem)\n"
+        )
+        answer = subprocess.run([sys.executable, "-c", script, folder], capture_output=True, text=True, check=True)
+    finally:
+        shutil.rmtree(folder)
+    assert answer.stdout == "cannot be opened: Permission denied\n"
 
 
 def test_a_folder_that_is_gone_is_one_problem(tmp_path):
