@@ -147,8 +147,8 @@ class BenchServer:
         engine made that the server runs between create and start (figure 13 measures it).
         """
         try:
-            from dockyter.server.executor import Execution, Executor
-            from dockyter.server.policy import Policy
+            from dockyter.server.engine.engineexecutor import Execution, Executor
+            from dockyter.server.policy.requestpolicy import Policy
             from dockyter.server.settings import load_settings
 
             settings = load_settings(["--config", str(self.workdir / f"{self.name}.toml")], environ={})

@@ -76,14 +76,14 @@ class RunningServer:
     token: str | None  # an accepted token (None when auth is off)
     settings: Any  # dockyter.server.settings.Settings
     app: Any  # the FastAPI application
-    server: Any  # the uvicorn server (dockyter.server.serve.Server)
+    server: Any  # the uvicorn server (dockyter.server.http.serve.Server)
     thread: threading.Thread
     stopped: bool = field(default=False)
     cluster: Any = None  # swarm_fixtures.Cluster, when its executions run there (executor = "swarm")
 
     @property
     def executor(self) -> Any:
-        """The server's :class:`~dockyter.server.executor.Executor` (running executions, labels)."""
+        """The server's :class:`~dockyter.server.engine.engineexecutor.Executor` (running executions, labels)."""
         return self.app.state.executor
 
     def headers(self, token: str | None = None, **extra: str) -> dict[str, str]:
@@ -153,8 +153,8 @@ class RunningServer:
 
 def start_server(**overrides: Any) -> RunningServer:
     """Start a server with test defaults changed by ``overrides`` (Settings field names)."""
-    from dockyter.server.app import create_app
-    from dockyter.server.serve import make_server
+    from dockyter.server.http.app import create_app
+    from dockyter.server.http.serve import make_server
     from dockyter.server.settings import Settings
 
     token = "test-" + secrets.token_urlsafe(24)

@@ -152,10 +152,10 @@ def swarm_image(swarm_cluster: Cluster) -> str:
 
 @pytest.fixture(scope="session")
 def loopback_program(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The loopback check (dockyter/server/loopback_only.c), built with this machine's C compiler."""
+    """The loopback check (dockyter/server/swarm/loopback_only.c), built with this machine's C compiler."""
     from conftest import skip_or_fail
 
-    from dockyter.server.loopbackcheck import LoopbackCheckError, build
+    from dockyter.server.swarm.loopbackcheck import LoopbackCheckError, build
 
     try:
         return build(tmp_path_factory.mktemp("loopback") / "loopback-only")

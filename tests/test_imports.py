@@ -24,9 +24,21 @@ PACKAGE = ROOT / "dockyter"
 # server's half of the restructure removes them (a child gets what it needs from its parent
 # through a Protocol declared where the child lives); then this list is empty. Nowhere else.
 KNOWN_SERVER_CIRCLES: list[frozenset[str]] = [
-    frozenset({"dockyter.server.execution", "dockyter.server.executor"}),
-    frozenset({"dockyter.server.swarm", "dockyter.server.swarmcheck", "dockyter.server.swarmrun"}),
-    frozenset({"dockyter.server.sessions", "dockyter.server.sessioncontainer", "dockyter.server.sessionrun"}),
+    frozenset({"dockyter.server.engine.execution", "dockyter.server.engine.engineexecutor"}),
+    frozenset(
+        {
+            "dockyter.server.swarm.swarmexecutor",
+            "dockyter.server.swarm.swarmcheck",
+            "dockyter.server.swarm.swarmexecution",
+        }
+    ),
+    frozenset(
+        {
+            "dockyter.server.sessions.sessionregistry",
+            "dockyter.server.sessions.sessioncontainer",
+            "dockyter.server.sessions.sessionrun",
+        }
+    ),
 ]
 
 

@@ -1,4 +1,4 @@
-"""The loopback check program (``dockyter/server/loopback_only.c``), built and run for real.
+"""The loopback check program (``dockyter/server/swarm/loopback_only.c``), built and run for real.
 
 It runs first in every Swarm task of a server with ``swarm_isolation = "nodes"``; these tests
 run it in network namespaces with and without interfaces besides ``lo``: this machine's own,
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from dockyter.server.loopbackcheck import MAX_SIZE, build, main, program_problem, target
 from dockyter.server.settings import SettingsError, make_settings
+from dockyter.server.swarm.loopbackcheck import MAX_SIZE, build, main, program_problem, target
 
 REFUSED = 125
 
@@ -134,7 +134,7 @@ def test_the_build_command_writes_the_program_and_refuses_nonsense(tmp_path: Pat
     assert program_problem(out) is None
     assert main([]) == 2
     assert main(["--help"]) == 2
-    assert "usage: python -m dockyter.server.loopbackcheck OUTPUT" in capsys.readouterr().err
+    assert "usage: python -m dockyter.server.swarm.loopbackcheck OUTPUT" in capsys.readouterr().err
 
 
 def test_settings_refuse_a_missing_or_wrong_program(tmp_path: Path, loopback_program: Path):
@@ -163,7 +163,7 @@ def test_settings_refuse_a_missing_or_wrong_program(tmp_path: Path, loopback_pro
 
 
 def test_a_build_without_a_compiler_says_so(tmp_path: Path):
-    from dockyter.server.loopbackcheck import LoopbackCheckError
+    from dockyter.server.swarm.loopbackcheck import LoopbackCheckError
 
     with pytest.raises(LoopbackCheckError, match="no C compiler 'no-such-cc' to build the loopback check with"):
         build(tmp_path / "x", compiler="no-such-cc")

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from dockyter.server.hostview import (
+from dockyter.server.policy.hostview import (
     HostSurvey,
     command_line_paths,
     containerd_config,

@@ -10,7 +10,7 @@ non-ASCII text. For each request:
 2. the container the server would start is created with the executor's own ``docker create``
    argv on the real engine, and ``docker inspect`` of it is compared with the approved plan by
    this test's own reading (:func:`differences_from_plan`, written apart from the server's
-   :mod:`~dockyter.server.containercheck`); the server's check must find a difference exactly
+   :mod:`~dockyter.server.engine.containercheck`); the server's check must find a difference exactly
    when this one does: it lets through no container that differs from its plan, and refuses
    none that does not;
 3. the request goes through a real server, with a command that tries to write into every
@@ -42,8 +42,8 @@ from helpers import docker
 from hypothesis import HealthCheck, Phase, event, example, given, settings
 from hypothesis import strategies as st
 
-from dockyter.server.containercheck import differences
-from dockyter.server.policy import Plan, PolicyError
+from dockyter.server.engine.containercheck import differences
+from dockyter.server.policy.requestpolicy import Plan, PolicyError
 from dockyter.wire.dockerargs import DockerArgsError
 
 pytestmark = pytest.mark.docker
@@ -198,7 +198,7 @@ def written_below(root: Path) -> list[str]:
 
 
 def test_an_accepted_requests_container_is_exactly_its_plan(server, roots, test_image):
-    from dockyter.server.execution import Execution
+    from dockyter.server.engine.execution import Execution
 
     policy, executor = server.app.state.policy, server.executor
     defaults = (

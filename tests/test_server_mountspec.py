@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from dockyter.server.mountspec import mount_value, read_fields, write_fields
+from dockyter.server.policy.mountspec import mount_value, read_fields, write_fields
 
 
 @pytest.mark.parametrize(

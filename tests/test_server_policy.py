@@ -11,8 +11,8 @@ import os
 
 import pytest
 
-from dockyter.server.allowlist import check_flag_names, parse_allowed_mounts
-from dockyter.server.policy import DEFAULT_SHELL, Policy, PolicyError
+from dockyter.server.policy.allowlist import check_flag_names, parse_allowed_mounts
+from dockyter.server.policy.requestpolicy import DEFAULT_SHELL, Policy, PolicyError
 from dockyter.server.settings import Settings, SettingsError, load_settings
 from dockyter.wire.dockerargs import BOOL_FLAGS, DockerArgsError, parse_run_args
 
@@ -546,6 +546,6 @@ def test_a_host_the_server_cannot_read_refuses_bind_mounts(policy, mounts, monke
     def broken(*args, **kwargs):
         raise RuntimeError("unreadable")
 
-    monkeypatch.setattr("dockyter.server.hostview.read_host", broken)
+    monkeypatch.setattr("dockyter.server.policy.hostview.read_host", broken)
     policy.survey.cache_seconds = 0.0
     assert "cannot tell which host paths are safe to mount" in refused(policy, f"-v {ro}:/x:ro {IMAGE}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from dockyter.server.pullerrors import CliPullLines, cli_pull_failure, summary, task_pull_failure
+from dockyter.server.engine.pullerrors import CliPullLines, cli_pull_failure, summary, task_pull_failure
 
 IMAGE = "127.0.0.1:5000/t/bash:1"
 FAILED_RUN = (

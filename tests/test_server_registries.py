@@ -32,7 +32,7 @@ from conftest import skip_or_fail
 from helpers import docker, wait_until
 from server_fixtures import under_each_executor
 
-from dockyter.server.registries import RegistryRules, registry_of
+from dockyter.server.policy.registries import RegistryRules, registry_of
 from dockyter.server.settings import Settings, SettingsError, load_settings
 
 SECRET = b"SECRET-REPLY-" + secrets.token_hex(4).encode()  # what the internal service answers

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from server_fixtures import under_each_executor
 
-from dockyter.server.engineenv import engine_environment
+from dockyter.server.engine.engineenv import engine_environment
 
 pytestmark = pytest.mark.docker
 

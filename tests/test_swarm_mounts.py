@@ -90,7 +90,7 @@ def test_tasks_with_a_bind_mount_run_only_on_the_nodes_the_constraints_name(
             assert [event["node"] for event in seen if event["event"] == "node"] == ["dyt-worker2"], seen
             assert (seen[-1]["event"], seen[-1]["code"]) == ("exit", 0), seen
         # Without a bind mount a service is not held to them (a tmpfs is no host path).
-        from dockyter.server.swarmrun import SwarmExecution
+        from dockyter.server.swarm.swarmexecution import SwarmExecution
 
         for args, constrained in ((f"--tmpfs /t {swarm_image}", False), (f"-v {tmp_path}:/h:ro {swarm_image}", True)):
             plan = server.app.state.policy.check(args)

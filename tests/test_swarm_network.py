@@ -240,7 +240,7 @@ def test_the_sweep_removes_networks_left_behind(swarm_server, swarm_image, swarm
 def networks(swarm_cluster):
     """A :class:`SwarmNetworks` of a made-up server instance; its networks are checked gone after."""
     from dockyter.server.settings import Settings
-    from dockyter.server.swarm import SwarmExecutor
+    from dockyter.server.swarm.swarmexecutor import SwarmExecutor
 
     name = "test-" + secrets.token_hex(4)
     settings = Settings(executor="swarm", docker_command=swarm_cluster.docker_command, server_name=name, auth=False)

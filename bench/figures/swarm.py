@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from dockyter.server.loopbackcheck import build as build_loopback_check
+from dockyter.server.swarm.loopbackcheck import build as build_loopback_check
 
 from ..context import Context
 from ..report import Check, FigureResult

@@ -3,7 +3,7 @@
 The docker backend and the sessions run them the same way: captured as text, in a session of
 their own (a Ctrl-C meant for the cell must not reach them), and given up on after
 ``CONTROL_TIMEOUT`` seconds (:mod:`dockyter.backends.base`). ``dockyter-server`` has its asyncio twin in
-:mod:`dockyter.server.control`.
+:mod:`dockyter.server.engine.control`.
 """
 
 from __future__ import annotations

@@ -1,0 +1,215 @@
+"""The executor: starts, tracks and always removes the containers of one server instance.
+
+Each execution (:mod:`.execution`) is one container, created, checked against its plan
+(:mod:`.enginecheck`) and only then started; the executor admits it (at most
+``max_concurrent`` at once, ``max_concurrent_per_token`` of one token), tracks it while it
+runs and forgets it once its container is gone. It also runs the short CLI commands around
+them (``kill``, ``rm``, ``ps``, ``image inspect``).
+
+The executor owns every container it starts, and proves it with labels:
+``io.dockyter.managed=1`` and ``io.dockyter.server=<server_name>:<instance>``. A container
+is killed and removed by name (``docker kill``, then ``docker rm --force --volumes``, so that
+its anonymous volumes go too) when its execution is cancelled, hits a limit or loses its
+client; on shutdown every running one is; at start-up the ones a crashed earlier run of the
+same ``server_name`` left behind are; and a periodic sweep removes any of ours that no
+execution owns any more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+from collections.abc import Iterable
+
+from ...wire.contract import REMOVE_CONTAINER, SERVER_LABEL, owner_id
+from ...wire.pull import last_value, needs_pull
+from ..policy.requestpolicy import Plan
+from ..runs.runlife import EXIT_CODES, QUEUE_EVENTS, Event
+from ..runs.slots import ExecutionSlots, per_token_limit
+from ..servererrors import (
+    CommandTooLong,
+    EngineDisagrees,
+    EngineUnavailable,
+    ExecutorError,
+    ShuttingDown,
+    TooBusy,
+    check_argv_size,
+)
+from ..settings import Settings
+from .control import CONTROL_TIMEOUT, Control, control
+from .enginecheck import EngineCheck
+from .execution import ENGINE_DOWN, EXIT_WAIT, Execution
+from .runtimes import UNKNOWN
+
+# The executor's names for the rest of the server, some defined in .control, .execution, .executorerrors
+# and .runlife.
+__all__ = [
+    "CONTROL_TIMEOUT",
+    "ENGINE_DOWN",
+    "EXIT_CODES",
+    "QUEUE_EVENTS",
+    "CommandTooLong",
+    "Control",
+    "EngineDisagrees",
+    "EngineUnavailable",
+    "Event",
+    "Execution",
+    "Executor",
+    "ExecutorError",
+    "ShuttingDown",
+    "TooBusy",
+    "check_argv_size",
+]
+
+log = logging.getLogger("dockyter.server")
+
+
+class Executor(ExecutionSlots[Execution]):
+    """Starts, tracks and removes the containers of one server instance."""
+
+    def __init__(self, settings: Settings, runtime: str = "") -> None:
+        super().__init__(settings.max_concurrent, CONTROL_TIMEOUT + EXIT_WAIT, per_token_limit(settings))
+        self.settings = settings
+        # The runtime containers run under, as reported (the setting, or the engine's default).
+        self.runtime = runtime or settings.runtime
+        self.instance = secrets.token_hex(6)
+        self.label = f"{settings.server_name}:{self.instance}"
+        self.owner = owner_id()
+        self._reaper: asyncio.Task[None] | None = None
+        self._leftovers_checked = False  # whether start-up clean-up could ask the engine yet
+        self.present: set[str] = set()  # images seen on the engine: no need to ask again
+        # What the engine made of each plan, read back before the container starts.
+        self.check = EngineCheck(settings.docker_command, self.control)
+
+    @property
+    def known_runtime(self) -> str:
+        """The runtime every container must show, or "" when the engine could not say which it is."""
+        return "" if self.runtime == UNKNOWN else self.runtime
+
+    async def must_pull(self, plan: Plan) -> bool:
+        """Whether to pull ``plan``'s image (with progress events) before ``docker run``."""
+        pull_flag = self.settings.pull or last_value(plan.args.values("--pull"))
+        if not needs_pull(pull_flag):
+            return False
+        image = plan.args.image
+        if pull_flag != "always" and image in self.present:
+            return False
+        answer = await self.control("image", "inspect", "--format", "{{.Id}}", image)
+        if answer is not None and answer.returncode == 0:
+            self.present.add(image)
+            return pull_flag == "always"
+        # Missing, or the engine cannot say (then docker run reports why).
+        return answer is not None and "no such image" in answer.stderr.lower()
+
+    # -- executions ---------------------------------------------------------------------------
+
+    async def start(self, plan: Plan, cmd: str, timeout: float, merge_stderr: bool, who: str) -> Execution:
+        """Admit and start one execution; raises :class:`ExecutorError` subclasses."""
+        return await self.admit(Execution(self, plan, cmd, timeout, merge_stderr, who))
+
+    # -- the container CLI --------------------------------------------------------------------
+
+    async def control(self, *args: str, timeout: float = CONTROL_TIMEOUT) -> Control | None:
+        """Run a short CLI command (:func:`.control.control`) against this executor's engine."""
+        return await control(
+            self.settings.docker_command, *args, env=self.settings.engine_environment(), timeout=timeout
+        )
+
+    async def kill_and_remove(self, name: str, process: asyncio.subprocess.Process | None = None) -> None:
+        """``docker kill`` then ``docker rm --force --volumes`` by name; then make sure the CLI is gone too.
+
+        The CLI may still be creating the container when this runs, so once it has ended the
+        removal is repeated: after that nothing can create the container any more.
+        """
+        await self.control("kill", name)
+        await self.control(*REMOVE_CONTAINER, name)
+        if process is not None and process.returncode is None:
+            try:
+                await asyncio.wait_for(process.wait(), EXIT_WAIT)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+            await self.control(*REMOVE_CONTAINER, name)
+
+    async def remove_created(self, name: str) -> None:
+        """Remove a container that was created and never started (with its anonymous volumes)."""
+        await self.check.remove(name)
+
+    async def containers(self, label_filter: str) -> list[tuple[str, str]] | None:
+        """``(name, io.dockyter.server label)`` of every container matching ``label_filter``.
+
+        None when the engine cannot be asked (the caller tries again later).
+        """
+        row = f'{{{{.Names}}}}\t{{{{.Label "{SERVER_LABEL}"}}}}'
+        answer = await self.control("ps", "-a", "--filter", f"label={label_filter}", "--format", row)
+        if answer is None or answer.returncode != 0:
+            return None
+        rows = (line.partition("\t") for line in answer.stdout.splitlines())
+        return [(name, label) for name, _, label in rows if name]
+
+    async def remove(self, names: Iterable[str]) -> list[str]:
+        names = list(names)
+        if names:
+            await self.control(*REMOVE_CONTAINER, *names)
+        return names
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def startup(self) -> list[str]:
+        """Remove what a crashed earlier run of this server left; start the periodic sweep."""
+        removed = await self.remove_leftovers()
+        self._reaper = asyncio.create_task(self._sweep_forever(), name="dockyter reaper")
+        return removed
+
+    async def remove_leftovers(self) -> list[str]:
+        """Remove containers of earlier instances of this ``server_name``.
+
+        When the engine cannot be asked (it starts after the server, say), the sweep tries again.
+        """
+        listing = await self.containers(SERVER_LABEL)
+        self._leftovers_checked = listing is not None
+        prefix = self.settings.server_name + ":"
+        leftovers = [
+            name
+            for name, label in listing or []
+            if label.startswith(prefix) and label != self.label and ":" not in label[len(prefix) :]
+        ]
+        removed = await self.remove(leftovers)
+        if removed:
+            log.warning(json.dumps({"event": "startup_cleanup", "removed": removed}))
+        return removed
+
+    async def sweep(self) -> list[str]:
+        """Remove containers of this instance that no running execution owns."""
+        owned = {execution.name for execution in self.running.values()}
+        listing = await self.containers(f"{SERVER_LABEL}={self.label}") or []
+        orphans = [name for name, _ in listing if name not in owned]
+        # An execution registered after the first look may already be in the listing: look again.
+        owned = {execution.name for execution in self.running.values()}
+        return await self.remove(name for name in orphans if name not in owned)
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.reap_interval)
+            try:
+                if not self._leftovers_checked:
+                    await self.remove_leftovers()
+                removed = await self.sweep()
+            except Exception:  # the sweep is a safety net: it must never take the server down
+                log.exception("sweep failed")
+                continue
+            if removed:
+                log.warning(json.dumps({"event": "sweep", "removed": removed}))
+
+    async def shutdown(self) -> None:
+        """Stop every running execution and remove every container of this instance."""
+        await self.stop_all("the server is shutting down: container stopped and removed")
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        await self.remove(name for name, _ in await self.containers(f"{SERVER_LABEL}={self.label}") or [])
