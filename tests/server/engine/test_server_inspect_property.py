@@ -20,7 +20,7 @@ non-ASCII text. For each request:
 
 ``DOCKYTER_PROPERTY_EXAMPLES`` sets the number of examples (40 by default, well under a minute
 here). The engine executor only: the Swarm's check of a service's spec is exercised by
-tests/test_server_enginecheck.py.
+tests/server/engine/test_server_enginecheck.py.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def roots() -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def server(roots) -> Iterator[Any]:
-    from server_fixtures import start_server
+    from servers import start_server
 
     running = start_server(allowed_mounts=[f"{roots}/ro", f"{roots}/rw:rw"], allowed_networks=["bridge"])
     yield running

@@ -1,44 +1,35 @@
 """A real ``dockyter-server`` for tests: uvicorn on 127.0.0.1, a free port, real containers.
 
-    def test_something(dockyter_server):
-        server = dockyter_server(max_timeout=5)      # any Settings field as an override
-        httpx.post(server.url + "/execute", json={...}, headers=server.headers())
+The fixtures that start them are in conftest.py (section 8: ``dockyter_server``,
+``executor_kind``, ``run_image``, ``host_dir``); this module holds what they and the tests
+share, imported by name:
 
-Each server runs in a background thread of the test process, with a fresh token and its own
-``server_name`` (so that its start-up clean-up never touches another test's containers), and
-``pull="never"`` (no registry is reachable here). The fixture stops every server it started
-at teardown; ``stop()`` stops one earlier. The server package is imported lazily, so this
-plugin loads even where the ``server`` extra is not installed.
-
-The fixture's servers run their containers under the ``oci_runtime`` fixture's runtime
-(conftest.py); ``@under_each_runtime`` runs a test once under runc and once under runsc.
-
-They run their work on the executor the ``executor_kind`` fixture names: "engine" (this
-machine's engine) unless parametrized. ``@under_each_executor`` runs a test once on the
-engine and once on the three-node Swarm of ``.ci/cluster`` (``swarm_fixtures.py``);
-``@under_each_place`` runs it under runc and runsc on the engine, and on the Swarm. Such a
-test asks for ``run_image`` (the bash test image where the work runs) rather than
-``test_image``, and asks the server, not the local engine, what is left of its work
-(``containers()``, ``exists()``, ``runs()``): on a Swarm that is its services and each
-node's containers. After a test with Swarm servers, nothing of theirs may be left anywhere on
-the cluster.
-
-``start_server_process`` starts the real ``dockyter-server`` command instead, for what a
-thread cannot show: a SIGKILL and a restart, the CPU time of the server process alone.
+* :func:`start_server` starts one in a background thread of the test process, with a fresh
+  token and its own ``server_name`` (so that its start-up clean-up never touches another
+  test's containers), and ``pull="never"`` (no registry is reachable here); the server package
+  is imported lazily, so this module loads even where the ``server`` extra is not installed;
+* :class:`RunningServer` is one started server: its URL, token, settings, and what is left of
+  its work (``containers()``, ``exists()``, ``runs()``: on a Swarm its services and each node's
+  containers);
+* ``@under_each_runtime`` runs a test once with its servers' containers under runc and once
+  under gVisor's runsc; ``@under_each_executor`` once on the engine and once on the three-node
+  Swarm of ``.ci/cluster`` (cluster.py); ``@under_each_place`` under runc and runsc on the
+  engine, and on the Swarm. Such a test asks for ``run_image`` (the bash test image where the
+  work runs) rather than ``test_image``;
+* :func:`start_server_process` starts the real ``dockyter-server`` command instead, for what a
+  thread cannot show: a SIGKILL and a restart, the CPU time of the server process alone.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,7 +70,7 @@ class RunningServer:
     server: Any  # the uvicorn server (dockyter.server.http.serve.Server)
     thread: threading.Thread
     stopped: bool = field(default=False)
-    cluster: Any = None  # swarm_fixtures.Cluster, when its executions run there (executor = "swarm")
+    cluster: Any = None  # cluster.Cluster, when its executions run there (executor = "swarm")
 
     @property
     def executor(self) -> Any:
@@ -189,61 +180,6 @@ def start_server(**overrides: Any) -> RunningServer:
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     first_token = next(iter(tokens.values()), None) if settings.auth else None
     return RunningServer(f"http://{host}:{port}", first_token, settings, app, server, thread)
-
-
-@pytest.fixture
-def executor_kind(request: pytest.FixtureRequest) -> str:
-    """The executor of the test's servers: its parameter under ``under_each_executor``, else "engine"."""
-    kind: str = getattr(request, "param", "engine")
-    return kind
-
-
-@pytest.fixture
-def run_image(request: pytest.FixtureRequest, executor_kind: str) -> str:
-    """The bash test image where the servers run their work: the engine's, or the cluster registry's."""
-    image: str = request.getfixturevalue("swarm_image" if executor_kind == "swarm" else "test_image")
-    return image
-
-
-@pytest.fixture
-def dockyter_server(
-    request: pytest.FixtureRequest, oci_runtime: str, executor_kind: str
-) -> Iterator[Callable[..., RunningServer]]:
-    """Factory: ``dockyter_server(**settings_overrides) -> RunningServer``; all stopped at teardown."""
-    started: list[RunningServer] = []
-    cluster = request.getfixturevalue("swarm_cluster") if executor_kind == "swarm" else None
-
-    def start(**overrides: Any) -> RunningServer:
-        if oci_runtime:
-            overrides.setdefault("runtime", oci_runtime)
-        if cluster is not None:
-            overrides.setdefault("executor", "swarm")
-            overrides.setdefault("docker_command", cluster.docker_command)
-            # Its images come from the cluster's registry, on a private network: named, so allowed.
-            overrides.setdefault("allowed_registries", ["docker.io", cluster.registry])
-        running = start_server(**overrides)
-        if running.settings.executor == "swarm":
-            running.cluster = cluster or request.getfixturevalue("swarm_cluster")
-        started.append(running)
-        return running
-
-    yield start
-    for running in reversed(started):
-        running.stop()
-    if cluster is not None:
-        from swarm_fixtures import fail_on_leftovers
-
-        fail_on_leftovers(cluster, tuple(running.settings.server_name for running in started))
-
-
-@pytest.fixture
-def host_dir() -> Iterator[Path]:
-    """A host directory every user can enter (pytest's tmp_path is private to root), for servers
-    to allow as a mount root; removed afterwards."""
-    path = Path(tempfile.mkdtemp(prefix="dockyter-host-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def containers_with_label(label: str) -> list[str]:

@@ -10,7 +10,7 @@ import secrets
 
 import httpx
 import pytest
-from server_fixtures import under_each_executor
+from servers import under_each_executor
 
 pytestmark = pytest.mark.docker
 

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 from helpers import wait_until
-from server_fixtures import containers_with_label
+from servers import containers_with_label
 
 pytestmark = pytest.mark.docker
 

@@ -18,7 +18,7 @@ from dockyter.server.settings import (
     settings_markdown,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "t" * 24
 
 

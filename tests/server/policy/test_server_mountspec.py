@@ -1,6 +1,6 @@
 """The ``--mount`` value the server writes: quoted by rules of its own, read back as the same fields.
 
-The real reader is the docker CLI's (Go's encoding/csv): tests/test_server_inputs.py mounts paths
+The real reader is the docker CLI's (Go's encoding/csv): tests/server/policy/test_server_inputs.py mounts paths
 with commas and quotes through a real server and checks what the engine made. Here, the rules.
 """
 

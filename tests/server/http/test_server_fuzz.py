@@ -29,7 +29,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from server_fixtures import under_each_executor
+from servers import under_each_executor
 
 pytestmark = pytest.mark.docker
 

@@ -30,7 +30,7 @@ import httpx
 import pytest
 from conftest import skip_or_fail
 from helpers import docker, wait_until
-from server_fixtures import under_each_executor
+from servers import under_each_executor
 
 from dockyter.server.policy.registries import RegistryRules, registry_of
 from dockyter.server.settings import Settings, SettingsError, load_settings

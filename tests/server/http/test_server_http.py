@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from helpers import wait_until
-from server_fixtures import containers_with_label, under_each_executor, under_each_place
+from servers import containers_with_label, under_each_executor, under_each_place
 
 pytestmark = pytest.mark.docker
 
@@ -367,7 +367,7 @@ def test_openapi_document_describes_the_contract(server):
         "/execute",
         "/executions",
         "/executions/{execution_id}/cancel",
-        # sessions, additive (tests/test_server_sessions.py)
+        # sessions, additive (tests/server/sessions/test_server_sessions.py)
         "/sessions",
         "/sessions/{session_id}",
         "/sessions/{session_id}/execute",

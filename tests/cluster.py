@@ -1,21 +1,17 @@
-"""The three-node Swarm of ``.ci/cluster`` for tests, and servers that use it.
+"""The three-node Swarm of ``.ci/cluster`` for tests: :class:`Cluster`, and what is left on it.
 
-    @pytest.mark.swarm
-    def test_something(swarm_server, swarm_image):
-        server = swarm_server(max_timeout=5)   # a real dockyter-server with executor = "swarm"
-
-``swarm_cluster`` (session) brings the cluster up when it is not (root only) and tears it down
-at the end of the session if it brought it up; one already up (``bash .ci/cluster up`` by
-hand) is left as found. Without root or without the cluster, tests marked ``swarm`` skip, or
-fail under ``DOCKYTER_REQUIRE_DOCKER=1``. ``swarm_server`` checks after each test that no
-service, network or container of Dockyter is left anywhere on the cluster.
+The fixtures are in conftest.py (section 9): ``swarm_cluster`` (session) brings the cluster up
+when it is not (root only) and takes it down at the end of the session if it brought it up;
+one already up (``bash .ci/cluster up`` by hand) is left as found. Without root or without the
+cluster, tests marked ``swarm`` skip, or fail under ``DOCKYTER_REQUIRE_DOCKER=1``.
+``swarm_server`` and the ``[swarm]`` variants of ``dockyter_server`` check after each test that
+no service, network or container of its servers is left anywhere on the cluster
+(:func:`fail_on_leftovers`).
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,73 +115,30 @@ def _cluster_env(text: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 
 
-@pytest.fixture(scope="session")
-def swarm_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
-    from conftest import skip_or_fail
+def up(timeout: float = 600.0) -> tuple[Cluster | None, bool, str]:
+    """The running cluster, brought up first when it is not: (cluster, brought_up, problem).
 
-    if os.geteuid() != 0:
-        skip_or_fail("the Swarm cluster of .ci/cluster needs root (network namespaces, dockerd)")
+    ``cluster`` is None when it could not be brought up, and ``problem`` says why.
+    """
     status = subprocess.run(["bash", str(CLUSTER_SCRIPT), "status"], capture_output=True, text=True, timeout=60)
     brought_up = status.returncode != 0
     if brought_up:
-        up = subprocess.run(["bash", str(CLUSTER_SCRIPT), "up"], capture_output=True, text=True, timeout=600)
-        if up.returncode != 0:
-            subprocess.run(["bash", str(CLUSTER_SCRIPT), "down"], capture_output=True, timeout=120)
-            skip_or_fail(f"bash .ci/cluster up failed: {(up.stderr.strip().splitlines() or ['?'])[-1]}")
+        started = subprocess.run(["bash", str(CLUSTER_SCRIPT), "up"], capture_output=True, text=True, timeout=timeout)
+        if started.returncode != 0:
+            down()
+            return None, False, f"bash .ci/cluster up failed: {(started.stderr.strip().splitlines() or ['?'])[-1]}"
     env = _cluster_env(subprocess.run(["bash", str(CLUSTER_SCRIPT), "env"], capture_output=True, text=True).stdout)
     nodes = {
         key.removeprefix("DOCKYTER_CLUSTER_NODE_").lower(): value
         for key, value in env.items()
         if key.startswith("DOCKYTER_CLUSTER_NODE_")
     }
-    cluster = Cluster(env["DOCKYTER_CLUSTER_HOST"], env["DOCKYTER_CLUSTER_REGISTRY"], nodes)
-    yield cluster
-    if brought_up:
-        subprocess.run(["bash", str(CLUSTER_SCRIPT), "down"], capture_output=True, timeout=120)
+    return Cluster(env["DOCKYTER_CLUSTER_HOST"], env["DOCKYTER_CLUSTER_REGISTRY"], nodes), brought_up, ""
 
 
-@pytest.fixture(scope="session")
-def swarm_image(swarm_cluster: Cluster) -> str:
-    """The bash test image, as the cluster's nodes pull it from the cluster's registry."""
-    return f"{swarm_cluster.registry}/dockyter-test/bash:1"
-
-
-@pytest.fixture(scope="session")
-def loopback_program(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The loopback check (dockyter/server/swarm/loopback_only.c), built with this machine's C compiler."""
-    from conftest import skip_or_fail
-
-    from dockyter.server.swarm.loopbackcheck import LoopbackCheckError, build
-
-    try:
-        return build(tmp_path_factory.mktemp("loopback") / "loopback-only")
-    except LoopbackCheckError as error:
-        skip_or_fail(str(error))
-        raise
-
-
-@pytest.fixture
-def swarm_server(swarm_cluster: Cluster, dockyter_server: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
-    """Factory: a real dockyter-server whose executions run on the cluster; nothing may be left after."""
-
-    started: list[Any] = []
-
-    def start(**overrides: Any) -> Any:
-        values: dict[str, Any] = {
-            "executor": "swarm",
-            "docker_command": swarm_cluster.docker_command,
-            # The nodes pull from the cluster's registry, on a private network: named, so allowed.
-            "allowed_registries": ["docker.io", swarm_cluster.registry],
-        }
-        values.update(overrides)
-        started.append(dockyter_server(**values))
-        return started[-1]
-
-    yield start
-    # dockyter_server's own teardown comes after this one: stop the servers (and so their runs) first.
-    for server in reversed(started):
-        server.stop()
-    fail_on_leftovers(swarm_cluster, tuple(server.settings.server_name for server in started))
+def down() -> None:
+    """Take the cluster down (only for a session that brought it up)."""
+    subprocess.run(["bash", str(CLUSTER_SCRIPT), "down"], capture_output=True, timeout=120)
 
 
 def fail_on_leftovers(cluster: Cluster, names: tuple[str, ...]) -> None:

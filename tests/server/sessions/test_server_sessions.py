@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 from helpers import docker, wait_until
-from server_fixtures import containers_with_label, start_server_process
+from servers import containers_with_label, start_server_process
 
 pytestmark = pytest.mark.docker
 

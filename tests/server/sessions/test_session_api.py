@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from helpers import wait_until
 from IPython.utils.capture import capture_output
-from server_fixtures import containers_with_label
+from servers import containers_with_label
 
 from dockyter.errors import BackendError, Interrupted
 from dockyter.sessionmanager import COLUMNS
@@ -21,7 +21,7 @@ from dockyter.sessionmanager import COLUMNS
 pytest.importorskip("fastapi", reason="dockyter-server needs the 'server' extra")
 pytestmark = pytest.mark.docker
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "minimal_server.py"
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "minimal_server.py"
 
 
 def on_api(ip, url: str, token: str | None) -> None:

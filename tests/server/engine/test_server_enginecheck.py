@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 from helpers import docker, wait_until
-from server_fixtures import under_each_executor
+from servers import under_each_executor
 
 pytestmark = pytest.mark.docker
 

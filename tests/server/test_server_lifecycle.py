@@ -21,7 +21,7 @@ import uuid
 import httpx
 import pytest
 from helpers import docker, wait_until
-from server_fixtures import container_exists, under_each_executor, under_each_place
+from servers import container_exists, under_each_executor, under_each_place
 
 pytestmark = pytest.mark.docker
 

@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from cluster import LEFTOVER_WAIT
 from conftest import skip_or_fail
 from deploy_stack import SERVER_IMAGE, Deployment, image_problem
 from helpers import docker, wait_until
-from swarm_fixtures import LEFTOVER_WAIT
 
 pytestmark = [pytest.mark.docker, pytest.mark.swarm]
 

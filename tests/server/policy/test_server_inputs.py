@@ -14,7 +14,7 @@ import json
 import httpx
 import pytest
 from helpers import docker
-from server_fixtures import under_each_executor
+from servers import under_each_executor
 
 pytestmark = pytest.mark.docker
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 import pytest
 from helpers import wait_until
-from server_fixtures import under_each_executor
+from servers import under_each_executor
 
 pytestmark = pytest.mark.docker
 
@@ -237,7 +237,7 @@ def non_root_server(host_dir, executor_kind, request) -> Iterator[tuple[str, Pat
         process.terminate()
         process.wait(60)
     if cluster is not None:
-        from swarm_fixtures import fail_on_leftovers
+        from cluster import fail_on_leftovers
 
         fail_on_leftovers(cluster, (f"nonroot-{port}",))
 

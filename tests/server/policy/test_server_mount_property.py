@@ -5,7 +5,7 @@ private directory, missing components and over-long names, below every kind of a
 (read-only, writable, a root that is a link, a read-only root inside a writable one and the
 reverse). Each is checked twice by the real policy on the real file system: as root, and in a
 forked child that switched to uid 4400, which cannot enter the private directories. No engine
-runs: the policy decides what the engine gets (tests/test_server_mounts.py runs containers).
+runs: the policy decides what the engine gets (tests/server/policy/test_server_mounts.py runs containers).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from contextlib import ExitStack
 import httpx
 import pytest
 from helpers import wait_until
-from server_fixtures import under_each_executor, under_each_place
+from servers import under_each_executor, under_each_place
 
 pytestmark = pytest.mark.docker
 

@@ -20,7 +20,7 @@ import sys
 import httpx
 import pytest
 from helpers import docker
-from server_fixtures import under_each_runtime
+from servers import under_each_runtime
 
 pytestmark = pytest.mark.docker
 

@@ -1,6 +1,6 @@
 """The server's policy, unit by unit: every refused spelling, what is allowed, and why.
 
-No container runs here; tests/test_server_http.py checks that refusals reach clients as 403,
+No container runs here; tests/server/http/test_server_http.py checks that refusals reach clients as 403,
 from a server on the engine and from one on the Swarm. These stay single: both executors use
 this one Policy, and nothing of an executor is involved until it has passed.
 """

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_fixtures import under_each_executor
+from servers import under_each_executor
 
 from dockyter.server.engine.engineenv import engine_environment
 
