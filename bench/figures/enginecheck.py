@@ -43,16 +43,17 @@ TARGET = 1.10  # beyond about 10%, docs/performance.md says so (prestarted conta
 
 def measure(ctx: Context) -> FigureResult:
     from dockyter.server.engine.enginecheck import EngineCheck
-    from dockyter.server.engine.engineexecutor import Executor
+    from dockyter.server.engine.engineexecutor import EngineExecutor
     from dockyter.server.engine.execution import Execution
     from dockyter.server.engine.runtimes import resolve_runtime
     from dockyter.server.policy.requestpolicy import Policy
-    from dockyter.server.sessions.sessionregistry import ServerSession, SessionRegistry
+    from dockyter.server.sessions.sessioncontainer import ServerSession
+    from dockyter.server.sessions.sessionregistry import SessionRegistry
     from dockyter.server.settings import Settings
 
     result = FigureResult(NUMBER, TITLE)
     settings = Settings(auth=False, server_name=f"{ctx.server_prefix}-check")
-    executor = Executor(settings, resolve_runtime(settings.runtime, settings.docker_command))
+    executor = EngineExecutor(settings, resolve_runtime(settings.runtime, settings.docker_command))
     if executor.check.socket is None:
         raise RuntimeError("docker_command names no plain unix socket here: the check reads through the CLI only")
     through_cli = EngineCheck(settings.docker_command, executor.control)
@@ -167,7 +168,8 @@ def _swarm_variants(ctx: Context, result: FigureResult) -> dict[str, Variant] | 
     from dockyter.server.policy.requestpolicy import Policy
     from dockyter.server.settings import Settings
     from dockyter.server.swarm.servicecheck import differences
-    from dockyter.server.swarm.swarmexecutor import SwarmExecution, SwarmExecutor
+    from dockyter.server.swarm.swarmexecution import SwarmExecution
+    from dockyter.server.swarm.swarmexecutor import SwarmExecutor
 
     socket = "/run/dockyter-cluster/manager/docker.sock"
     script = Path(__file__).resolve().parents[2] / ".ci" / "cluster"

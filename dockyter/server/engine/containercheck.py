@@ -55,7 +55,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from ..policy.requestpolicy import PlannedMount
+from ..policy.plan import PlannedMount
 from .expected import Expected, capability, clean_path, variable_pairs
 
 Json = Mapping[str, Any]

@@ -23,55 +23,28 @@ import json
 import logging
 import secrets
 from collections.abc import Iterable
+from typing import Any
 
 from ...wire.contract import REMOVE_CONTAINER, SERVER_LABEL, owner_id
 from ...wire.pull import last_value, needs_pull
-from ..policy.requestpolicy import Plan
-from ..runs.runlife import EXIT_CODES, QUEUE_EVENTS, Event
+from ..policy.plan import Plan
 from ..runs.slots import ExecutionSlots, per_token_limit
-from ..servererrors import (
-    CommandTooLong,
-    EngineDisagrees,
-    EngineUnavailable,
-    ExecutorError,
-    ShuttingDown,
-    TooBusy,
-    check_argv_size,
-)
-from ..settings import Settings
+from ..settings.fields import Settings
 from .control import CONTROL_TIMEOUT, Control, control
 from .enginecheck import EngineCheck
-from .execution import ENGINE_DOWN, EXIT_WAIT, Execution
+from .execution import EXIT_WAIT, Execution
 from .runtimes import UNKNOWN
-
-# The executor's names for the rest of the server, some defined in .control, .execution, .executorerrors
-# and .runlife.
-__all__ = [
-    "CONTROL_TIMEOUT",
-    "ENGINE_DOWN",
-    "EXIT_CODES",
-    "QUEUE_EVENTS",
-    "CommandTooLong",
-    "Control",
-    "EngineDisagrees",
-    "EngineUnavailable",
-    "Event",
-    "Execution",
-    "Executor",
-    "ExecutorError",
-    "ShuttingDown",
-    "TooBusy",
-    "check_argv_size",
-]
 
 log = logging.getLogger("dockyter.server")
 
 
-class Executor(ExecutionSlots[Execution]):
+class EngineExecutor(ExecutionSlots[Execution]):
     """Starts, tracks and removes the containers of one server instance."""
 
     def __init__(self, settings: Settings, runtime: str = "") -> None:
-        super().__init__(settings.max_concurrent, CONTROL_TIMEOUT + EXIT_WAIT, per_token_limit(settings))
+        super().__init__(
+            settings.max_concurrent, CONTROL_TIMEOUT + EXIT_WAIT, per_token_limit(settings), settings.retry_after
+        )
         self.settings = settings
         # The runtime containers run under, as reported (the setting, or the engine's default).
         self.runtime = runtime or settings.runtime
@@ -107,8 +80,17 @@ class Executor(ExecutionSlots[Execution]):
     # -- executions ---------------------------------------------------------------------------
 
     async def start(self, plan: Plan, cmd: str, timeout: float, merge_stderr: bool, who: str) -> Execution:
-        """Admit and start one execution; raises :class:`ExecutorError` subclasses."""
+        """Admit and start one execution; raises :class:`~dockyter.server.servererrors.ServerError` subclasses."""
         return await self.admit(Execution(self, plan, cmd, timeout, merge_stderr, who))
+
+    async def cancel_elsewhere(self, execution_id: str, who: str) -> bool:
+        """One engine, one server: an execution this instance does not run is no one's."""
+        return False
+
+    async def list_executions(self, who: str) -> list[dict[str, Any]]:
+        """``{"id", "image", "node"}`` of every running execution of token ``who`` (node: None)."""
+        mine = (execution for execution in self.running.values() if execution.who == who)
+        return sorted(({"id": e.id, "image": e.plan.args.image, "node": None} for e in mine), key=lambda e: e["id"])
 
     # -- the container CLI --------------------------------------------------------------------
 

@@ -43,20 +43,20 @@ from ...wire.contract import (
     shell_command,
 )
 from ...wire.pull import PullFailed, PullProgress, last_value, pull
-from ..policy.requestpolicy import Plan
+from ..policy.plan import Plan
 from ..runs.runlife import EXIT_CODES, QUEUE_EVENTS, Event, Run
 from ..servererrors import (
     CommandTooLong,
     EngineDisagrees,
     EngineUnavailable,
-    ExecutorError,
+    ServerError,
     check_argv_size,
 )
 from .expected import Expected, ServerAdditions, expected_container
 from .pullerrors import CliPullLines, pull_failure
 
 if TYPE_CHECKING:
-    from .engineexecutor import Executor
+    from .engineexecutor import EngineExecutor
 
 
 PULL_EVENT_INTERVAL = 0.25  # seconds between two pull progress events
@@ -77,7 +77,9 @@ START_REFUSED = "Error response from daemon: "
 class Execution(Run):
     """One container run. Consume it with :meth:`next_event` until an ``exit`` or ``error`` event."""
 
-    def __init__(self, executor: Executor, plan: Plan, cmd: str, timeout: float, merge_stderr: bool, who: str) -> None:
+    def __init__(
+        self, executor: EngineExecutor, plan: Plan, cmd: str, timeout: float, merge_stderr: bool, who: str
+    ) -> None:
         super().__init__(cmd, timeout, merge_stderr, who, executor.settings.max_output_bytes)
         self.executor = executor
         self.plan = plan
@@ -135,7 +137,7 @@ class Execution(Run):
         return expected_container(self.plan, adds)
 
     async def start(self) -> None:
-        """Create the container and check it; raises :class:`ExecutorError` when it cannot run.
+        """Create the container and check it; raises a :class:`~dockyter.server.servererrors.ServerError` when it cannot run.
 
         A container that differs from its plan is removed and :class:`EngineDisagrees` (403)
         raised. When the engine lacks the image, the container is created only after a pull
@@ -215,7 +217,7 @@ class Execution(Run):
                 final = await self._create(argv)
             elif final is None:  # cancelled during the pull
                 final = self._final_event(None)
-        except ExecutorError as error:
+        except ServerError as error:
             self.refused = isinstance(error, EngineDisagrees)
             self.engine_down = isinstance(error, EngineUnavailable)
             final = {"event": "error", "message": str(error)}
@@ -262,7 +264,7 @@ class Execution(Run):
         if final is None:
             try:
                 await self._spawn()
-            except ExecutorError as error:
+            except ServerError as error:
                 await self.executor.remove_created(self.name)
                 final = {"event": "error", "message": str(error)}
         if final is not None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from ...wire.contract import ServerLimits
-from ..policy.requestpolicy import Plan, PlannedMount
+from ..policy.plan import Plan, PlannedMount
 
 # The namespaces a request may choose (the policy refuses host and container:... values).
 NAMESPACES = {"--pid": "pid", "--ipc": "ipc", "--uts": "uts", "--userns": "userns", "--cgroupns": "cgroupns"}

@@ -8,12 +8,12 @@ which token, or how much of one, was right. Only the token's *name* is ever logg
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
 
-from fastapi import HTTPException, Request, Security
+from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from ..settings import Settings
+from ..servererrors import Unauthenticated
+from .appstate import app_state
 
 ANONYMOUS = "anonymous"  # who runs executions when authentication is off
 
@@ -44,27 +44,21 @@ def token_status(request: Request, tokens: dict[str, str]) -> str | None:
     return "accepted" if accepted else "rejected"
 
 
-def authenticator(settings: Settings) -> Callable[..., Awaitable[str]]:
-    """A FastAPI dependency that returns who is calling (a token name) or answers 401."""
-    tokens = settings.token_table()
+async def caller(request: Request, credentials: HTTPAuthorizationCredentials | None = Security(_bearer)) -> str:
+    """The FastAPI dependency of every route that needs a token: who is calling (a token name).
 
-    if not settings.auth:
-
-        async def anonymous() -> str:
-            return ANONYMOUS
-
-        return anonymous
-
-    async def authenticate(
-        request: Request, credentials: HTTPAuthorizationCredentials | None = Security(_bearer)
-    ) -> str:
-        if credentials is None:
-            if "authorization" in request.headers:
-                raise HTTPException(401, "the Authorization header must be 'Bearer TOKEN'", headers=CHALLENGE)
-            raise HTTPException(401, "a token is required: send 'Authorization: Bearer TOKEN'", headers=CHALLENGE)
-        name = match_token(credentials.credentials, tokens)
-        if name is None:
-            raise HTTPException(401, "the token is not accepted by this server", headers=INVALID)
-        return name
-
-    return authenticate
+    Reads the application's settings and token table (:mod:`.appstate`); raises
+    :class:`~dockyter.server.servererrors.Unauthenticated` (401, with its challenge) unless
+    authentication is off (then everyone is :data:`ANONYMOUS`).
+    """
+    state = app_state(request)
+    if not state.settings.auth:
+        return ANONYMOUS
+    if credentials is None:
+        if "authorization" in request.headers:
+            raise Unauthenticated("the Authorization header must be 'Bearer TOKEN'", CHALLENGE)
+        raise Unauthenticated("a token is required: send 'Authorization: Bearer TOKEN'", CHALLENGE)
+    name = match_token(credentials.credentials, state.tokens)
+    if name is None:
+        raise Unauthenticated("the token is not accepted by this server", INVALID)
+    return name

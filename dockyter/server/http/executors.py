@@ -1,36 +1,31 @@
-"""The executor seam: what the application needs from an executor, and which one a server uses.
+"""The executor seam: what the HTTP layer needs of an executor and of a run, and which executor a server uses.
 
-Two executors satisfy :class:`ExecutorLike`: the engine executor (:mod:`.executor`, one
-``docker run`` per execution on one engine) and the Swarm executor (:mod:`.swarm`, one
-service per execution on a Docker Swarm). The ``executor`` setting picks one; the HTTP
-contract, the policy, auth, limits and logs are the same for both.
+Two executors satisfy :class:`ExecutorLike`: the engine executor
+(:mod:`~dockyter.server.engine.engineexecutor`, one container per execution on one engine) and
+the Swarm executor (:mod:`~dockyter.server.swarm.swarmexecutor`, one service per execution on a
+Docker Swarm). The ``executor`` setting picks one (:func:`create_executor`); the HTTP contract,
+the policy, auth, limits and logs are the same for both. Sessions are containers of one engine:
+a server on the engine has a :class:`~dockyter.server.sessions.sessionregistry.SessionRegistry`
+over its executor, a server on a Swarm has none.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from ..engine.enginecheck import warn_about_extra_run_args
-from ..engine.engineexecutor import Executor
+from ..engine.engineexecutor import EngineExecutor
 from ..engine.runtimes import resolve_runtime
+from ..policy.plan import Plan
+from ..sessions.sessionregistry import SessionRegistry
+from ..settings.fields import Settings
 from ..swarm.swarmmounts import warn_about_node_paths
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..policy.requestpolicy import Plan
-    from ..settings import Settings
 
 Event = dict[str, Any]
 
-# Setting value -> "module:Class", imported when chosen (the Swarm executor is not needed otherwise).
-EXECUTORS = {
-    "engine": "dockyter.server.http.executors:EngineExecutor",
-    "swarm": "dockyter.server.swarm.swarmexecutor:SwarmExecutor",
-}
-
 
 class RunningExecution(Protocol):
-    """One execution, as the application consumes it: events until ``exit`` or ``error``."""
+    """One run, as the HTTP layer consumes it: events until ``exit`` or ``error``."""
 
     id: str
     who: str  # the token name that started it: only that token may cancel it
@@ -38,18 +33,17 @@ class RunningExecution(Protocol):
     refused: bool  # the engine made something else than the plan (found after a pull): never started
 
     async def next_event(self, timeout: float | None = None) -> Event | None: ...
-    def stop(self, reason: str, message: str) -> None: ...
     async def cancel(self) -> None: ...
     async def abandon(self) -> None: ...
-    async def wait(self) -> None: ...
 
 
 class ExecutorLike(Protocol):
     """Starts, tracks and removes the executions of one server instance."""
 
-    settings: Settings
-    label: str  # server_name:instance, the io.dockyter.server label of what it starts
-    runtime: str  # the OCI runtime its containers run under, for the health reply
+    @property
+    def runtime(self) -> str:
+        """The OCI runtime its containers run under, for the health reply."""
+        ...
 
     async def start(self, plan: Plan, cmd: str, timeout: float, merge_stderr: bool, who: str) -> RunningExecution: ...
     def get(self, execution_id: str) -> RunningExecution | None: ...
@@ -66,27 +60,21 @@ class ExecutorLike(Protocol):
     async def shutdown(self) -> None: ...
 
 
-class EngineExecutor(Executor):
-    """The engine executor, completed with the seam's answer for what only a cluster shares."""
+def create_executor(settings: Settings) -> tuple[ExecutorLike, SessionRegistry | None]:
+    """The executor named by ``settings.executor``, and the sessions it can hold (None on a Swarm).
 
-    async def cancel_elsewhere(self, execution_id: str, who: str) -> bool:
-        # One engine, one server: an execution this instance does not run is no one's.
-        return False
-
-    async def list_executions(self, who: str) -> list[dict[str, Any]]:
-        mine = (execution for execution in self.running.values() if execution.who == who)
-        return sorted(({"id": e.id, "image": e.plan.args.image, "node": None} for e in mine), key=lambda e: e["id"])
-
-
-def create_executor(settings: Settings) -> ExecutorLike:
-    """The executor named by ``settings.executor``."""
+    On the engine, the engine is asked once which runtime its containers will run under:
+    raises :class:`~dockyter.server.engine.runtimes.RuntimeUnavailable` when it lacks the
+    configured one.
+    """
     warn_about_extra_run_args(settings.extra_run_args)
     if settings.executor == "engine":
-        # The engine is asked once which runtime its containers will run under (refused if unknown).
         runtime = resolve_runtime(settings.runtime, settings.docker_command, settings.engine_environment())
-        return EngineExecutor(settings, runtime)
-    module, _, name = EXECUTORS[settings.executor].partition(":")
-    cls = getattr(importlib.import_module(module), name)
-    executor: ExecutorLike = cls(settings)
+        engine = EngineExecutor(settings, runtime)
+        return engine, SessionRegistry(settings, engine)
+    # Imported only when chosen: a server on one engine never loads the Swarm executor.
+    from ..swarm.swarmexecutor import SwarmExecutor
+
+    swarm = SwarmExecutor(settings)
     warn_about_node_paths(settings)  # the policy sees the server's files, a task its node's
-    return executor
+    return swarm, None

@@ -125,3 +125,64 @@ class ErrorDetail(BaseModel):
     """Every error answer: one line saying what is wrong."""
 
     detail: str
+
+
+class SessionCreate(BaseModel):
+    """``POST /sessions``: the docker options and image, as ``/execute``'s ``args``."""
+
+    model_config = ConfigDict(
+        extra="ignore", json_schema_extra={"examples": [{"args": "python:3.12", "name": "analysis"}]}
+    )
+
+    args: Args = Field(description="docker run options ending with the image, checked by the server's policy.")
+    name: Text = Field(default="", max_length=63, description="The client's name for the session, shown in listings.")
+
+
+class SessionExecute(BaseModel):
+    """``POST /sessions/{id}/execute``: ``/execute``'s fields without ``args`` (the session has them)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    cmd: Command = Field(description="The command; it runs in the session's shell, which keeps its state.")
+    timeout: float | None = Field(default=None, gt=0, description="Seconds the command may last (the session stays).")
+    merge_stderr: bool = Field(default=False, description="Send stderr into stdout, in order.")
+
+
+class SessionInfo(BaseModel):
+    """One session, as ``POST /sessions``, ``GET /sessions`` and ``GET /sessions/{id}`` describe it."""
+
+    id: str
+    name: str
+    image: str
+    state: str = Field(description="running, busy (a command runs) or ended.")
+    age_seconds: float
+    idle_seconds: float
+    container: str
+
+
+class SessionList(BaseModel):
+    sessions: list[SessionInfo]
+
+
+class SessionDeleted(BaseModel):
+    id: str
+    deleted: bool
+
+
+# What each error status of the contract means, as /openapi.json documents it.
+ERROR_STATUSES = {
+    400: "args cannot be understood, or a text field holds what no process can receive",
+    401: "no token, or a token this server does not accept",
+    403: "the policy refuses the request; detail names the argument",
+    404: "no such execution or session for this token",
+    409: "the session is already running a command",
+    413: "the request body (or the command line it makes) is too large",
+    422: "the body is not the JSON described here",
+    429: "too many executions are running, on the server or for this token: retry after Retry-After seconds",
+    503: "the container engine cannot be reached, or the server is shutting down",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses`` of a route that may answer ``statuses``: each an :class:`ErrorDetail`."""
+    return {status: {"model": ErrorDetail, "description": ERROR_STATUSES[status]} for status in statuses}

@@ -20,16 +20,17 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from ..engine.engineexecutor import Executor
 from ..sessions.sessionregistry import SessionRegistry
-from ..settings import Settings
+from ..settings.fields import Settings
+from .appstate import app_state_of
 from .connections import ConnectionGuard, GuardedH11Protocol, budget
+from .executors import ExecutorLike
 
 
 class Server(uvicorn.Server):
     """uvicorn's server, with the executions stopped at the start of shutdown."""
 
-    def __init__(self, config: uvicorn.Config, executor: Executor, sessions: SessionRegistry | None = None) -> None:
+    def __init__(self, config: uvicorn.Config, executor: ExecutorLike, sessions: SessionRegistry | None = None) -> None:
         super().__init__(config)
         self.executor = executor
         self.sessions = sessions
@@ -62,7 +63,8 @@ def make_server(app: FastAPI, settings: Settings, *, log_config: Any = None) -> 
         ws="none",  # no route takes a WebSocket
         backlog=room.backlog,
     )
-    return Server(config, app.state.executor, app.state.sessions)
+    state = app_state_of(app)
+    return Server(config, state.executor, state.sessions)
 
 
 class JsonFormatter(logging.Formatter):

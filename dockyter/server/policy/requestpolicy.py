@@ -32,7 +32,6 @@ import logging
 import os
 import re
 import shlex
-from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import NoReturn
 
@@ -46,20 +45,18 @@ from ...wire.dockerargs import (
     parse_run_args,
     split_line,
 )
+from ..servererrors import ArgsUnreadable, PolicyError
 from ..settings import Settings
 from .allowlist import NEVER_ALLOWED, AllowedMount
 from .hostview import HostSurvey, HostView, normalise, within
 from .mountpath import PathRefused, resolve_source, trusted_links
 from .mountspec import mount_value, read_fields
+from .plan import Plan, PlannedMount
 from .registries import RegistryRules
 from .secretpaths import server_secrets
 from .textcheck import CONTROL, token_problem
 
 log = logging.getLogger("dockyter.server")
-
-
-class PolicyError(Exception):
-    """The policy refuses the request (HTTP 403); the message names the offending argument."""
 
 
 # Switches the server always sets: turning them off would leave containers behind or unmanaged.
@@ -83,32 +80,6 @@ MOUNT_KEYS = {
 BIND_KEYS = {"type", "source", "target", "readonly", "consistency", "bind-propagation"}
 MOUNT_KEY_ALIASES = {"src": "source", "destination": "target", "dst": "target", "ro": "readonly"}
 VOLUME_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]+")
-
-
-@dataclass(frozen=True)
-class PlannedMount:
-    """One ``--volume`` or ``--mount`` as the policy read and approved it.
-
-    Kept as the policy's own reading, never read back from the option's text: what the engine
-    makes of that text is compared with it before the container starts (:mod:`.containercheck`).
-    """
-
-    kind: str  # "bind", "volume" or "tmpfs"
-    source: str  # bind: the real host path checked; volume: its name, "" when anonymous; tmpfs: ""
-    target: str  # as the request wrote it
-    readonly: bool
-
-
-@dataclass(frozen=True)
-class Plan:
-    """A request the policy accepted: what the executor runs."""
-
-    # The request's options, each as the engine gets it: ``written`` is the one token the policy
-    # spelled (bind mounts as `--mount=` of the checked real path); then the image.
-    args: RunArgs
-    shell: tuple[str, ...]
-    has_network: bool  # the request chose its own --network (the server then adds none)
-    mounts: tuple[PlannedMount, ...] = ()  # every --volume and --mount of args, in order (not --tmpfs)
 
 
 class Policy:
@@ -143,15 +114,19 @@ class Policy:
     def check(self, args: str, shell: list[str] | None = None) -> Plan:
         """Parse and check a request.
 
-        Raises :class:`~dockyter.dockerargs.DockerArgsError` (400) when ``args`` cannot be
-        understood and :class:`PolicyError` (403) when the policy refuses it.
+        Raises :class:`~dockyter.server.servererrors.ArgsUnreadable` (400) when ``args``
+        cannot be understood and :class:`~dockyter.server.servererrors.PolicyError` (403) when
+        the policy refuses it.
         """
-        tokens = split_line(args)
-        for token in tokens:  # before any option is parsed (the request's model checked them too)
-            problem = token_problem(token)
-            if problem:
-                raise DockerArgsError(problem)
-        run_args = parse_run_args(tokens)
+        try:
+            tokens = split_line(args)
+            for token in tokens:  # before any option is parsed (the request's model checked them too)
+                problem = token_problem(token)
+                if problem:
+                    raise DockerArgsError(problem)
+            run_args = parse_run_args(tokens)
+        except DockerArgsError as error:
+            raise ArgsUnreadable(f"args: {error}") from None
         checked = [self._check_option(option) for option in run_args.options]
         options = tuple(
             _respelled(approved, option) for (approved, _), option in zip(checked, run_args.options, strict=True)

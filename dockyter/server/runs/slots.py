@@ -50,25 +50,29 @@ class ExecutionSlots(Generic[RunT]):
     """The running executions of one executor instance: at most ``max_concurrent`` of them, and
     at most ``max_per_token`` of one token (0: no limit of its own)."""
 
-    def __init__(self, max_concurrent: int, stop_wait: float, max_per_token: int = 0) -> None:
+    def __init__(self, max_concurrent: int, stop_wait: float, max_per_token: int = 0, retry_after: int = 5) -> None:
         self.max_concurrent = max_concurrent
         self.max_per_token = max_per_token
+        self.retry_after = retry_after  # seconds a refused client is told to wait (429's Retry-After)
         self.stop_wait = stop_wait  # how long stop_all waits for the runs to end
         self.running: dict[str, RunT] = {}
         self.closing = False
 
     async def admit(self, execution: RunT) -> RunT:
-        """Register and start ``execution``; raises :class:`ExecutorError` subclasses."""
+        """Register and start ``execution``; raises :class:`~dockyter.server.servererrors.ServerError` subclasses."""
         if self.closing:
             raise ShuttingDown("the server is shutting down")
         limit = self.max_per_token
         if limit and sum(run.who == execution.who for run in self.running.values()) >= limit:
             raise TooBusy(
                 f"this token already runs {limit} execution{'s' if limit > 1 else ''} "
-                "(max_concurrent_per_token): retry when one has ended"
+                "(max_concurrent_per_token): retry when one has ended",
+                self.retry_after,
             )
         if len(self.running) >= self.max_concurrent:
-            raise TooBusy(f"all {self.max_concurrent} execution slots of this server are taken: retry later")
+            raise TooBusy(
+                f"all {self.max_concurrent} execution slots of this server are taken: retry later", self.retry_after
+            )
         self.running[execution.id] = execution
         try:
             await execution.start()

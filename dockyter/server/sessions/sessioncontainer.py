@@ -27,10 +27,10 @@ from ...wire.sessionprotocol import (
     FrameScanner,
     setup_line,
 )
-from ..engine.engineexecutor import ExecutorError, ShuttingDown, check_argv_size
 from ..engine.expected import Expected, ServerAdditions, expected_container
 from ..engine.pullerrors import cli_pull_failure
-from ..policy.requestpolicy import Plan
+from ..policy.plan import Plan
+from ..servererrors import SessionBusy, SessionError, ShuttingDown, check_argv_size
 from .sessionidle import BackgroundOutput
 from .sessionrun import SessionRun
 
@@ -39,16 +39,6 @@ if TYPE_CHECKING:
 
 SERVER_SESSION_LABEL = "io.dockyter.server-session"
 START_TIMEOUT = 300.0  # seconds for a session's shell to answer (an image pull included)
-
-
-class SessionError(ExecutorError):
-    """A session could not be created or used; ``status`` is the HTTP answer."""
-
-    status = 400
-
-
-class SessionBusy(SessionError):
-    status = 409
 
 
 class ServerSession:
@@ -168,7 +158,7 @@ class ServerSession:
         self.last_used = time.monotonic()  # idle from when it is ready, not from when it was asked for
 
     async def _create(self, argv: list[str]) -> None:
-        """``docker create``, then the check against the plan; raises :class:`ExecutorError` when it cannot start.
+        """``docker create``, then the check against the plan; raises a :class:`~dockyter.server.servererrors.ServerError` when it cannot start.
 
         None is left behind whatever happens (:meth:`.EngineCheck.create`).
         """

@@ -26,14 +26,13 @@ import json
 import logging
 import time
 
-from ..engine.engineexecutor import Executor, TooBusy
-from ..policy.requestpolicy import Plan
+from ..engine.engineexecutor import EngineExecutor
+from ..policy.plan import Plan
 from ..runs.slots import stop_and_wait
+from ..servererrors import SessionError, TooBusy
 from ..settings import Settings
-from .sessioncontainer import SERVER_SESSION_LABEL, ServerSession, SessionBusy, SessionError
+from .sessioncontainer import SERVER_SESSION_LABEL, ServerSession
 from .sessionrun import SessionRun
-
-__all__ = ["SERVER_SESSION_LABEL", "ServerSession", "SessionBusy", "SessionError", "SessionRegistry", "SessionRun"]
 
 log = logging.getLogger("dockyter.server")
 
@@ -44,7 +43,7 @@ STOP_WAIT = 10.0  # seconds for the stop ladders of the running commands at shut
 class SessionRegistry:
     """Every session of one server instance, by id, each usable only by the token that made it."""
 
-    def __init__(self, settings: Settings, executor: Executor) -> None:
+    def __init__(self, settings: Settings, executor: EngineExecutor) -> None:
         self.settings = settings
         self.executor = executor
         self.label = executor.label
@@ -61,9 +60,15 @@ class SessionRegistry:
         mine = [s for s in self.sessions.values() if s.who == who]
         limit = self.settings.max_sessions_per_token
         if limit and len(mine) >= limit:
-            raise TooBusy(f"this token already has {limit} sessions (max_sessions_per_token): delete one first")
+            raise TooBusy(
+                f"this token already has {limit} sessions (max_sessions_per_token): delete one first",
+                self.settings.retry_after,
+            )
         if len(self.sessions) >= self.settings.max_sessions:
-            raise TooBusy(f"all {self.settings.max_sessions} session slots of this server are taken: retry later")
+            raise TooBusy(
+                f"all {self.settings.max_sessions} session slots of this server are taken: retry later",
+                self.settings.retry_after,
+            )
         session = ServerSession(self, plan, who, name)
         self.sessions[session.id] = session
         try:

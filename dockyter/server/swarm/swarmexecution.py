@@ -38,12 +38,12 @@ from ...wire.contract import (
     shell_command,
 )
 from ...wire.dockerargs import parse_run_args
-from ..engine.control import captured
-from ..engine.engineexecutor import ENGINE_DOWN, Control, ExecutorError, check_argv_size
+from ..engine.control import Control, captured
+from ..engine.execution import ENGINE_DOWN
 from ..engine.pullerrors import task_pull_failure
-from ..policy.requestpolicy import Plan
+from ..policy.plan import Plan
 from ..runs.runlife import EXIT_CODES, Event, Run
-from ..servererrors import EngineUnavailable
+from ..servererrors import EngineUnavailable, NotOnSwarm, check_argv_size
 from .loopbackcheck import TARGET_DIR
 from .swarmargs import SwarmArgsError, binds_host_paths, mount_targets, service_options
 from .swarmstate import EXECUTION_LABEL, TERMINAL, TaskStatus
@@ -100,12 +100,6 @@ def message_text(line: bytes) -> bytes | None:
     """The text of one ``TIMESTAMP TEXT`` log line; None for a line of the CLI's own (an error)."""
     found = _MESSAGE.match(line)
     return line[found.end() :] if found else None
-
-
-class NotOnSwarm(ExecutorError):
-    """The request asks for something a Swarm service cannot do (403, like a policy refusal)."""
-
-    status = 403
 
 
 class SwarmExecution(Run):
@@ -210,7 +204,7 @@ class SwarmExecution(Run):
         return [*argv, plan.args.image, *plan.shell, shell_command(self.cmd, self.merge_stderr)]
 
     async def start(self) -> None:
-        """Create the service, check it and release its task; raises ExecutorError subclasses.
+        """Create the service, check it and release its task; raises :class:`~dockyter.server.servererrors.ServerError` subclasses.
 
         A service whose spec differs from the plan is removed and :class:`EngineDisagrees`
         (403) raised before any task ran; whatever else goes wrong, including a cancellation,

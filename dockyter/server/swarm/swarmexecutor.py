@@ -50,7 +50,7 @@ from typing import Any
 
 from ...wire.contract import MANAGED_LABEL, OWNER_LABEL, SERVER_LABEL, owner_id
 from ..engine.control import CONTROL_TIMEOUT, Control, control
-from ..policy.requestpolicy import Plan
+from ..policy.plan import Plan
 from ..runs.slots import ExecutionSlots, per_token_limit
 from ..settings import Settings
 from .swarmcheck import ServiceCheck
@@ -58,16 +58,12 @@ from .swarmexecution import (
     DEADLINE_LABEL,
     PRINCIPAL_LABEL,
     WHO_LABEL,
-    NotOnSwarm,
     SwarmExecution,
-    message_text,
     principal_of,
 )
 from .swarmloopback import SwarmLoopbackCheck
 from .swarmnetworks import SwarmNetworks
 from .swarmstate import EXECUTION_LABEL, SwarmState
-
-__all__ = ["NotOnSwarm", "SwarmExecution", "SwarmExecutor", "message_text"]
 
 log = logging.getLogger("dockyter.server")
 
@@ -84,7 +80,7 @@ class SwarmExecutor(ExecutionSlots[SwarmExecution]):
     """Starts, tracks and removes the services of one server instance on a Swarm."""
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__(settings.max_concurrent, 2 * CONTROL_TIMEOUT, per_token_limit(settings))
+        super().__init__(settings.max_concurrent, 2 * CONTROL_TIMEOUT, per_token_limit(settings), settings.retry_after)
         self.settings = settings
         self.instance = secrets.token_hex(6)
         self.label = f"{settings.server_name}:{self.instance}"

@@ -11,8 +11,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ...wire.contract import NAME_PREFIX, SERVER_LABEL
+from ..engine.control import Control
 from ..engine.engineapi import EngineAPIError, get_json, socket_path
-from ..engine.engineexecutor import ENGINE_DOWN, Control
+from ..engine.execution import ENGINE_DOWN
 
 EXECUTION_LABEL = "io.dockyter.execution"
 

@@ -43,8 +43,8 @@ from hypothesis import HealthCheck, Phase, event, example, given, settings
 from hypothesis import strategies as st
 
 from dockyter.server.engine.containercheck import differences
-from dockyter.server.policy.requestpolicy import Plan, PolicyError
-from dockyter.wire.dockerargs import DockerArgsError
+from dockyter.server.policy.plan import Plan
+from dockyter.server.servererrors import ArgsUnreadable, PolicyError
 
 pytestmark = pytest.mark.docker
 
@@ -218,7 +218,7 @@ def test_an_accepted_requests_container_is_exactly_its_plan(server, roots, test_
         args = " ".join(shlex.quote(token) for tokens in options for token in tokens) + f" {test_image}"
         try:
             plan = policy.check(args)
-        except (DockerArgsError, PolicyError):
+        except (ArgsUnreadable, PolicyError):
             event("refused by the policy")
             return
         execution = Execution(executor, plan, PROBE, 30, False, "tester")

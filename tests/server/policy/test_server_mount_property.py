@@ -24,7 +24,8 @@ from hypothesis import HealthCheck, Phase, event, example, given, settings
 from hypothesis import strategies as st
 
 from dockyter.server.policy.hostview import within
-from dockyter.server.policy.requestpolicy import Policy, PolicyError
+from dockyter.server.policy.requestpolicy import Policy
+from dockyter.server.servererrors import PolicyError
 from dockyter.server.settings import Settings
 
 IMAGE = "dockyter-test/bash:1"

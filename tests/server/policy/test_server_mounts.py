@@ -109,7 +109,7 @@ def test_item_2_a_source_removed_after_the_check_makes_the_engine_fail_not_creat
     a missing bind source the same way: test_swarm_mounts.py). `docker create` exits 1 where
     `docker run` exits 125; the server reports 125 for a container it could not create.
     """
-    from dockyter.server.engine.engineexecutor import Execution
+    from dockyter.server.engine.execution import Execution
 
     ro = host_dir / "ro"
     (ro / "gone").mkdir(parents=True)

@@ -12,9 +12,11 @@ import os
 import pytest
 
 from dockyter.server.policy.allowlist import check_flag_names, parse_allowed_mounts
-from dockyter.server.policy.requestpolicy import DEFAULT_SHELL, Policy, PolicyError
+from dockyter.server.policy.requestpolicy import Policy
+from dockyter.server.servererrors import ArgsUnreadable, PolicyError
 from dockyter.server.settings import Settings, SettingsError, load_settings
-from dockyter.wire.dockerargs import BOOL_FLAGS, DockerArgsError, parse_run_args
+from dockyter.wire.contract import DEFAULT_SHELL
+from dockyter.wire.dockerargs import BOOL_FLAGS, parse_run_args
 
 IMAGE = "dockyter-test/bash:1"
 
@@ -230,7 +232,7 @@ def test_a_source_that_cannot_be_checked_is_refused_and_never_created(policy, mo
 
 def test_a_nul_byte_in_a_source_is_refused_before_any_option_is_read(policy, mounts):
     ro, _ = mounts
-    with pytest.raises(DockerArgsError, match=r"contains U\+0000 \(NUL\) in the argument .*a\\x00b"):
+    with pytest.raises(ArgsUnreadable, match=r"contains U\+0000 \(NUL\) in the argument .*a\\x00b"):
         policy.check(f"--mount type=bind,source={ro}/a\x00b,target=/h,readonly {IMAGE}")
 
 
@@ -386,7 +388,7 @@ def test_every_mount_target_is_absolute_and_normalised(policy, mounts, args, why
 @pytest.mark.parametrize("char", ["\n", "\r", "\x1b", "\x85", "\u2028"])
 def test_a_control_character_in_any_argument_is_refused_before_any_option_is_read(policy, char):
     for args in (f"-v '/a:/h{char}x:ro' {IMAGE}", f"'--privileged{char}' {IMAGE}", f"'{IMAGE}{char}'"):
-        with pytest.raises(DockerArgsError, match=rf"contains U\+{ord(char):04X} "):
+        with pytest.raises(ArgsUnreadable, match=rf"contains U\+{ord(char):04X} "):
             policy.check(args)
 
 
@@ -433,9 +435,10 @@ def test_secret_paths_must_be_absolute():
     ],
 )
 def test_args_that_cannot_be_understood(policy, args, message):
-    with pytest.raises(DockerArgsError) as error:
+    with pytest.raises(ArgsUnreadable) as error:
         policy.check(args)
-    assert message in str(error.value)
+    assert str(error.value).startswith("args: ") and message in str(error.value)
+    assert error.value.status == 400
 
 
 # -- what is allowed ---------------------------------------------------------------------------------

@@ -130,13 +130,15 @@ def test_sessions_belong_to_their_token(dockyter_server, test_image):
 
 
 def test_the_policy_and_the_limits_apply(dockyter_server, test_image, sh_image):
-    server = dockyter_server(max_sessions_per_token=1)
+    server = dockyter_server(max_sessions_per_token=1, retry_after=7)
     refused = create(server, f"--privileged {test_image}")
     assert refused.status_code == 403 and "--privileged" in refused.json()["detail"]
     no_bash = create(server, sh_image)
     assert no_bash.status_code == 400 and "no bash" in no_bash.json()["detail"]
     session = create(server, test_image).json()
-    assert create(server, test_image).status_code == 429
+    too_many = create(server, test_image)  # answered as /execute answers its 429
+    assert (too_many.status_code, too_many.headers["retry-after"]) == (429, "7")
+    assert too_many.json() == {"detail": "this token already has 1 sessions (max_sessions_per_token): delete one first"}
     limits = docker(
         "inspect",
         "--format",
