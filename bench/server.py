@@ -150,7 +150,7 @@ class BenchServer:
             from dockyter.server.engine.engineexecutor import EngineExecutor
             from dockyter.server.engine.execution import Execution
             from dockyter.server.policy.requestpolicy import Policy
-            from dockyter.server.settings import load_settings
+            from dockyter.server.settings.sources import load_settings
 
             settings = load_settings(["--config", str(self.workdir / f"{self.name}.toml")], environ={})
             plan = Policy(settings).check(image, None)

@@ -146,7 +146,7 @@ def start_server(**overrides: Any) -> RunningServer:
     """Start a server with test defaults changed by ``overrides`` (Settings field names)."""
     from dockyter.server.http.app import create_app
     from dockyter.server.http.serve import make_server
-    from dockyter.server.settings import Settings
+    from dockyter.server.settings.fields import Settings
 
     token = "test-" + secrets.token_urlsafe(24)
     values: dict[str, Any] = {

@@ -49,7 +49,7 @@ def measure(ctx: Context) -> FigureResult:
     from dockyter.server.policy.requestpolicy import Policy
     from dockyter.server.sessions.sessioncontainer import ServerSession
     from dockyter.server.sessions.sessionregistry import SessionRegistry
-    from dockyter.server.settings import Settings
+    from dockyter.server.settings.fields import Settings
 
     result = FigureResult(NUMBER, TITLE)
     settings = Settings(auth=False, server_name=f"{ctx.server_prefix}-check")
@@ -166,7 +166,7 @@ def measure(ctx: Context) -> FigureResult:
 def _swarm_variants(ctx: Context, result: FigureResult) -> dict[str, Variant] | None:
     """The Swarm part, when the cluster of ``.ci/cluster`` is up (else a note says it was left out)."""
     from dockyter.server.policy.requestpolicy import Policy
-    from dockyter.server.settings import Settings
+    from dockyter.server.settings.fields import Settings
     from dockyter.server.swarm.servicecheck import differences
     from dockyter.server.swarm.swarmexecution import SwarmExecution
     from dockyter.server.swarm.swarmexecutor import SwarmExecutor

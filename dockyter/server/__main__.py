@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from .settings import SettingsError, load_settings
+from .settings.fields import SettingsError
+from .settings.sources import load_settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,15 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from dockyter.server.settings import (
-    Settings,
-    SettingsError,
-    definitions,
-    env_of,
-    flag_of,
-    load_settings,
-    settings_markdown,
-)
+from dockyter.server.settings.fields import Settings, SettingsError, definitions, env_of, flag_of
+from dockyter.server.settings.sources import load_settings
+from dockyter.server.settings.table import settings_markdown
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "t" * 24

@@ -1,10 +1,11 @@
 """The server's short CLI commands (``kill``, ``rm``, ``ps``, ``service rm``, ``exec``...).
 
-Both executors and the sessions run them the same way: the container CLI with its output
-captured, in the CLI's own environment (:mod:`.engineenv`, never the server's), at most
-``CONTROL_TIMEOUT`` seconds, in a session of its own (a Ctrl-C meant for the server must not
-reach it), and killed when it does not answer or its caller is cancelled, so that no CLI
-process outlives the request that started it.
+Both executors and the sessions run them the same way (:class:`EngineCli`): the container CLI
+with its output captured, in the CLI's own environment (:mod:`.engineenv`, never the
+server's), at most ``CONTROL_TIMEOUT`` seconds, in a session of its own (a Ctrl-C meant for the
+server must not reach it), and killed when it does not answer or its caller is cancelled, so
+that no CLI process outlives the request that started it. :data:`ENGINE_DOWN` is how the CLIs
+say that they cannot reach their engine.
 """
 
 from __future__ import annotations
@@ -12,12 +13,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..servererrors import CommandTooLong
 
 CONTROL_TIMEOUT = 20.0  # seconds for a `docker kill` / `rm` / `ps` before giving up on it
+
+# What the docker and podman CLIs say (with exit status 125, or 1 for `create` and `start`) when
+# they cannot reach the engine.
+ENGINE_DOWN = (
+    "Cannot connect to the Docker daemon",
+    "Is the docker daemon running",
+    "error during connect",
+    "Cannot connect to Podman",
+)
 
 
 @dataclass(frozen=True)
@@ -27,6 +37,22 @@ class Control:
     returncode: int
     stdout: str
     stderr: str
+
+
+# A runner of short CLI commands, as the checks, the Swarm's networks and state are handed one.
+Ask = Callable[..., Awaitable[Control | None]]
+
+
+class EngineCli:
+    """The short CLI commands of one engine (or Swarm manager): ``docker_command`` in its fixed environment."""
+
+    def __init__(self, docker_command: Sequence[str], environment: Mapping[str, str]) -> None:
+        self.docker_command = list(docker_command)
+        self.environment = dict(environment)
+
+    async def __call__(self, *args: str, timeout: float = CONTROL_TIMEOUT) -> Control | None:
+        """``docker_command ARGS``; None when it cannot be started or does not answer in time (:func:`control`)."""
+        return await control(self.docker_command, *args, env=self.environment, timeout=timeout)
 
 
 async def control(

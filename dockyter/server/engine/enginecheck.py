@@ -13,19 +13,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from ...wire.dockerargs import DockerArgsError, parse_run_args
 from ..servererrors import EngineDisagrees, EngineUnavailable
 from .containercheck import compared_options, differences
-from .control import Control
+from .control import Ask, Control
 from .engineapi import EngineAPIError, get_json, socket_path
 from .expected import Expected
 
 log = logging.getLogger("dockyter.server")
 
-Ask = Callable[..., Awaitable[Control | None]]  # the executor's CLI runner
 IMAGES_KEPT = 64  # image inspections kept (by image id)
 
 

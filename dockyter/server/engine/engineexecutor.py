@@ -30,7 +30,7 @@ from ...wire.pull import last_value, needs_pull
 from ..policy.plan import Plan
 from ..runs.slots import ExecutionSlots, per_token_limit
 from ..settings.fields import Settings
-from .control import CONTROL_TIMEOUT, Control, control
+from .control import CONTROL_TIMEOUT, EngineCli
 from .enginecheck import EngineCheck
 from .execution import EXIT_WAIT, Execution
 from .runtimes import UNKNOWN
@@ -51,6 +51,7 @@ class EngineExecutor(ExecutionSlots[Execution]):
         self.instance = secrets.token_hex(6)
         self.label = f"{settings.server_name}:{self.instance}"
         self.owner = owner_id()
+        self.control = EngineCli(settings.docker_command, settings.engine_environment())  # kill, rm, ps...
         self._reaper: asyncio.Task[None] | None = None
         self._leftovers_checked = False  # whether start-up clean-up could ask the engine yet
         self.present: set[str] = set()  # images seen on the engine: no need to ask again
@@ -93,12 +94,6 @@ class EngineExecutor(ExecutionSlots[Execution]):
         return sorted(({"id": e.id, "image": e.plan.args.image, "node": None} for e in mine), key=lambda e: e["id"])
 
     # -- the container CLI --------------------------------------------------------------------
-
-    async def control(self, *args: str, timeout: float = CONTROL_TIMEOUT) -> Control | None:
-        """Run a short CLI command (:func:`.control.control`) against this executor's engine."""
-        return await control(
-            self.settings.docker_command, *args, env=self.settings.engine_environment(), timeout=timeout
-        )
 
     async def kill_and_remove(self, name: str, process: asyncio.subprocess.Process | None = None) -> None:
         """``docker kill`` then ``docker rm --force --volumes`` by name; then make sure the CLI is gone too.

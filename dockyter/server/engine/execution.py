@@ -14,8 +14,9 @@ once a stop is asked for, the readers keep draining the CLI's pipes and discard 
 read, so that the CLI drains the engine's attach stream and ``docker kill`` / ``rm`` are not
 held up by a client that stopped reading.
 
-An :class:`Execution` is started, tracked and removed by its :class:`~.executor.Executor`,
-which also runs the short CLI commands (``kill``, ``rm``, ``image inspect``) for it.
+An :class:`Execution` is started, tracked and removed by the engine executor
+(:mod:`.engineexecutor`), which also runs the short CLI commands (``kill``, ``rm``, ``image
+inspect``) for it; what it needs of it is :class:`ExecutionHost`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import asyncio
 import errno
 import shutil
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ...wire.contract import (
     EXIT_CANNOT_EXECUTE,
@@ -52,33 +53,45 @@ from ..servererrors import (
     ServerError,
     check_argv_size,
 )
+from ..settings.fields import Settings
+from .control import ENGINE_DOWN
+from .enginecheck import EngineCheck
 from .expected import Expected, ServerAdditions, expected_container
 from .pullerrors import CliPullLines, pull_failure
-
-if TYPE_CHECKING:
-    from .engineexecutor import EngineExecutor
-
 
 PULL_EVENT_INTERVAL = 0.25  # seconds between two pull progress events
 EXIT_WAIT = 10.0  # seconds for the CLI to end once its container is killed
 
-# What the docker and podman CLIs say (with exit status 125, or 1 for `create` and `start`) when
-# they cannot reach the engine.
-ENGINE_DOWN = (
-    "Cannot connect to the Docker daemon",
-    "Is the docker daemon running",
-    "error during connect",
-    "Cannot connect to Podman",
-)
 # How `docker start` says that the engine could not start the container (the CLI then exits 1).
 START_REFUSED = "Error response from daemon: "
+
+
+class ExecutionHost(Protocol):
+    """What an execution needs of the executor that admitted it (:class:`~.engineexecutor.EngineExecutor`)."""
+
+    settings: Settings
+    label: str  # server_name:instance, the io.dockyter.server label of what it starts
+    owner: str
+    runtime: str  # the runtime containers run under, as reported (for the log)
+    present: set[str]  # images seen on the engine: a pull adds one
+    check: EngineCheck
+
+    @property
+    def known_runtime(self) -> str:
+        """The runtime every container must show ("" when the engine could not say)."""
+        ...
+
+    def forget(self, execution: Execution) -> None: ...
+    async def must_pull(self, plan: Plan) -> bool: ...
+    async def remove_created(self, name: str) -> None: ...
+    async def kill_and_remove(self, name: str, process: asyncio.subprocess.Process | None = None) -> None: ...
 
 
 class Execution(Run):
     """One container run. Consume it with :meth:`next_event` until an ``exit`` or ``error`` event."""
 
     def __init__(
-        self, executor: EngineExecutor, plan: Plan, cmd: str, timeout: float, merge_stderr: bool, who: str
+        self, executor: ExecutionHost, plan: Plan, cmd: str, timeout: float, merge_stderr: bool, who: str
     ) -> None:
         super().__init__(cmd, timeout, merge_stderr, who, executor.settings.max_output_bytes)
         self.executor = executor

@@ -46,7 +46,7 @@ from ...wire.dockerargs import (
     split_line,
 )
 from ..servererrors import ArgsUnreadable, PolicyError
-from ..settings import Settings
+from ..settings.fields import Settings
 from .allowlist import NEVER_ALLOWED, AllowedMount
 from .hostview import HostSurvey, HostView, normalise, within
 from .mountpath import PathRefused, resolve_source, trusted_links

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 from ..servererrors import ShuttingDown, TooBusy
 
 if TYPE_CHECKING:
-    from ..settings import Settings
+    from ..settings.fields import Settings
 
 
 class Stoppable(Protocol):

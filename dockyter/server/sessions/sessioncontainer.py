@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ...wire.contract import MANAGED_LABEL, NAME_PREFIX, OWNER_LABEL, READ_SIZE, REMOVE_CONTAINER, limit_args
 from ...wire.sessionprotocol import (
@@ -27,24 +27,52 @@ from ...wire.sessionprotocol import (
     FrameScanner,
     setup_line,
 )
+from ..engine.control import Ask
+from ..engine.enginecheck import EngineCheck
 from ..engine.expected import Expected, ServerAdditions, expected_container
 from ..engine.pullerrors import cli_pull_failure
 from ..policy.plan import Plan
 from ..servererrors import SessionBusy, SessionError, ShuttingDown, check_argv_size
+from ..settings.fields import Settings
 from .sessionidle import BackgroundOutput
 from .sessionrun import SessionRun
-
-if TYPE_CHECKING:
-    from .sessionregistry import SessionRegistry
 
 SERVER_SESSION_LABEL = "io.dockyter.server-session"
 START_TIMEOUT = 300.0  # seconds for a session's shell to answer (an image pull included)
 
 
+class SessionEngine(Protocol):
+    """What a session needs of the engine it runs on: the engine executor's CLI and check."""
+
+    check: EngineCheck
+
+    @property
+    def control(self) -> Ask: ...
+    @property
+    def known_runtime(self) -> str:
+        """The runtime every container must show ("" when the engine could not say)."""
+        ...
+
+    async def remove_created(self, name: str) -> None: ...
+
+
+class SessionKeeper(Protocol):
+    """What a session needs of the registry that keeps it (:class:`~.sessionregistry.SessionRegistry`)."""
+
+    settings: Settings
+    label: str  # server_name:instance, the value of its SERVER_SESSION_LABEL
+    owner: str
+    closing: bool  # the server is shutting down: no new command
+
+    @property
+    def executor(self) -> SessionEngine: ...
+    def forget(self, session: ServerSession) -> None: ...
+
+
 class ServerSession:
     """One session container, its shell, and whose it is."""
 
-    def __init__(self, registry: SessionRegistry, plan: Plan, who: str, name: str) -> None:
+    def __init__(self, registry: SessionKeeper, plan: Plan, who: str, name: str) -> None:
         self.registry = registry
         self.settings = registry.settings
         self.plan = plan

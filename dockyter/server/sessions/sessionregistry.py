@@ -30,7 +30,7 @@ from ..engine.engineexecutor import EngineExecutor
 from ..policy.plan import Plan
 from ..runs.slots import stop_and_wait
 from ..servererrors import SessionError, TooBusy
-from ..settings import Settings
+from ..settings.fields import Settings
 from .sessioncontainer import SERVER_SESSION_LABEL, ServerSession
 from .sessionrun import SessionRun
 

@@ -13,23 +13,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ...wire.contract import EXIT_INTERRUPTED, EXIT_KILLED, IncrementalText
 from ...wire.sessionprotocol import cell_line, new_token, sync_line
 from ..runs.runlife import EXIT_CODES, Event, Run
-
-if TYPE_CHECKING:
-    from .sessioncontainer import ServerSession
+from ..settings.fields import Settings
 
 STOP_GRACE = 2.0  # seconds between SIGINT and SIGKILL of a stopped command
 SETTLE = 3.0  # seconds each later step of the stop ladder waits for the shell
 
 
+class CommandSession(Protocol):
+    """What a command needs of the session it runs in (:class:`~.sessioncontainer.ServerSession`)."""
+
+    who: str
+    settings: Settings
+    ended: str | None  # why the session ended, once it did
+    ended_event: asyncio.Event
+    exit_status: int | None  # its shell's, once it ended
+
+    def expect(self, token: str) -> None: ...
+    async def write(self, line: bytes) -> None: ...
+    async def signal(self, step: str) -> None: ...
+    async def remove(self, why: str) -> None: ...
+    def finish(self, run: SessionRun) -> None: ...
+
+
 class SessionRun(Run):
     """One command in a session; consumed like an Execution (``next_event`` until exit/error)."""
 
-    def __init__(self, session: ServerSession, cmd: str, timeout: float, merge_stderr: bool) -> None:
+    def __init__(self, session: CommandSession, cmd: str, timeout: float, merge_stderr: bool) -> None:
         super().__init__(cmd, timeout, merge_stderr, session.who, session.settings.max_output_bytes)
         self.session = session
         self.token = new_token()

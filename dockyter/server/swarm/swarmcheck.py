@@ -11,37 +11,51 @@ answered 403), and releases a service that matches to one replica.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ...wire.contract import INIT_ENV, shell_command
-from ..engine.control import Control
+from ..engine.control import Ask, Control
 from ..engine.engineapi import EngineAPIError, get_json, post_json, socket_path
 from ..engine.enginecheck import disagreement
 from ..engine.expected import ServerAdditions, expected_container
+from ..policy.plan import Plan
 from ..servererrors import EngineDisagrees, EngineUnavailable
+from ..settings.fields import Settings
 from .loopbackcheck import target
 from .servicecheck import ServiceExpected, differences
 from .swarmargs import binds_host_paths
+from .swarmloopback import SwarmLoopbackCheck
 from .swarmnetworks import SwarmNetworks
 
-if TYPE_CHECKING:
-    from .swarmexecution import SwarmExecution
 
-Ask = Callable[..., Awaitable[Control | None]]  # the executor's CLI runner
+class HeldService(Protocol):
+    """What the check needs of the execution whose service it reads (:class:`~.swarmexecution.SwarmExecution`)."""
+
+    plan: Plan
+    cmd: str
+    merge_stderr: bool
+    network: str | None  # its owner's overlay network, once acquired
+    check_secret: str  # names the loopback check's directory in the task
+
+    def labels(self) -> dict[str, str]: ...
+    def own_network(self) -> bool: ...
 
 
 class ServiceCheck:
     """Reads, checks and releases the held services of one Swarm executor."""
 
-    def __init__(self, docker_command: Sequence[str], control: Ask, networks: SwarmNetworks) -> None:
+    def __init__(
+        self, settings: Settings, control: Ask, networks: SwarmNetworks, loopback: SwarmLoopbackCheck | None
+    ) -> None:
+        self.settings = settings
         self.control = control
         self.networks = networks
-        self.socket = socket_path(docker_command)  # None: through the CLI
+        self.loopback = loopback  # swarm_isolation "nodes": the loopback check's config
+        self.socket = socket_path(settings.docker_command)  # None: through the CLI
 
-    async def expected(self, execution: SwarmExecution) -> ServiceExpected:
+    async def expected(self, execution: HeldService) -> ServiceExpected:
         """The held service ``execution.service_argv()`` must make: its plan with what the executor adds."""
-        settings = execution.executor.settings
+        settings = self.settings
         plan = execution.plan
         name, _, value = INIT_ENV.partition("=")
         adds = ServerAdditions.of(
@@ -56,13 +70,13 @@ class ServiceCheck:
             log_driver="json-file",
         )
         request = [o for o in plan.args.options if not (o.name == "--network" and o.value == "none")]
-        loopback = execution.executor.loopback
+        loopback = self.loopback
         checked = loopback is not None and not execution.network and execution.own_network()
         where = target(execution.check_secret)
         return ServiceExpected(
             container=expected_container(plan, adds),
             labels=execution.labels(),
-            networks=frozenset([await self.network_id(network) for network in _joined(execution)]),
+            networks=frozenset([await self.network_id(network) for network in self._joined(execution)]),
             constraints=tuple(settings.mount_constraints) if binds_host_paths(request) else (),
             entrypoint=(where,) if checked else (),
             configs={loopback.name: where} if checked and loopback is not None else {},
@@ -120,15 +134,14 @@ class ServiceCheck:
         answer = await self.control("network", "inspect", "--format", "{{.Id}}", name)
         return answer.stdout.strip() if answer is not None and answer.returncode == 0 else name
 
-
-def _joined(execution: SwarmExecution) -> list[str]:
-    """The networks ``execution.service_argv()`` has its task join, by name."""
-    settings = execution.executor.settings
-    if execution.network:
-        return [execution.network]
-    if execution.own_network():
-        return []  # none: nodes isolation (the loopback check runs first), or the server's default is none
-    asked = [value for value in execution.plan.args.values("--network") if value != "none"]
-    if settings.network and settings.network != "none" and not execution.plan.has_network:
-        asked.append(settings.network)
-    return asked
+    def _joined(self, execution: HeldService) -> list[str]:
+        """The networks ``execution.service_argv()`` has its task join, by name."""
+        settings = self.settings
+        if execution.network:
+            return [execution.network]
+        if execution.own_network():
+            return []  # none: nodes isolation (the loopback check runs first), or the server's default is none
+        asked = [value for value in execution.plan.args.values("--network") if value != "none"]
+        if settings.network and settings.network != "none" and not execution.plan.has_network:
+            asked.append(settings.network)
+        return asked

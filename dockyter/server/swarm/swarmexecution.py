@@ -24,7 +24,7 @@ import shlex
 import shutil
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ...wire.contract import (
     INIT_ENV,
@@ -38,19 +38,18 @@ from ...wire.contract import (
     shell_command,
 )
 from ...wire.dockerargs import parse_run_args
-from ..engine.control import Control, captured
-from ..engine.execution import ENGINE_DOWN
+from ..engine.control import ENGINE_DOWN, Ask, Control, captured
 from ..engine.pullerrors import task_pull_failure
 from ..policy.plan import Plan
 from ..runs.runlife import EXIT_CODES, Event, Run
 from ..servererrors import EngineUnavailable, NotOnSwarm, check_argv_size
+from ..settings.fields import Settings
 from .loopbackcheck import TARGET_DIR
 from .swarmargs import SwarmArgsError, binds_host_paths, mount_targets, service_options
+from .swarmcheck import ServiceCheck
+from .swarmloopback import SwarmLoopbackCheck
+from .swarmnetworks import SwarmNetworks
 from .swarmstate import EXECUTION_LABEL, TERMINAL, TaskStatus
-
-if TYPE_CHECKING:
-    from ..settings import Settings
-    from .swarmexecutor import SwarmExecutor
 
 log = logging.getLogger("dockyter.server")
 
@@ -102,11 +101,31 @@ def message_text(line: bytes) -> bytes | None:
     return line[found.end() :] if found else None
 
 
+class ServiceHost(Protocol):
+    """What a Swarm execution needs of the executor that admitted it (:class:`~.swarmexecutor.SwarmExecutor`)."""
+
+    settings: Settings
+    label: str  # server_name:instance, the io.dockyter.server label of what it starts
+    owner: str
+    runtime: str  # as the log reports it
+    down_nodes: set[str]  # host names of the nodes the manager sees down
+    networks: SwarmNetworks
+    loopback: SwarmLoopbackCheck | None  # swarm_isolation "nodes" only
+    check: ServiceCheck
+
+    @property
+    def control(self) -> Ask: ...
+    def principal(self, who: str) -> str: ...
+    def forget(self, execution: SwarmExecution) -> None: ...
+    def wake_poller(self) -> None: ...
+    async def remove_service(self, execution: SwarmExecution) -> None: ...
+
+
 class SwarmExecution(Run):
     """One service run. Consume it with :meth:`next_event` until an ``exit`` or ``error`` event."""
 
     def __init__(
-        self, executor: SwarmExecutor, plan: Plan, cmd: str, timeout: float, merge_stderr: bool, who: str
+        self, executor: ServiceHost, plan: Plan, cmd: str, timeout: float, merge_stderr: bool, who: str
     ) -> None:
         super().__init__(cmd, timeout, merge_stderr, who, executor.settings.max_output_bytes)
         self.executor = executor

@@ -49,10 +49,10 @@ from pathlib import Path
 from typing import Any
 
 from ...wire.contract import MANAGED_LABEL, OWNER_LABEL, SERVER_LABEL, owner_id
-from ..engine.control import CONTROL_TIMEOUT, Control, control
+from ..engine.control import CONTROL_TIMEOUT, EngineCli
 from ..policy.plan import Plan
 from ..runs.slots import ExecutionSlots, per_token_limit
-from ..settings import Settings
+from ..settings.fields import Settings
 from .swarmcheck import ServiceCheck
 from .swarmexecution import (
     DEADLINE_LABEL,
@@ -89,6 +89,7 @@ class SwarmExecutor(ExecutionSlots[SwarmExecution]):
         self.owner = owner_id()
         self.down_nodes: set[str] = set()
         self.manager_lost: str | None = None  # why the runs cannot be followed any more, while so
+        self.control = EngineCli(settings.docker_command, settings.engine_environment())  # service rm, ls...
         self.state = SwarmState(self.label, settings.docker_command, settings.engine_environment(), self.control)
         self._poller: asyncio.Task[None] | None = None
         self._poke = asyncio.Event()
@@ -102,7 +103,7 @@ class SwarmExecutor(ExecutionSlots[SwarmExecution]):
             else None
         )
         # Each service is created held, its spec compared with the plan, then released (swarmcheck.py).
-        self.check = ServiceCheck(settings.docker_command, self.control, self.networks)
+        self.check = ServiceCheck(settings, self.control, self.networks, self.loopback)
         self._leftovers_checked = False
         self._principals = {name: principal_of(token) for name, token in settings.token_table().items()}
 
@@ -145,12 +146,6 @@ class SwarmExecutor(ExecutionSlots[SwarmExecution]):
         return sorted(listed, key=lambda item: item["id"])
 
     # -- the CLI --------------------------------------------------------------------------------------
-
-    async def control(self, *args: str, timeout: float = CONTROL_TIMEOUT) -> Control | None:
-        """Run a short CLI command (:func:`.control.control`) against the Swarm manager."""
-        return await control(
-            self.settings.docker_command, *args, env=self.settings.engine_environment(), timeout=timeout
-        )
 
     async def services(self, label_filter: str) -> dict[str, dict[str, str]] | None:
         """Labels of every service matching ``label_filter``, by name; None when the manager cannot be asked."""

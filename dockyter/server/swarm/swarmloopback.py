@@ -12,19 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from ..engine.control import Control
+from ..engine.control import Ask, Control
 from .loopbackcheck import target
-
-Controller = Callable[..., Awaitable[Control | None]]
 
 
 class SwarmLoopbackCheck:
     """Creates, names and removes this instance's config holding the loopback check."""
 
-    def __init__(self, control: Controller, program: Path, instance: str, labels: dict[str, str]) -> None:
+    def __init__(self, control: Ask, program: Path, instance: str, labels: dict[str, str]) -> None:
         self.control = control
         self.program = program
         digest = hashlib.sha256(program.read_bytes()).hexdigest()[:12]

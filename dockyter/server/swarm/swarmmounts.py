@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from ..settings import Settings
+from ..settings.fields import Settings
 
 log = logging.getLogger("dockyter.server")
 

@@ -29,15 +29,13 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ...wire.contract import NAME_PREFIX
-from ..engine.control import Control
+from ..engine.control import Ask, Control
 
 log = logging.getLogger("dockyter.server")
 
-Ask = Callable[..., Awaitable[Control | None]]  # the executor's CLI runner
 
 NETWORK_LIFETIME = 3600.0  # seconds an owner's network takes new executions beyond the first one's deadline
 REMOVE_RETRY = 1.0  # seconds between two tries at removing the pending networks

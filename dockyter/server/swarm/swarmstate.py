@@ -7,20 +7,17 @@ through the CLI (``docker service ps`` and ``docker node ls``); see :mod:`.engin
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ...wire.contract import NAME_PREFIX, SERVER_LABEL
-from ..engine.control import Control
+from ..engine.control import ENGINE_DOWN, Ask
 from ..engine.engineapi import EngineAPIError, get_json, socket_path
-from ..engine.execution import ENGINE_DOWN
 
 EXECUTION_LABEL = "io.dockyter.execution"
 
 # Task states after which the task runs no more (lower case, as the API and `service ps` say them).
 TERMINAL = {"complete", "failed", "rejected", "shutdown", "orphaned", "remove"}
-
-Ask = Callable[..., Awaitable[Control | None]]  # the executor's CLI runner
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,8 @@ def test_a_runtime_the_engine_lacks_stops_the_command_with_one_line():
 
 @pytest.mark.parametrize("value", ["--privileged", "runsc --debug", "../x", ""])
 def test_a_runtime_that_is_not_a_name_is_a_settings_error(value):
-    from dockyter.server.settings import SettingsError, load_settings
+    from dockyter.server.settings.fields import SettingsError
+    from dockyter.server.settings.sources import load_settings
 
     if value == "":  # empty means the engine's default
         assert load_settings(["--no-auth", "--runtime="], environ={}).runtime == ""
@@ -120,7 +121,7 @@ def test_a_runtime_that_is_not_a_name_is_a_settings_error(value):
 
 
 def test_the_runtime_comes_from_flag_environment_and_file(tmp_path):
-    from dockyter.server.settings import load_settings
+    from dockyter.server.settings.sources import load_settings
 
     config = tmp_path / "server.toml"
     config.write_text('runtime = "from-file"\n')
@@ -140,7 +141,8 @@ def test_the_client_passes_runtime_through_like_any_docker_flag(cell, ip, test_i
 
 
 def test_a_swarm_server_refuses_a_runtime_with_one_line():
-    from dockyter.server.settings import SettingsError, load_settings
+    from dockyter.server.settings.fields import SettingsError
+    from dockyter.server.settings.sources import load_settings
 
     with pytest.raises(SettingsError) as error:
         load_settings(["--no-auth", "--executor", "swarm", "--runtime", "runsc"], environ={})

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from dockyter.server.policy.hostview import within
 from dockyter.server.policy.requestpolicy import Policy
 from dockyter.server.servererrors import PolicyError
-from dockyter.server.settings import Settings
+from dockyter.server.settings.fields import Settings
 
 IMAGE = "dockyter-test/bash:1"
 OTHER_USER = 4321  # owns the private directories

@@ -14,7 +14,8 @@ import pytest
 from dockyter.server.policy.allowlist import check_flag_names, parse_allowed_mounts
 from dockyter.server.policy.requestpolicy import Policy
 from dockyter.server.servererrors import ArgsUnreadable, PolicyError
-from dockyter.server.settings import Settings, SettingsError, load_settings
+from dockyter.server.settings.fields import Settings, SettingsError
+from dockyter.server.settings.sources import load_settings
 from dockyter.wire.contract import DEFAULT_SHELL
 from dockyter.wire.dockerargs import BOOL_FLAGS, parse_run_args
 

@@ -33,7 +33,8 @@ from helpers import docker, wait_until
 from servers import under_each_executor
 
 from dockyter.server.policy.registries import RegistryRules, registry_of
-from dockyter.server.settings import Settings, SettingsError, load_settings
+from dockyter.server.settings.fields import Settings, SettingsError
+from dockyter.server.settings.sources import load_settings
 
 SECRET = b"SECRET-REPLY-" + secrets.token_hex(4).encode()  # what the internal service answers
 

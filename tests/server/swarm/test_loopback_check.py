@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from dockyter.server.settings import SettingsError, make_settings
+from dockyter.server.settings.fields import SettingsError
+from dockyter.server.settings.sources import make_settings
 from dockyter.server.swarm.loopbackcheck import MAX_SIZE, build, main, program_problem, target
 
 REFUSED = 125

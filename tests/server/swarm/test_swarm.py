@@ -106,7 +106,8 @@ def test_a_missing_image_is_one_stderr_line_and_status_125(swarm_server, swarm_c
 
 
 def test_request_options_swarm_cannot_express_are_refused_at_start_up(swarm_cluster):
-    from dockyter.server.settings import SettingsError, make_settings
+    from dockyter.server.settings.fields import SettingsError
+    from dockyter.server.settings.sources import make_settings
 
     with pytest.raises(SettingsError, match="--cpu-shares has no equivalent for Swarm services"):
         make_settings({"executor": "swarm", "allowed_flags": ["--cpu-shares"], "auth": False})

@@ -239,7 +239,7 @@ def test_the_sweep_removes_networks_left_behind(swarm_server, swarm_image, swarm
 @pytest.fixture
 def networks(swarm_cluster):
     """A :class:`SwarmNetworks` of a made-up server instance; its networks are checked gone after."""
-    from dockyter.server.settings import Settings
+    from dockyter.server.settings.fields import Settings
     from dockyter.server.swarm.swarmexecutor import SwarmExecutor
 
     name = "test-" + secrets.token_hex(4)
