@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import secrets
 from collections.abc import Iterable
 from typing import Any
 
@@ -29,6 +27,7 @@ from ...wire.contract import REMOVE_CONTAINER, SERVER_LABEL, owner_id
 from ...wire.pull import last_value, needs_pull
 from ..policy.plan import Plan
 from ..runs.slots import ExecutionSlots, per_token_limit
+from ..runs.upkeep import Upkeep, instance_label
 from ..settings.fields import Settings
 from .control import CONTROL_TIMEOUT, EngineCli
 from .enginecheck import EngineCheck
@@ -38,22 +37,20 @@ from .runtimes import UNKNOWN
 log = logging.getLogger("dockyter.server")
 
 
-class EngineExecutor(ExecutionSlots[Execution]):
+class EngineExecutor(ExecutionSlots[Execution], Upkeep):
     """Starts, tracks and removes the containers of one server instance."""
 
     def __init__(self, settings: Settings, runtime: str = "") -> None:
-        super().__init__(
-            settings.max_concurrent, CONTROL_TIMEOUT + EXIT_WAIT, per_token_limit(settings), settings.retry_after
+        ExecutionSlots.__init__(
+            self, settings.max_concurrent, CONTROL_TIMEOUT + EXIT_WAIT, per_token_limit(settings), settings.retry_after
         )
+        self.instance, label = instance_label(settings.server_name)
+        Upkeep.__init__(self, settings.server_name, label)
         self.settings = settings
         # The runtime containers run under, as reported (the setting, or the engine's default).
         self.runtime = runtime or settings.runtime
-        self.instance = secrets.token_hex(6)
-        self.label = f"{settings.server_name}:{self.instance}"
         self.owner = owner_id()
         self.control = EngineCli(settings.docker_command, settings.engine_environment())  # kill, rm, ps...
-        self._reaper: asyncio.Task[None] | None = None
-        self._leftovers_checked = False  # whether start-up clean-up could ask the engine yet
         self.present: set[str] = set()  # images seen on the engine: no need to ask again
         # What the engine made of each plan, read back before the container starts.
         self.check = EngineCheck(settings.docker_command, self.control)
@@ -134,31 +131,17 @@ class EngineExecutor(ExecutionSlots[Execution]):
             await self.control(*REMOVE_CONTAINER, *names)
         return names
 
-    # -- lifecycle ------------------------------------------------------------------------------
+    # -- upkeep (runs/upkeep.py) ----------------------------------------------------------------
 
-    async def startup(self) -> list[str]:
-        """Remove what a crashed earlier run of this server left; start the periodic sweep."""
-        removed = await self.remove_leftovers()
-        self._reaper = asyncio.create_task(self._sweep_forever(), name="dockyter reaper")
-        return removed
+    def sweep_every(self) -> float:
+        return self.settings.reap_interval
 
-    async def remove_leftovers(self) -> list[str]:
-        """Remove containers of earlier instances of this ``server_name``.
-
-        When the engine cannot be asked (it starts after the server, say), the sweep tries again.
-        """
+    async def remove_leftovers(self) -> list[str] | None:
+        """Remove containers of earlier instances of this ``server_name``; None when the engine cannot be asked."""
         listing = await self.containers(SERVER_LABEL)
-        self._leftovers_checked = listing is not None
-        prefix = self.settings.server_name + ":"
-        leftovers = [
-            name
-            for name, label in listing or []
-            if label.startswith(prefix) and label != self.label and ":" not in label[len(prefix) :]
-        ]
-        removed = await self.remove(leftovers)
-        if removed:
-            log.warning(json.dumps({"event": "startup_cleanup", "removed": removed}))
-        return removed
+        if listing is None:
+            return None
+        return await self.remove(name for name, label in listing if self.earlier(label))
 
     async def sweep(self) -> list[str]:
         """Remove containers of this instance that no running execution owns."""
@@ -169,24 +152,9 @@ class EngineExecutor(ExecutionSlots[Execution]):
         owned = {execution.name for execution in self.running.values()}
         return await self.remove(name for name in orphans if name not in owned)
 
-    async def _sweep_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.reap_interval)
-            try:
-                if not self._leftovers_checked:
-                    await self.remove_leftovers()
-                removed = await self.sweep()
-            except Exception:  # the sweep is a safety net: it must never take the server down
-                log.exception("sweep failed")
-                continue
-            if removed:
-                log.warning(json.dumps({"event": "sweep", "removed": removed}))
-
-    async def shutdown(self) -> None:
-        """Stop every running execution and remove every container of this instance."""
+    async def stop_runs(self) -> None:
         await self.stop_all("the server is shutting down: container stopped and removed")
-        if self._reaper is not None:
-            self._reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reaper
+
+    async def remove_own(self) -> None:
+        """Every container of this instance, whatever it was."""
         await self.remove(name for name, _ in await self.containers(f"{SERVER_LABEL}={self.label}") or [])

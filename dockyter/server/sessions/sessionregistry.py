@@ -21,7 +21,6 @@ module is the registry that creates, finds, reaps and removes them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -29,6 +28,7 @@ import time
 from ..engine.engineexecutor import EngineExecutor
 from ..policy.plan import Plan
 from ..runs.slots import stop_and_wait
+from ..runs.upkeep import Upkeep
 from ..servererrors import SessionError, TooBusy
 from ..settings.fields import Settings
 from .sessioncontainer import SERVER_SESSION_LABEL, ServerSession
@@ -40,17 +40,21 @@ REAP_EVERY = 15.0
 STOP_WAIT = 10.0  # seconds for the stop ladders of the running commands at shutdown
 
 
-class SessionRegistry:
+class SessionRegistry(Upkeep):
     """Every session of one server instance, by id, each usable only by the token that made it."""
 
+    sweeper_name = "dockyter session reaper"
+    cleanup_event = "session_startup_cleanup"
+    sweep_event = None  # each session it ends logs its session_end
+    sweep_failed = "session reaper failed"
+
     def __init__(self, settings: Settings, executor: EngineExecutor) -> None:
+        super().__init__(settings.server_name, executor.label)  # the executor's instance
         self.settings = settings
         self.executor = executor
-        self.label = executor.label
         self.owner = executor.owner
         self.sessions: dict[str, ServerSession] = {}
         self.closing = False
-        self._reaper: asyncio.Task[None] | None = None
 
     async def create(self, plan: Plan, who: str, name: str) -> ServerSession:
         if self.closing or self.executor.closing:
@@ -113,33 +117,27 @@ class SessionRegistry:
             await run.wait()
         log.info(json.dumps({"event": "session_end", "id": session.id, "who": session.who, "why": why}))
 
-    # -- lifecycle ------------------------------------------------------------------------------------
+    # -- upkeep (runs/upkeep.py) --------------------------------------------------------------------
 
-    async def startup(self) -> list[str]:
-        """Remove the sessions an earlier instance of this ``server_name`` left; start the reaper."""
-        removed = await self.remove_leftovers()
-        self._reaper = asyncio.create_task(self._reap_forever(), name="dockyter session reaper")
-        return removed
+    def sweep_every(self) -> float:
+        """Often enough for the idle and lifetime limits (a quarter of the shorter), at most REAP_EVERY s."""
+        limits = [x for x in (self.settings.session_idle_timeout, self.settings.session_max_lifetime) if x]
+        return min([REAP_EVERY, *(limit / 4 for limit in limits)])
 
-    async def remove_leftovers(self) -> list[str]:
+    async def remove_leftovers(self) -> list[str] | None:
+        """Remove the session containers earlier instances of this ``server_name`` left; None when the engine cannot be asked."""
         row = f'{{{{.Names}}}}\t{{{{.Label "{SERVER_SESSION_LABEL}"}}}}'
         answer = await self.executor.control("ps", "-a", "--filter", f"label={SERVER_SESSION_LABEL}", "--format", row)
         if answer is None or answer.returncode != 0:
-            return []
-        prefix = self.settings.server_name + ":"
-        leftovers = []
-        for line in answer.stdout.splitlines():
-            name, _, label = line.partition("\t")
-            rest = label[len(prefix) :]
-            if name and label.startswith(prefix) and label != self.label and ":" not in rest:
-                leftovers.append(name)
-        removed = await self.executor.remove(leftovers)
-        if removed:
-            log.warning(json.dumps({"event": "session_startup_cleanup", "removed": removed}))
-        return removed
+            return None
+        rows = (line.partition("\t") for line in answer.stdout.splitlines())
+        return await self.executor.remove(name for name, _, label in rows if name and self.earlier(label))
 
-    async def reap(self) -> list[str]:
-        """End sessions idle longer than ``session_idle_timeout`` or older than ``session_max_lifetime``."""
+    async def sweep(self) -> list[str]:
+        """End sessions idle longer than ``session_idle_timeout`` or older than ``session_max_lifetime``.
+
+        Each ends with its own ``session_end`` log line, which says why.
+        """
         now = time.monotonic()
         idle_limit = self.settings.session_idle_timeout
         life_limit = self.settings.session_max_lifetime
@@ -153,27 +151,17 @@ class SessionRegistry:
                 ended.append(session.id)
         return ended
 
-    async def _reap_forever(self) -> None:
-        limits = [x for x in (self.settings.session_idle_timeout, self.settings.session_max_lifetime) if x]
-        every = min([REAP_EVERY, *(limit / 4 for limit in limits)])
-        while True:
-            await asyncio.sleep(every)
-            try:
-                await self.reap()
-            except Exception:  # noqa: BLE001 - a safety net must never take the server down
-                log.exception("session reaper failed")
-
-    async def shutdown(self) -> None:
+    async def stop_runs(self) -> None:
+        """Delete every session (and the command running in it)."""
         self.closing = True
-        if self._reaper is not None:
-            self._reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reaper
         sessions = list(self.sessions.values())
         if sessions:
             await asyncio.wait(
                 [asyncio.ensure_future(self.delete(s, "the server is shutting down")) for s in sessions], timeout=30
             )
+
+    async def remove_own(self) -> None:
+        """Every session container of this instance, whatever became of its session."""
         answer = await self.executor.control("ps", "-aq", "--filter", f"label={SERVER_SESSION_LABEL}={self.label}")
         if answer is not None and answer.stdout.split():
             await self.executor.remove(answer.stdout.split())

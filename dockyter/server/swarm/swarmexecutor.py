@@ -40,7 +40,6 @@ import contextlib
 import json
 import logging
 import re
-import secrets
 import shlex
 import time
 from collections.abc import Iterable
@@ -52,6 +51,7 @@ from ...wire.contract import MANAGED_LABEL, OWNER_LABEL, SERVER_LABEL, owner_id
 from ..engine.control import CONTROL_TIMEOUT, EngineCli
 from ..policy.plan import Plan
 from ..runs.slots import ExecutionSlots, per_token_limit
+from ..runs.upkeep import Upkeep, instance_label
 from ..settings.fields import Settings
 from .swarmcheck import ServiceCheck
 from .swarmexecution import (
@@ -76,14 +76,16 @@ MANAGER_FAILURES = 2
 MANAGER_PATIENCE = 10.0
 
 
-class SwarmExecutor(ExecutionSlots[SwarmExecution]):
+class SwarmExecutor(ExecutionSlots[SwarmExecution], Upkeep):
     """Starts, tracks and removes the services of one server instance on a Swarm."""
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__(settings.max_concurrent, 2 * CONTROL_TIMEOUT, per_token_limit(settings), settings.retry_after)
+        ExecutionSlots.__init__(
+            self, settings.max_concurrent, 2 * CONTROL_TIMEOUT, per_token_limit(settings), settings.retry_after
+        )
+        self.instance, label = instance_label(settings.server_name)
+        Upkeep.__init__(self, settings.server_name, label)
         self.settings = settings
-        self.instance = secrets.token_hex(6)
-        self.label = f"{settings.server_name}:{self.instance}"
         # A service cannot choose its runtime (the settings refuse one): each node's default runs it.
         self.runtime = "the nodes' default"
         self.owner = owner_id()
@@ -93,7 +95,6 @@ class SwarmExecutor(ExecutionSlots[SwarmExecution]):
         self.state = SwarmState(self.label, settings.docker_command, settings.engine_environment(), self.control)
         self._poller: asyncio.Task[None] | None = None
         self._poke = asyncio.Event()
-        self._reaper: asyncio.Task[None] | None = None
         labels = {MANAGED_LABEL: "1", SERVER_LABEL: self.label, OWNER_LABEL: self.owner}
         self.networks = SwarmNetworks(self.control, labels, WHO_LABEL, DEADLINE_LABEL)
         # swarm_isolation "nodes": no network for a task that gets none, but the check runs first in it.
@@ -104,7 +105,6 @@ class SwarmExecutor(ExecutionSlots[SwarmExecution]):
         )
         # Each service is created held, its spec compared with the plan, then released (swarmcheck.py).
         self.check = ServiceCheck(settings, self.control, self.networks, self.loopback)
-        self._leftovers_checked = False
         self._principals = {name: principal_of(token) for name, token in settings.token_table().items()}
 
     # -- executions ---------------------------------------------------------------------------------
@@ -251,24 +251,21 @@ class SwarmExecutor(ExecutionSlots[SwarmExecution]):
                     execution.update(execution.status, force=True)  # its node died: a state that never changes
             await asyncio.sleep(POLL_INTERVAL)
 
-    # -- lifecycle --------------------------------------------------------------------------------------
+    # -- upkeep (runs/upkeep.py) ------------------------------------------------------------------------
 
-    async def startup(self) -> list[str]:
-        """Remove what a crashed earlier run of this server left; start the periodic sweep."""
-        removed = await self.remove_leftovers()
-        self._reaper = asyncio.create_task(self._sweep_forever(), name="dockyter reaper")
-        return removed
+    def sweep_every(self) -> float:
+        return self.settings.reap_interval
 
-    async def remove_leftovers(self) -> list[str]:
-        """Remove services and networks of earlier instances of this ``server_name``."""
-        prefix = self.settings.server_name + ":"
+    async def remove_leftovers(self) -> list[str] | None:
+        """Remove services, networks and configs of earlier instances of this ``server_name``.
+
+        The services removed; None when the manager could not list them (the sweep tries again).
+        """
 
         def earlier(labels: dict[str, str]) -> bool:
-            label = labels.get(SERVER_LABEL, "")
-            return label.startswith(prefix) and label != self.label and ":" not in label[len(prefix) :]
+            return self.earlier(labels.get(SERVER_LABEL, ""))
 
         services = await self.services(SERVER_LABEL)
-        self._leftovers_checked = services is not None
         removed = await self._remove_services(name for name, labels in (services or {}).items() if earlier(labels))
         networks = await self.network_labels(SERVER_LABEL) or {}
         for name, labels in networks.items():
@@ -278,9 +275,7 @@ class SwarmExecutor(ExecutionSlots[SwarmExecution]):
         stale_configs = [name for name, labels in configs.items() if earlier(labels)]
         if stale_configs:  # their services were removed just above
             await self.control("config", "rm", *stale_configs)
-        if removed:
-            log.warning(json.dumps({"event": "startup_cleanup", "removed": removed}))
-        return removed
+        return removed if services is not None else None
 
     async def sweep(self) -> list[str]:
         """Remove this instance's services no execution owns, and anyone's past their deadline."""
@@ -313,27 +308,15 @@ class SwarmExecutor(ExecutionSlots[SwarmExecution]):
             await self.control("service", "rm", *names)
         return names
 
-    async def _sweep_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.reap_interval)
-            try:
-                if not self._leftovers_checked:
-                    await self.remove_leftovers()
-                removed = await self.sweep()
-            except Exception:
-                log.exception("sweep failed")
-                continue
-            if removed:
-                log.warning(json.dumps({"event": "sweep", "removed": removed}))
-
-    async def shutdown(self) -> None:
-        """Stop every execution, remove every service and network of this instance."""
+    async def stop_runs(self) -> None:
         await self.stop_all("the server is shutting down: service removed")
-        for task in (self._reaper, self._poller):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+
+    async def remove_own(self) -> None:
+        """Every service, network and config of this instance (the poller stopped first)."""
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
         mine = await self.services(f"{SERVER_LABEL}={self.label}") or {}
         await self._remove_services(mine)
         for name in await self.network_labels(f"{SERVER_LABEL}={self.label}") or {}:
