@@ -2,7 +2,7 @@
 
 Both executors and the sessions run them the same way (:class:`EngineCli`): the container CLI
 with its output captured, in the CLI's own environment (:mod:`.engineenv`, never the
-server's), at most ``CONTROL_TIMEOUT`` seconds, in a session of its own (a Ctrl-C meant for the
+server's), at most ``CONTROL_TIMEOUT`` seconds (the kernel side's too: :mod:`dockyter.wire.contract`), in a session of its own (a Ctrl-C meant for the
 server must not reach it), and killed when it does not answer or its caller is cancelled, so
 that no CLI process outlives the request that started it. :data:`ENGINE_DOWN` is how the CLIs
 say that they cannot reach their engine.
@@ -16,9 +16,8 @@ import errno
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from ...wire.contract import CONTROL_TIMEOUT
 from ..servererrors import CommandTooLong
-
-CONTROL_TIMEOUT = 20.0  # seconds for a `docker kill` / `rm` / `ps` before giving up on it
 
 # What the docker and podman CLIs say (with exit status 125, or 1 for `create` and `start`) when
 # they cannot reach the engine.

@@ -23,13 +23,13 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from ...wire.contract import REMOVE_CONTAINER, SERVER_LABEL, owner_id
+from ...wire.contract import CONTROL_TIMEOUT, REMOVE_CONTAINER, SERVER_LABEL, owner_id
 from ...wire.pull import last_value, needs_pull
 from ..policy.plan import Plan
 from ..runs.slots import ExecutionSlots, per_token_limit
 from ..runs.upkeep import Upkeep, instance_label
 from ..settings.fields import Settings
-from .control import CONTROL_TIMEOUT, EngineCli
+from .control import EngineCli
 from .enginecheck import EngineCheck
 from .execution import EXIT_WAIT, Execution
 from .runtimes import UNKNOWN

@@ -47,8 +47,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ...wire.contract import MANAGED_LABEL, OWNER_LABEL, SERVER_LABEL, owner_id
-from ..engine.control import CONTROL_TIMEOUT, EngineCli
+from ...wire.contract import CONTROL_TIMEOUT, MANAGED_LABEL, OWNER_LABEL, SERVER_LABEL, owner_id
+from ..engine.control import EngineCli
 from ..policy.plan import Plan
 from ..runs.slots import ExecutionSlots, per_token_limit
 from ..runs.upkeep import Upkeep, instance_label
