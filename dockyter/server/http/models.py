@@ -158,6 +158,11 @@ class SessionInfo(BaseModel):
     age_seconds: float
     idle_seconds: float
     container: str
+    memory_bytes: int | None = Field(
+        default=None,
+        description="Bytes of memory its container uses, as docker stats shows it (page cache left out), read "
+        "at most about 15 s before; absent until the server has read it.",
+    )
 
 
 class SessionList(BaseModel):

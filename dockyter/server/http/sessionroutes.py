@@ -44,6 +44,7 @@ def _find(request: Request, session_id: str, who: str) -> ServerSession:
     "/sessions",
     status_code=201,
     response_model=SessionInfo,
+    response_model_exclude_none=True,
     responses=error_responses(400, 401, 403, 413, 422, 429, 503),
 )
 async def create_session(body: SessionCreate, request: Request, who: str = Depends(caller)) -> dict[str, Any]:
@@ -52,19 +53,27 @@ async def create_session(body: SessionCreate, request: Request, who: str = Depen
     if not any(shell and shell[0] == "bash" for shell in policy.shells):
         raise PolicyError("sessions need bash, which this server's allowed_shells do not allow")
     plan = policy.check(body.args, None)
-    session = await _registry(request).create(plan, who, body.name)
-    return session.describe()
+    registry = _registry(request)
+    session = await registry.create(plan, who, body.name)
+    return registry.describe([session])[0]
 
 
-@router.get("/sessions", response_model=SessionList, responses=error_responses(401))
+@router.get("/sessions", response_model=SessionList, response_model_exclude_none=True, responses=error_responses(401))
 async def list_sessions(request: Request, who: str = Depends(caller)) -> dict[str, Any]:
     """This token's sessions."""
-    return {"sessions": [session.describe() for session in _registry(request).mine(who)]}
+    registry = _registry(request)
+    return {"sessions": registry.describe(registry.mine(who))}
 
 
-@router.get("/sessions/{session_id}", response_model=SessionInfo, responses=error_responses(401, 404))
+@router.get(
+    "/sessions/{session_id}",
+    response_model=SessionInfo,
+    response_model_exclude_none=True,
+    responses=error_responses(401, 404),
+)
 async def get_session(session_id: str, request: Request, who: str = Depends(caller)) -> dict[str, Any]:
-    return _find(request, session_id, who).describe()
+    """One session of this token; ``memory_bytes`` when the server has read it (in the background)."""
+    return _registry(request).describe([_find(request, session_id, who)])[0]
 
 
 @router.delete("/sessions/{session_id}", response_model=SessionDeleted, responses=error_responses(401, 404))

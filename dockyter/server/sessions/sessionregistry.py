@@ -24,6 +24,7 @@ import asyncio
 import json
 import logging
 import time
+from typing import Any
 
 from ..engine.engineexecutor import EngineExecutor
 from ..policy.plan import Plan
@@ -32,6 +33,7 @@ from ..runs.upkeep import Upkeep
 from ..servererrors import SessionError, TooBusy
 from ..settings.fields import Settings
 from .sessioncontainer import SERVER_SESSION_LABEL, ServerSession
+from .sessionmemory import SessionMemory
 from .sessionrun import SessionRun
 
 log = logging.getLogger("dockyter.server")
@@ -55,6 +57,8 @@ class SessionRegistry(Upkeep):
         self.owner = executor.owner
         self.sessions: dict[str, ServerSession] = {}
         self.closing = False
+        # What each session's container uses, read in the background (a listing never waits for it).
+        self.memory = SessionMemory(executor.control, executor.check.socket)
 
     async def create(self, plan: Plan, who: str, name: str) -> ServerSession:
         if self.closing or self.executor.closing:
@@ -81,6 +85,7 @@ class SessionRegistry(Upkeep):
             self.forget(session)
             raise
         log.info(json.dumps({"event": "session_start", "id": session.id, "who": who, "image": plan.args.image}))
+        self.memory.refresh_soon([session.container])
         return session
 
     def get(self, session_id: str, who: str) -> ServerSession | None:
@@ -98,6 +103,19 @@ class SessionRegistry(Upkeep):
 
     def forget(self, session: ServerSession) -> None:
         self.sessions.pop(session.id, None)
+        self.memory.forget(session.container)
+
+    def describe(self, sessions: list[ServerSession]) -> list[dict[str, Any]]:
+        """What a listing shows of ``sessions``: each one's own description, and its memory when known.
+
+        The figures it shows are read in the background; older ones are asked for again here.
+        """
+        self.memory.refresh_soon([session.container for session in sessions if session.ended is None])
+        described = []
+        for session in sessions:
+            used = self.memory.figure(session.container) if session.ended is None else None
+            described.append({**session.describe(), **({"memory_bytes": used} if used is not None else {})})
+        return described
 
     async def stop_commands(self, message: str) -> None:
         """Stop the command running in each session (reason ``cancelled``) and wait for them.
@@ -149,11 +167,14 @@ class SessionRegistry(Upkeep):
             elif idle_limit and session.current is None and now - session.last_used >= idle_limit:
                 await self.delete(session, f"it was idle for session_idle_timeout ({idle_limit:g} s)")
                 ended.append(session.id)
+        # Keep the memory figures of the others at most a sweep old, whether or not anyone lists them.
+        self.memory.refresh_soon([session.container for session in self.sessions.values() if session.ended is None])
         return ended
 
     async def stop_runs(self) -> None:
         """Delete every session (and the command running in it)."""
         self.closing = True
+        await self.memory.stop()
         sessions = list(self.sessions.values())
         if sessions:
             await asyncio.wait(

@@ -13,6 +13,8 @@ import pytest
 from helpers import docker, wait_until
 from servers import containers_with_label, start_server_process
 
+from dockyter.server.sessions.sessionmemory import size_in_bytes
+
 pytestmark = pytest.mark.docker
 
 LABEL = "io.dockyter.server-session"
@@ -40,6 +42,12 @@ def execute(server, session_id: str, cmd: str, token: str | None = None, **field
 
 def session_containers(server) -> list[str]:
     return containers_with_label(f"{LABEL}={server.executor.label}")
+
+
+def described(server, session_id: str) -> dict:
+    answer = httpx.get(f"{server.url}/sessions/{session_id}", headers=server.headers(), timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
 
 
 def test_state_carries_between_commands_and_replies_match_execute(server, test_image):
@@ -158,6 +166,40 @@ def test_commands_in_sessions_take_no_execution_slot(dockyter_server, test_image
         assert server.execute({"cmd": "true", "args": test_image}).status_code == 429
         ran = execute(server, session["id"], "echo in the session")
         assert (ran.status_code, ran.json()["stdout"]) == (200, "in the session\n")
+
+
+@pytest.mark.parametrize(
+    "docker_command",
+    # the engine's API on its socket; the CLI (docker stats) when docker_command names no plain socket
+    [["docker"], ["docker", "--log-level", "warn"]],
+    ids=["engine-api", "cli"],
+)
+def test_a_session_reports_the_memory_its_container_uses(dockyter_server, test_image, docker_command):
+    server = dockyter_server(docker_command=docker_command)
+    assert (server.app.state.sessions.memory.socket is None) == (len(docker_command) > 1)
+    session = create(server, test_image).json()
+    # Read in the background once the session started: there at the first listings, never waited for.
+    first = wait_until(lambda: described(server, session["id"]).get("memory_bytes"), timeout=10)
+    assert isinstance(first, int) and 0 < first < 64 << 20, first  # a bare bash
+    held = execute(server, session["id"], "big=$(head -c 40000000 /dev/zero | tr '\\0' x); echo ${#big}")
+    assert held.json()["stdout"] == "40000000\n"  # the shell keeps 40 MB in a variable from now on
+
+    def grown() -> int | None:
+        used = described(server, session["id"]).get("memory_bytes")
+        return used if used is not None and used > first + 40_000_000 else None
+
+    # A figure older than a few seconds is read again after a listing asks for it.
+    used = wait_until(grown, timeout=30, interval=0.5)
+    assert used, described(server, session["id"])
+    # What docker stats says of the same container, now: the same figure, give or take what moved since.
+    stats = docker("stats", "--no-stream", "--format", "{{.MemUsage}}", session["container"]).stdout
+    by_docker = size_in_bytes(stats.partition("/")[0])
+    assert by_docker is not None and abs(used - by_docker) < by_docker / 5, (used, stats)
+    listing = httpx.get(server.url + "/sessions", headers=server.headers(), timeout=10).json()["sessions"]
+    assert [entry["memory_bytes"] > first + 40_000_000 for entry in listing] == [True]
+    assert (
+        httpx.delete(f"{server.url}/sessions/{session['id']}", headers=server.headers(), timeout=60).status_code == 200
+    )
 
 
 def test_a_command_that_ends_the_shell_ends_the_session(server, test_image):

@@ -47,11 +47,17 @@ def test_a_session_through_the_server(dockyter_server, ip, cell, test_image):
     assert cell("!echo bang $X").stdout == "bang 1\n"
     cell("x = !echo captured; echo merged >&2")
     assert ip.user_ns["x"] == ["captured", "merged"]
+
+    # The memory the server reads of the session's container (memory_bytes), as docker stats writes it.
+    def memory() -> str:
+        [row] = ip._dockyter.sessions.rows()
+        return row[COLUMNS.index("memory")]
+
+    assert wait_until(lambda: memory() != "-", timeout=15)
+    assert re.fullmatch(r"\d+(\.\d+)?(B|KiB|MiB)", memory()), memory()
     listing = cell("%docker_session").shown
     assert "remote" in listing and "running" in listing
-    # the server does not report the container's memory (no memory_bytes in its session reply)
-    [row] = ip._dockyter.sessions.rows()
-    assert row[COLUMNS.index("memory")] == "-"
+    assert re.search(r"\d+(\.\d+)?(B|KiB|MiB)", listing), listing
     ip.run_line_magic("unload_ext", "dockyter")
     assert wait_until(lambda: not session_containers(server), timeout=15)
     ip.run_line_magic("load_ext", "dockyter")
