@@ -74,7 +74,7 @@ class RunningServer:
 
     @property
     def executor(self) -> Any:
-        """The server's :class:`~dockyter.server.engine.engineexecutor.Executor` (running executions, labels)."""
+        """The server's executor (running executions, labels): an EngineExecutor, or a SwarmExecutor."""
         return self.app.state.executor
 
     def headers(self, token: str | None = None, **extra: str) -> dict[str, str]:

@@ -4,7 +4,7 @@ A container is created (``docker create``), then :class:`EngineCheck` reads it b
 image (through the Engine API on the engine's unix socket when ``docker_command`` plainly
 names one, else through ``docker inspect``), compares it with the plan
 (:func:`.containercheck.differences`) and, when they differ, logs it at error level with the
-token name and returns the :class:`~.executorerrors.EngineDisagrees` (403) to raise once the
+token name and returns the :class:`~dockyter.server.servererrors.EngineDisagrees` (403) to raise once the
 caller has removed the container. Images are read once per image id.
 """
 

@@ -9,7 +9,7 @@ decoded incrementally and handed to whoever consumes the execution (an NDJSON st
 plain JSON reply) through a queue of at most ``QUEUE_EVENTS`` output events: a slow consumer
 slows the container down, it never makes the server buffer more.
 
-The queue, the output cap and what a stop does to the output are :class:`~.runlife.Run`'s:
+The queue, the output cap and what a stop does to the output are :class:`~dockyter.server.runs.runlife.Run`'s:
 once a stop is asked for, the readers keep draining the CLI's pipes and discard what they
 read, so that the CLI drains the engine's attach stream and ``docker kill`` / ``rm`` are not
 held up by a client that stopped reading.
@@ -172,7 +172,7 @@ class Execution(Run):
         """``docker create``, then the check; the final event when the container could not be created.
 
         A container that differs from its plan is removed and its :class:`EngineDisagrees`
-        raised; none is left behind whatever happens (:meth:`.EngineCheck.create`).
+        raised; none is left behind whatever happens (:meth:`.enginecheck.EngineCheck.create`).
         """
         executor = self.executor
         words = argv[len(executor.settings.docker_command) :]

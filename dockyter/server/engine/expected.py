@@ -1,13 +1,13 @@
 """What the engine must make of an approved plan: the expected container, in engine-neutral terms.
 
-Derived from two things only: the :class:`~.policy.Plan` (each option as the policy read it,
+Derived from two things only: the :class:`~dockyter.server.policy.plan.Plan` (each option as the policy read it,
 each mount as the policy approved it) and what the server itself puts on every container
 (:class:`ServerAdditions`: its labels, environment, command, limits and runtime). Never from
 the argv text the CLI is given: the point of the check is to compare the policy's reading of a
 request with the engine's, so the expectation must not be a third reading of the same text.
 
 :mod:`.containercheck` compares an :class:`Expected` with ``docker inspect`` of a created
-container, :mod:`.servicecheck` with the spec of a Swarm service.
+container, :mod:`~dockyter.server.swarm.servicecheck` with the spec of a Swarm service.
 """
 
 from __future__ import annotations

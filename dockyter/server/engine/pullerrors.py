@@ -9,7 +9,7 @@ whole text goes to the server's log (a ``pull_failed`` line).
 
 A pull can fail in three places, and each goes through here:
 
-* the server's own pull (:mod:`dockyter.pull`, run by :mod:`.execution`): :func:`pull_failure`;
+* the server's own pull (:mod:`dockyter.wire.pull`, run by :mod:`.execution`): :func:`pull_failure`;
 * the container CLI's implicit pull (``docker run`` / ``docker create`` with ``--pull``), whose
   lines open the CLI's stderr: :class:`CliPullLines` takes them off a stream, and
   :func:`cli_pull_failure` reads them in collected output (a session's start-up);

@@ -1,7 +1,7 @@
 """The request and reply bodies of the HTTP contract (docs/api.md), as published in /openapi.json.
 
 Every text field of a request body is one of three types, :data:`Command`, :data:`Args` and
-:data:`Text`, which check it (:mod:`.textcheck`) before anything else reads it. A refusal is a
+:data:`Text`, which check it (:mod:`~dockyter.server.policy.textcheck`) before anything else reads it. A refusal is a
 validation error of type :data:`TEXT_REFUSED`, which the application answers with 400 and
 its one line, where other validation errors are 422.
 """

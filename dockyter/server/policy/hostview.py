@@ -16,7 +16,7 @@ Four kinds of host paths are never mount sources, nor inside one:
 :class:`HostSurvey` reads all of this and keeps it for :data:`CACHE_SECONDS`, so a socket or
 a mount that appears after start-up is seen by the next request. ``docker info`` is a
 subprocess and the data root it reports cannot change while the engine runs, so it is asked
-once per process and command, in the container CLI's own environment (:mod:`.engineenv`), which
+once per process and command, in the container CLI's own environment (:mod:`~dockyter.server.engine.engineenv`), which
 also says where ``DOCKER_HOST`` and ``XDG_RUNTIME_DIR`` point.
 """
 
@@ -112,7 +112,7 @@ class HostView:
 class HostSurvey:
     """Reads :class:`HostView` for the engine run by ``docker_command``, cached briefly.
 
-    ``environment`` is the container CLI's (:mod:`.engineenv`); ``secrets`` the server's
+    ``environment`` is the container CLI's (:mod:`~dockyter.server.engine.engineenv`); ``secrets`` the server's
     secret paths with what each is (:mod:`.secretpaths`).
     """
 

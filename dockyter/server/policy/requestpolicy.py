@@ -1,7 +1,7 @@
 """What a request may ask ``dockyter-server`` for: an allowlist over the parsed arguments.
 
 ``args`` is parsed with the client's own ``docker run`` flag table
-(:func:`dockyter.dockerargs.parse_run_args`), so every spelling of an option
+(:func:`dockyter.wire.dockerargs.parse_run_args`), so every spelling of an option
 (``--net host``, ``--net=host``, ``--network host``, ``-v/:/h``, ``-dit``...) reaches the same
 check under its canonical name. Then:
 
@@ -21,7 +21,7 @@ check under its canonical name. Then:
 
 No argument holding a control character gets as far as the options (:mod:`.textcheck`). What
 the policy approves reaches the engine as options it spelled itself, one token each
-(``--env=X=1``, ``--mount=type=bind,...``; :meth:`~dockyter.dockerargs.DockerOption.spelled`),
+(``--env=X=1``, ``--mount=type=bind,...``; :meth:`~dockyter.wire.dockerargs.DockerOption.spelled`),
 never as the tokens the request wrote, so that the docker CLI's flag parser reads exactly what
 was checked. A refusal is a :class:`PolicyError` whose message names the argument as it was written.
 """

@@ -13,7 +13,7 @@ user's token. The server knows where its secrets are because it was given them:
 * whatever the operator lists in ``secret_paths`` (by default ``/etc/dockyter`` and
   ``/run/secrets``), such as the EnvironmentFile of a systemd unit, which the server cannot see.
 
-The environment read here is the container CLI's (:mod:`.engineenv`): where the CLI looks is
+The environment read here is the container CLI's (:mod:`~dockyter.server.engine.engineenv`): where the CLI looks is
 where its secrets are. :mod:`.hostview` refuses a mount that is one of these paths, lies inside
 one, or contains one, and the policy also refuses a mount source that is the same file or
 directory as one of them under another name (a hard link, a bind mount on the host).

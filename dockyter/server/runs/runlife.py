@@ -2,8 +2,8 @@
 
 A run is one command whose events a consumer (an NDJSON stream or a plain JSON reply) reads
 with :meth:`Run.next_event` until an ``exit`` or ``error`` event: a container of the engine
-executor (:mod:`.execution`), a service on a Swarm (:mod:`.swarmrun`), a command in a session
-(:mod:`.sessionrun`). Each subclass says how it starts and how it kills; this class decides
+executor (:mod:`~dockyter.server.engine.execution`), a service on a Swarm (:mod:`~dockyter.server.swarm.swarmexecution`), a command in a session
+(:mod:`~dockyter.server.sessions.sessionrun`). Each subclass says how it starts and how it kills; this class decides
 what happens to the output on its way:
 
 - At most ``QUEUE_EVENTS`` output events wait for a slow consumer; the producer then waits

@@ -1,9 +1,9 @@
 """One session container on ``dockyter-server``: :class:`ServerSession`.
 
 ``docker create -i`` of the session's image with the server's limits and labels, read back and
-compared with its plan (:mod:`.enginecheck`; removed unstarted and refused with 403 when they
+compared with its plan (:mod:`~dockyter.server.engine.enginecheck`; removed unstarted and refused with 403 when they
 differ), then ``docker start --attach --interactive``; its bash started and checked
-(:func:`~dockyter.sessionwire.setup_line`), the readers that hand each pipe's output to the
+(:func:`~dockyter.wire.sessionprotocol.setup_line`), the readers that hand each pipe's output to the
 running command or, between commands, to :mod:`.sessionidle` (a bounded tail, read at a bounded
 pace), the signals of the stop ladder, and the container's removal. :mod:`.sessions` keeps the
 sessions and ends them.
@@ -136,7 +136,7 @@ class ServerSession:
             command=SESSION_SHELL,
             labels=self.labels(),
             env={},
-            init=False,  # the shell is pid 1: `kill 1` and `docker stop` reach it (sessionwire.py)
+            init=False,  # the shell is pid 1: `kill 1` and `docker stop` reach it (wire/sessionprotocol.py)
             runtime=self.registry.executor.known_runtime,
         )
         return expected_container(self.plan, adds)
@@ -188,7 +188,7 @@ class ServerSession:
     async def _create(self, argv: list[str]) -> None:
         """``docker create``, then the check against the plan; raises a :class:`~dockyter.server.servererrors.ServerError` when it cannot start.
 
-        None is left behind whatever happens (:meth:`.EngineCheck.create`).
+        None is left behind whatever happens (:meth:`~dockyter.server.engine.enginecheck.EngineCheck.create`).
         """
         docker = self.settings.docker_command
         check = self.registry.executor.check

@@ -5,7 +5,7 @@ Between commands the session's readers hand that output here, and it costs the s
 bounded amount whatever the job does:
 
 * **Time.** While idle, each pipe is read at most once every :data:`IDLE_READ_INTERVAL`
-  seconds, :data:`~dockyter.contract.READ_SIZE` bytes at most. A job printing less than that
+  seconds, :data:`~dockyter.wire.contract.READ_SIZE` bytes at most. A job printing less than that
   (256 KiB a second per stream: progress lines, logs) never waits; a flood such as ``yes &``
   fills the pipes and then waits in ``write`` for the next read, as a program writing to a
   terminal nobody reads would, instead of keeping the server (and the CLI, and the engine)

@@ -1,6 +1,6 @@
 """Sessions on ``dockyter-server``: long-lived containers that keep their state between commands.
 
-The same protocol as a kernel's sessions (:mod:`dockyter.sessionwire`): the container's main
+The same protocol as a kernel's sessions (:mod:`dockyter.wire.sessionprotocol`): the container's main
 process is an interactive bash reading one line per command from our pipe. Each session
 belongs to the token that created it. A command in a session is a :class:`SessionRun`, which
 streams and ends exactly like an :class:`~dockyter.server.engine.engineexecutor.Execution`, so ``/execute``'s

@@ -1,10 +1,10 @@
 """One command in a server session: :class:`SessionRun`, consumed like an Execution.
 
-The command goes to the session's bash as one line (:mod:`dockyter.sessionwire`); its output
+The command goes to the session's bash as one line (:mod:`dockyter.wire.sessionprotocol`); its output
 comes back through the session's readers (:meth:`SessionRun.feed`) until both frames of its
 token arrive. Stopping it (cancel, timeout, output cap, a client that goes away) walks the
 ladder SIGINT, then SIGKILL of its processes, and leaves the session running. The queue, the
-output cap and what a stop does to the output are :class:`~.runlife.Run`'s: once a stop is
+output cap and what a stop does to the output are :class:`~dockyter.server.runs.runlife.Run`'s: once a stop is
 asked for, the session's readers drop the command's output (they still see the frames that
 end the ladder's steps), so a client that stopped reading cannot hold the session.
 """

@@ -326,7 +326,7 @@ class Settings:
         return self._mount_rules
 
     def engine_environment(self) -> dict[str, str]:
-        """The environment of every container CLI process (:mod:`..engineenv`), fixed when the settings were made."""
+        """The environment of every container CLI process (:mod:`~dockyter.server.engine.engineenv`), fixed when the settings were made."""
         return dict(self._engine_environment)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 SOURCE = Path(__file__).with_name("loopback_only.c")
 MAX_SIZE = 500 * 1024  # Swarm's limit on a config's size
-# Where tasks find the check: requests may not mount anything there (swarmrun).
+# Where tasks find the check: requests may not mount anything there (swarmexecution.py).
 TARGET_DIR = "/.dockyter"
 
 _FLAGS = [

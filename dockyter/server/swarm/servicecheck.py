@@ -2,7 +2,7 @@
 
 The Swarm executor creates each service with no replica, so that no task runs, reads its spec
 back, and releases it to one only when this module finds no difference (:mod:`.swarmcheck`). It
-is :mod:`.containercheck` for a service: the same plan (:class:`~.expected.Expected`), read in
+is :mod:`~dockyter.server.engine.containercheck` for a service: the same plan (:class:`~dockyter.server.engine.expected.Expected`), read in
 ``docker service create`` terms, since the CLI's translation and parsing are what may differ.
 
 What is compared, and why:

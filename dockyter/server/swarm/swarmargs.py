@@ -9,7 +9,7 @@ asked for. Options that only matter to an attached ``docker run`` (``--rm``, ``-
 dropped: a service is always removed by the server and never has a terminal.
 
 Every option is written as one token, ``--flag=value``, and every ``--mount`` value this
-module builds is written by :func:`.mountspec.write_fields`, so that ``docker service create``
+module builds is written by :func:`~dockyter.server.policy.mountspec.write_fields`, so that ``docker service create``
 reads the paths the policy checked as the same fields (a comma in a container path stays in it).
 """
 

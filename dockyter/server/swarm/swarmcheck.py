@@ -1,6 +1,6 @@
 """The Swarm executor's check of a held service: read back, compared with its plan, released.
 
-Each service is created with no replica (:mod:`.swarmrun`), so no task runs yet.
+Each service is created with no replica (:mod:`.swarmexecution`), so no task runs yet.
 :class:`ServiceCheck` reads it back (through the manager's socket when ``docker_command``
 plainly names one, else ``docker service inspect``), builds what it must be
 (:meth:`ServiceCheck.expected`: the plan and what the executor adds, in service terms),

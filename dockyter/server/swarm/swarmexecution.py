@@ -69,7 +69,7 @@ _MESSAGE = re.compile(rb"\d{4}-\d\d-\d\dT[0-9:.]+Z ")
 
 @dataclass(frozen=True)
 class SwarmLimits:
-    """The server's limits (:class:`~dockyter.contract.ServerLimits`) a service can carry.
+    """The server's limits (:class:`~dockyter.wire.contract.ServerLimits`) a service can carry.
 
     The network is chosen apart (a token's overlay, or none); services cannot ask for
     no-new-privileges (the nodes' daemon.json sets it, docs/scaling.md) nor for a runtime (the

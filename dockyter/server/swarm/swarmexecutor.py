@@ -29,7 +29,7 @@ finds the service by its ``io.dockyter.execution`` label; a restarted replica re
 its crashed predecessor (same ``server_name``) left; and any replica removes a service that
 is past its deadline, whoever started it.
 
-Steps 1 to 5 are one :class:`~.swarmrun.SwarmExecution`; this module holds the executor that
+Steps 1 to 5 are one :class:`~.swarmexecution.SwarmExecution`; this module holds the executor that
 starts the executions, polls their tasks, and removes services; :mod:`.swarmnetworks` keeps the networks.
 """
 

@@ -2,7 +2,7 @@
 
 Asked through the Engine API when ``docker_command`` plainly names a unix socket (two
 requests for every task of the instance, found by its ``io.dockyter.server`` label), else
-through the CLI (``docker service ps`` and ``docker node ls``); see :mod:`.engineapi`.
+through the CLI (``docker service ps`` and ``docker node ls``); see :mod:`~dockyter.server.engine.engineapi`.
 """
 
 from __future__ import annotations
