@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -33,8 +32,6 @@ from .control import EngineCli
 from .enginecheck import EngineCheck
 from .execution import EXIT_WAIT, Execution
 from .runtimes import UNKNOWN
-
-log = logging.getLogger("dockyter.server")
 
 
 class EngineExecutor(ExecutionSlots[Execution], Upkeep):
