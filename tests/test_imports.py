@@ -159,6 +159,17 @@ def test_only_the_ipython_package_imports_ipython():
     assert any(within(i.importer, "dockyter.ipython") and within(i.imported, "IPython") for i in all_imports())
 
 
+def test_only_the_servers_http_package_imports_the_web_framework():
+    framework = ("fastapi", "starlette", "pydantic", "pydantic_core", "uvicorn", "h11")
+    wrong = [
+        str(i)
+        for i in all_imports()
+        if i.imported.split(".")[0] in framework and not within(i.importer, "dockyter.server.http")
+    ]
+    assert not wrong, wrong
+    assert any(within(i.importer, "dockyter.server.http") and within(i.imported, "fastapi") for i in all_imports())
+
+
 def test_the_server_imports_nothing_of_the_client_but_the_wire():
     wrong = [
         str(i)
