@@ -11,5 +11,6 @@
 ``swarmloopback``   the loopback check as a Swarm config (``swarm_isolation = "nodes"``)
 ``loopbackcheck``   building and checking the loopback check program (``loopback_only.c`` beside it)
 
-May import: :mod:`dockyter.wire`, the settings, the policy's Plan, ``engine/``, ``runs/`` and the errors.
+May import: :mod:`dockyter.wire`, the settings, the policy's Plan and its ``mountspec`` (a
+``--mount`` value written as the CLI reads it), ``engine/``, ``runs/`` and the errors.
 """
