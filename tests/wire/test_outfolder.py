@@ -139,7 +139,7 @@ def test_a_file_that_cannot_be_read_is_one_line():
         answer = subprocess.run([sys.executable, "-c", script, folder], capture_output=True, text=True, check=True)
     finally:
         shutil.rmtree(folder)
-    assert answer.stdout == "cannot be opened: Permission denied\n"
+    assert answer.stdout == "cannot be read: Permission denied\n"  # O_PATH opens it; reading it is refused
 
 
 def test_a_folder_that_is_gone_is_one_problem(tmp_path):
