@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 # Lists the local images as "repository:tag" names; None when the engine cannot be asked.
 Lister = Callable[[], "list[str] | None"]
@@ -22,6 +22,33 @@ def normalise(reference: str) -> str:
         return reference
     last = reference.rsplit("/", 1)[-1]
     return reference if ":" in last else f"{reference}:latest"
+
+
+def familiar(reference: str) -> str:
+    """A repository as people write it: ``docker.io/library/python`` -> ``python``."""
+    for prefix in ("docker.io/", "index.docker.io/"):
+        if reference.startswith(prefix):
+            reference = reference[len(prefix) :]
+            return reference[len("library/") :] if reference.startswith("library/") else reference
+    return reference
+
+
+def repository(image: str) -> str:
+    """The repository of an image reference, as people write it: its name without tag or digest."""
+    name = image.split("@", 1)[0]
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    return familiar(name[:colon] if colon > slash else name)
+
+
+def choose_digest(image: str, image_id: str | None, repo_digests: Sequence[str]) -> str | None:
+    """What a receipt calls the digest of ``image``: the repository digest of the repository asked
+    for (``python@sha256:...``), else the image's first one, else its image ID."""
+    wanted = repository(image)
+    for entry in repo_digests:
+        if familiar(entry.split("@", 1)[0]) == wanted:
+            return entry
+    return repo_digests[0] if repo_digests else image_id
 
 
 class LocalImages:

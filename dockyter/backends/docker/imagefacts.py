@@ -16,33 +16,8 @@ from typing import Any
 
 from ...receipts import RunFacts
 from ...wire.enginesocket import EngineSocketError, get_json, image_path, socket_path
+from ...wire.images import choose_digest
 from .cli import control
-
-
-def familiar(reference: str) -> str:
-    """A repository as people write it: ``docker.io/library/python`` -> ``python``."""
-    for prefix in ("docker.io/", "index.docker.io/"):
-        if reference.startswith(prefix):
-            reference = reference[len(prefix) :]
-            return reference[len("library/") :] if reference.startswith("library/") else reference
-    return reference
-
-
-def repository(image: str) -> str:
-    """The repository of an image reference: its name without tag or digest."""
-    name = image.split("@", 1)[0]
-    slash = name.rfind("/")
-    colon = name.rfind(":")
-    return familiar(name[:colon] if colon > slash else name)
-
-
-def choose_digest(image: str, image_id: str | None, repo_digests: Sequence[str]) -> str | None:
-    """The repository digest of the repository asked for, else the first one, else the image ID."""
-    wanted = repository(image)
-    for entry in repo_digests:
-        if familiar(entry.split("@", 1)[0]) == wanted:
-            return entry
-    return repo_digests[0] if repo_digests else image_id
 
 
 class EngineFacts:
