@@ -89,11 +89,17 @@ def setup_line(token: str) -> bytes:
     ).encode()
 
 
-def cell_line(command: str, token: str, merge_stderr: bool = False, env: Mapping[str, str] | None = None) -> bytes:
+def cell_line(
+    command: str, token: str, merge_stderr: bool = False, env: Mapping[str, str | None] | None = None
+) -> bytes:
     """The line that runs one cell; ``merge_stderr`` sends its stderr to stdout, in order; ``env``:
-    variables exported first (the cell's own ``$DOCKYTER_OUT``)."""
+    variables exported first (the cell's own ``$DOCKYTER_OUT``), or unset when None (a cell that
+    gets no folder must not inherit the previous cell's, which the shell still has)."""
     merge = " 2>&1" if merge_stderr else ""
-    exports = "".join(f"builtin export {name}={ansi_c_quote(value)}; " for name, value in (env or {}).items())
+    exports = "".join(
+        f"builtin unset {name}; " if value is None else f"builtin export {name}={ansi_c_quote(value)}; "
+        for name, value in (env or {}).items()
+    )
     return f"{exports}builtin eval -- {ansi_c_quote(command)} </dev/null{merge}; __dockyter_end {token} $?\n".encode()
 
 

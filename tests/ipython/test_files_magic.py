@@ -213,12 +213,16 @@ def test_each_session_cell_gets_a_fresh_folder_and_late_writes_go_nowhere(ip, te
             + writes("echo $DOCKYTER_OUT; (sleep 1; echo late > $DOCKYTER_OUT/late.txt) >/dev/null 2>&1 &"),
         )
         second = run(ip, "%%docker --session files\necho $DOCKYTER_OUT; sleep 2; ls -A $DOCKYTER_OUT | wc -l")
-        third = run(ip, "%%docker --session files\necho x > $DOCKYTER_OUT/x.txt")
+        # The next cell's folder made ahead, as a link: that cell gets none, and not this one's either.
+        third = run(ip, "%%docker --session files\necho x > $DOCKYTER_OUT/x.txt; ln -s /etc /dockyter/out/4")
+        fourth = run(ip, '%%docker --session files\necho "[${DOCKYTER_OUT-none}]"')
     finally:
         ip.run_line_magic("docker_session", "stop files")
     assert first.stdout == "/dockyter/out/1\n" and list(first.by_file()) == ["plot.png"]
     assert second.stdout == "/dockyter/out/2\n0\n" and second.outputs == []  # the late write hit a folder now gone
     assert list(third.by_file()) == ["x.txt"]
+    assert fourth.stdout == "[none]\n" and fourth.outputs == []
+    assert fourth.lines == ["Dockyter: cannot make a folder for $DOCKYTER_OUT: File exists; this cell has none"]
     receipt = ip.user_ns["_docker_runs"][-1]
     assert receipt.session == "files" and receipt.digest and receipt.image == test_image
     assert os.listdir(kernel_root()) == []

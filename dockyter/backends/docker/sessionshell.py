@@ -36,6 +36,7 @@ from ...wire.contract import (
     owner_id,
 )
 from ...wire.dockerargs import RunArgs
+from ...wire.outfolder import FOLDER_VARIABLE
 from ...wire.sessionprotocol import (
     INTERRUPT_SCRIPT,
     KILL_SCRIPT,
@@ -221,16 +222,20 @@ class SessionShell:
             if cell_folder is not None:
                 cell_folder.remove()
 
-    def _cell_folder(self, request: RunRequest) -> tuple[RunFolder | None, dict[str, str]]:
-        if self.folder is None or request.files is None:
+    def _cell_folder(self, request: RunRequest) -> tuple[RunFolder | None, dict[str, str | None]]:
+        """The cell's folder and variable; without one, the variable unset (the shell keeps the last cell's)."""
+        if self.folder is None:
             return None, {}
+        if request.files is None:
+            return None, {FOLDER_VARIABLE: None}
         try:
-            return self.folder.next_cell()
+            folder, env = self.folder.next_cell()
         except FolderProblem as problem:
             say(f"{problem}; this cell has none")
-            return None, {}
+            return None, {FOLDER_VARIABLE: None}
+        return folder, {**env}
 
-    def _run(self, request: RunRequest, sink: OutputSink, stop_grace: float, env: dict[str, str]) -> RunResult:
+    def _run(self, request: RunRequest, sink: OutputSink, stop_grace: float, env: dict[str, str | None]) -> RunResult:
         timeout = request.timeout
         try:
             line = cell_line(request.command, new_token(), request.merge_stderr, env)
