@@ -1,6 +1,7 @@
-"""Through a real kernel (nbclient): a PNG, an SVG, an HTML file and a CSV written to $DOCKYTER_OUT arrive
-as image/png, image/svg+xml, text/html and a table, each output carrying the receipt of the run, whose
-digest is what `docker image inspect` says."""
+"""Through a real kernel (nbclient), with the docker backend and through a real dockyter-server: a PNG,
+an SVG, an HTML file and a CSV written to $DOCKYTER_OUT arrive as image/png, image/svg+xml, text/html
+and a table, each output carrying the receipt of the run, whose digest is what `docker image inspect`
+says."""
 
 from __future__ import annotations
 
@@ -47,15 +48,20 @@ def displayed(cell: nbformat.NotebookNode) -> dict[str, nbformat.NotebookNode]:
     return {o.metadata["dockyter"]["file"]: o for o in cell.outputs if o.output_type == "display_data"}
 
 
-def test_files_arrive_as_rich_outputs_with_their_receipt(tmp_path, test_image, no_leftover_containers):
-    notebook = execute(["%load_ext dockyter", f"%%docker {test_image}\n{CELL}"], tmp_path)
-    cell = notebook.cells[1]
+def four_files(cell: nbformat.NotebookNode) -> dict[str, nbformat.NotebookNode]:
+    """The CELL's outputs by file, checked: the PNG, the SVG, the sandboxed HTML and the table."""
     assert [o.text for o in cell.outputs if o.output_type == "stream"] == ["wrote four files\n"]
     outputs = displayed(cell)
     assert list(outputs) == ["dot.png", "dot.svg", "rain.csv", "report.html"]
     assert base64.b64decode(outputs["dot.png"].data["image/png"]) == PNG
     assert outputs["dot.svg"].data["image/svg+xml"].strip() == SVG
     assert outputs["report.html"].data["text/html"].count('<iframe sandbox=""') == 1
+    return outputs
+
+
+def test_files_arrive_as_rich_outputs_with_their_receipt(tmp_path, test_image, no_leftover_containers):
+    notebook = execute(["%load_ext dockyter", f"%%docker {test_image}\n{CELL}"], tmp_path)
+    outputs = four_files(notebook.cells[1])
     table = outputs["rain.csv"].data["text/html"]
     assert "rain.csv: 2 rows × 2 columns, 30 bytes" in table and "<td>Brest</td><td>1200</td>" in table
     image_id = docker("image", "inspect", "--format", "{{.Id}}", test_image).stdout.strip()
@@ -63,3 +69,19 @@ def test_files_arrive_as_rich_outputs_with_their_receipt(tmp_path, test_image, n
         receipt = output.metadata["dockyter"]["receipt"]
         assert (receipt["image"], receipt["digest"], receipt["exit_code"]) == (test_image, image_id, 0)
         assert receipt["backend"] == "docker" and receipt["argv"][:2] == ["docker", "run"]
+
+
+def test_files_arrive_through_a_real_server_with_the_digest_it_ran(tmp_path, test_image, dockyter_server):
+    server = dockyter_server()
+    setup = (
+        f"%config Dockyter.api_url = {server.url!r}\n"
+        f"%config Dockyter.api_token = {server.token!r}\n"
+        "%config Dockyter.backend = 'api'"
+    )
+    notebook = execute(["%load_ext dockyter", setup, f"%%docker {test_image}\n{CELL}"], tmp_path)
+    outputs = four_files(notebook.cells[2])
+    assert "<td>Brest</td><td>1200</td>" in outputs["rain.csv"].data["text/html"]
+    image_id = docker("image", "inspect", "--format", "{{.Id}}", test_image).stdout.strip()
+    receipt = outputs["dot.png"].metadata["dockyter"]["receipt"]
+    assert (receipt["image"], receipt["digest"], receipt["exit_code"]) == (test_image, image_id, 0)
+    assert receipt["backend"] == "api" and receipt["argv"] == [test_image, "bash", "-lc"]

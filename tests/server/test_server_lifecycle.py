@@ -258,7 +258,7 @@ def test_the_sweep_removes_containers_no_execution_owns(dockyter_server, run_ima
             first_output(events)
             assert wait_until(lambda: not exists(), timeout=GONE_WITHIN)
             rest = list(events)
-        assert rest[-2]["data"] == "still here\n" and rest[-1]["code"] == 0
+        assert [e.get("data") for e in rest if e["event"] == "stdout"] == ["still here\n"] and rest[-1]["code"] == 0
     finally:
         if exists():
             remove()

@@ -64,7 +64,9 @@ class EngineCheck:
         self.control = control
         self.socket = socket_path(docker_command)  # None: read through the CLI
         self._images: dict[str, dict[str, Any]] = {}
-        self._cgroupns: frozenset[str] | None = None
+        self._info: dict[str, Any] | None = None
+        # What each container checked was made of, until its run takes it for its receipt.
+        self._made: dict[str, tuple[str, dict[str, Any]]] = {}
 
     async def create(
         self, words: Sequence[str], name: str, expected: Expected, who: str, timeout: float
@@ -104,6 +106,9 @@ class EngineCheck:
         """
         container = await self._read(f"/containers/{name}/json", "container", name)
         image = await self.image(str(container.get("Image", "")))
+        if len(self._made) >= IMAGES_KEPT:  # runs that never took theirs (refused, removed)
+            self._made.clear()
+        self._made[name] = (str(container.get("Image", "")), image)
         found = differences(expected, container, image, await self.cgroupns_defaults())
         return disagreement(found, who=who, container=name, image=expected.image) if found else None
 
@@ -117,15 +122,23 @@ class EngineCheck:
             self._images[image_id] = known
         return known
 
+    def made_of(self, name: str) -> tuple[str, dict[str, Any]] | None:
+        """The image ID and inspection container ``name`` was checked with (once: it is then forgotten)."""
+        return self._made.pop(name, None)
+
     async def cgroupns_defaults(self) -> frozenset[str]:
         """The cgroup namespace mode the engine gives a container that asks for none, beyond ``private``.
 
         An engine on cgroup v1 shares the host's by default; asked once.
         """
-        if self._cgroupns is None:
-            info = await self._read("/info", "system", "info")
-            self._cgroupns = frozenset({"host"}) if str(info.get("CgroupVersion", "")) == "1" else frozenset()
-        return self._cgroupns
+        info = await self.info()
+        return frozenset({"host"}) if str(info.get("CgroupVersion", "")) == "1" else frozenset()
+
+    async def info(self) -> dict[str, Any]:
+        """The engine's ``docker info`` (its cgroup version, its host name), asked once."""
+        if self._info is None:
+            self._info = await self._read("/info", "system", "info")
+        return self._info
 
     async def _read(self, path: str, kind: str, name: str) -> dict[str, Any]:
         """``GET path`` from the socket, else ``docker KIND inspect NAME``; raises EngineUnavailable."""

@@ -23,8 +23,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from ...wire.contract import CONTROL_TIMEOUT, REMOVE_CONTAINER, SERVER_LABEL, owner_id
+from ...wire.outfolder import FileLimits
 from ...wire.pull import last_value, needs_pull
 from ..policy.plan import Plan
+from ..runs.outfolders import RunFolders
 from ..runs.slots import ExecutionSlots, per_token_limit
 from ..runs.upkeep import Upkeep, instance_label
 from ..settings.fields import Settings
@@ -51,6 +53,11 @@ class EngineExecutor(ExecutionSlots[Execution], Upkeep):
         self.present: set[str] = set()  # images seen on the engine: no need to ask again
         # What the engine made of each plan, read back before the container starts.
         self.check = EngineCheck(settings.docker_command, self.control)
+        self._folders = RunFolders(settings, self.instance)  # each run's $DOCKYTER_OUT, sessions' too
+
+    @property
+    def folders(self) -> RunFolders:
+        return self._folders
 
     @property
     def known_runtime(self) -> str:
@@ -74,9 +81,14 @@ class EngineExecutor(ExecutionSlots[Execution], Upkeep):
 
     # -- executions ---------------------------------------------------------------------------
 
-    async def start(self, plan: Plan, cmd: str, timeout: float, merge_stderr: bool, who: str) -> Execution:
-        """Admit and start one execution; raises :class:`~dockyter.server.servererrors.ServerError` subclasses."""
-        return await self.admit(Execution(self, plan, cmd, timeout, merge_stderr, who))
+    async def start(
+        self, plan: Plan, cmd: str, timeout: float, merge_stderr: bool, who: str, files: FileLimits | None = None
+    ) -> Execution:
+        """Admit and start one execution; raises :class:`~dockyter.server.servererrors.ServerError` subclasses.
+
+        ``files``: what of its $DOCKYTER_OUT to send back (None: it gets no folder).
+        """
+        return await self.admit(Execution(self, plan, cmd, timeout, merge_stderr, who, files))
 
     async def cancel_elsewhere(self, execution_id: str, who: str) -> bool:
         """One engine, one server: an execution this instance does not run is no one's."""
@@ -138,7 +150,8 @@ class EngineExecutor(ExecutionSlots[Execution], Upkeep):
         listing = await self.containers(SERVER_LABEL)
         if listing is None:
             return None
-        return await self.remove(name for name, label in listing if self.earlier(label))
+        removed = await self.remove(name for name, label in listing if self.earlier(label))
+        return removed + await asyncio.to_thread(self._folders.remove_earlier)
 
     async def sweep(self) -> list[str]:
         """Remove containers of this instance that no running execution owns."""
@@ -153,5 +166,6 @@ class EngineExecutor(ExecutionSlots[Execution], Upkeep):
         await self.stop_all("the server is shutting down: container stopped and removed")
 
     async def remove_own(self) -> None:
-        """Every container of this instance, whatever it was."""
+        """Every container of this instance, whatever it was; then its folders."""
         await self.remove(name for name, _ in await self.containers(f"{SERVER_LABEL}={self.label}") or [])
+        await asyncio.to_thread(self._folders.remove_all)

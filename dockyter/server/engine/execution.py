@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import json
+import logging
 import shutil
 import time
 from typing import Any, Protocol
@@ -43,8 +45,10 @@ from ...wire.contract import (
     run_argv,
     shell_command,
 )
+from ...wire.outfolder import CONTAINER_FOLDER, FOLDER_VARIABLE, FileLimits
 from ...wire.pull import PullFailed, PullProgress, last_value, pull
 from ..policy.plan import Plan
+from ..runs.outfolders import RunFolders
 from ..runs.runlife import EXIT_CODES, QUEUE_EVENTS, Event, Run
 from ..servererrors import (
     CommandTooLong,
@@ -58,6 +62,9 @@ from .control import ENGINE_DOWN
 from .enginecheck import EngineCheck
 from .expected import Expected, ServerAdditions, expected_container
 from .pullerrors import CliPullLines, pull_failure
+from .runreceipt import folder_mount, folder_options, folder_variable, receipt_event
+
+log = logging.getLogger("dockyter.server")
 
 PULL_EVENT_INTERVAL = 0.25  # seconds between two pull progress events
 EXIT_WAIT = 10.0  # seconds for the CLI to end once its container is killed
@@ -81,6 +88,11 @@ class ExecutionHost(Protocol):
         """The runtime every container must show ("" when the engine could not say)."""
         ...
 
+    @property
+    def folders(self) -> RunFolders:
+        """Where each run's $DOCKYTER_OUT is made (:mod:`~dockyter.server.runs.outfolders`)."""
+        ...
+
     def forget(self, execution: Execution) -> None: ...
     async def must_pull(self, plan: Plan) -> bool: ...
     async def remove_created(self, name: str) -> None: ...
@@ -91,12 +103,21 @@ class Execution(Run):
     """One container run. Consume it with :meth:`next_event` until an ``exit`` or ``error`` event."""
 
     def __init__(
-        self, executor: ExecutionHost, plan: Plan, cmd: str, timeout: float, merge_stderr: bool, who: str
+        self,
+        executor: ExecutionHost,
+        plan: Plan,
+        cmd: str,
+        timeout: float,
+        merge_stderr: bool,
+        who: str,
+        files: FileLimits | None = None,
     ) -> None:
         super().__init__(cmd, timeout, merge_stderr, who, executor.settings.max_output_bytes)
         self.executor = executor
         self.plan = plan
         self.name = NAME_PREFIX + self.id
+        self.files = files  # what of $DOCKYTER_OUT is sent back; None: the run gets no folder
+        self.folder: str | None = None  # the server's own folder mounted at /dockyter/out
         self._tail = ""  # the last output, to recognise the CLI's own "cannot connect" error
         self._tail_complete = True  # the tail holds all the output
         self._process: asyncio.subprocess.Process | None = None
@@ -105,7 +126,14 @@ class Execution(Run):
         return f"container {self.name} stopped and removed"
 
     def _release(self) -> None:
+        self._drop_folder()
         self.executor.forget(self)
+
+    def _drop_folder(self) -> None:
+        """Remove the run's folder (its container is gone: nothing writes there any more)."""
+        folder, self.folder = self.folder, None
+        if folder is not None:
+            self.executor.folders.remove(folder)
 
     # -- running --------------------------------------------------------------------------------
 
@@ -124,6 +152,8 @@ class Execution(Run):
             "none",
             *limit_args(settings, has_network=plan.has_network),
         ]
+        if self.folder is not None:  # after the request's options: the server's variable wins
+            server_args += [*folder_options(self.folder), "--env", f"{FOLDER_VARIABLE}={CONTAINER_FOLDER}"]
         return run_argv(
             settings.docker_command,
             self.name,
@@ -139,13 +169,15 @@ class Execution(Run):
     def expected(self) -> Expected:
         """The container :meth:`argv` must make: the plan with what the server adds (as :meth:`argv` adds it)."""
         name, _, value = INIT_ENV.partition("=")
+        folder = self.folder
         adds = ServerAdditions.of(
             self.executor.settings,
             command=(*self.plan.shell, shell_command(self.cmd, self.merge_stderr)),
             labels=self.labels(),
-            env={name: value},
+            env={name: value, **(folder_variable() if folder is not None else {})},
             init=True,
             runtime=self.executor.known_runtime,
+            mounts=(folder_mount(folder),) if folder is not None else (),
         )
         return expected_container(self.plan, adds)
 
@@ -157,16 +189,31 @@ class Execution(Run):
         whose progress goes to the stream as ``pull`` events (the client shows one line for
         them); a difference found then ends the stream with an ``error`` event.
         """
-        argv = self.argv()
-        check_argv_size(argv)
-        cli = self.executor.settings.docker_command[0]
-        if shutil.which(cli) is None:
-            raise EngineUnavailable(f"cannot start the container CLI {cli!r}: not found, or not executable")
-        if await self.executor.must_pull(self.plan):
-            self._task = asyncio.create_task(self._pull_then_run(argv), name=f"dockyter {self.name} pull")
-            return
-        final = await self._create(argv)
+        self._make_folder()
+        try:
+            argv = self.argv()
+            check_argv_size(argv)
+            cli = self.executor.settings.docker_command[0]
+            if shutil.which(cli) is None:
+                raise EngineUnavailable(f"cannot start the container CLI {cli!r}: not found, or not executable")
+            if await self.executor.must_pull(self.plan):
+                self._task = asyncio.create_task(self._pull_then_run(argv), name=f"dockyter {self.name} pull")
+                return
+            final = await self._create(argv)
+        except BaseException:
+            self._drop_folder()  # no run: _finish will not come
+            raise
         self._task = asyncio.create_task(self._run(final), name=f"dockyter {self.name}")
+
+    def _make_folder(self) -> None:
+        """The run's $DOCKYTER_OUT, when it wants one; a server that cannot make one runs it without (logged)."""
+        if self.files is None:
+            return
+        try:
+            self.folder = self.executor.folders.new()
+        except OSError as error:
+            log.warning(json.dumps({"event": "files_folder", "id": self.id, "error": str(error)}))
+            self.files = None
 
     async def _create(self, argv: list[str]) -> Event | None:
         """``docker create``, then the check; the final event when the container could not be created.
@@ -189,7 +236,18 @@ class Execution(Run):
             return {"event": "exit", "code": EXIT_CANNOT_RUN, "reason": None, "message": None}
         if answer.stderr:  # the engine's warnings, as `docker run` prints them, without the CLI's pull
             await self._forward(self._stderr_stream, IncrementalText(), self._without_pull_lines(answer.stderr))
+        self.receipt = await self._receipt()
         return None
+
+    async def _receipt(self) -> Event:
+        """What ran, as the check read it back: the image the engine resolved, its digest, the runtime, the engine."""
+        check = self.executor.check
+        try:
+            node = (await check.info()).get("Name")
+        except ServerError:
+            node = None
+        made = check.made_of(self.name)
+        return receipt_event(self.plan, made, self.executor.runtime, node if isinstance(node, str) else None)
 
     @property
     def _stderr_stream(self) -> str:
@@ -306,6 +364,8 @@ class Execution(Run):
                 done, _ = await asyncio.wait(waiting, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED)
                 if ended in done:
                     ended.result()  # a reader that failed fails the run (and clean_up removes the container)
+                    if self.folder is not None and self.files is not None:
+                        await self._send_files(self.folder, self.files)  # the command has ended: all is written
                 else:
                     self._time_is_up()
                     await self.executor.kill_and_remove(self.name, process)

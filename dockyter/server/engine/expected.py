@@ -45,6 +45,7 @@ class ServerAdditions:
     forbid_new_privileges: bool
     runtime: str  # the runtime the engine runs it under ("": not known, then not compared)
     log_driver: str = "none"
+    mounts: tuple[PlannedMount, ...] = ()  # the server's own: a run's $DOCKYTER_OUT folder
 
     @classmethod
     def of(
@@ -59,6 +60,7 @@ class ServerAdditions:
         network: str | None = None,
         forbid_new_privileges: bool | None = None,
         log_driver: str = "none",
+        mounts: tuple[PlannedMount, ...] = (),
     ) -> ServerAdditions:
         """The additions of a server whose confinement is ``limits`` (its settings); the rest as given."""
         return cls(
@@ -76,6 +78,7 @@ class ServerAdditions:
             ),
             runtime=runtime,
             log_driver=log_driver,
+            mounts=mounts,
         )
 
 
@@ -170,7 +173,8 @@ def expected_container(plan: Plan, adds: ServerAdditions) -> Expected:
         env=env,
         labels=labels,
         mounts=tuple(
-            PlannedMount(mount.kind, mount.source, clean_path(mount.target), mount.readonly) for mount in plan.mounts
+            PlannedMount(mount.kind, mount.source, clean_path(mount.target), mount.readonly)
+            for mount in (*plan.mounts, *adds.mounts)
         ),
         tmpfs=tmpfs,
         user=last.get("--user"),

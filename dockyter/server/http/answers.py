@@ -89,6 +89,8 @@ async def _reply_when_done(run: RunningExecution, request: Request, cleanups: Cl
 async def _collect(run: RunningExecution) -> dict[str, Any]:
     out: list[str] = []
     err: list[str] = []
+    files: list[dict[str, Any]] = []
+    receipt: dict[str, Any] | None = None
     while True:
         event = await run.next_event()
         assert event is not None
@@ -97,6 +99,10 @@ async def _collect(run: RunningExecution) -> dict[str, Any]:
             out.append(event["data"])
         elif kind == "stderr":
             err.append(event["data"])
+        elif kind in ("file", "files_omitted"):
+            files.append(event)
+        elif kind == "receipt":
+            receipt = {key: value for key, value in event.items() if key != "event"}
         elif kind == "exit":
             return {
                 "stdout": "".join(out),
@@ -105,6 +111,8 @@ async def _collect(run: RunningExecution) -> dict[str, Any]:
                 "execution_id": run.id,
                 "reason": event["reason"],
                 "message": event["message"],
+                "receipt": receipt,
+                "files": files,
             }
         elif kind == "error":
             # What a stream says in its error event, a plain reply says with the matching status.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from ...wire.outfolder import FileLimits
 from ..engine.enginecheck import warn_about_extra_run_args
 from ..engine.engineexecutor import EngineExecutor
 from ..engine.runtimes import resolve_runtime
@@ -45,7 +46,12 @@ class ExecutorLike(Protocol):
         """The OCI runtime its containers run under, for the health reply."""
         ...
 
-    async def start(self, plan: Plan, cmd: str, timeout: float, merge_stderr: bool, who: str) -> RunningExecution: ...
+    async def start(
+        self, plan: Plan, cmd: str, timeout: float, merge_stderr: bool, who: str, files: FileLimits | None = None
+    ) -> RunningExecution:
+        """Admit and start one run; ``files``: what of its $DOCKYTER_OUT to send back (None: no folder)."""
+        ...
+
     def get(self, execution_id: str) -> RunningExecution | None: ...
     async def cancel_elsewhere(self, execution_id: str, who: str) -> bool:
         """Cancel an execution that another server instance runs; False when there is none."""

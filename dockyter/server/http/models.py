@@ -42,6 +42,29 @@ Args = Annotated[str, _checked(args_problem)]
 Text = Annotated[str, _checked(text_problem)]
 
 
+class FilesLimits(BaseModel):
+    """The ``files`` field as an object: lower limits on what of ``$DOCKYTER_OUT`` comes back (never higher)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    max_file_bytes: int | None = Field(default=None, ge=0, description="Bytes one file may have to be sent.")
+    max_files: int | None = Field(default=None, ge=0, description="Entries of the folder sent.")
+    max_files_bytes: int | None = Field(default=None, ge=0, description="Bytes of all files together.")
+
+
+# false: no $DOCKYTER_OUT for this run; true or absent: the server's limits; an object: lower ones.
+Files = bool | FilesLimits | None
+FILES_DESCRIPTION = (
+    "false: no $DOCKYTER_OUT for this run; an object of max_file_bytes, max_files, max_files_bytes lowers "
+    "the server's limits on the files sent back as `file` events (never raises them)."
+)
+
+
+def requested_files(files: Files) -> bool | dict[str, int | None] | None:
+    """The ``files`` field as :meth:`~dockyter.server.settings.fields.Settings.file_limits` takes it."""
+    return files.model_dump() if isinstance(files, FilesLimits) else files
+
+
 class ExecuteRequest(BaseModel):
     """``POST /execute``: the original ``cmd`` and ``args``, plus optional negotiated fields."""
 
@@ -60,6 +83,7 @@ class ExecuteRequest(BaseModel):
         default=None, min_length=1, description='How cmd is run in the container (default ["bash", "-lc"]).'
     )
     merge_stderr: bool = Field(default=False, description="Send stderr into stdout, in order.")
+    files: Files = Field(default=None, description=FILES_DESCRIPTION)
 
 
 class ExecuteReply(BaseModel):
@@ -71,14 +95,35 @@ class ExecuteReply(BaseModel):
     execution_id: str
     reason: Reason | None = Field(description="Why the server stopped the run, if it did.")
     message: str | None = Field(description="What the server has to say about how the run ended.")
+    receipt: dict[str, Any] | None = Field(
+        default=None, description="What ran: image, digest, image_id, argv, runtime, node (the receipt event's fields)."
+    )
+    files: list[dict[str, Any]] = Field(
+        default_factory=list, description="The run's file and files_omitted events, in order."
+    )
 
 
 class StreamEvent(BaseModel):
     """One line of the NDJSON stream (``Accept: application/x-ndjson``)."""
 
-    event: Literal["start", "stdout", "stderr", "heartbeat", "exit", "error"]
+    event: Literal[
+        "start", "stdout", "stderr", "heartbeat", "pull", "node", "receipt", "file", "files_omitted", "exit", "error"
+    ]
     id: str | None = Field(default=None, description="start: the execution id, for cancellation.")
-    data: str | None = Field(default=None, description="stdout/stderr: output as it is produced.")
+    data: str | None = Field(
+        default=None, description="stdout/stderr: output as it is produced; file: the file's bytes in base64."
+    )
+    name: str | None = Field(default=None, description="file: its path in $DOCKYTER_OUT, control characters escaped.")
+    media_type: str | None = Field(default=None, description="file: its media type, from its name and first bytes.")
+    size: int | None = Field(default=None, description="file: its size in bytes.")
+    problem: str | None = Field(default=None, description="file: why it was not sent (instead of data).")
+    count: int | None = Field(default=None, description="files_omitted: entries beyond the limits, not sent.")
+    image: str | None = Field(default=None, description="receipt and pull: the image as asked.")
+    digest: str | None = Field(default=None, description="receipt: the repository digest, else the image ID.")
+    image_id: str | None = Field(default=None, description="receipt: the image ID the engine ran.")
+    argv: list[str] | None = Field(default=None, description="receipt: the options as approved, the image, the shell.")
+    runtime: str | None = Field(default=None, description="receipt: the OCI runtime.")
+    node: str | None = Field(default=None, description="receipt and node: the engine's (or Swarm node's) host name.")
     code: int | None = Field(default=None, description="exit: the exit status.")
     reason: Reason | None = Field(default=None, description="exit: why the server stopped the run, if it did.")
     message: str | None = Field(default=None, description="exit/error: what the server has to say.")
@@ -146,6 +191,7 @@ class SessionExecute(BaseModel):
     cmd: Command = Field(description="The command; it runs in the session's shell, which keeps its state.")
     timeout: float | None = Field(default=None, gt=0, description="Seconds the command may last (the session stays).")
     merge_stderr: bool = Field(default=False, description="Send stderr into stdout, in order.")
+    files: Files = Field(default=None, description=FILES_DESCRIPTION)
 
 
 class SessionInfo(BaseModel):

@@ -29,9 +29,10 @@ from .models import (
     Health,
     StreamEvent,
     error_responses,
+    requested_files,
 )
 
-FEATURES = ["stream", "cancel", "exit_code", "timeout", "sessions"]
+FEATURES = ["stream", "cancel", "exit_code", "timeout", "sessions", "files", "receipts"]
 
 _EVENT_SCHEMA = StreamEvent.model_json_schema(ref_template="#/components/schemas/{model}")
 
@@ -43,7 +44,10 @@ async def health(request: Request) -> dict[str, Any]:
     """Any 2xx means available. Never needs a token, but says whether the one sent is accepted."""
     state = app_state(request)
     settings = state.settings
-    features = FEATURES if state.sessions is not None else [name for name in FEATURES if name != "sessions"]
+    left_out = {"sessions"} if state.sessions is None else set()
+    if state.sessions is None or not settings.files:  # the Swarm executor makes no folder: a task runs elsewhere
+        left_out.add("files")
+    features = [name for name in FEATURES if name not in left_out]
     reply: dict[str, Any] = {"status": "ok", "version": __version__, "features": features}
     status = token_status(request, state.tokens) if settings.auth else None
     if status is not None:
@@ -70,7 +74,8 @@ async def execute(body: ExecuteRequest, request: Request, who: str = Depends(cal
     state = app_state(request)
     plan = state.policy.check(body.args, body.shell)
     timeout = min(body.timeout or state.settings.max_timeout, state.settings.max_timeout)
-    execution = await state.executor.start(plan, body.cmd, timeout, body.merge_stderr, who)
+    files = state.settings.file_limits(requested_files(body.files))
+    execution = await state.executor.start(plan, body.cmd, timeout, body.merge_stderr, who, files)
     return await answer(execution, request)
 
 

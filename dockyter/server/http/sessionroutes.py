@@ -22,7 +22,15 @@ from ..sessions.sessionregistry import SessionRegistry
 from .answers import answer
 from .appstate import app_state
 from .auth import caller
-from .models import SessionCreate, SessionDeleted, SessionExecute, SessionInfo, SessionList, error_responses
+from .models import (
+    SessionCreate,
+    SessionDeleted,
+    SessionExecute,
+    SessionInfo,
+    SessionList,
+    error_responses,
+    requested_files,
+)
 
 router = APIRouter()
 
@@ -91,5 +99,5 @@ async def execute_in_session(
     session = _find(request, session_id, who)
     settings = app_state(request).settings
     timeout = min(body.timeout or settings.max_timeout, settings.max_timeout)
-    run = await session.run(body.cmd, timeout, body.merge_stderr)
+    run = await session.run(body.cmd, timeout, body.merge_stderr, settings.file_limits(requested_files(body.files)))
     return await answer(run, request)

@@ -1,8 +1,9 @@
 """What every run of the server shares, whoever runs it (engine, Swarm, session).
 
-``runlife``  the run lifecycle: the bounded output queue, the output cap, stop, cancel, abandon, wait
-``slots``    the execution slots of an executor: admitting, finding and stopping its runs
-``upkeep``   start-up clean-up, the periodic sweep and shutdown of the executors and the sessions
+``runlife``     the run lifecycle: the bounded output queue, the output cap, stop, cancel, abandon, wait
+``slots``       the execution slots of an executor: admitting, finding and stopping its runs
+``upkeep``      start-up clean-up, the periodic sweep and shutdown of the executors and the sessions
+``outfolders``  the instance's $DOCKYTER_OUT folders: one private root, one folder per run, removed after
 
 May import: :mod:`dockyter.wire`, the settings and the errors.
 """

@@ -30,6 +30,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ...wire.contract import EXIT_INTERRUPTED, EXIT_KILLED, EXIT_TIMEOUT, IncrementalText
+from ...wire.outfiles import file_event, omitted_event
+from ...wire.outfolder import FileLimits, collect
 
 # The exit code reported for each way the server itself ends a run.
 EXIT_CODES = {"timeout": EXIT_TIMEOUT, "cancelled": EXIT_INTERRUPTED, "output_limit": EXIT_KILLED}
@@ -57,6 +59,9 @@ class Run:
         self.who = who
         self.max_output_bytes = max_output_bytes
         self.bytes_out = 0
+        self.files_sent = 0  # files of $DOCKYTER_OUT sent whole, and their bytes (for the log)
+        self.files_bytes = 0
+        self.receipt: Event | None = None  # what ran, once known: sent just before the exit event
         self.reason: str | None = None  # why the server stopped it, once it did
         self.message: str | None = None
         self.finished = False
@@ -95,6 +100,8 @@ class Run:
             "reason": self.reason or ("error" if final and final["event"] == "error" else None),
             "duration": round(time.monotonic() - self._started, 3),
             "bytes_out": self.bytes_out,
+            "files": self.files_sent,
+            "files_bytes": self.files_bytes,
         }
         log.info(json.dumps(record), extra={"execution": record})
 
@@ -172,6 +179,34 @@ class Run:
         if text and not self._consumer_gone:
             self._queue.put_nowait({"event": stream, "data": text})
 
+    async def _send_files(self, folder: str, limits: FileLimits) -> None:
+        """What the command left in its folder, as ``file`` events (and one ``files_omitted``), before the end.
+
+        Read in a thread (no link followed, no special file opened, bounded by ``limits``), then
+        queued one event at a time as output is, so a slow client holds the run, not the server's
+        memory: at most one run's ``max_files_bytes`` is held, read. Nothing is sent once a stop
+        was asked for (the output is being dropped).
+        """
+        if self._dropping:
+            return
+        collected = await asyncio.to_thread(collect, folder, limits)
+        for found in collected.files:
+            await self._emit_event(file_event(found))
+            if found.data is not None:
+                self.files_sent += 1
+                self.files_bytes += len(found.data)
+        omitted = omitted_event(collected)
+        if omitted is not None:
+            await self._emit_event(omitted)
+
+    async def _emit_event(self, event: Event) -> None:
+        """Queue an event that is not output as output is queued: waiting for room, dropped after a stop."""
+        while self._queue.qsize() >= QUEUE_EVENTS and not self._dropping:
+            self._room.clear()
+            await self._room.wait()
+        if not self._dropping:
+            self._put(event)
+
     def _put(self, event: Event) -> None:
         """Queue an event that is not output (past the bound: there are few of them)."""
         if not self._consumer_gone:
@@ -205,5 +240,7 @@ class Run:
         self._gone.set()
         self._log(final)
         if final is not None:
+            if self.receipt is not None and final.get("event") == "exit":
+                self._put(self.receipt)
             # Past the output bound: a consumer that stopped reading gets it when it resumes.
             self._put(final)

@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import logging
+import os
 import secrets
 import time
 from typing import Any, Protocol
 
 from ...wire.contract import MANAGED_LABEL, NAME_PREFIX, OWNER_LABEL, READ_SIZE, REMOVE_CONTAINER, limit_args
+from ...wire.outfolder import CONTAINER_FOLDER, FOLDER_VARIABLE, FileLimits
 from ...wire.sessionprotocol import (
     INTERRUPT_SCRIPT,
     KILL_SCRIPT,
@@ -31,23 +35,31 @@ from ..engine.control import Ask
 from ..engine.enginecheck import EngineCheck
 from ..engine.expected import Expected, ServerAdditions, expected_container
 from ..engine.pullerrors import cli_pull_failure
+from ..engine.runreceipt import folder_mount, folder_options, folder_variable, receipt_event
 from ..policy.plan import Plan
-from ..servererrors import SessionBusy, SessionError, ShuttingDown, check_argv_size
+from ..runs.outfolders import RunFolders
+from ..runs.runlife import Event
+from ..servererrors import ServerError, SessionBusy, SessionError, ShuttingDown, check_argv_size
 from ..settings.fields import Settings
 from .sessionidle import BackgroundOutput
 from .sessionrun import SessionRun
+
+log = logging.getLogger("dockyter.server")
 
 SERVER_SESSION_LABEL = "io.dockyter.server-session"
 START_TIMEOUT = 300.0  # seconds for a session's shell to answer (an image pull included)
 
 
 class SessionEngine(Protocol):
-    """What a session needs of the engine it runs on: the engine executor's CLI and check."""
+    """What a session needs of the engine it runs on: the engine executor's CLI, check and folders."""
 
     check: EngineCheck
+    runtime: str  # the runtime containers run under, as reported (for receipts)
 
     @property
     def control(self) -> Ask: ...
+    @property
+    def folders(self) -> RunFolders: ...
     @property
     def known_runtime(self) -> str:
         """The runtime every container must show ("" when the engine could not say)."""
@@ -94,6 +106,11 @@ class ServerSession:
         self._readers: list[asyncio.Task[None]] = []
         self._eof = 0
         self._startup: SessionRun | None = None
+        # Its commands' $DOCKYTER_OUT: one folder for its life, mounted at /dockyter/out, one
+        # numbered folder in it per command. None: the server gives none (files off, or it failed).
+        self.folder: str | None = None
+        self._commands = 0
+        self.receipt: Event | None = None  # what its container was made of: each command's receipt
 
     @property
     def current(self) -> SessionRun | None:
@@ -123,10 +140,11 @@ class ServerSession:
             # The same limits and runtime as every execution of this server.
             *limit_args(settings, has_network=plan.has_network),
         ]  # fmt: skip
+        folder = folder_options(self.folder) if self.folder is not None else []
         return [
             *settings.docker_command, "create", "-i", "--rm", "--name", self.container,
             *[token for option in plan.args.options for token in option.written],
-            *limits, *settings.extra_run_args, plan.args.image, *SESSION_SHELL,
+            *limits, *folder, *settings.extra_run_args, plan.args.image, *SESSION_SHELL,
         ]  # fmt: skip
 
     def expected(self) -> Expected:
@@ -138,15 +156,29 @@ class ServerSession:
             env={},
             init=False,  # the shell is pid 1: `kill 1` and `docker stop` reach it (wire/sessionprotocol.py)
             runtime=self.registry.executor.known_runtime,
+            mounts=(folder_mount(self.folder),) if self.folder is not None else (),
         )
         return expected_container(self.plan, adds)
 
     # -- starting -----------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        if self.settings.files:
+            try:
+                self.folder = self.registry.executor.folders.new(0o755)  # the commands' folders are 0777
+            except OSError as error:
+                log.warning(json.dumps({"event": "files_folder", "session": self.id, "error": str(error)}))
+        try:
+            await self._start()
+        except BaseException:
+            self._drop_folder()
+            raise
+
+    async def _start(self) -> None:
         argv = self.argv()
         check_argv_size(argv)
         await self._create(argv)
+        self.receipt = await self._receipt()
         try:
             self._process = await asyncio.create_subprocess_exec(
                 *self.settings.docker_command,
@@ -201,6 +233,42 @@ class ServerSession:
                 cli_pull_failure(image, answer.stderr) or _start_failure(answer.stderr, answer.returncode)
             )
 
+    async def _receipt(self) -> Event:
+        """What the session runs, as the check read its container back (each command's receipt)."""
+        executor = self.registry.executor
+        try:
+            node = (await executor.check.info()).get("Name")
+        except ServerError:
+            node = None
+        made = executor.check.made_of(self.container)
+        return receipt_event(self.plan, made, executor.runtime, node if isinstance(node, str) else None)
+
+    def _drop_folder(self) -> None:
+        folder, self.folder = self.folder, None
+        if folder is not None:
+            self.registry.executor.folders.remove(folder)
+
+    def _command_folder(self, files: FileLimits | None) -> tuple[str | None, dict[str, str | None]]:
+        """A fresh folder for the next command, and the variable that names it there.
+
+        Made here, by the server: a name that exists already (a background job of the session
+        made it ahead, as a link or with files in it) is never used; that command gets none, and
+        the variable is unset (the shell still has the previous command's).
+        """
+        if self.folder is None:
+            return None, {}
+        if files is None:
+            return None, {FOLDER_VARIABLE: None}
+        self._commands += 1
+        path = os.path.join(self.folder, str(self._commands))
+        try:
+            os.mkdir(path)
+            os.chmod(path, 0o777)
+        except OSError as error:
+            log.warning(json.dumps({"event": "files_folder", "session": self.id, "error": str(error)}))
+            return None, {FOLDER_VARIABLE: None}
+        return path, {**folder_variable(f"{CONTAINER_FOLDER}/{self._commands}")}
+
     # -- the pipes --------------------------------------------------------------------------------
 
     def expect(self, token: str) -> None:
@@ -246,6 +314,7 @@ class ServerSession:
         self.registry.forget(self)
         self._close_stdin()
         await self.registry.executor.control(*REMOVE_CONTAINER, self.container)
+        self._drop_folder()
 
     def _close_stdin(self) -> None:
         if self._process is not None and self._process.stdin is not None:
@@ -264,14 +333,17 @@ class ServerSession:
 
     # -- running ------------------------------------------------------------------------------------
 
-    async def run(self, cmd: str, timeout: float, merge_stderr: bool) -> SessionRun:
+    async def run(self, cmd: str, timeout: float, merge_stderr: bool, files: FileLimits | None = None) -> SessionRun:
+        """Start ``cmd`` in the session's shell; ``files``: what of its $DOCKYTER_OUT to send back."""
         if self.ended is not None:
             raise SessionError(f"the session has ended: {self.ended}")
         if self.registry.closing:
             raise ShuttingDown("the server is shutting down")
         if self.current is not None:
             raise SessionBusy("a command is already running in this session: wait for it, or cancel it")
-        run = SessionRun(self, cmd, timeout, merge_stderr)
+        folder, env = self._command_folder(files)
+        run = SessionRun(self, cmd, timeout, merge_stderr, files if folder is not None else None, folder, env)
+        run.receipt = self.receipt  # what the command runs in: sent before its exit event
         self.current = run
         for stream, data in self._background.take():  # what background processes printed since the last one
             await run.feed(stream, data, [])
@@ -279,6 +351,9 @@ class ServerSession:
         return run
 
     def finish(self, run: SessionRun) -> None:
+        if run.folder is not None:  # read already: what a background job writes there now is lost
+            self.registry.executor.folders.remove(run.folder)
+            run.folder = None
         if self.current is run:
             self.current = None
         self.last_used = time.monotonic()
@@ -295,6 +370,7 @@ class ServerSession:
             self.ended = why
         self.registry.forget(self)
         await self.registry.executor.control(*REMOVE_CONTAINER, self.container)
+        self._drop_folder()
         self._close_stdin()
         process = self._process
         if process is not None and process.returncode is None:

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 from typing import Protocol
 
 from ...wire.contract import EXIT_INTERRUPTED, EXIT_KILLED, IncrementalText
+from ...wire.outfolder import FileLimits
 from ...wire.sessionprotocol import cell_line, new_token, sync_line
 from ..runs.runlife import EXIT_CODES, Event, Run
 from ..settings.fields import Settings
@@ -43,9 +45,21 @@ class CommandSession(Protocol):
 class SessionRun(Run):
     """One command in a session; consumed like an Execution (``next_event`` until exit/error)."""
 
-    def __init__(self, session: CommandSession, cmd: str, timeout: float, merge_stderr: bool) -> None:
+    def __init__(
+        self,
+        session: CommandSession,
+        cmd: str,
+        timeout: float,
+        merge_stderr: bool,
+        files: FileLimits | None = None,
+        folder: str | None = None,
+        env: Mapping[str, str | None] | None = None,
+    ) -> None:
         super().__init__(cmd, timeout, merge_stderr, session.who, session.settings.max_output_bytes)
         self.session = session
+        self.files = files  # what of the command's $DOCKYTER_OUT to send back (None: it has none)
+        self.folder = folder  # the server's own folder for it (the session removes it once it ends)
+        self.env = dict(env or {})  # exported (None: unset) on the command's line: its DOCKYTER_OUT
         self.token = new_token()
         self._seen: dict[str, int | None] = {}
         self._answered = asyncio.Event()  # both frames of self.token arrived
@@ -103,11 +117,15 @@ class SessionRun(Run):
         await self._guarded(self._command(), self._flush)
 
     async def _command(self) -> Event:
-        outcome = await self._ask(cell_line(self.cmd, self.token, self.merge_stderr), self.timeout)
+        outcome = await self._ask(cell_line(self.cmd, self.token, self.merge_stderr, self.env), self.timeout)
         if outcome == "late":
             self._time_is_up()
         if outcome in ("late", "stop"):
             outcome = await self._stop_command()
+        elif outcome == "answered" and self.folder is not None and self.files is not None:
+            # Everything the command wrote is there; a background job may still write (it is not waited for).
+            await self._flush()
+            await self._send_files(self.folder, self.files)
         return self._final(outcome)
 
     async def _flush(self) -> None:

@@ -14,10 +14,12 @@ import ipaddress
 import os
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ...wire.outfolder import DEFAULT_LIMITS, FileLimits
 from ..engine.engineenv import engine_environment
 from ..policy.allowlist import AllowedMount, check_flag_names, parse_allowed_mounts
 from ..policy.registries import check_patterns
@@ -282,6 +284,39 @@ class Settings:
         5.0, "Seconds of silence after which a stream gets a heartbeat event.", metavar="SECONDS"
     )
 
+    # -- what a run makes (its $DOCKYTER_OUT) ---------------------------------------------
+    files: bool = setting(
+        True,
+        "Give every execution and session command an empty folder, $DOCKYTER_OUT (/dockyter/out), and stream "
+        "what the command leaves there to the client after its output, as `file` events. --no-files turns that "
+        "off (the Swarm executor has none: a task runs on another node).",
+    )
+    files_dir: str = setting(
+        "",
+        "Where the server makes its private folder of run folders (a fresh `dockyter-files-SERVER_NAME@*` "
+        "below it, mode 0700), each bind-mounted into its container. Empty: the system's temporary directory. "
+        "Containers write there: a file system of its own with a size limit (a tmpfs) bounds what they can fill.",
+        metavar="PATH",
+    )
+    max_file_bytes: int = setting(
+        DEFAULT_LIMITS.max_file_bytes,
+        "Bytes one file of $DOCKYTER_OUT may have to be sent; a larger one is a `file` event with a problem. "
+        "A request may lower it, never raise it.",
+        metavar="BYTES",
+    )
+    max_files: int = setting(
+        DEFAULT_LIMITS.max_files,
+        "Entries of $DOCKYTER_OUT sent per run (files, or a problem each); the rest are counted in one "
+        "`files_omitted` event. A request may lower it.",
+        metavar="N",
+    )
+    max_files_bytes: int = setting(
+        DEFAULT_LIMITS.max_total_bytes,
+        "Bytes of $DOCKYTER_OUT sent per run, all files together; a request may lower it. The server holds at "
+        "most this much of one run's files in memory at once.",
+        metavar="BYTES",
+    )
+
     # -- lifecycle -----------------------------------------------------------------------
     shutdown_timeout: float = setting(
         10.0,
@@ -324,6 +359,16 @@ class Settings:
     def mount_rules(self) -> tuple[AllowedMount, ...]:
         """``allowed_mounts``, parsed (once, here)."""
         return self._mount_rules
+
+    def file_limits(self, asked: bool | Mapping[str, int | None] | None = None) -> FileLimits | None:
+        """The limits of one run's files: these settings, lowered by what a request asked for (its
+        ``files`` field: false for none, or an object of lower limits); None: the run gets no folder."""
+        if not self.files or asked is False:
+            return None
+        mine = FileLimits(self.max_file_bytes, self.max_files, self.max_files_bytes)
+        if not isinstance(asked, Mapping):
+            return mine
+        return mine.lowered(asked.get("max_file_bytes"), asked.get("max_files"), asked.get("max_files_bytes"))
 
     def engine_environment(self) -> dict[str, str]:
         """The environment of every container CLI process (:mod:`~dockyter.server.engine.engineenv`), fixed when the settings were made."""
@@ -401,7 +446,7 @@ def _check(settings: Settings) -> tuple[dict[str, str], tuple[str, ...], tuple[A
         raise SettingsError("shutdown_timeout and pids_limit must not be negative")
     for name in (
         "max_concurrent_per_token", "max_sessions", "max_sessions_per_token", "session_idle_timeout",
-        "session_max_lifetime",
+        "session_max_lifetime", "max_file_bytes", "max_files", "max_files_bytes",
     ):  # fmt: skip
         if getattr(s, name) < 0:
             raise SettingsError(f"{name} must not be negative, not {getattr(s, name)}")
@@ -430,6 +475,10 @@ def _check(settings: Settings) -> tuple[dict[str, str], tuple[str, ...], tuple[A
     for path in s.secret_paths:
         if not path.startswith("/"):
             raise SettingsError(f"secret_paths: {path!r} must be an absolute path")
+    if s.files_dir and not (s.files_dir.startswith("/") and Path(s.files_dir).is_dir()):
+        raise SettingsError(f"files_dir {s.files_dir!r} must be an absolute path to an existing directory")
+    if s.files_dir and any(ord(char) < 0x20 or char in ',"' for char in s.files_dir):
+        raise SettingsError(f"files_dir {s.files_dir!r} must not hold control characters, commas or quotes")
     try:
         flag_names = tuple(check_flag_names(s.allowed_flags))
         mount_rules = tuple(parse_allowed_mounts(s.allowed_mounts))

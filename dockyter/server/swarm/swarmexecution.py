@@ -24,7 +24,7 @@ import shlex
 import shutil
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from ...wire.contract import (
     INIT_ENV,
@@ -282,6 +282,7 @@ class SwarmExecution(Run):
         answer = await executor.check.release(service)
         if answer is None or answer.returncode != 0:
             return await self._not_created(answer, "service update")
+        self.receipt = swarm_receipt(self.plan, service)
         self.watching = True
         executor.wake_poller()
         return None
@@ -319,6 +320,8 @@ class SwarmExecution(Run):
                 if status.node and not self.node:
                     self.node = status.node
                     self._put({"event": "node", "node": status.node})
+                    if self.receipt is not None:
+                        self.receipt["node"] = status.node
                 if self._stop.is_set():
                     break
                 if status.gone:
@@ -434,3 +437,24 @@ class SwarmExecution(Run):
             image=self.plan.args.image,
             runtime=self.executor.runtime,  # the same fields as the engine executor's line
         )
+
+
+def swarm_receipt(plan: Plan, service: dict[str, Any]) -> Event:
+    """What a service ran, as far as its spec says: the image (with the digest the manager pinned,
+    when it resolved one), the approved options, the shell; the node is filled in once known. The
+    runtime is each node's default, which the manager does not report."""
+    container: Any = service
+    for key in ("Spec", "TaskTemplate", "ContainerSpec"):
+        container = container.get(key) if isinstance(container, dict) else None
+    pinned = str(container.get("Image") or "") if isinstance(container, dict) else ""
+    name, at, digest = pinned.partition("@")
+    repository = name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
+    return {
+        "event": "receipt",
+        "image": plan.args.image,
+        "digest": f"{repository}@{digest}" if at else None,
+        "image_id": None,
+        "argv": [*(token for option in plan.args.options for token in option.written), plan.args.image, *plan.shell],
+        "runtime": None,
+        "node": None,
+    }

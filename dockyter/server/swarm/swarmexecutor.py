@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from ...wire.contract import CONTROL_TIMEOUT, MANAGED_LABEL, OWNER_LABEL, SERVER_LABEL, owner_id
+from ...wire.outfolder import FileLimits
 from ..engine.control import EngineCli
 from ..policy.plan import Plan
 from ..runs.slots import ExecutionSlots, per_token_limit
@@ -109,7 +110,11 @@ class SwarmExecutor(ExecutionSlots[SwarmExecution], Upkeep):
 
     # -- executions ---------------------------------------------------------------------------------
 
-    async def start(self, plan: Plan, cmd: str, timeout: float, merge_stderr: bool, who: str) -> SwarmExecution:
+    async def start(
+        self, plan: Plan, cmd: str, timeout: float, merge_stderr: bool, who: str, files: FileLimits | None = None
+    ) -> SwarmExecution:
+        """Admit and start one service. ``files`` is ignored: a task runs on another node, where no
+        folder of the server's can be read (health does not list the feature)."""
         execution = await self.admit(SwarmExecution(self, plan, cmd, timeout, merge_stderr, who))
         self._ensure_poller()
         return execution

@@ -53,7 +53,7 @@ def test_health_needs_no_token_and_says_whether_one_is_accepted(server):
     assert answer == {
         "status": "ok",
         "version": answer["version"],
-        "features": ["stream", "cancel", "exit_code", "timeout", "sessions"],
+        "features": ["stream", "cancel", "exit_code", "timeout", "sessions", "files", "receipts"],
     }
     assert httpx.get(server.url + "/health", headers=server.headers()).json()["token"] == "accepted"
     assert httpx.get(server.url + "/health", headers=server.headers("x" * 30)).json()["token"] == "rejected"
@@ -138,11 +138,12 @@ def test_stream_events_come_in_order(server, test_image):
     ) as events:
         seen = list(events)
     assert seen[0]["event"] == "start" and len(seen[0]["id"]) == 16
-    assert [(e["event"], e.get("data")) for e in seen[1:-1]] == [
+    assert [(e["event"], e.get("data")) for e in seen[1:-2]] == [
         ("stdout", "a\n"),
         ("stderr", "b\n"),
         ("stdout", "c\n"),
     ]
+    assert seen[-2]["event"] == "receipt" and seen[-2]["image"] == test_image  # what ran, just before the end
     assert seen[-1] == {"event": "exit", "code": 3, "reason": None, "message": None}
 
 
@@ -176,7 +177,7 @@ def test_heartbeats_in_silence(dockyter_server, test_image):
     server = dockyter_server(heartbeat_interval=0.5)
     with server.stream({"cmd": "sleep 2.2; echo done", "args": test_image}) as events:
         kinds = [event["event"] for event in events]
-    assert kinds[0] == "start" and kinds[-2:] == ["stdout", "exit"]
+    assert kinds[0] == "start" and kinds[-3:] == ["stdout", "receipt", "exit"]
     assert kinds.count("heartbeat") >= 3
 
 

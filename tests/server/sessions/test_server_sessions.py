@@ -75,10 +75,11 @@ def test_streamed_like_execute(server, test_image):
         assert response.headers["content-type"] == "application/x-ndjson"
         events = [json.loads(line) for line in response.iter_lines() if line]
     assert events[0]["event"] == "start" and len(events[0]["id"]) == 16
-    assert [(e["event"], e.get("data")) for e in events[1:-1] if e["event"] != "heartbeat"] == [
+    assert [(e["event"], e.get("data")) for e in events[1:-2] if e["event"] != "heartbeat"] == [
         ("stdout", "one\n"),
         ("stderr", "two\n"),
     ]
+    assert events[-2]["event"] == "receipt" and events[-2]["image"] == test_image
     assert events[-1] == {"event": "exit", "code": 0, "reason": None, "message": None}
 
 
