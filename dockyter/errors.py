@@ -105,6 +105,22 @@ def say(message: object) -> None:
 REFUSED = "the container runtime refused to start the container: see its message above"
 # How container CLIs begin the line that says why they could not start a container.
 CLI_PREFIXES = ("docker: ", "Error response from daemon: ", "Error: ")
+# How the CLI's flag parser (cobra) begins its complaint about the command line itself; its
+# usage text follows ("Usage:  docker run [OPTIONS] IMAGE ...", "Run 'docker run --help' ...").
+FLAG_ERRORS = ("unknown flag: ", "unknown shorthand flag: ", "flag needs an argument: ", "invalid argument ")
+ENGINE_DOWN = "Cannot connect to the Docker daemon"
+
+
+def runtime_complaint(text: str, *, surely: bool = False) -> bool:
+    """Whether ``text`` starts the way a container CLI says it could not start a container.
+
+    ``surely``: and could not be a program's own words: "Error: " alone is how podman begins,
+    and many programs too, unless the CLI's pointer to its usage (``run --help``) follows.
+    """
+    text = text.lstrip()
+    if not text.startswith((*CLI_PREFIXES, *FLAG_ERRORS, ENGINE_DOWN)):
+        return False
+    return not surely or not text.startswith("Error: ") or "run --help" in text
 
 
 def not_started_reason(code: int, stderr_tail: str) -> str | None:
@@ -117,7 +133,9 @@ def not_started_reason(code: int, stderr_tail: str) -> str | None:
         return None
     for line in reversed(stderr_tail.splitlines()):
         line = line.strip()
-        if line.startswith(CLI_PREFIXES) or "Cannot connect to the Docker daemon" in line:
+        if line.startswith(FLAG_ERRORS):
+            return line.rstrip(".")
+        if line.startswith(CLI_PREFIXES) or ENGINE_DOWN in line:
             for prefix in CLI_PREFIXES:
                 line = line.removeprefix(prefix)
             return line.rstrip(".") or None

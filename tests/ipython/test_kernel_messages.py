@@ -8,9 +8,11 @@ wrote; a bad setting is one sentence, not traitlets' text.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Iterator
 
 import pytest
+from helpers import docker
 from kernels import Execution, Kernel, start_kernel
 
 pytestmark = [pytest.mark.docker, pytest.mark.kernel]
@@ -44,3 +46,38 @@ def test_it_is_answered_in_one_line_naming_both(walk, test_image, flags, no_left
         "container; drop both: its output streams live without them\n"
     )
     assert run.stdout == "" and run.reply["ename"] == "UsageError"
+
+
+def test_dockers_complaint_is_said_once_in_our_line(walk, test_image, no_leftover_containers):
+    """A name taken, --pull never without the image, a bad volume mode, an unknown flag: nothing ran,
+    and the red line alone says docker's reason (no raw "docker: Error response..." nor usage text)."""
+    taken = f"dyt-taken-{secrets.token_hex(3)}"
+    assert docker("create", "--name", taken, test_image, "true").returncode == 0
+    try:
+        cases = [
+            (f"--name {taken} {test_image}", f'Conflict. The container name "/{taken}" is already in use by container "'),
+            ("--pull never dockyter-test/no-such-image:1", "No such image: dockyter-test/no-such-image:1"),
+            (f"-v /tmp:/x:zz {test_image}", "invalid mode: zz"),
+            (f"--frobnicate=1 {test_image}", "unknown flag: --frobnicate"),
+        ]
+        for line, reason in cases:
+            run = walk.run(f"%%docker {line}\necho never")
+            [red] = red_lines(run)
+            assert red.startswith(f"Dockyter: the container did not start: {reason}"), red
+            assert (run.stdout, run.stderr) == ("", ""), line
+            assert run.reply["ename"] == "ContainerNotStarted"
+            assert walk.run("print(_exit_code)").stdout == "125\n"
+    finally:
+        docker("rm", "--force", taken)
+    # the same for `!`: one line, no raw text
+    walk.run(f"%docker --frobnicate=1 {test_image}")
+    bang = walk.run("!echo never")
+    assert (bang.stdout, bang.stderr) == ("", "Dockyter: the container did not start: unknown flag: --frobnicate\n")
+    walk.run("%docker_off")
+
+
+def test_a_commands_own_error_output_is_never_held_back_long(walk, test_image, no_leftover_containers):
+    """stderr that starts like docker's complaint but comes from a running container is shown, whole."""
+    run = walk.run(f'%%docker {test_image}\necho "Error: retrying" >&2; sleep 2; echo done')
+    assert (run.stdout, run.stderr, run.reply["status"]) == ("done\n", "Error: retrying\n", "ok")
+    assert run.arrival("done") - run.arrival("Error: retrying") > 1  # shown before the command ended

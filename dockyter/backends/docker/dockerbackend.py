@@ -39,6 +39,7 @@ from ...wire.dockerargs import RunArgs
 from ...wire.pull import PullFailed, last_value, needs_pull, pull
 from ..base import SIGNAL_CHECK, Backend, BackendStatus, RunRequest, RunResult
 from .cli import control
+from .starthold import StartHold
 
 if TYPE_CHECKING:
     from ...wire.dockerargs import RunArgs
@@ -233,6 +234,7 @@ class _ContainerRun:
         # with a name conflict): that one is never ours to stop.
         self.chosen = chosen
         self.sink = sink
+        self.output = StartHold(sink)  # the CLI's own complaint is said once, by the red line
         self.selector = selectors.DefaultSelector()
         pipes: list[tuple[IO[bytes] | None, Stream]] = [(process.stdout, "stdout"), (process.stderr, "stderr")]
         for pipe, stream in pipes:
@@ -255,10 +257,13 @@ class _ContainerRun:
                 return RunResult(
                     EXIT_TIMEOUT, "timeout", f"timed out after {timeout:g} s: container {self.name} stopped"
                 )
-            return RunResult(self.process.wait())
+            code = self.process.wait()
+            reason = self.output.conclude(code)
+            return RunResult(code, "not_started", reason) if reason else RunResult(code)
         finally:
             if not finished:  # an unexpected error while pumping: still never leave it running
                 self._stop(grace=0)
+            self.output.release()
             self.sink.close()
             self.selector.close()
             for pipe in (self.process.stdout, self.process.stderr):
@@ -275,10 +280,11 @@ class _ContainerRun:
             for key, _ in self.selector.select(wait):
                 data = os.read(key.fd, PIPE_SIZE)
                 if data:
-                    self.sink.write_bytes(key.data, data)
+                    self.output.write_bytes(key.data, data)
                     flooding = flooding or len(data) >= FLOOD
                 else:
                     self.selector.unregister(key.fileobj)
+            self.output.tick()
             if flooding:
                 # Output is pouring in: let it gather in the pipe for a moment, so that each
                 # wake-up, read and write of ours carries more of it (a trickle never waits).
