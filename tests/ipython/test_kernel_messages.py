@@ -55,7 +55,10 @@ def test_dockers_complaint_is_said_once_in_our_line(walk, test_image, no_leftove
     assert docker("create", "--name", taken, test_image, "true").returncode == 0
     try:
         cases = [
-            (f"--name {taken} {test_image}", f'Conflict. The container name "/{taken}" is already in use by container "'),
+            (
+                f"--name {taken} {test_image}",
+                f'Conflict. The container name "/{taken}" is already in use by container "',
+            ),
             ("--pull never dockyter-test/no-such-image:1", "No such image: dockyter-test/no-such-image:1"),
             (f"-v /tmp:/x:zz {test_image}", "invalid mode: zz"),
             (f"--frobnicate=1 {test_image}", "unknown flag: --frobnicate"),
