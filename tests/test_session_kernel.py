@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import pty
+import re
+import shlex
 import signal
+import subprocess
 import time
 
 import pytest
@@ -71,3 +75,88 @@ def test_sessions_of_a_killed_kernel_are_removed(tmp_path, ip, test_image):
     run = run_cell(ip, "%docker_cleanup")
     assert "Traceback" not in run.stdout + run.stderr
     assert wait_until(lambda: not exists(container), timeout=15)
+
+
+def started_container(run) -> str:
+    """The container a ``%docker_session start`` (or restart) message names."""
+    found = re.search(r"container (dockyter-[0-9a-f]+)\)", run.stdout)
+    assert found, run.stdout
+    return found.group(1)
+
+
+def test_here_and_as_me_apply_to_sessions_as_to_cells(kernel, test_image, tmp_path):
+    """`start NAME --here --as-me`, and the traits, mount the notebook's folder and run as the kernel's user."""
+    run = kernel.run(f"%docker_session start me --here --as-me {test_image}")
+    container = started_container(run)
+    assert run.stdout == (
+        f"Dockyter: session 'me' started ({test_image}, container {container}); use it with "
+        f"%%docker --session me; a terminal in it: docker exec -it {container} bash\n"
+    )
+    made = kernel.run("%%docker --session me\npwd; id -u; echo from-the-session > made.txt")
+    assert made.stdout == f"{tmp_path}\n{os.getuid()}\n"
+    assert (tmp_path / "made.txt").read_text() == "from-the-session\n"
+    user = docker("inspect", "--format", "{{.Config.User}}", container).stdout.strip()
+    assert user == f"{os.getuid()}:{os.getgid()}"
+    # the traits do the same for every session
+    kernel.run("%config Dockyter.here = True")
+    kernel.run(f"%docker_session start traits {test_image}")
+    assert kernel.run("%%docker --session traits\npwd").stdout == f"{tmp_path}\n"
+    kernel.run("%config Dockyter.here = False")
+    # given to a session's cell, they are one line saying where they go
+    refused = kernel.run("%%docker --session me --here\npwd")
+    assert refused.stderr == (
+        "UsageError: %%docker: --here with --session: the session's container has its mounts and user already; "
+        "they are given when it starts: %docker_session start me --here IMAGE\n"
+    )
+    kernel.run("%docker_session stop --all")
+
+
+def test_a_session_that_cannot_start_says_dockers_reason(kernel, test_image, no_leftover_containers):
+    """docker's own complaint, not its pointer to the usage; a %%docker option given to start is named."""
+    run = kernel.run(f"%docker_session start x --frobnicate=1 {test_image}")
+    assert [line for error in run.of_type("error") for line in error["content"]["traceback"]] == [
+        "\x1b[31mDockyter: session 'x' could not start: the session's container did not start: "
+        "unknown flag: --frobnicate\x1b[0m"
+    ]
+    assert (run.stdout, run.stderr) == ("", "")
+    own = kernel.run(f"%docker_session start x --timeout=5 {test_image}")
+    assert own.stderr == (
+        "UsageError: %docker_session: --timeout is a %%docker option, for each cell run in the session: "
+        "%%docker --session x --timeout=5; %docker_session start takes --here, --as-me and docker run's options\n"
+    )
+    assert (
+        kernel.run("%docker_session").stdout
+        == "Dockyter: no sessions; start one with %docker_session start NAME IMAGE\n"
+    )
+
+
+def test_the_way_in_opens_a_terminal_in_the_sessions_container(kernel, test_image, no_leftover_containers):
+    """The `docker exec -it ... bash` line of start's message, run as printed in a terminal, reaches the session."""
+    run = kernel.run(f"%docker_session start shell {test_image}")
+    line = run.stdout.split("a terminal in it: ")[1].strip()
+    kernel.run("%%docker --session shell\necho kept > /tmp/made-by-a-cell")
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(shlex.split(line), stdin=terminal, stdout=terminal, stderr=terminal, close_fds=True)
+    os.close(terminal)
+    os.write(controller, b"cat /tmp/made-by-a-cell; exit\n")
+    seen = b""
+    while b"kept" not in seen:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # the terminal closed
+            break
+        if not chunk:
+            break
+        seen += chunk
+    assert process.wait(timeout=30) == 0
+    os.close(controller)
+    assert b"kept" in seen, seen
+    restarted = kernel.run("%docker_session restart shell")
+    assert restarted.stdout.endswith(f"; a terminal in it: docker exec -it {started_container_of(restarted)} bash\n")
+    kernel.run("%docker_session stop shell")
+
+
+def started_container_of(run) -> str:
+    found = re.search(r"docker exec -it (dockyter-[0-9a-f]+) bash", run.stdout)
+    assert found, run.stdout
+    return found.group(1)

@@ -75,6 +75,11 @@ class SessionHandle(Protocol):
 
     def death_reason(self) -> str: ...
 
+    def way_in(self) -> str | None:
+        """The command that opens a terminal in its container (``docker exec -it NAME bash``), when
+        the container is on this machine; None otherwise."""
+        ...
+
     def memory(self) -> str | None:
         """The memory its container uses now, as a listing shows it (``12.5MiB``); None when unknown."""
         ...

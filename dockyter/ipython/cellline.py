@@ -68,7 +68,7 @@ def parse_cell_line(line: str) -> CellOptions:
     for option, value in parsed.given:
         _apply(options, option, value)
     own = [option.name for option in CELL.options]
-    for name in [] if parsed.explicit_end else _flags(options.docker_tokens):
+    for name in [] if parsed.explicit_end else docker_flags_of(options.docker_tokens):
         if name in own and name not in BOOL_FLAGS:
             raise BadUsage(f"{name} is a %%docker option: put it before the docker arguments")
         _refuse_a_typo(name, own)  # --no-raise-eror among the docker arguments, too
@@ -76,6 +76,12 @@ def parse_cell_line(line: str) -> CellOptions:
         raise BadUsage("--tee shows what --out VAR or --err VAR store: give one of them")
     if options.profile is not None and options.docker_tokens:
         raise BadUsage("--profile NAME replaces the docker arguments: give one or the other")
+    if options.session is not None and (options.here or options.as_me):
+        given = " ".join(name for name, on in (("--here", options.here), ("--as-me", options.as_me)) if on)
+        raise BadUsage(
+            f"{given} with --session: the session's container has its mounts and user already; they are "
+            f"given when it starts: %docker_session start {options.session} {given} IMAGE"
+        )
     if options.session is not None and (options.docker_tokens or options.profile is not None):
         raise BadUsage(
             "--session NAME runs in the session's container, which has its arguments already: "
@@ -84,7 +90,7 @@ def parse_cell_line(line: str) -> CellOptions:
     return options
 
 
-def _flags(tokens: list[str]) -> list[str]:
+def docker_flags_of(tokens: list[str]) -> list[str]:
     """The long flags among docker tokens (not the values they take), up to the image."""
     flags, skip = [], False
     for token in tokens:

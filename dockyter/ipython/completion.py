@@ -25,7 +25,7 @@ from typing import Any, cast
 from IPython.core.completer import CompletionContext, SimpleCompletion, SimpleMatcherResult, completion_matcher
 
 from ..wire.dockerargs import ALIASES, BOOL_FLAGS, SHORT_FLAGS, VALUE_FLAGS
-from .grammar import DOCKER_ARGS, Grammar, Source, Word
+from .grammar import DOCKER_ARGS, Grammar, Source, Verb, Word
 from .magiclines import GRAMMARS
 
 IDENTIFIER = "dockyter.magic_lines"  # our matcher's, among the shell completer's custom matchers
@@ -111,11 +111,23 @@ def complete(grammar: Grammar, words: list[str], current: str, sources: Sources)
         elif verb is None:
             offered = Offer([])
         else:
-            offered = _words(rest[1:], current, verb.words, sources, DOCKER_ARGS if verb.docker else None)
+            offered = _verb_words(verb, rest[1:], current, sources)
     else:
         offered = _words(rest, current, grammar.words, sources, grammar.docker)
     if current.startswith("-") and not rest:  # options may still come
         return Offer([*(option.name for option in grammar.options), *offered.words], offered.paths)
+    return offered
+
+
+def _verb_words(verb: Verb, rest: list[str], current: str, sources: Sources) -> Offer:
+    """After a verb: its words, then its own switches (those not given yet) with docker's arguments."""
+    given = rest[len(verb.words) :]
+    switches = [word for word in given if verb.option(word) is not None]
+    rest = [*rest[: len(verb.words)], *given[len(switches) :]] if given[: len(switches)] == switches else rest
+    offered = _words(rest, current, verb.words, sources, DOCKER_ARGS if verb.docker else None)
+    if len(rest) == len(verb.words) and current.startswith("-"):  # the verb's switches may still come
+        own = [option.name for option in verb.options if option.name not in switches]
+        return Offer([*own, *offered.words], offered.paths)
     return offered
 
 

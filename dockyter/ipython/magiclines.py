@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from .grammar import DOCKER_ARGS, HELP, Grammar, Option, Verb, Word
 
+# The shorthands for the notebook's folder and the user's own files: a cell's, and a session's.
+HERE = Option("--here", "mount the kernel's working directory at the same path and start there")
+AS_ME = Option("--as-me", "run as the kernel's own uid:gid, so files written into mounts are yours")
+
 CELL = Grammar(
     "%%docker",
     description="""
@@ -30,8 +34,8 @@ come before the docker arguments; `--` ends them. Docker's own flags pass untouc
         ),
         Option("--out", "store stdout in the variable VAR instead of showing it (as %%bash --out)", "VAR"),
         Option("--err", "store stderr in the variable VAR instead of showing it (as %%bash --err)", "VAR"),
-        Option("--here", "mount the kernel's working directory at the same path and start there"),
-        Option("--as-me", "run as the kernel's own uid:gid, so files written into mounts are yours"),
+        HERE,
+        AS_ME,
         Option("--tee", "with --out/--err: show the output as it streams and store it too"),
         Option(
             "--profile",
@@ -97,7 +101,7 @@ keeps the session. Sessions idle for Dockyter.session_idle_timeout seconds are s
     options=(HELP,),
     no_verb="list the sessions",
     verbs=(
-        Verb("start", "start a session", (Word("NAME"),), docker=True),
+        Verb("start", "start a session", (Word("NAME"),), docker=True, options=(HERE, AS_ME)),
         Verb("stop", "stop one, or every one", (Word("NAME", "sessions", instead=("--all",)),)),
         Verb("restart", "a fresh container, same arguments", (Word("NAME", "sessions"),)),
     ),

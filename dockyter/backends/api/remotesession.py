@@ -147,6 +147,9 @@ class RemoteSession:
     def death_reason(self) -> str:
         return self.ended or "it is gone"
 
+    def way_in(self) -> None:
+        return None  # the container is on the server's machine
+
     def remove(self) -> None:
         """Delete it on the server; best effort (the server's limits remove it anyway)."""
         if not self.id or self.ended is not None:
