@@ -26,11 +26,11 @@ from .announce import Announcer
 from .backends.base import Backend, RunRequest, RunResult
 from .backends.registry import backend_class
 from .config.layers import Layers
-from .config.tomlvalues import masked
+from .config.tomlvalues import masked, refusal_reason
 from .config.traits import DockyterTraits
 from .errors import BadUsage, ContainerNotStarted, DockyterError, Interrupted, exit_error, say
 from .lifecycle import lifecycle_problem
-from .linechecks import unexpanded_variable
+from .linechecks import unexpanded_in, unexpanded_variable
 from .output import OutputSink
 from .runspec import Asker, Ran, RunSpec, bang_asker
 from .shorthands import with_shorthands
@@ -103,7 +103,8 @@ class Dockyter(DockyterTraits):
         loading = not hasattr(self, "layers")
         source = "the IPython configuration (ipython_config.py, or an earlier %config)" if loading else "%config"
         kept = masked(name, getattr(self, name))
-        line = f"{source}: Dockyter.{name} = {masked(name, value)} refused ({error}); {name} stays {kept}"
+        reason = refusal_reason(self.traits()[name], value, error)
+        line = f"{source}: Dockyter.{name} = {masked(name, value)} refused: {reason} ({name} stays {kept})"
         if loading:
             self.config_problems.append(line)
         else:
@@ -289,7 +290,9 @@ class Dockyter(DockyterTraits):
         if self.default_args.strip():
             args = parse_run_args(self.default_args)
             rows.append(("image", args.image))
-            rows.append(("a cell runs", self.active_backend.describe(self.request(args, RunSpec("<cell>")))))
+        else:  # what `%%docker IMAGE` would run: the same line, the image left to the cell
+            args = RunArgs((), "IMAGE")
+        rows.append(("a cell runs", self.active_backend.describe(self.request(args, RunSpec("<cell>")))))
         rows.append(("shell", shlex.join(self.shell)))
         rows.append(("timeout", f"{self.timeout:g} s" if self.timeout else "none"))
         rows.append(("config file", self.layers.file_label()))
@@ -326,8 +329,8 @@ def parse_args(text: str | list[str]) -> RunArgs:
     """
     try:
         args = parse_run_args(text, comments=True)
-    except DockerArgsError as error:
-        raise BadUsage(str(error)) from None
+    except DockerArgsError as error:  # '$IMAGE' is not a valid image: the $ is the reason
+        raise BadUsage(unexpanded_in(str(error)) or str(error)) from None
     problem = lifecycle_problem(args) or unexpanded_variable(args)
     if problem:
         raise BadUsage(problem)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .wire.contract import EXIT_CANNOT_RUN, EXIT_KILLED, EXIT_NOT_FOUND, EXIT_USAGE
 
@@ -19,9 +19,24 @@ RED = "\x1b[31m"
 RESET = "\x1b[0m"
 
 
+def _always() -> bool:
+    return True
+
+
+# Whether our error lines may be red: the extension ties this to the shell's colour setting
+# (`ipython --colors=nocolor`, %colors nocolor), which this package cannot read itself.
+in_colour: Callable[[], bool] = _always
+
+
+def use_colour(decides: Callable[[], bool] | None) -> None:
+    """Let ``decides`` say, at each error, whether it may be red (None: always)."""
+    global in_colour
+    in_colour = decides or _always
+
+
 def one_line(message: str) -> list[str]:
-    """The traceback IPython shows for our errors: a single red line."""
-    return [f"{RED}{message}{RESET}"]
+    """The traceback IPython shows for our errors: a single line, red where colours are on."""
+    return [f"{RED}{message}{RESET}" if in_colour() else message]
 
 
 class DockyterError(Exception):

@@ -7,6 +7,7 @@
 ``cellline``      what a ``%%docker`` line asks for besides the docker arguments
 ``completion``    tab completion of every magic line, read from the grammar tables
 ``redirect``      ``!cmd``, ``x = !cmd``, ``!!cmd`` and ``%sx`` into containers, and back
+``expansion``     what IPython would have expanded on a magic line that one ``$NAME`` stopped
 ``sessionmagic``  ``%docker_session``'s verbs
 ``tables``        the tables the magics show: HTML in a notebook, text in a terminal
 

@@ -7,6 +7,7 @@ wrote; a bad setting is one sentence, not traitlets' text.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from collections.abc import Iterator
@@ -84,3 +85,80 @@ def test_a_commands_own_error_output_is_never_held_back_long(walk, test_image, n
     run = walk.run(f'%%docker {test_image}\necho "Error: retrying" >&2; sleep 2; echo done')
     assert (run.stdout, run.stderr, run.reply["status"]) == ("done\n", "Error: retrying\n", "ok")
     assert run.arrival("done") - run.arrival("Error: retrying") > 1  # shown before the command ended
+
+
+PWD_HINT = (
+    "$PWD in '-v $PWD:/work' was not expanded: IPython expands $name on a magic line from Python variables, "
+    "not from the environment; write --here (mounts the kernel's folder and starts there), or {os.getcwd()}"
+)
+
+
+def test_dollar_pwd_is_the_hint_even_when_the_line_has_an_image_variable(walk, test_image, no_leftover_containers):
+    """IPython expands nothing on a line where one $name is not Python's; what it would have expanded
+    ($image, {expression}, $$) is expanded, and $PWD gets its hint, not $image a wrong one."""
+    walk.run(f"image = {test_image!r}; stage = 'demo'")
+    for code in ("%%docker -v $PWD:/work $image\nls /work", "%docker -v $PWD:/work $image"):
+        run = walk.run(code)
+        assert (run.stdout, run.stderr) == ("", f"UsageError: {PWD_HINT}\n"), code
+    run = walk.run("%docker_session start s -v $PWD:/work $image")
+    assert run.stderr == f"UsageError: %docker_session: {PWD_HINT}\n"
+    unknown = walk.run("%%docker $IMAGE\ntrue")
+    assert unknown.stderr == (
+        "UsageError: $IMAGE in '$IMAGE' was not expanded: IPython expands $name on a magic line from Python "
+        "variables, not from the environment; write {os.environ['IMAGE']}\n"
+    )
+    # a line with an environment variable docker may keep: the rest is expanded as IPython would
+    ran = walk.run("%%docker -e WHO=$USER -e STAGE={stage.upper()} -e DOLLAR=$$x $image\necho $WHO $STAGE $DOLLAR")
+    assert (ran.stdout, ran.stderr) == ("$USER DEMO $x\n", "")
+
+
+def test_dropping_a_profile_says_where_bang_runs_now(walk, test_image, tmp_path_factory):
+    folder = walk.run("import os; print(os.getcwd())").stdout.strip()
+    with open(f"{folder}/dockyter.toml", "w") as file:
+        file.write(f'[profiles]\nposix = "{test_image}"\n')
+    walk.run("%docker_config reload")
+    walk.run("%config Dockyter.default_args = ''")
+    walk.run("%docker_profile posix")
+    off = walk.run("%docker_profile --off")
+    assert (
+        off.stdout
+        == "Dockyter: profile 'posix' dropped (default_args back as before); `!` runs on this machine again.\n"
+    )
+    walk.run(f"%docker {test_image}")
+    walk.run("%docker_profile posix")
+    back = walk.run("%docker_profile --off")
+    assert (
+        back.stdout == f"Dockyter: profile 'posix' dropped (default_args back as before); `!` runs in {test_image}.\n"
+    )
+    off = walk.run("%docker_off")
+    assert off.stdout == "Dockyter: `!` runs on this machine again; %docker_on to run it in containers.\n"
+    typo = walk.run("%docker_profile --of")
+    assert typo.stderr == "UsageError: %docker_profile: unknown option '--of': did you mean --off?\n"
+    os.remove(f"{folder}/dockyter.toml")
+    walk.run("%docker_config reload")
+
+
+def test_a_refused_setting_is_one_line_in_our_words(walk):
+    for value, reason, stays in [
+        ("-5", "it must be at least 0", "0.0"),
+        ("'soon'", "expected a number, found a string ('soon')", "0.0"),
+    ]:
+        run = walk.run(f"%config Dockyter.timeout = {value}")
+        assert run.stderr == f"Dockyter: %config: Dockyter.timeout = {value} refused: {reason} (timeout stays {stays})\n"
+    empty = walk.run("%config Dockyter.docker_command = []")
+    assert empty.stderr == (
+        "Dockyter: %config: Dockyter.docker_command = [] refused: it must not be empty (docker_command stays ['docker'])\n"
+    )
+
+
+def test_status_shows_what_a_cell_runs_from_the_start(walk):
+    walk.run("%docker_off")
+    walk.run("%config Dockyter.default_args = ''")
+    [shown] = walk.run("%docker_status").of_type("display_data")
+    text = shown["content"]["data"]["text/plain"]
+    [row] = [line for line in text.splitlines() if line.strip().startswith("a cell runs")]
+    assert re.fullmatch(
+        r"  a cell runs +docker run --rm --init --name dockyter-[0-9a-f]+ --label io\.dockyter\.managed=1 "
+        r"--label io\.dockyter\.owner=\S+ --env TINI_KILL_PROCESS_GROUP=1 --log-driver none IMAGE bash -lc '<cell>'",
+        row,
+    ), row
