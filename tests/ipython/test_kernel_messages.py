@@ -144,7 +144,9 @@ def test_a_refused_setting_is_one_line_in_our_words(walk):
         ("'soon'", "expected a number, found a string ('soon')", "0.0"),
     ]:
         run = walk.run(f"%config Dockyter.timeout = {value}")
-        assert run.stderr == f"Dockyter: %config: Dockyter.timeout = {value} refused: {reason} (timeout stays {stays})\n"
+        assert (
+            run.stderr == f"Dockyter: %config: Dockyter.timeout = {value} refused: {reason} (timeout stays {stays})\n"
+        )
     empty = walk.run("%config Dockyter.docker_command = []")
     assert empty.stderr == (
         "Dockyter: %config: Dockyter.docker_command = [] refused: it must not be empty (docker_command stays ['docker'])\n"
