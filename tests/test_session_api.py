@@ -50,8 +50,8 @@ def test_a_session_through_the_server(dockyter_server, ip, cell, test_image):
     listing = cell("%docker_session").shown
     assert "remote" in listing and "running" in listing
     # the server does not report the container's memory (no memory_bytes in its session reply)
-    [row] = ip._dockyter.sessions.rows()
-    assert row[COLUMNS.index("memory")] == "-"
+    memory = COLUMNS.index("memory")
+    assert wait_until(lambda: ip._dockyter.sessions.rows()[0][memory] == "-", timeout=15)
     ip.run_line_magic("unload_ext", "dockyter")
     assert wait_until(lambda: not session_containers(server), timeout=15)
     ip.run_line_magic("load_ext", "dockyter")

@@ -160,3 +160,33 @@ def started_container_of(run) -> str:
     found = re.search(r"docker exec -it (dockyter-[0-9a-f]+) bash", run.stdout)
     assert found, run.stdout
     return found.group(1)
+
+
+def test_the_listing_never_waits_for_the_memory_figure(kernel, test_image, tmp_path, no_leftover_containers):
+    """`docker stats` samples for a second or two (here, made slower still): the listing comes at once,
+    with the memory column to be filled in, and a later listing has the figure."""
+    done = tmp_path / "stats-answered"
+    slow = tmp_path / "slow-stats-docker"
+    slow.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = stats ]; then sleep 4; docker "$@"; status=$?; touch "$DONE"; exit $status; fi\n'
+        'exec docker "$@"\n'
+    )
+    slow.chmod(0o755)
+    kernel.run(f"import os; os.environ['DONE'] = {str(done)!r}")
+    kernel.run(f"%config Dockyter.docker_command = [{str(slow)!r}]")
+    kernel.run(f"%docker_session start a {test_image}")
+    kernel.run(f"%docker_session start b {test_image}")
+    [shown] = kernel.run("%docker_session").of_type("display_data")
+    assert not done.exists()  # the listing did not wait for docker stats
+    rows = shown["content"]["data"]["text/plain"].splitlines()[1:]
+    assert [row.split()[0] for row in rows] == ["a", "b"]
+    assert all(row.split()[2] == "running" and row.split()[7] == "…" for row in rows), rows
+    assert wait_until(done.exists, timeout=30)
+
+    def memory_column() -> list[str]:
+        [table] = kernel.run("%docker_session").of_type("display_data")
+        return [row.split()[7] for row in table["content"]["data"]["text/plain"].splitlines()[1:]]
+
+    assert wait_until(lambda: all(figure.endswith("B") for figure in memory_column()), timeout=30)
+    kernel.run("%docker_session stop --all")

@@ -20,7 +20,7 @@ from dockyter.backends.base import RunRequest
 from dockyter.backends.docker.dockerbackend import DockerBackend
 from dockyter.errors import BadSessionRequest, SessionDead
 from dockyter.output import OutputSink
-from dockyter.sessionmanager import COLUMNS, SessionManager
+from dockyter.sessionmanager import COLUMNS, NOT_MEASURED, SessionManager
 from dockyter.wire.dockerargs import parse_run_args
 from dockyter.wire.sessionprotocol import FrameScanner, ansi_c_quote
 
@@ -178,12 +178,17 @@ def test_the_listing_shows_the_memory_each_container_uses(manager, test_image):
     doomed = manager.start("doomed", parse_run_args(test_image))
     manager.start("kept", parse_run_args(test_image))
     memory = COLUMNS.index("memory")
+    # measured in the background: a listing shows the last figure, or NOT_MEASURED before the first
+    assert all(row[memory] == NOT_MEASURED or row[memory].endswith("B") for row in manager.rows())
+    wait_until(lambda: NOT_MEASURED not in [row[memory] for row in manager.rows()], timeout=30)
     rows = {row[0]: row for row in manager.rows()}
     for name in ("doomed", "kept"):  # as docker stats writes it: 308KiB, 1.5MiB
         assert re.fullmatch(r"\d+(\.\d+)?(B|KiB|MiB|GiB)", rows[name][memory]), rows[name]
     docker("rm", "-f", doomed.shell.container)
+    state = COLUMNS.index("state")
+    wait_until(lambda: manager.rows()[0][state].startswith("dead"), timeout=10)  # its CLI sees it go
     rows = {row[0]: row for row in manager.rows()}
-    assert rows["doomed"][COLUMNS.index("state")].startswith("dead") and rows["doomed"][memory] == "-"
+    assert rows["doomed"][memory] == "-"
     assert rows["kept"][memory] != "-"
 
 
@@ -222,6 +227,7 @@ def test_idle_sessions_are_stopped_in_the_background(no_leftover_containers, tes
 
 def test_listing_shows_memory_and_labels(manager, test_image):
     session = manager.start("listed", parse_run_args(test_image))
+    wait_until(lambda: manager.rows()[0][COLUMNS.index("memory")] != NOT_MEASURED, timeout=30)
     ((name, image, state, age, idle, memory, container),) = manager.rows()
     assert (name, image, state) == ("listed", test_image, "running")
     assert memory.endswith("B") and container == session.shell.container
