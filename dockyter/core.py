@@ -165,9 +165,9 @@ class Dockyter(DockyterTraits):
         """The listing of this kernel's sessions (``SessionManager.rows``)."""
         return self._sessions.rows() if self._sessions is not None else []
 
-    def stop_all_sessions(self) -> list[str]:
-        """Stop every session of this kernel; their names."""
-        return self._sessions.stop_all() if self._sessions is not None else []
+    def stop_all_sessions(self) -> dict[str, str | None]:
+        """Stop every session of this kernel: their names, each with why its stop is unsure (None: it is not)."""
+        return self._sessions.stop_all() if self._sessions is not None else {}
 
     # -- what to run -----------------------------------------------------------------------------
 

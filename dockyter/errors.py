@@ -76,6 +76,11 @@ class SessionDead(DockyterError):
         self.exit_code = exit_code
 
 
+class SessionUnknown(DockyterError):
+    """The server does not know a session it started for us (``404``): it may have ended it, or the
+    request carried another token or reached another server. Not a reason to believe it gone."""
+
+
 class ContainerExitError(DockyterError, subprocess.CalledProcessError):
     """The command in the container exited with a non-zero status.
 

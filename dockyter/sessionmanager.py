@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .backends.base import Backend, RunRequest, RunResult, SessionHandle
-from .errors import BadSessionRequest, SessionDead
+from .errors import BadSessionRequest, SessionDead, SessionUnknown
 from .output import OutputSink
 from .wire.dockerargs import RunArgs
 
@@ -63,6 +63,7 @@ class Session:
     ended: str | None = None  # why it is no longer running (None: running)
     busy: threading.Lock = field(default_factory=threading.Lock)
     memory: str | None = None  # what its container used when last measured ("-": it cannot say)
+    doubt: str | None = None  # why its backend is unsure it still exists (the server said 404 at its last use)
 
 
 class SessionManager:
@@ -140,35 +141,36 @@ class SessionManager:
         session.started = time.time()
         session.last_used = time.monotonic()
         session.ended = None
-        session.memory = None
+        session.memory = session.doubt = None
 
-    def stop(self, name: str) -> Session:
+    def stop(self, name: str) -> str | None:
+        """Stop session ``name`` and forget it; None when its container is gone, else why that is not
+        sure (its server did not know it, or did not answer)."""
         session = self.get(name)
         with session.busy:
-            self._remove(session, "stopped")
+            unsure = self._remove(session, "stopped")
         with self._lock:
             self.sessions.pop(name, None)
-        return session
+        return unsure
 
-    def stop_all(self) -> list[str]:
-        names = sorted(self.sessions)
-        for name in names:
-            self.stop(name)
-        return names
+    def stop_all(self) -> dict[str, str | None]:
+        """Stop every session: each name, with what :meth:`stop` said."""
+        return {name: self.stop(name) for name in sorted(self.sessions)}
 
-    def restart(self, name: str) -> Session:
-        """A fresh container from the same arguments (files and shell state start over)."""
+    def restart(self, name: str) -> tuple[Session, str | None]:
+        """A fresh container from the same arguments (files and shell state start over); with what
+        removing the old one said (as :meth:`stop`)."""
         session = self.get(name)
         with session.busy:
-            self._remove(session, "restarting")
+            unsure = self._remove(session, "restarting")
             self._launch(session)
-        return session
+        return session, unsure
 
-    def _remove(self, session: Session, why: str) -> None:
-        if session.shell is not None:
-            session.shell.remove()
+    def _remove(self, session: Session, why: str) -> str | None:
+        unsure = session.shell.remove() if session.shell is not None else None
         if session.ended is None:
             session.ended = why
+        return unsure
 
     def close(self) -> None:
         """Stop every session (unload, kernel shutdown)."""
@@ -191,12 +193,20 @@ class SessionManager:
                 sink.close()
                 raise SessionDead(self._dead_message(session), 125)
             try:
-                return session.shell.run(request, sink, self.settings.stop_grace)
+                result = session.shell.run(request, sink, self.settings.stop_grace)
             except SessionDead as error:
                 session.ended = str(error)
                 raise SessionDead(self._dead_message(session), error.exit_code) from None
+            except SessionUnknown as error:  # the server answered 404: said, not believed
+                session.doubt = str(error)
+                raise SessionUnknown(
+                    f"session {name!r}: {error}; %docker_session restart {name} starts a new one, "
+                    f"%docker_session stop {name} deletes it if the server still has it"
+                ) from None
             finally:
                 session.last_used = time.monotonic()
+            session.doubt = None
+            return result
 
     @staticmethod
     def _stopped_meanwhile(session: Session) -> bool:
@@ -258,6 +268,8 @@ class SessionManager:
         for session in sessions:
             container = session.shell.container if session.shell else ""
             state = "running" if session.ended is None else f"dead: {session.ended}"
+            if session.ended is None and session.doubt is not None:
+                state = f"unknown: {session.doubt}"
             if session.busy.locked() and session.ended is None:
                 state = "running (busy)"
             rows.append(

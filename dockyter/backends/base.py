@@ -84,7 +84,9 @@ class SessionHandle(Protocol):
         """The memory its container uses now, as a listing shows it (``12.5MiB``); None when unknown."""
         ...
 
-    def remove(self) -> None: ...
+    def remove(self) -> str | None:
+        """Stop it and remove its container; None when done, else why it may not be (one line)."""
+        ...
 
 
 class Backend(ABC):

@@ -36,7 +36,9 @@ def session_command(core: Dockyter, parsed: Parsed) -> Table | None:
     elif parsed.verb == "stop":
         _stop(core, name)
     else:  # restart
-        session = core.sessions.restart(name)
+        session, unsure = core.sessions.restart(name)
+        if unsure:
+            print(f"Dockyter: session {name!r}: its old container was not stopped: {unsure}")
         print(
             f"Dockyter: session {name!r} restarted: a fresh container from {session.args.image} "
             f"(files and shell state start over){_way_in(session)}"
@@ -71,18 +73,24 @@ def _way_in(session: Session) -> str:
 
 
 def _stop(core: Dockyter, name: str) -> None:
+    """Stop one session or all; "stopped" is said only of those whose container is surely gone."""
     if name == "--all":
-        stopped = core.stop_all_sessions()
-        if core.session in stopped:
+        ended = core.stop_all_sessions()
+        stopped = [each for each, unsure in ended.items() if unsure is None]
+        print(f"Dockyter: stopped {len(stopped)} session(s){': ' + ', '.join(stopped) if stopped else ''}")
+        for each, unsure in ended.items():
+            if unsure is not None:
+                print(f"Dockyter: session {each!r} forgotten here, not stopped: {unsure}")
+        if core.session in ended:
             core.session = ""
             core.redirect = False
-        print(f"Dockyter: stopped {len(stopped)} session(s){': ' + ', '.join(stopped) if stopped else ''}")
         return
-    core.sessions.stop(name)
+    unsure = core.sessions.stop(name)
+    said = f"session {name!r} stopped" if unsure is None else f"session {name!r} forgotten here, not stopped: {unsure}"
     if core.session == name and core.redirect:  # `!` no longer has anywhere to run
         core.redirect = False
-        print(f"Dockyter: session {name!r} stopped; `!` runs on the host again")
+        print(f"Dockyter: {said}; `!` runs on the host again")
     else:
-        print(f"Dockyter: session {name!r} stopped")
+        print(f"Dockyter: {said}")
     if core.session == name:
         core.session = ""

@@ -47,6 +47,7 @@ class Sender(Protocol):
         body: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         stream: bool = False,
+        token: str | None = None,
     ) -> requests.Response: ...
 
     def request_body(self, request: RunRequest) -> dict[str, Any]: ...
