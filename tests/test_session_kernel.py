@@ -190,3 +190,31 @@ def test_the_listing_never_waits_for_the_memory_figure(kernel, test_image, tmp_p
 
     assert wait_until(lambda: all(figure.endswith("B") for figure in memory_column()), timeout=30)
     kernel.run("%docker_session stop --all")
+
+
+def test_exit_and_set_e_end_the_cell_and_keep_the_session(kernel, test_image, no_leftover_containers):
+    """As in %%bash: `exit N`, a tripped `set -e` and `return` end the cell with their status; the
+    session, its variables and its background jobs stay; no `logout`, no `[1] 25` on stderr."""
+    kernel.run(f"%docker_session start s {test_image}")
+    kernel.run("%%docker --session s\nexport KEPT=yes; sleep 300 & echo $! > /tmp/job")
+    cases = [
+        ("set -e; echo one; false; echo never", "one\n", 1),
+        ("set +e; echo two; exit 3; echo never", "two\n", 3),
+        ("f() { echo in-f; exit 4; }; f; echo never", "in-f\n", 4),
+        ("for i in 1 2; do echo loop$i; logout 5; done", "loop1\n", 5),
+        ("echo early; return 6; echo never", "early\n", 6),
+        ("(exit 7); echo subshell $?", "subshell 7\n", 0),
+        ("sleep 1 & echo background", "background\n", 0),
+    ]
+    for cell, printed, status in cases:
+        run = kernel.run(f"%%docker --session s --no-raise-error\n{cell}")
+        assert (run.stdout, run.stderr, run.reply["status"]) == (printed, "", "ok"), cell
+        assert kernel.run("print(_exit_code)").stdout == f"{status}\n", cell
+    kept = kernel.run("%%docker --session s\necho $KEPT; kill -0 $(cat /tmp/job) && echo job-running")
+    assert kept.stdout == "yes\njob-running\n"
+    raised = kernel.run("%%docker --session s\nset -e; grep -q nothing /etc/hostname; echo never")
+    [red] = [line for error in raised.of_type("error") for line in error["content"]["traceback"]]
+    assert red == "\x1b[31mDockyter: the command exited with status 1\x1b[0m"
+    [listing] = kernel.run("%docker_session").of_type("display_data")
+    assert "running" in listing["content"]["data"]["text/plain"]
+    kernel.run("%docker_session stop s")

@@ -18,6 +18,19 @@ current command line, loops included, and reads the next one, exactly as a termi
 does. The shell is the container's pid 1 (no init): ``kill 1`` and ``docker stop`` reach it
 directly. After an interrupt a *sync* line (``__dockyter_end <token> $?``) finds the end.
 
+**A cell is not a terminal** (``keep_shell``, see :func:`setup_line` and :func:`cell_line`):
+a ``%%bash`` user expects ``exit 3`` and a ``set -e`` that trips to end the *cell*, with its
+status, not the session. So ``exit`` (and ``logout``) is a function that, in the shell itself
+(not in a subshell), records the status and abandons the cell's line as Ctrl-C does (a SIGINT
+to the shell); an ERR trap does the same where ``errexit`` would end the shell (``set -E``
+carries it into functions). The cell then runs on a line of its own and the end frame on the
+next, ``__dockyter_end`` reporting the recorded status. The cell is sourced rather than
+``eval``'d (``builtin source <(printf %s CELL)``): the shell runs it as a script, so a ``cmd &``
+does not print ``[1] 25`` on stderr, and ``return`` ends the cell too. The shell's own stderr is
+``/dev/null`` between cells (its newline after an abandoned line, its ``logout``); each cell
+gets the real one. What cannot be kept: a cell that sets its own ERR trap replaces this one, so
+``set -e`` ends the session again; ``builtin exit``, ``exec CMD`` and ``kill 1`` still end it.
+
 Nothing here imports IPython: ``dockyter-server`` speaks the same protocol.
 """
 
@@ -70,28 +83,56 @@ def ansi_c_quote(text: str) -> str:
     return "$'" + "".join(out) + "'"
 
 
-def setup_line(token: str) -> bytes:
-    """The first line a session's shell reads: quiet prompts, no history, the end function.
+# With keep_shell: `exit` and a tripped `set -e` end the cell, not the shell (see the module's
+# docstring). The status goes through __dockyter_status to the end frame of the next line.
+KEEP_SHELL = (
+    # the status as `exit` takes it: a number, modulo 256; anything else is bash's own complaint and 2
+    "__dockyter_abandon() { if [[ $1 =~ ^-?[0-9]{1,18}$ ]]; then __dockyter_status=$(( $1 & 255 )); "
+    "else builtin printf 'bash: exit: %s: numeric argument required\\n' \"$1\" >&2; __dockyter_status=2; fi; "
+    "builtin kill -INT $$; }; "
+    'exit() { local s=$?; if [[ $BASHPID == $$ ]]; then __dockyter_abandon "${1:-$s}"; '
+    'else builtin exit "$@"; fi; }; '
+    'logout() { exit "$@"; }; '
+    "__dockyter_failed() { local s=$?; [[ $- == *e* && $BASHPID == $$ ]] && __dockyter_abandon $s; }; "
+    "trap __dockyter_failed ERR; set -E; "
+    "exec 2>/dev/null; "
+)
+
+
+def setup_line(token: str, keep_shell: bool = False) -> bytes:
+    """The first line a session's shell reads: quiet prompts, no history, the end function;
+    ``keep_shell``: a cell's ``exit`` and ``set -e`` end the cell, not the shell.
 
     Its frame's status is the shell's pid, which the interrupt ladder needs.
     """
     return (
         # No prompts (an interactive shell writes PS1 on stderr before each line), no history
         # file, no `!` expansion. `kill 1` ends the session, as it ends a container.
-        "PS1= PS2= PS0= HISTFILE=; unset PROMPT_COMMAND; set +o history +H; trap 'exit 143' TERM; "
+        "PS1= PS2= PS0= HISTFILE=; unset PROMPT_COMMAND; set +o history +H; trap 'builtin exit 143' TERM; "
         f"exec {OUT_FD}>&1 {ERR_FD}>&2; "
-        f'__dockyter_end() {{ builtin printf \'\\037%s:%s\\n\' "$1" "$2" >&{OUT_FD}; '
-        f"builtin printf '\\037%s\\n' \"$1\" >&{ERR_FD}; "
+        f'__dockyter_end() {{ builtin printf \'\\037%s:%s\\n\' "$1" "${{__dockyter_status:-$2}}" >&{OUT_FD}; '
+        f"builtin printf '\\037%s\\n' \"$1\" >&{ERR_FD}; __dockyter_status=; "
         # A virtualenv's `activate` sets PS1: an empty prompt keeps the next cell's stderr clean.
         "PS1= PS2= PS0=; }; "
+        f"{KEEP_SHELL if keep_shell else ''}"
         f"__dockyter_end {token} $$\n"
     ).encode()
 
 
-def cell_line(command: str, token: str, merge_stderr: bool = False) -> bytes:
-    """The line that runs one cell; ``merge_stderr`` sends its stderr to stdout, in order."""
-    merge = " 2>&1" if merge_stderr else ""
-    return f"builtin eval -- {ansi_c_quote(command)} </dev/null{merge}; __dockyter_end {token} $?\n".encode()
+def cell_line(command: str, token: str, merge_stderr: bool = False, keep_shell: bool = False) -> bytes:
+    """The line(s) that run one cell; ``merge_stderr`` sends its stderr to stdout, in order.
+
+    ``keep_shell`` (the shell was set up so): the cell is sourced on a line of its own, with the
+    real stderr, and its end frame comes on the next line, which the shell reads even when an
+    ``exit`` or ``set -e`` abandoned the cell's.
+    """
+    if not keep_shell:
+        merge = " 2>&1" if merge_stderr else ""
+        return f"builtin eval -- {ansi_c_quote(command)} </dev/null{merge}; __dockyter_end {token} $?\n".encode()
+    stderr = "2>&1" if merge_stderr else f"2>&{ERR_FD}"
+    return (
+        f"builtin source <(builtin printf %s {ansi_c_quote(command)}) </dev/null {stderr}\n__dockyter_end {token} $?\n"
+    ).encode()
 
 
 def sync_line(token: str) -> bytes:

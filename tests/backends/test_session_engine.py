@@ -144,7 +144,7 @@ def test_timeout_stops_the_command_and_keeps_the_session(manager, test_image):
     assert Ran(manager, "s", "echo $X").stdout == "1\n"
 
 
-@pytest.mark.parametrize("ending, status", [("exit 3", 3), ("kill 1", 143)])
+@pytest.mark.parametrize("ending, status", [("builtin exit 3", 3), ("kill 1", 143)])
 def test_a_cell_that_ends_the_shell_kills_the_session_until_restart(manager, test_image, ending, status):
     manager.start("s", parse_run_args(test_image))
     Ran(manager, "s", "X=1")
