@@ -227,10 +227,10 @@ class Dockyter(DockyterTraits):
         """Run ``spec`` where it asks: a session's container, or a fresh one on the active backend."""
         if spec.session:
             request = self.request(self.sessions.get(spec.session).args, spec)
-            sink = spec.sink()
+            sink = spec.sink(self.max_output)
             return request, sink, self.sessions.run(spec.session, request, sink)
         request = self.request(spec.args if spec.args is not None else self.configured_args(), spec)
-        sink = spec.sink()
+        sink = spec.sink(self.max_output)
         return request, sink, self.active_backend.run(request, sink)
 
     def _conclude_failure(

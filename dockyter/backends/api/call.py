@@ -127,6 +127,7 @@ class ExecuteCall:
         merge = self.request.merge_stderr
         progress = ProgressLine()  # the server's pull of the image, if it pulls
         for line in self._lines():
+            self.sink.tick()  # a batch of output due to be shown
             event = self._parse_event(line)
             kind = event.get("event")
             if kind == "pull":

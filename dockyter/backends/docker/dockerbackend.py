@@ -276,6 +276,8 @@ class _ContainerRun:
             wait = SIGNAL_CHECK if deadline is None else min(deadline - time.monotonic(), SIGNAL_CHECK)
             if wait <= 0:
                 return False
+            due = self.sink.due_in()  # a batch of output waiting to be flushed
+            wait = wait if due is None else max(min(wait, due), 0.001)
             flooding = False
             for key, _ in self.selector.select(wait):
                 data = os.read(key.fd, PIPE_SIZE)

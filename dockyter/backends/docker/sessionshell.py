@@ -246,6 +246,9 @@ class SessionShell:
             wait = SIGNAL_CHECK if deadline is None else min(deadline - time.monotonic(), SIGNAL_CHECK)
             if wait <= 0 and not closed:
                 return TIMED_OUT
+            sink.tick()
+            due = sink.due_in()  # a batch of output waiting to be flushed
+            wait = wait if due is None else min(wait, due)
             try:
                 stream, data = pending.get(timeout=max(wait, 0.01))
             except queue.Empty:

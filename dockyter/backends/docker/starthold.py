@@ -41,9 +41,11 @@ class StartHold:
         self.sink.write_bytes(stream, data)
 
     def tick(self) -> None:
-        """Show what is held once it has waited :data:`HOLD` seconds (called as the run is pumped)."""
+        """Show what is held once it has waited :data:`HOLD` seconds, and let the sink flush a batch
+        that is due (called as the run is pumped)."""
         if self._held and time.monotonic() - self._since >= HOLD:
             self.release()
+        self.sink.tick()
 
     def release(self) -> None:
         """Show what is held, and hold nothing more."""
