@@ -16,7 +16,7 @@ import os
 import shlex
 import threading
 from subprocess import CalledProcessError
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from traitlets import TraitError, default, observe
 from traitlets.config import Config
@@ -37,6 +37,7 @@ from .shorthands import with_shorthands
 from .wire.dockerargs import DockerArgsError, RunArgs, parse_run_args
 
 if TYPE_CHECKING:
+    from .jobs import Job, Jobs, Runner
     from .sessionmanager import SessionManager
 
 
@@ -67,6 +68,7 @@ class Dockyter(DockyterTraits):
         # Before the configuration is loaded: its values fire the observers below.
         self._backend: Backend | None = None
         self._sessions: SessionManager | None = None
+        self._jobs: Jobs | None = None
         self._redirection: Redirector | None = None  # given by the extension (attach_redirection)
         self.announcer = Announcer(ipython)
         # Values of the IPython configuration a trait refused: name -> value. Kept out of the
@@ -154,6 +156,32 @@ class Dockyter(DockyterTraits):
 
             self._sessions = SessionManager(self, lambda: self.active_backend)
         return self._sessions
+
+    @property
+    def jobs(self) -> Jobs:
+        """This kernel's background jobs (``%%docker --bg``), created on first use."""
+        if self._jobs is None:
+            from .jobs import Jobs  # only when jobs are used
+
+            self._jobs = Jobs(self, lambda: cast("Runner", self.active_backend))  # start_job checks it is docker's
+        return self._jobs
+
+    def start_job(self, spec: RunSpec) -> Job:
+        """Run ``spec`` in a container in the background (``--bg``); its output is kept, not shown."""
+        if not self.cleans_up_here():
+            raise BadUsage(
+                f"--bg runs a container of the docker backend in the background; the {self.backend} backend's "
+                "runs are its server's: run the cell without --bg"
+            )
+        request = self.request(spec.args if spec.args is not None else self.configured_args(), spec)
+        return self.jobs.start(request, keep_all=list(spec.store.values()))
+
+    def job_names(self) -> list[str]:
+        """The numbers of this kernel's jobs, as text (what completion offers)."""
+        return self._jobs.numbers() if self._jobs is not None else []
+
+    def job_rows(self) -> list[tuple[str, ...]]:
+        return self._jobs.rows() if self._jobs is not None else []
 
     # Asked of the sessions before any was started, these set nothing up to say there are none.
 
@@ -314,6 +342,9 @@ class Dockyter(DockyterTraits):
     def shutdown(self) -> None:
         """Undo everything on the shell: used by %unload_ext."""
         self.redirect = False
+        if self._jobs is not None:
+            self._jobs.close()
+            self._jobs = None
         if self._sessions is not None:
             self._sessions.close()
             self._sessions = None

@@ -7,6 +7,7 @@ which backend ran it.
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
@@ -35,6 +36,7 @@ class RunRequest:
     shell: tuple[str, ...] = DEFAULT_SHELL
     timeout: float | None = None  # seconds; None means no limit
     merge_stderr: bool = False  # stderr into stdout, as IPython's getoutput does
+    stop: threading.Event | None = None  # set from another thread: stop the run as an interrupt does (--bg)
 
     @property
     def args_text(self) -> str:

@@ -56,6 +56,7 @@ class Sources:
     images: Callable[[], list[str]]
     profiles: Callable[[], list[str]]
     sessions: Callable[[], list[str]]
+    jobs: Callable[[], list[str]]
     backends: Callable[[], list[str]]
 
     def of(self, source: Source | None) -> list[str]:

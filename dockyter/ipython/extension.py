@@ -45,6 +45,7 @@ def completion_sources(core: Dockyter) -> completion.Sources:
         images=lambda: core.active_backend.images.names(),
         profiles=lambda: sorted(core.layers.file.profiles),
         sessions=core.session_names,
+        jobs=core.job_names,
         backends=known_backends,
     )
 

@@ -18,7 +18,7 @@ from ..errors import BadUsage
 from ..wire.dockerargs import split_line
 
 # What completes a value, read at each TAB from what is in memory (completion.Sources).
-Source = Literal["images", "profiles", "sessions", "backends"]
+Source = Literal["images", "profiles", "sessions", "jobs", "backends"]
 WIDTH = 92  # of the usage text: the same in every terminal, notebook and docstring
 HELP_WORDS = ("--help", "help")  # either asks a magic with verbs for its usage
 

@@ -29,7 +29,8 @@ from ..wire.dockerargs import DockerArgsError
 from .cellline import parse_cell_line
 from .expansion import expand_known
 from .grammar import Grammar, Parsed
-from .magiclines import BACKEND, CELL, CLEANUP, CONFIG, LINE, OFF, ON, PROFILE, SESSION, STATUS
+from .jobsmagic import jobs_command, start_job
+from .magiclines import BACKEND, CELL, CLEANUP, CONFIG, JOBS, LINE, OFF, ON, PROFILE, SESSION, STATUS
 from .sessionmagic import session_command
 from .tables import Table
 
@@ -136,6 +137,9 @@ class DockyterMagics(Magics):
             return
         with usage_errors(), core.layers.one_cell(options.profile):  # --profile NAME: this cell only
             args = parse_args(options.docker_tokens) if options.docker_tokens else core.configured_args()
+            if options.bg:
+                start_job(core, options.run_spec(cell, args), options.proc, self.shell.user_ns if self.shell else {})
+                return
             # Inside the profile's cell: it may set raise_on_error.
             core.run(options.run_spec(cell, args), cell_asker(options.raises(core.raise_on_error)))
 
@@ -223,6 +227,17 @@ class DockyterMagics(Magics):
             return
         with usage_errors("%docker_session: "):
             table = session_command(self.core, parsed)
+        if table is not None:
+            display(table)
+
+    @line_magic()
+    @usage(JOBS)
+    def docker_jobs(self, line: str) -> None:
+        parsed = read(JOBS, line)
+        if parsed is None:
+            return
+        with usage_errors("%docker_jobs: "):
+            table = jobs_command(self.core, parsed)
         if table is not None:
             display(table)
 

@@ -16,6 +16,7 @@ import os
 import selectors
 import shlex
 import subprocess
+import threading
 import time
 from typing import IO, TYPE_CHECKING
 
@@ -110,7 +111,7 @@ class DockerBackend(Backend):
         for pipe in (process.stdout, process.stderr):
             if pipe is not None:
                 widen(pipe.fileno())
-        return _ContainerRun(self, process, name, sink, chosen is not None).wait(request.timeout)
+        return _ContainerRun(self, process, name, sink, chosen is not None).wait(request.timeout, request.stop)
 
     # -- the image ------------------------------------------------------------------------------
 
@@ -241,16 +242,20 @@ class _ContainerRun:
             if pipe is not None:
                 self.selector.register(pipe, selectors.EVENT_READ, stream)
 
-    def wait(self, timeout: float | None) -> RunResult:
+    def wait(self, timeout: float | None, stop: threading.Event | None = None) -> RunResult:
         deadline = time.monotonic() + timeout if timeout else None
         finished = False
         try:
             try:
-                finished = self._pump(deadline)
+                finished = self._pump(deadline, stop)
             except KeyboardInterrupt:
                 self._stop()
                 finished = True
                 return RunResult(EXIT_INTERRUPTED, "interrupted", f"interrupted: container {self.name} stopped")
+            if not finished and stop is not None and stop.is_set():  # asked from another thread
+                self._stop()
+                finished = True
+                return RunResult(EXIT_INTERRUPTED, "interrupted", f"stopped: container {self.name} stopped")
             if not finished:
                 self._stop()
                 finished = True
@@ -270,11 +275,12 @@ class _ContainerRun:
                 if pipe is not None:
                     pipe.close()
 
-    def _pump(self, deadline: float | None) -> bool:
-        """Copy output to the sink until both pipes close (True) or ``deadline`` passes (False)."""
+    def _pump(self, deadline: float | None, stop: threading.Event | None = None) -> bool:
+        """Copy output to the sink until both pipes close (True), or ``deadline`` passes or ``stop``
+        is set (False)."""
         while self.selector.get_map():
             wait = SIGNAL_CHECK if deadline is None else min(deadline - time.monotonic(), SIGNAL_CHECK)
-            if wait <= 0:
+            if wait <= 0 or (stop is not None and stop.is_set()):
                 return False
             due = self.sink.due_in()  # a batch of output waiting to be flushed
             wait = wait if due is None else max(min(wait, due), 0.001)
