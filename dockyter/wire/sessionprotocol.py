@@ -25,8 +25,9 @@ status, not the session. So ``exit`` (and ``logout``) is a function that, in the
 to the shell); an ERR trap does the same where ``errexit`` would end the shell (``set -E``
 carries it into functions). The cell then runs on a line of its own and the end frame on the
 next, ``__dockyter_end`` reporting the recorded status. The cell is sourced rather than
-``eval``'d (``builtin source <(printf %s CELL)``): the shell runs it as a script, so a ``cmd &``
-does not print ``[1] 25`` on stderr, and ``return`` ends the cell too. The shell's own stderr is
+``eval``'d (``builtin source /dev/fd/61 61<<< CELL``, or ``<(printf %s CELL)`` for a long one):
+the shell runs it as a script, so a ``cmd &`` does not print ``[1] 25`` on stderr, and ``return``
+ends the cell too. The shell's own stderr is
 ``/dev/null`` between cells (its newline after an abandoned line, its ``logout``); each cell
 gets the real one. What cannot be kept: a cell that sets its own ERR trap replaces this one, so
 ``set -e`` ends the session again; ``builtin exit``, ``exec CMD`` and ``kill 1`` still end it.
@@ -46,6 +47,8 @@ SESSION_SHELL: tuple[str, ...] = ("bash", "--login", "--noediting", "-i")
 SESSION_LABEL = "io.dockyter.session"  # the session's name, on its container
 # Copies of the shell's own stdout and stderr, for the frames (high numbers a cell will not use).
 OUT_FD, ERR_FD = 62, 63
+SOURCE_FD = 61  # where a short cell's text is read from by `source`
+HERE_STRING_MAX = 4000  # characters of a quoted cell sent as a here-string (see cell_line)
 
 # What bash itself writes on stderr while a command is being stopped: the newline after ^C, and
 # its complaint about the terminal it does not have when a job dies of SIGKILL. Not the cell's.
@@ -130,9 +133,13 @@ def cell_line(command: str, token: str, merge_stderr: bool = False, keep_shell: 
         merge = " 2>&1" if merge_stderr else ""
         return f"builtin eval -- {ansi_c_quote(command)} </dev/null{merge}; __dockyter_end {token} $?\n".encode()
     stderr = "2>&1" if merge_stderr else f"2>&{ERR_FD}"
-    return (
-        f"builtin source <(builtin printf %s {ansi_c_quote(command)}) </dev/null {stderr}\n__dockyter_end {token} $?\n"
-    ).encode()
+    text = ansi_c_quote(command)
+    # A here-string is a pipe bash fills itself while it fits one (a temporary file past that,
+    # which a --read-only container cannot make); a longer cell comes through a process substitution.
+    source = (
+        f"/dev/fd/{SOURCE_FD} {SOURCE_FD}<<< {text}" if len(text) < HERE_STRING_MAX else f"<(builtin printf %s {text})"
+    )
+    return f"builtin source {source} </dev/null {stderr}\n__dockyter_end {token} $?\n".encode()
 
 
 def sync_line(token: str) -> bytes:

@@ -111,6 +111,15 @@ def test_streams_statuses_and_odd_cells(manager, test_image):
     assert redirected.code == 0 and redirected.stdout == ""  # the frames still find their way
 
 
+def test_a_long_cell_in_a_read_only_container(manager, test_image):
+    """A cell too long for a here-string's pipe comes through a process substitution: no temporary file."""
+    manager.start("ro", parse_run_args(f"--read-only {test_image}"))
+    long = "x=1\n" * 3000 + "echo long; exit 3"
+    ran = Ran(manager, "ro", long)
+    assert (ran.stdout, ran.stderr, ran.code) == ("long\n", "", 3)
+    assert Ran(manager, "ro", "echo short").stdout == "short\n"
+
+
 def test_interrupt_stops_the_command_and_keeps_the_session(manager, test_image):
     manager.start("s", parse_run_args(test_image))
     Ran(manager, "s", "cd /tmp; export KEPT=yes; sleep 300 & echo $! > /tmp/bg")
