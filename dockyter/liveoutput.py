@@ -46,6 +46,7 @@ class LiveOutput:
         self.hidden = 0  # bytes not shown, past the limit
         self._flushed_at: float | None = None  # None: nothing flushed yet, the next write flushes at once
         self._pending: TextIO | None = None  # a stream written to and not flushed yet
+        self._mid_line: TextIO | None = None  # the stream last written to, if its line is not ended
         self._said = False
 
     # -- showing ---------------------------------------------------------------------------------
@@ -59,6 +60,7 @@ class LiveOutput:
             self._flush()  # the other stream's output first: their order is kept
         write(target, text)
         self._pending = target
+        self._mid_line = None if text.endswith("\n") else target
         if self._flushed_at is None or time.monotonic() - self._flushed_at >= BATCH:
             self._flush()
 
@@ -71,11 +73,11 @@ class LiveOutput:
         if count <= room:
             self.shown += count
             return text
-        self.hidden += count - max(room, 0)
-        if room <= 0:
-            return ""
-        part = text.encode()[:room].decode(errors="ignore")  # whole characters only
-        self.shown = self.limit
+        self.shown = self.limit  # nothing more is shown
+        part = text.encode()[: max(room, 0)].decode(errors="ignore")  # whole characters only
+        if "\n" in part:
+            part = part[: part.rindex("\n") + 1]  # and whole lines, where there are lines
+        self.hidden += count - len(part.encode())
         return part
 
     # -- flushing ----------------------------------------------------------------------------------
@@ -100,6 +102,8 @@ class LiveOutput:
 
     def close(self, capturing: bool) -> None:
         """End of the run: flush, and say once how much the limit hid (``capturing``: --out keeps it)."""
+        if self.hidden and not self._said and self._mid_line is not None:
+            self._mid_line.write("\n")  # the line on its own, where both streams share a terminal
         self._flush()
         if self.hidden and not self._said:
             self._said = True
