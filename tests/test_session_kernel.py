@@ -124,6 +124,10 @@ def test_a_session_that_cannot_start_says_dockers_reason(kernel, test_image, no_
         "UsageError: %docker_session: --timeout is a %%docker option, for each cell run in the session: "
         "%%docker --session x --timeout=5; %docker_session start takes --here, --as-me and docker run's options\n"
     )
+    late = kernel.run(f"%docker_session start x -e A=1 --here {test_image}")
+    assert late.stderr == (
+        "UsageError: %docker_session: --here is an option of start: put it before the docker arguments\n"
+    )
     assert (
         kernel.run("%docker_session").stdout
         == "Dockyter: no sessions; start one with %docker_session start NAME IMAGE\n"

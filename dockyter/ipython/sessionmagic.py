@@ -50,6 +50,8 @@ def _refuse_cell_options(name: str, tokens: list[str]) -> None:
     """A ``%%docker`` option on ``start`` (``--timeout=5``) is one line saying where it goes."""
     per_cell = {option.name for option in CELL.options} - {"--here", "--as-me", "--help", "--session"}
     for flag in docker_flags_of(tokens):
+        if flag in ("--here", "--as-me"):
+            raise BadSessionRequest(f"{flag} is an option of start: put it before the docker arguments")
         if flag in per_cell:
             at = next(index for index, token in enumerate(tokens) if token.partition("=")[0] == flag)
             option = CELL.option(flag)
