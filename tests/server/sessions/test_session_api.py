@@ -83,7 +83,9 @@ def test_a_remote_session_that_ends_or_is_dropped(dockyter_server, ip, cell, tes
     server = dockyter_server(session_idle_timeout=2)
     on_api(ip, server.url, server.token)
     cell(f"%docker_session start remote {test_image}")
-    ended = cell("%%docker --session remote\nexit 4")
+    kept = cell("%%docker --session remote --no-raise-error\nexit 3")  # ends the cell, as in %%bash
+    assert kept.error is None and ip.user_ns["_exit_code"] == 3
+    ended = cell("%%docker --session remote\nbuiltin exit 4")  # ends the shell itself
     assert "session 'remote' is dead: its shell exited with status 4" in str(ended.error)
     assert ip.user_ns["_exit_code"] == 4
     cell("%docker_session restart remote")
