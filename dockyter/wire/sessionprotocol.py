@@ -1,36 +1,37 @@
 """How one cell reaches a session's long-lived shell, and how its end is found in the output.
 
 A session is a container whose main process is ``bash --login -i`` reading commands from
-the container's stdin (a pipe, no terminal). Each cell is sent as ONE line::
+the container's stdin (a pipe, no terminal). Each cell is sent as two lines::
 
-    builtin eval -- $'<the cell, escaped>' </dev/null; __dockyter_end <token> $?
+    builtin source /dev/fd/61 61<<< $'<the cell, escaped>' </dev/null 2>&63
+    __dockyter_end <token> $?
 
 so the cell runs in the shell itself (cd, export, functions, an activated virtualenv carry
 over), reads no stdin (EOF, as a fresh cell), and may contain anything: quotes, heredocs, a
-syntax error (``eval`` reports it and the line still ends). ``__dockyter_end`` then writes a
-frame ``\\x1f<token>:<status>\\n`` on stdout and ``\\x1f<token>\\n`` on stderr, through copies of
-the shell's original stdout and stderr (fds 62 and 63, so ``exec >log`` in a cell does not hide them). Once
-both frames are read, everything the cell wrote on both streams has been read too. The token
-is 128 random bits, new for every cell, so output cannot end a cell by accident.
+syntax error (``source`` reports it and the next line still ends the cell). ``__dockyter_end``
+then writes a frame ``\\x1f<token>:<status>\\n`` on stdout and ``\\x1f<token>\\n`` on stderr,
+through copies of the shell's original stdout and stderr (fds 62 and 63, so ``exec >log`` in a
+cell does not hide them). Once both frames are read, everything the cell wrote on both streams
+has been read too. The token is 128 random bits, new for every cell, so output cannot end a
+cell by accident.
 
 The shell is interactive on purpose: an interactive bash that gets SIGINT abandons the
 current command line, loops included, and reads the next one, exactly as a terminal's Ctrl-C
 does. The shell is the container's pid 1 (no init): ``kill 1`` and ``docker stop`` reach it
 directly. After an interrupt a *sync* line (``__dockyter_end <token> $?``) finds the end.
 
-**A cell is not a terminal** (``keep_shell``, see :func:`setup_line` and :func:`cell_line`):
-a ``%%bash`` user expects ``exit 3`` and a ``set -e`` that trips to end the *cell*, with its
-status, not the session. So ``exit`` (and ``logout``) is a function that, in the shell itself
-(not in a subshell), records the status and abandons the cell's line as Ctrl-C does (a SIGINT
-to the shell); an ERR trap does the same where ``errexit`` would end the shell (``set -E``
-carries it into functions). The cell then runs on a line of its own and the end frame on the
-next, ``__dockyter_end`` reporting the recorded status. The cell is sourced rather than
-``eval``'d (``builtin source /dev/fd/61 61<<< CELL``, or ``<(printf %s CELL)`` for a long one):
-the shell runs it as a script, so a ``cmd &`` does not print ``[1] 25`` on stderr, and ``return``
-ends the cell too. The shell's own stderr is
-``/dev/null`` between cells (its newline after an abandoned line, its ``logout``); each cell
-gets the real one. What cannot be kept: a cell that sets its own ERR trap replaces this one, so
-``set -e`` ends the session again; ``builtin exit``, ``exec CMD`` and ``kill 1`` still end it.
+**A cell is not a terminal.** A ``%%bash`` user expects ``exit 3`` and a ``set -e`` that trips
+to end the *cell*, with its status, not the session. So ``exit`` (and ``logout``) is a function
+that, in the shell itself (not in a subshell), records the status and abandons the cell's line
+as Ctrl-C does (a SIGINT to the shell); an ERR trap does the same where ``errexit`` would end
+the shell (``set -E`` carries it into functions). The end frame is on the next line, which the
+shell reads all the same, ``__dockyter_end`` reporting the recorded status. The cell is sourced
+rather than ``eval``'d (a here-string, or ``<(printf %s CELL)`` for a long one): the shell runs
+it as a script, so a ``cmd &`` does not print ``[1] 25`` on stderr, and ``return`` ends the cell
+too. The shell's own stderr is ``/dev/null`` between cells (its newline after an abandoned line);
+each cell gets the real one. What cannot be kept: a cell that sets its own ERR trap replaces
+this one, so ``set -e`` ends the session again; ``builtin exit``, ``exec CMD`` and ``kill 1``
+still end it.
 
 Nothing here imports IPython: ``dockyter-server`` speaks the same protocol.
 """
@@ -86,8 +87,8 @@ def ansi_c_quote(text: str) -> str:
     return "$'" + "".join(out) + "'"
 
 
-# With keep_shell: `exit` and a tripped `set -e` end the cell, not the shell (see the module's
-# docstring). The status goes through __dockyter_status to the end frame of the next line.
+# `exit` and a tripped `set -e` end the cell, not the shell (see the module's docstring). The
+# status goes through __dockyter_status to the end frame of the next line.
 KEEP_SHELL = (
     # the status as `exit` takes it: a number, modulo 256; anything else is bash's own complaint and 2
     "__dockyter_abandon() { if [[ $1 =~ ^-?[0-9]{1,18}$ ]]; then __dockyter_status=$(( $1 & 255 )); "
@@ -102,9 +103,9 @@ KEEP_SHELL = (
 )
 
 
-def setup_line(token: str, keep_shell: bool = False) -> bytes:
-    """The first line a session's shell reads: quiet prompts, no history, the end function;
-    ``keep_shell``: a cell's ``exit`` and ``set -e`` end the cell, not the shell.
+def setup_line(token: str) -> bytes:
+    """The first line a session's shell reads: quiet prompts, no history, the end function, and
+    a cell's ``exit`` and ``set -e`` made to end the cell, not the shell.
 
     Its frame's status is the shell's pid, which the interrupt ladder needs.
     """
@@ -117,21 +118,17 @@ def setup_line(token: str, keep_shell: bool = False) -> bytes:
         f"builtin printf '\\037%s\\n' \"$1\" >&{ERR_FD}; __dockyter_status=; "
         # A virtualenv's `activate` sets PS1: an empty prompt keeps the next cell's stderr clean.
         "PS1= PS2= PS0=; }; "
-        f"{KEEP_SHELL if keep_shell else ''}"
+        f"{KEEP_SHELL}"
         f"__dockyter_end {token} $$\n"
     ).encode()
 
 
-def cell_line(command: str, token: str, merge_stderr: bool = False, keep_shell: bool = False) -> bytes:
-    """The line(s) that run one cell; ``merge_stderr`` sends its stderr to stdout, in order.
+def cell_line(command: str, token: str, merge_stderr: bool = False) -> bytes:
+    """The two lines that run one cell; ``merge_stderr`` sends its stderr to stdout, in order.
 
-    ``keep_shell`` (the shell was set up so): the cell is sourced on a line of its own, with the
-    real stderr, and its end frame comes on the next line, which the shell reads even when an
-    ``exit`` or ``set -e`` abandoned the cell's.
+    The cell is sourced on a line of its own, with the real stderr, and its end frame comes on
+    the next line, which the shell reads even when an ``exit`` or ``set -e`` abandoned the cell's.
     """
-    if not keep_shell:
-        merge = " 2>&1" if merge_stderr else ""
-        return f"builtin eval -- {ansi_c_quote(command)} </dev/null{merge}; __dockyter_end {token} $?\n".encode()
     stderr = "2>&1" if merge_stderr else f"2>&{ERR_FD}"
     text = ansi_c_quote(command)
     # A here-string is a pipe bash fills itself while it fits one (a temporary file past that,

@@ -117,7 +117,7 @@ class SessionShell:
         token = new_token()
         startup = OutputSink(show=False, capture=True)  # login banners, bash's "no job control" notice
         try:
-            status = self._exchange(setup_line(token, keep_shell=True), token, startup, deadline=None)
+            status = self._exchange(setup_line(token), token, startup, deadline=None)
         except KeyboardInterrupt:
             self.remove()
             raise Interrupted("interrupted: the session's container was removed before its shell answered") from None
@@ -198,7 +198,7 @@ class SessionShell:
         """
         timeout = request.timeout
         try:
-            line = cell_line(request.command, new_token(), request.merge_stderr, keep_shell=True)
+            line = cell_line(request.command, new_token(), request.merge_stderr)
         except ValueError as error:  # a NUL character
             sink.close()
             raise DockyterError(str(error)) from None

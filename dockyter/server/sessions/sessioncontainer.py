@@ -172,7 +172,7 @@ class ServerSession:
         collected: list[str] = []
         consumer = asyncio.ensure_future(_drain(run, collected))
         try:
-            outcome = await run._ask(setup_line(run.token, keep_shell=True), START_TIMEOUT)
+            outcome = await run._ask(setup_line(run.token), START_TIMEOUT)
         finally:
             self.current = None
             consumer.cancel()

@@ -103,7 +103,7 @@ class SessionRun(Run):
         await self._guarded(self._command(), self._flush)
 
     async def _command(self) -> Event:
-        outcome = await self._ask(cell_line(self.cmd, self.token, self.merge_stderr, keep_shell=True), self.timeout)
+        outcome = await self._ask(cell_line(self.cmd, self.token, self.merge_stderr), self.timeout)
         if outcome == "late":
             self._time_is_up()
         if outcome in ("late", "stop"):
