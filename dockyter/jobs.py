@@ -6,7 +6,8 @@ of it; otherwise the last :data:`TAIL` bytes are kept); ``--proc VAR`` names the
 itself, a handle with ``returncode``, ``wait()`` and ``stop()``. ``%docker_jobs`` lists them.
 
 Each job is one ``docker run`` of the docker backend, in a thread of its own, its container named
-by us so that it can be stopped from outside that thread: ``stop()`` walks the interrupt ladder
+by us (or by the user's ``--name``, as in a cell) so that the listing can say which; ``stop()``, from
+outside that thread, walks the interrupt ladder
 (SIGINT, ``Dockyter.stop_grace`` seconds, then removal). Nothing is left when the kernel ends:
 ``%unload_ext``, the kernel's shutdown and interpreter exit stop every job, and the containers of
 a killed kernel carry its owner label, for the next load's clean-up.
@@ -26,6 +27,7 @@ from typing import Protocol
 
 from .backends.base import RunRequest, RunResult
 from .errors import BadUsage, DockyterError
+from .lifecycle import given_name
 from .output import OutputSink, Stream
 from .wire.contract import new_container_name
 from .wire.dockerargs import DockerOption
@@ -106,13 +108,16 @@ class Job:
 
     def __init__(self, number: int, request: RunRequest, keep_all: Sequence[Stream], settings: JobSettings) -> None:
         self.id = number
-        self.container = new_container_name()
         self.image = request.args.image
         self.command = request.command
-        # Named by us, so that stop() can reach it from outside the thread that runs it.
-        named = DockerOption("--name", self.container, ("--name", self.container))
         self._stop = threading.Event()  # the run walks the interrupt ladder when it is set
-        args = replace(request.args, options=(*request.args.options, named))
+        # The user's --name is honoured as in a cell; otherwise named by us, so the listing can say which.
+        chosen = given_name(request.args)
+        self.container = chosen or new_container_name()
+        args = request.args
+        if chosen is None:
+            named = DockerOption("--name", self.container, ("--name", self.container))
+            args = replace(args, options=(*args.options, named))
         self.request = replace(request, args=args, stop=self._stop)
         self.stdout = JobStream(None if "stdout" in keep_all else TAIL)
         self.stderr = JobStream(None if "stderr" in keep_all else TAIL)

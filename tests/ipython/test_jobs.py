@@ -63,9 +63,12 @@ def test_a_background_cell_returns_at_once_with_its_streams_and_handle(kernel, t
 
 def test_stopping_a_job_stops_its_container(kernel, test_image, no_leftover_containers):
     first = job_container(kernel.run(f"%%docker --bg --proc sleeper {test_image}\necho up; sleep 300"))
-    second = job_container(kernel.run(f"%%docker --bg {test_image}\nsleep 300"))
+    second = f"dockyter-test-job-{os.getpid()}"  # the user's --name is honoured, as in a cell
+    named = kernel.run(f"%%docker --bg --name {second} {test_image}\nsleep 300")
+    assert f"container {second})" in named.stdout
     assert complete_in(kernel, "%docker_jobs stop ") == ["1", "2", "--all"]
     assert wait_until(lambda: len(containers_of(kernel.pid, running_only=True)) == 2, timeout=30)
+    assert listing(kernel)[1][-1] == second and exists(second)
     stopped = kernel.run("%docker_jobs stop 1")
     assert stopped.stdout == f"Dockyter: job 1 stopped (exit status 130); container {first} removed\n"
     assert not exists(first)
