@@ -35,9 +35,9 @@ class RunSpec:
     save_files: str | None = None  # --save-files DIR: the run's files written below this kernel-side folder
     trust_html: bool = False  # --trust-html: HTML files shown as they are, scripts included
 
-    def sink(self) -> OutputSink:
-        """Where the output goes: shown live, captured, or both."""
-        return OutputSink(show=self.show, capture=self.capture or bool(self.store), hide=self.hide)
+    def sink(self, limit: int | None = None) -> OutputSink:
+        """Where the output goes: shown live (at most ``limit`` bytes), captured, or both."""
+        return OutputSink(show=self.show, capture=self.capture or bool(self.store), hide=self.hide, limit=limit)
 
 
 @dataclass(frozen=True)

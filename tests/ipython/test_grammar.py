@@ -23,7 +23,7 @@ def test_verbs_and_their_words():
 @pytest.mark.parametrize(
     "grammar, line, message",
     [
-        (SESSION, "start s", "usage: %docker_session start NAME [DOCKER ARGS...] IMAGE"),
+        (SESSION, "start s", "usage: %docker_session start NAME [--here] [--as-me] [DOCKER ARGS...] IMAGE"),
         (SESSION, "restart a b", "usage: %docker_session restart NAME"),
         (
             SESSION,

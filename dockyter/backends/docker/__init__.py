@@ -4,6 +4,7 @@
 ``sessionshell``   one session: ``docker run -i`` with a bash in it, fed one line per cell
 ``cli``            the short CLI commands (kill, rm, exec, ps, stats) both run
 ``imagefacts``     what a run's receipt says of its image (digest) and engine (runtime, node)
+``starthold``      the CLI's own complaint when a container does not start, held back so it is said once
 
 May import: :mod:`dockyter.backends.base` and ``settings``, :mod:`dockyter.wire`,
 :mod:`dockyter.errors`, :mod:`dockyter.output`, :mod:`dockyter.lifecycle`, :mod:`dockyter.receipts`,
