@@ -54,7 +54,7 @@ def test_options_then_the_rest():
 
 
 def test_every_usage_starts_with_its_forms_and_every_magic_has_one():
-    assert len({grammar.magic for grammar in GRAMMARS}) == len(GRAMMARS) == 11
+    assert len({grammar.magic for grammar in GRAMMARS}) == len(GRAMMARS) == 12
     for grammar in GRAMMARS:
         usage = grammar.usage()
         assert usage.startswith(f"usage: {grammar.magic}"), usage
