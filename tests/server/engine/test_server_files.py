@@ -182,3 +182,26 @@ def test_the_swarm_executor_gives_no_folder_and_a_receipt_with_its_node(dockyter
     assert (receipt["digest"], receipt["image_id"], receipt["runtime"]) == (None, None, None)
     assert receipt["image"] == run_image and receipt["argv"] == [run_image, "bash", "-lc"]
     assert events[-1]["code"] == 0
+
+
+def test_a_stream_client_of_the_original_contract_reads_what_it_knows(files_server, test_image):
+    """The events it does not know (file, receipt) come between its output and its exit: skipping
+    them, it sees what it always saw, the exit last."""
+    known = ("start", "stdout", "stderr", "heartbeat", "exit", "error")
+    events = run_events(files_server, {"cmd": FOUR_FILES + "echo oops >&2; exit 4", "args": test_image})
+    read = [event for event in events if event["event"] in known]
+    assert [(event["event"], event.get("data")) for event in read[1:-1]] == [
+        ("stdout", "wrote\n"),
+        ("stderr", "oops\n"),
+    ]
+    assert read[-1] == events[-1] == {"event": "exit", "code": 4, "reason": None, "message": None}
+    assert {event["event"] for event in events} - set(known) == {"file", "receipt"}
+
+
+@pytest.mark.parametrize(
+    "files", [{"max_files": -1}, {"max_file_bytes": "lots"}, [1], {"max_files_bytes": 1.5}], ids=repr
+)
+def test_a_files_field_that_is_not_limits_is_refused_before_anything_runs(files_server, test_image, files):
+    reply = files_server.execute({"cmd": "true", "args": test_image, "files": files})
+    assert reply.status_code == 422, reply.text
+    assert files_server.containers() == []
