@@ -46,7 +46,7 @@ from ...wire.dockerargs import (
     split_line,
 )
 from ..servererrors import ArgsUnreadable, PolicyError
-from ..settings.fields import Settings
+from ..settings.fields import RUN_FOLDERS_PREFIX, Settings
 from .allowlist import NEVER_ALLOWED, AllowedMount
 from .hostview import HostSurvey, HostView, normalise, within
 from .mountpath import PathRefused, resolve_source, trusted_links
@@ -96,6 +96,7 @@ class Policy:
         # Resolved once, at start-up: a root that is a link stays where it pointed then.
         self.roots = [(mount, normalise(os.path.realpath(mount.path))) for mount in self.mounts]
         self.trusted = trusted_links(mount.path for mount in self.mounts)
+        self.run_folders = settings.run_folders_base()  # other runs' $DOCKYTER_OUT: never mountable
         secrets = server_secrets(
             token_file=settings.token_file,
             config_file=settings.config_file,
@@ -312,7 +313,7 @@ class Policy:
             allowed = ", ".join(m.path + ("" if m.writable else " (read-only)") for m in self.mounts) or "none"
             _refuse(written, f"{path} is not under an allowed host path (allowed: {allowed})")
         # The server's secrets only now: a path outside the roots learns nothing of where they are.
-        secret = view.secret_exposed_by(path)
+        secret = view.secret_exposed_by(path) or self._run_folders_exposed_by(path)
         if secret:
             _refuse(written, secret)
         for mount, real in self.roots:
@@ -322,6 +323,17 @@ class Policy:
                     f"{path} is inside the writable directory {mount.path}, which containers can change: "
                     f"mount {mount.path} itself and work below it",
                 )
+
+    def _run_folders_exposed_by(self, path: str) -> str | None:
+        """Why mounting ``path`` would reach the server's run folders (every run's $DOCKYTER_OUT), or None."""
+        base = self.run_folders
+        if base is None:
+            return None
+        if within(base, path):
+            return f"it contains the server's run folders in {base}, which hold other runs' files"
+        if path != base and within(path, base) and path[len(base) :].lstrip("/").startswith(RUN_FOLDERS_PREFIX):
+            return f"it is inside the server's run folders in {base}, which hold other runs' files"
+        return None
 
     def _mount_rule(self, path: str) -> AllowedMount | None:
         """The most specific allowed mount ``path`` is at or below (as configured, or resolved at start-up)."""

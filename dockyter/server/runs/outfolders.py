@@ -25,18 +25,18 @@ import os
 import shutil
 import tempfile
 
-from ..settings.fields import Settings
+from ..settings.fields import RUN_FOLDERS_PREFIX, Settings
 
 log = logging.getLogger("dockyter.server")
 
-ROOT_PREFIX = "dockyter-files-"
+ROOT_PREFIX = RUN_FOLDERS_PREFIX
 
 
 class RunFolders:
     """The run folders of one server instance, below one private root made on first use."""
 
     def __init__(self, settings: Settings, instance: str) -> None:
-        self.base = settings.files_dir or tempfile.gettempdir()
+        self.base = settings.run_folders_base() or tempfile.gettempdir()
         # "@" is in no server_name: the roots of server "lab" are never those of server "lab-2".
         self.prefix = f"{ROOT_PREFIX}{settings.server_name}@"
         self.instance = instance

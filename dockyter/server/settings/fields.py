@@ -14,6 +14,7 @@ import ipaddress
 import os
 import re
 import shlex
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from ..swarm.loopbackcheck import program_problem
 from .tokens import MIN_TOKEN_LENGTH, read_token_table
 
 ENV_PREFIX = "DOCKYTER_SERVER_"
+RUN_FOLDERS_PREFIX = "dockyter-files-"  # the name of every root of run folders, in run_folders_base()
 CONFIG_ENV = ENV_PREFIX + "CONFIG"
 
 
@@ -369,6 +371,12 @@ class Settings:
         if not isinstance(asked, Mapping):
             return mine
         return mine.lowered(asked.get("max_file_bytes"), asked.get("max_files"), asked.get("max_files_bytes"))
+
+    def run_folders_base(self) -> str | None:
+        """Where the engine executor makes the roots of its run folders (resolved); None when it makes none."""
+        if not self.files or self.executor == "swarm":
+            return None
+        return os.path.realpath(self.files_dir or tempfile.gettempdir())
 
     def engine_environment(self) -> dict[str, str]:
         """The environment of every container CLI process (:mod:`~dockyter.server.engine.engineenv`), fixed when the settings were made."""

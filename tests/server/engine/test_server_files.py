@@ -205,3 +205,22 @@ def test_a_files_field_that_is_not_limits_is_refused_before_anything_runs(files_
     reply = files_server.execute({"cmd": "true", "args": test_image, "files": files})
     assert reply.status_code == 422, reply.text
     assert files_server.containers() == []
+
+
+def test_no_mount_reaches_the_run_folders(dockyter_server, tmp_path, test_image):
+    """Even below an allowed root: a mount that contains the run folders, or lies inside them, is refused."""
+    runs, other = tmp_path / "runs", tmp_path / "other"
+    runs.mkdir()
+    other.mkdir()
+    server = dockyter_server(files_dir=str(runs), allowed_mounts=[f"{tmp_path}:ro"], allowed_flags=["volume"])
+    for source in (tmp_path, runs):
+        reply = server.execute({"cmd": "true", "args": f"-v {source}:/x:ro {test_image}"})
+        assert reply.status_code == 403, reply.text
+        assert f"it contains the server's run folders in {runs}, which hold other runs' files" in reply.json()["detail"]
+    with server.stream({"cmd": "sleep 5", "args": test_image}) as events:
+        next(events)  # started: its run folder exists now
+        [root] = runs.iterdir()
+        [folder] = root.iterdir()
+        reply = server.execute({"cmd": "true", "args": f"-v {folder}:/x:ro {test_image}"})
+        assert reply.status_code == 403 and "it is inside the server's run folders" in reply.json()["detail"]
+        assert server.execute({"cmd": "true", "args": f"-v {other}:/x:ro {test_image}"}).status_code == 200
