@@ -71,7 +71,7 @@ class RemoteSession:
             if response.status_code in (404, 405):
                 raise BackendError(self._no_sessions(f"POST /sessions answered {response.status_code}"))
             if not response.ok:
-                message = refusal(response, url, self.base, bool(backend.settings.api_token))
+                message = refusal(response, url, self.base, backend.credential())
                 raise SessionDead(backend.scrub(message.replace("the API refused the request: ", "")))
             info = json_or_none(response)
         if not isinstance(info, dict) or not isinstance(info.get("id"), str):
