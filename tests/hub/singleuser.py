@@ -17,6 +17,7 @@ from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 SITE_PROFILE = REPOSITORY / "profile_default" / "ipython_config.py"
+SERVER_CONFIG = REPOSITORY / "docs" / "jupyterhub" / "jupyter_server_config.py"
 
 
 def make_environment(prefix: Path, profile: Path = SITE_PROFILE) -> Path:
@@ -27,11 +28,15 @@ def make_environment(prefix: Path, profile: Path = SITE_PROFILE) -> Path:
     # An "import" line of a .pth file runs at start-up: addsitedir also reads the suite's own
     # .pth files (the editable install of dockyter among them).
     (own_site / "dockyter-test-suite.pth").write_text(f"import site; site.addsitedir({suite_site!r})\n")
-    for shared in ("share/jupyter", "etc/jupyter"):
-        target = Path(sys.prefix) / shared
-        if target.is_dir():
-            (prefix / shared).parent.mkdir(parents=True, exist_ok=True)
-            (prefix / shared).symlink_to(target)
+    (prefix / "share").mkdir(exist_ok=True)
+    (prefix / "share" / "jupyter").symlink_to(Path(sys.prefix) / "share" / "jupyter")
+    # etc/jupyter: the suite's server configuration (JupyterLab's extension...) linked entry by
+    # entry, beside the recipe's own jupyter_server_config.py.
+    server_config = prefix / "etc" / "jupyter"
+    server_config.mkdir(parents=True)
+    for entry in (Path(sys.prefix) / "etc" / "jupyter").iterdir():
+        (server_config / entry.name).symlink_to(entry)
+    shutil.copyfile(SERVER_CONFIG, server_config / "jupyter_server_config.py")
     site_profile = prefix / "etc" / "ipython" / "ipython_config.py"
     site_profile.parent.mkdir(parents=True)
     shutil.copyfile(profile, site_profile)

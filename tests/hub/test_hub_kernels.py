@@ -88,6 +88,7 @@ def test_stopping_a_server_ends_its_kernels_and_their_sessions(alice: User, hub:
     # The session's shell reads end-of-file when its kernel goes: the container ends with it.
     gone = wait_until(lambda: docker("container", "inspect", session_container[1]).returncode != 0, timeout=15)
     assert gone, f"{session_container[1]} outlived alice's server"
+    assert f"Kernel shutdown: {kernel.kernel_id}" in hub.log.read_text()
 
 
 def test_a_server_stopped_by_sigterm_shuts_its_kernels_down(alice: User, hub: Hub, notebook, test_image) -> None:
