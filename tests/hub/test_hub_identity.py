@@ -19,7 +19,8 @@ import pytest
 pytest.importorskip("jupyterhub", reason="jupyterhub is not installed (the test-hub extra)")
 from jupyterhub.services.auth import HubAuth
 
-from dockyter.server.hubidentity import HubIdentity, HubUnavailable, HubUser
+from dockyter.server.http.hubidentity import HubIdentity, HubUser
+from dockyter.server.servererrors import HubUnavailable
 
 from .hubserver import Hub, User, free_port
 from .test_hub_tokens import SERVICE_ACCESS, server_token

@@ -74,9 +74,11 @@ class EngineExecutor(ExecutionSlots[Execution], Upkeep):
 
     # -- executions ---------------------------------------------------------------------------
 
-    async def start(self, plan: Plan, cmd: str, timeout: float, merge_stderr: bool, who: str) -> Execution:
+    async def start(
+        self, plan: Plan, cmd: str, timeout: float, merge_stderr: bool, who: str, per_token: int | None = None
+    ) -> Execution:
         """Admit and start one execution; raises :class:`~dockyter.server.servererrors.ServerError` subclasses."""
-        return await self.admit(Execution(self, plan, cmd, timeout, merge_stderr, who))
+        return await self.admit(Execution(self, plan, cmd, timeout, merge_stderr, who), per_token)
 
     async def cancel_elsewhere(self, execution_id: str, who: str) -> bool:
         """One engine, one server: an execution this instance does not run is no one's."""

@@ -109,8 +109,10 @@ class SwarmExecutor(ExecutionSlots[SwarmExecution], Upkeep):
 
     # -- executions ---------------------------------------------------------------------------------
 
-    async def start(self, plan: Plan, cmd: str, timeout: float, merge_stderr: bool, who: str) -> SwarmExecution:
-        execution = await self.admit(SwarmExecution(self, plan, cmd, timeout, merge_stderr, who))
+    async def start(
+        self, plan: Plan, cmd: str, timeout: float, merge_stderr: bool, who: str, per_token: int | None = None
+    ) -> SwarmExecution:
+        execution = await self.admit(SwarmExecution(self, plan, cmd, timeout, merge_stderr, who), per_token)
         self._ensure_poller()
         return execution
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dockyter.server.groupgrants import GroupGrant, GroupTableError, grant_for, read_group_tables
+from dockyter.server.policy.groupgrants import GroupGrant, GroupTableError, grant_for, read_group_tables
 
 WHERE = "'server.toml'"
 

@@ -8,7 +8,7 @@ which its kernels send). :meth:`HubIdentity.identify` asks the hub the one quest
 service when those scopes grant ``access:services!service=<this service>`` (or every service),
 as ``HubAuth.check_scopes`` decides. This service's own token is not sent for that: it is
 asked only once, at start-up, to check that the hub knows it as the service named here
-(:meth:`HubIdentity.whoami`).
+(:meth:`HubIdentity.service_problem`).
 
 The hub's answers, yes and no alike, are kept ``cache_seconds``: the bound within which a token
 the hub revoked (by its user, an admin, or because its server stopped) stops working here. The
@@ -40,16 +40,14 @@ from dataclasses import dataclass
 from http.client import HTTPException
 from typing import Any
 
+from ..servererrors import HubUnavailable
+
 log = logging.getLogger("dockyter.server")
 
 MAX_LOOKUPS = 8  # questions to the hub in flight at once
 MAX_CACHED = 4096  # answers kept; beyond that the oldest go first
 MAX_TOKEN_LENGTH = 512  # longer "tokens" are refused without asking the hub
 MAX_NAME_LENGTH = 255
-
-
-class HubUnavailable(Exception):
-    """The hub could not say whose the token is (HTTP 503); the message is the one line the caller gets."""
 
 
 @dataclass(frozen=True)
@@ -111,9 +109,14 @@ class HubIdentity:
         if asking is None:
             asking = asyncio.ensure_future(self._ask_and_keep(digest, token))
             self._asking[digest] = asking
-            asking.add_done_callback(lambda _: self._asking.pop(digest, None))
+            asking.add_done_callback(lambda done: self._asked(digest, done))
         # shield: one caller that goes away does not cancel the question the others wait for
         return await asyncio.shield(asking)
+
+    def _asked(self, digest: bytes, done: asyncio.Future[HubUser | None]) -> None:
+        self._asking.pop(digest, None)
+        if not done.cancelled():
+            done.exception()  # retrieved here too: every caller may have gone away meanwhile
 
     async def _ask_and_keep(self, digest: bytes, token: str) -> HubUser | None:
         asked = time.monotonic()
@@ -154,12 +157,13 @@ class HubIdentity:
 
     # -- this service's own token --------------------------------------------------------------------
 
-    async def whoami(self) -> str | None:
-        """The start-up check: None when the hub knows this service's own token as the service
-        named here, else the one line that says what is wrong. HubUnavailable when it cannot tell."""
+    def service_problem(self) -> str | None:
+        """The start-up check, before serving: None when the hub knows this service's own token as the service
+        named here (or there is no token to check), else the one line that says what is wrong.
+        HubUnavailable when the hub cannot say."""
         if not self._api_token:
             return None
-        model = await self._ask(self._api_token)
+        model = self._ask_now(self._api_token)
         if model is None:
             return f"the hub at {self.api_url} does not accept the service's own token (hub_api_token)"
         if model.get("kind") != "service" or model.get("name") != self.service:
@@ -168,6 +172,17 @@ class HubIdentity:
                 f"{model.get('name')!r}, not as the service {self.service!r} (hub_service)"
             )
         return None
+
+    async def still_valid(self, token: str) -> bool | None:
+        """Whether ``token`` still names a user who may use this service; None when the hub cannot say.
+
+        Asked of each session opened with a hub user's token, every ``cache_seconds`` or so.
+        """
+        try:
+            user = await self.identify(token)
+        except HubUnavailable:
+            return None
+        return user is not None and user.may_use_service
 
     # -- one question to the hub ---------------------------------------------------------------------
 
