@@ -1,7 +1,8 @@
 """The Python environment that runs the test hub's single-user servers and their kernels.
 
-The recipe places the site-wide IPython profile at ``etc/ipython/ipython_config.py`` under the
-prefix of that environment, where IPython reads it for every kernel. The test suite's own
+The recipe places its site-wide IPython profile at ``etc/ipython/ipython_config.py`` under the
+prefix of that environment, where IPython reads it for every kernel, and its
+``jupyter_server_config.py`` at ``etc/jupyter/``, where the single-user server reads it. The test suite's own
 ``.venv`` must not get it (every other kernel test would load it), so the hub gets a venv of its
 own: no packages of its own, the suite's packages through a ``.pth`` file, Jupyter's data and
 server configuration (JupyterLab's assets, its server extension) linked from the suite's prefix.
@@ -16,8 +17,9 @@ import sysconfig
 from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-SITE_PROFILE = REPOSITORY / "profile_default" / "ipython_config.py"
-SERVER_CONFIG = REPOSITORY / "docs" / "jupyterhub" / "jupyter_server_config.py"
+RECIPE = REPOSITORY / "docs" / "jupyterhub"
+SITE_PROFILE = RECIPE / "ipython_config.py"
+SERVER_CONFIG = RECIPE / "jupyter_server_config.py"
 
 
 def make_environment(prefix: Path, profile: Path = SITE_PROFILE) -> Path:
