@@ -52,7 +52,7 @@ def site_profile(load_dockyter, server: ScriptedServer, **more):
 def status_text(shell) -> str:
     with capture_output() as captured:
         shell.run_line_magic("docker_status", "")
-    return captured.stdout + "".join(str(output.data) for output in captured.outputs)
+    return captured.stdout + "".join(output.data.get("text/plain", "") for output in captured.outputs)
 
 
 def sent_authorization(server: ScriptedServer, shell) -> str | None:

@@ -3,6 +3,7 @@
 ``dockerbackend``  :class:`~dockyter.backends.docker.dockerbackend.DockerBackend`: one ``docker run`` per request, the stop ladder
 ``sessionshell``   one session: ``docker run -i`` with a bash in it, fed one line per cell
 ``cli``            the short CLI commands (kill, rm, exec, ps, stats) both run
+``starthold``      the CLI's own complaint when a container does not start, held back so it is said once
 
 May import: :mod:`dockyter.backends.base` and ``settings``, :mod:`dockyter.wire`,
 :mod:`dockyter.errors`, :mod:`dockyter.output`, :mod:`dockyter.lifecycle`.
