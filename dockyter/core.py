@@ -129,6 +129,13 @@ class Dockyter(DockyterTraits):
     def _api_token_from_environment(self) -> str:
         return os.environ.get("DOCKYTER_API_TOKEN", "")
 
+    @property
+    def site_api_url(self) -> str:
+        """The ``api_url`` of the IPython configuration (a site profile's), whatever holds it now: the only
+        URL the API backend sends JupyterHub's token to (:mod:`dockyter.backends.api.credential`)."""
+        layers = getattr(self, "layers", None)  # None while the configuration is being loaded
+        return str(layers.ipython_values.get("api_url", "")) if layers is not None else ""
+
     @observe("backend")
     def _swap_backend(self, change: Bunch) -> None:
         if self._backend is not None:

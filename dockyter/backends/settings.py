@@ -42,6 +42,11 @@ class APISettings(Protocol):
     def api_connect_timeout(self) -> float: ...
     @property
     def api_idle_timeout(self) -> float: ...
+    @property
+    def site_api_url(self) -> str:
+        """The ``api_url`` the IPython configuration set (the site profile's): the only one that gets the
+        JupyterHub token (:mod:`.api.credential`); empty when it set none."""
+        ...
 
 
 class BackendSettings(DockerSettings, APISettings, Protocol):
@@ -62,6 +67,7 @@ class StaticSettings:
     api_ca_bundle: str = ""
     api_connect_timeout: float = 5.0
     api_idle_timeout: float = 60.0
+    site_api_url: str = ""
 
 
 def api_url_problem(url: str) -> str | None:

@@ -169,7 +169,9 @@ class DockyterTraits(Configurable):
 
     api_token = Unicode(
         help="Bearer token sent to the API service. Defaults to $DOCKYTER_API_TOKEN as it is when the "
-        "extension first needs it; never printed.",
+        "extension first needs it; never printed. When neither is set, in a JupyterHub single-user server, "
+        "the hub's token for that server ($JUPYTERHUB_API_TOKEN) is sent, but only to the api_url that "
+        "ipython_config.py sets (the site profile's).",
     ).tag(config=True)
 
     api_headers = Dict(

@@ -82,13 +82,20 @@ class EngineExecutor(ExecutionSlots[Execution], Upkeep):
     # -- executions ---------------------------------------------------------------------------
 
     async def start(
-        self, plan: Plan, cmd: str, timeout: float, merge_stderr: bool, who: str, files: FileLimits | None = None
+        self,
+        plan: Plan,
+        cmd: str,
+        timeout: float,
+        merge_stderr: bool,
+        who: str,
+        per_token: int | None = None,
+        files: FileLimits | None = None,
     ) -> Execution:
         """Admit and start one execution; raises :class:`~dockyter.server.servererrors.ServerError` subclasses.
 
         ``files``: what of its $DOCKYTER_OUT to send back (None: it gets no folder).
         """
-        return await self.admit(Execution(self, plan, cmd, timeout, merge_stderr, who, files))
+        return await self.admit(Execution(self, plan, cmd, timeout, merge_stderr, who, files), per_token)
 
     async def cancel_elsewhere(self, execution_id: str, who: str) -> bool:
         """One engine, one server: an execution this instance does not run is no one's."""

@@ -47,9 +47,18 @@ class ExecutorLike(Protocol):
         ...
 
     async def start(
-        self, plan: Plan, cmd: str, timeout: float, merge_stderr: bool, who: str, files: FileLimits | None = None
+        self,
+        plan: Plan,
+        cmd: str,
+        timeout: float,
+        merge_stderr: bool,
+        who: str,
+        per_token: int | None = None,
+        files: FileLimits | None = None,
     ) -> RunningExecution:
-        """Admit and start one run; ``files``: what of its $DOCKYTER_OUT to send back (None: no folder)."""
+        """Admit and start one execution of ``who``; ``per_token`` replaces max_concurrent_per_token for it
+        (what the caller's hub groups say), None keeps it; ``files``: what of its $DOCKYTER_OUT to send
+        back (None: no folder)."""
         ...
 
     def get(self, execution_id: str) -> RunningExecution | None: ...

@@ -111,11 +111,18 @@ class SwarmExecutor(ExecutionSlots[SwarmExecution], Upkeep):
     # -- executions ---------------------------------------------------------------------------------
 
     async def start(
-        self, plan: Plan, cmd: str, timeout: float, merge_stderr: bool, who: str, files: FileLimits | None = None
+        self,
+        plan: Plan,
+        cmd: str,
+        timeout: float,
+        merge_stderr: bool,
+        who: str,
+        per_token: int | None = None,
+        files: FileLimits | None = None,
     ) -> SwarmExecution:
         """Admit and start one service. ``files`` is ignored: a task runs on another node, where no
         folder of the server's can be read (health does not list the feature)."""
-        execution = await self.admit(SwarmExecution(self, plan, cmd, timeout, merge_stderr, who))
+        execution = await self.admit(SwarmExecution(self, plan, cmd, timeout, merge_stderr, who), per_token)
         self._ensure_poller()
         return execution
 
