@@ -3,6 +3,9 @@
 ``dockerbackend``  :class:`~dockyter.backends.docker.dockerbackend.DockerBackend`: one ``docker run`` per request, the stop ladder
 ``sessionshell``   one session: ``docker run -i`` with a bash in it, fed one line per cell
 ``cli``            the short CLI commands (kill, rm, exec, ps, stats) both run
+``prestart``       the prestarted containers, by line: taken, filled, let go when idle
+``waiting``        one prestarted container: its ``docker run -i``, ready or not; the frames that end its run
+``imageids``       which image a tag names now, and which one a container was made from
 
 May import: :mod:`dockyter.backends.base` and ``settings``, :mod:`dockyter.wire`,
 :mod:`dockyter.errors`, :mod:`dockyter.output`, :mod:`dockyter.lifecycle`.
