@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.timeout(900)
 def test_quick_benchmark_produces_every_figure(tmp_path, test_image):
-    numbers = list(range(1, 14))
+    numbers = list(range(1, 15))
     problem = runtime_problem("runsc")
     if problem is not None:
         if os.environ.get("DOCKYTER_REQUIRE_DOCKER") == "1":
