@@ -17,10 +17,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from ...wire.dockerargs import DockerArgsError, parse_run_args
+from ...wire.enginesocket import socket_path
 from ..servererrors import EngineDisagrees, EngineUnavailable
 from .containercheck import compared_options, differences
 from .control import Ask, Control
-from .engineapi import EngineAPIError, get_json, socket_path
+from .engineapi import EngineAPIError, get_json
 from .expected import Expected
 
 log = logging.getLogger("dockyter.server")
