@@ -87,6 +87,56 @@ class ExecutionHost(Protocol):
     async def kill_and_remove(self, name: str, process: asyncio.subprocess.Process | None = None) -> None: ...
 
 
+def execution_labels(executor: ExecutionHost) -> dict[str, str]:
+    """The labels of every container of an execution (a prestarted one adds its own)."""
+    # The server process is the owner, as kernels label theirs: tells other tools whose container it is.
+    return {MANAGED_LABEL: "1", SERVER_LABEL: executor.label, OWNER_LABEL: executor.owner}
+
+
+def execution_argv(
+    settings: Settings,
+    plan: Plan,
+    name: str,
+    labels: dict[str, str],
+    *,
+    command: str,
+    merge_stderr: bool = False,
+    waiter: tuple[str, ...] = (),
+) -> list[str]:
+    """``docker create ...`` of an execution's container: the request's options first, then the
+    server's, which win; with ``waiter``, a prestarted one (:func:`dockyter.wire.contract.run_argv`)."""
+    # Output is streamed to the client: keeping a copy in the engine's log files is waste.
+    server_args = [
+        *identity_args(labels),
+        "--log-driver",
+        "none",
+        *limit_args(settings, has_network=plan.has_network),
+    ]
+    return run_argv(
+        settings.docker_command,
+        name,
+        options=[token for option in plan.args.options for token in option.written],
+        after=[*server_args, *settings.extra_run_args],
+        image=plan.args.image,
+        shell=plan.shell,
+        command=command,
+        merge_stderr=merge_stderr,
+        verb="create",
+        waiter=waiter,
+    )
+
+
+def execution_expected(
+    executor: ExecutionHost, plan: Plan, labels: dict[str, str], command: tuple[str, ...]
+) -> Expected:
+    """The container :func:`execution_argv` must make of ``plan``, its command being ``command``."""
+    name, _, value = INIT_ENV.partition("=")
+    adds = ServerAdditions.of(
+        executor.settings, command=command, labels=labels, env={name: value}, init=True, runtime=executor.known_runtime
+    )
+    return expected_container(plan, adds)
+
+
 class Execution(Run):
     """One container run. Consume it with :meth:`next_event` until an ``exit`` or ``error`` event."""
 
@@ -110,44 +160,24 @@ class Execution(Run):
     # -- running --------------------------------------------------------------------------------
 
     def labels(self) -> dict[str, str]:
-        # The server process is the owner, as kernels label theirs: tells other tools whose container it is.
-        return {MANAGED_LABEL: "1", SERVER_LABEL: self.executor.label, OWNER_LABEL: self.executor.owner}
+        return execution_labels(self.executor)
 
     def argv(self) -> list[str]:
         """``docker create ...``: the request's options first, then the server's, which win."""
-        settings = self.executor.settings
-        plan = self.plan
-        # Output is streamed to the client: keeping a copy in the engine's log files is waste.
-        server_args = [
-            *identity_args(self.labels()),
-            "--log-driver",
-            "none",
-            *limit_args(settings, has_network=plan.has_network),
-        ]
-        return run_argv(
-            settings.docker_command,
+        return execution_argv(
+            self.executor.settings,
+            self.plan,
             self.name,
-            options=[token for option in plan.args.options for token in option.written],
-            after=[*server_args, *settings.extra_run_args],
-            image=plan.args.image,
-            shell=plan.shell,
+            self.labels(),
             command=self.cmd,
             merge_stderr=self.merge_stderr,
-            verb="create",
         )
 
     def expected(self) -> Expected:
         """The container :meth:`argv` must make: the plan with what the server adds (as :meth:`argv` adds it)."""
-        name, _, value = INIT_ENV.partition("=")
-        adds = ServerAdditions.of(
-            self.executor.settings,
-            command=(*self.plan.shell, shell_command(self.cmd, self.merge_stderr)),
-            labels=self.labels(),
-            env={name: value},
-            init=True,
-            runtime=self.executor.known_runtime,
+        return execution_expected(
+            self.executor, self.plan, self.labels(), (*self.plan.shell, shell_command(self.cmd, self.merge_stderr))
         )
-        return expected_container(self.plan, adds)
 
     async def start(self) -> None:
         """Create the container and check it; raises a :class:`~dockyter.server.servererrors.ServerError` when it cannot run.
