@@ -164,3 +164,15 @@ def test_a_killed_kernel_leaves_nothing_behind(tmp_path, test_image):
     # Nobody cleans up: each waiting container reads end-of-file on its stdin and ends itself.
     assert wait_until(lambda: not containers_of(kernel.pid), timeout=KILLED_KERNEL_BOUND, interval=0.2)
     print(f"gone {time.monotonic() - killed:.1f} s after the kill")
+
+
+def test_an_api_cell_runs_in_a_container_the_server_prestarted(kernel, dockyter_server, test_image):
+    server = dockyter_server(prestart=1)
+    kernel.run(f"%config Dockyter.api_token = {server.token!r}")
+    assert kernel.run(f"%docker_backend api {server.url}").reply["status"] == "ok"
+    cell = f"%%docker {test_image}\nls /tmp/left-behind 2>/dev/null || echo absent; touch /tmp/left-behind; {WARM}"
+    assert kernel.run(cell).stdout == "absent\ncold\n"
+    prestarts = server.executor.prestarts
+    assert wait_until(lambda: prestarts.counts("tester")["ready"], timeout=60)
+    assert kernel.run(cell).stdout == "absent\nwarm\n"
+    assert prestarts.served == 1
