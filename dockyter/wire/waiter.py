@@ -51,13 +51,15 @@ _TRAPPED = "1 2 3 4 5 6 7 8 10 11 12 13 14 15 16 24 25 26 27 29 30 31"
 
 # $1: the ready token; then the run's SHELL words. (Shells such as bash and busybox ash count
 # themselves in SHLVL: the command's shell must see what the waiter was given, as in a cold run,
-# so a child is asked once, at start, whether this sh counts.)
+# so a child is asked once, at start, whether this sh counts. An image without the run's shell
+# never gets ready: its line runs cold, where the engine's own words explain it.)
 WAITER = r"""trap : TRAPPED
 r=$1; shift
 s=${SHLVL-}; i=$(sh -c 'echo "${SHLVL-}"')
 if [ -n "$s" ] && [ "$i" = "$((s + 1))" ]; then
   if [ "$s" -gt 1 ]; then SHLVL=$((s - 1)); else unset SHLVL; fi
 fi
+command -v "$1" >/dev/null 2>&1 || { echo "dockyter-prestart: the image has no $1 to run commands with" >&2; exit 127; }
 printf '\037%s\n' "$r"
 IFS= read -r t || exit 0
 c= n=

@@ -254,6 +254,16 @@ def test_an_image_without_sh_runs_cold_and_says_why(backend, built):
     assert not prestarted_names()
 
 
+def test_an_image_without_the_runs_shell_runs_cold_and_the_engine_says_why(backend, sh_image):
+    first, second = Ran(backend, sh_image, "echo never"), None
+    request = RunRequest(args=parse_run_args(sh_image), command="")
+    assert wait_until(lambda: any("has no bash" in row[1] for row in backend.prestart_rows(request)), timeout=60)
+    second = Ran(backend, sh_image, "echo never")
+    for ran in (first, second):  # both cold, with the init's own words, which Dockyter explains
+        assert ran.code == 127 and "exec bash failed: No such file or directory" in ran.stderr
+    assert not prestarted_names()
+
+
 def test_a_replaced_bind_source_is_not_served_by_the_old_container(backend, test_image, tmp_path):
     folder = tmp_path / "data"
     folder.mkdir()

@@ -146,6 +146,9 @@ class WaitingContainer:
             return "the image has no sh, in which a prestarted container waits"
         if "no such image" in lowered or "unable to find image" in lowered:
             return NOT_HERE
+        said = [line.split("dockyter-prestart: ", 1)[1] for line in lines if "dockyter-prestart: " in line]
+        if said:
+            return said[-1]  # the waiter's own words
         last = lines[-1] if lines else f"exit status {status}"
         return f"it ended before its waiting shell started (an entrypoint that does not run its command?): {last}"
 
@@ -200,20 +203,26 @@ class WaitingContainer:
             except OSError:
                 pass
         if reap:
-            self._reaper = threading.Thread(target=self._reap, name="dockyter-prestart-end", daemon=True)
-            self._reaper.start()
+            reaper = threading.Thread(target=self._reap, name="dockyter-prestart-end", daemon=True)
+            with self._lock:
+                self._reaper = reaper
+            reaper.start()
 
     def wait_ended(self, timeout: float) -> bool:
         """Wait until a container let go has ended and its CLI is reaped; whether it has."""
         deadline = time.monotonic() + timeout
-        while self._reaper is None and self._let_go and not self.settled.is_set():
-            if time.monotonic() > deadline:  # still being spawned
+        while True:
+            with self._lock:
+                reaper = self._reaper
+            if reaper is not None:
+                break
+            if self.settled.is_set() and self.process is None:
+                return True  # it never started
+            if time.monotonic() > deadline:
                 return False
-            time.sleep(0.05)
-        if self._reaper is not None:
-            self._reaper.join(max(deadline - time.monotonic(), 0))
-            return not self._reaper.is_alive()
-        return self.process is None or self.process.poll() is not None
+            time.sleep(0.02)  # its starter is still spawning it, or about to reap it
+        reaper.join(max(deadline - time.monotonic(), 0))
+        return not reaper.is_alive()
 
     def _reap(self) -> None:
         assert self.process is not None
