@@ -12,14 +12,22 @@ Against the bare runtime in the same run (alternating rounds, paired ratios, med
 * **an idle prestarted container**: its memory (its cgroup's, as ``docker stats`` counts it) and
   CPU over ten idle seconds, and what it holds on the host meanwhile: the ``docker run -i``
   process that keeps its stdin, and the engine's shim (every running container has one), by
-  proportional set size (``Pss`` of ``/proc/PID/smaps_rollup``).
+  proportional set size (``Pss`` of ``/proc/PID/smaps_rollup``);
+* **an API cell** (``%%docker IMAGE`` running ``true`` through ``dockyter-server``) in a container
+  the server prestarted, against the same cell through an identical server that makes a container
+  for each execution (``prestart = 0``: today's API cell); and, when the engine has gVisor's
+  ``runsc``, the same pair under ``runtime = "runsc"``, and the prestarted runsc cell against the
+  prestarted runc cell: what is left of gVisor's start cost once it is paid ahead of time. Each
+  prestarting server is asked (``/health``) until its container is ready, outside the clock.
 """
 
 from __future__ import annotations
 
+import json
 import shlex
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +35,9 @@ from ..context import Context
 from ..ipy import CellFailed, new_shell, run_cell, timed_cell
 from ..report import Check, FigureResult
 from ..runtime import BENCH_LABEL, bare_argv, bench_container_name, docker, run_bare, run_id
+from ..server import BenchServer
 from ..stats import alternate, median, median_interval, paired_ratios, summary
-from .util import magics
+from .util import magics, use_api
 
 NUMBER = 15
 TITLE = "A fresh container in milliseconds: prestarted containers"
@@ -51,6 +60,7 @@ def measure(ctx: Context) -> FigureResult:
     finally:
         docker("rm", "-f", target)
         run_cell(shell, "%docker_off")
+    _api(ctx, result, shell)
     return result
 
 
@@ -255,3 +265,105 @@ def _idle(ctx: Context, result: FigureResult, shell: Any) -> None:
         "cli_pss_mb": round(cli_mb, 2),
         "shim_pss_mb": round(shim_mb, 2),
     }
+
+
+def _ready_on(server: BenchServer) -> int:
+    """How many of the bench token's containers ``server`` says are ready (its ``/health``)."""
+    request = urllib.request.Request(server.url + "/health", headers={"Authorization": f"Bearer {server.token}"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return int((json.load(answer).get("prestarted") or {}).get("ready", 0))
+
+
+def _wait_ready_on(server: BenchServer, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while _ready_on(server) < 1:
+        if time.monotonic() > deadline:
+            raise CellFailed(f"the server at {server.url} had no prestarted container ready within {timeout:g} s")
+        time.sleep(0.05)
+
+
+def _api(ctx: Context, result: FigureResult, shell: Any) -> None:
+    runsc = '"runsc"' in docker("info", "--format", "{{json .Runtimes}}").stdout
+    runtimes = ["runc", "runsc"] if runsc else ["runc"]
+    if not runsc:
+        result.notes.append("the engine has no runsc runtime: the gVisor part was not measured")
+    cell = f"%%docker {ctx.image}\ntrue"
+    servers = {
+        (runtime, prestart): ctx.server(runtime=runtime, prestart=prestart)
+        for runtime in runtimes
+        for prestart in (1, 0)
+    }
+    try:
+        for server in servers.values():
+            server.start()
+        use_api(shell, servers[("runc", 0)])
+        settings = magics(shell)
+
+        def through(server: BenchServer, prestarted: bool) -> Any:
+            def run() -> float:
+                settings.api_url, settings.api_token = server.url, server.token  # outside the clock
+                if prestarted:
+                    _wait_ready_on(server)
+                return timed_cell(shell, cell)
+
+            return run
+
+        for server in servers.values():  # first connections; each prestarting server fills its line
+            settings.api_url, settings.api_token = server.url, server.token
+            run_cell(shell, cell)
+        variants = {
+            f"{runtime} {'prestarted' if prestart else 'made per request'}": through(server, bool(prestart))
+            for (runtime, prestart), server in servers.items()
+        }
+
+        def all_ready() -> None:
+            for (_, prestart), server in servers.items():
+                if prestart:
+                    _wait_ready_on(server)
+
+        rounds = ctx.pick(20, 3)
+        samples = alternate(
+            variants, rounds, warmup=1, progress=ctx.progress, after=all_ready, on_retry=ctx.noting(result.notes)
+        )
+    finally:
+        for server in servers.values():
+            server.stop()
+    for runtime in runtimes:
+        ours, theirs = f"{runtime} prestarted", f"{runtime} made per request"
+        ratios = paired_ratios(samples[ours], samples[theirs])
+        low, high = median_interval(ratios)
+        result.checks.append(
+            Check(
+                f"API cell, {ours}: time ratio vs {theirs}",
+                median(ratios),
+                "x",
+                "<=",
+                0.25,
+                f"median of {rounds} paired ratios, 95% interval {low:.3f}-{high:.3f}; "
+                f"{median(samples[ours]) * 1000:.0f} ms against {median(samples[theirs]) * 1000:.0f} ms (medians)",
+            )
+        )
+    if runsc:
+        # gVisor's extra cost per cell (runsc minus runc, round by round): what is left of it once
+        # its sandbox starts ahead of time, against what it is when each cell starts one.
+        left = [a - b for a, b in zip(samples["runsc prestarted"], samples["runc prestarted"], strict=True)]
+        today = [
+            a - b for a, b in zip(samples["runsc made per request"], samples["runc made per request"], strict=True)
+        ]
+        slower = median(paired_ratios(samples["runsc prestarted"], samples["runc prestarted"]))
+        result.checks.append(
+            Check(
+                "API cell: gVisor's extra time per cell (runsc minus runc) prestarted, as a share of it today",
+                median(left) / median(today),
+                "x",
+                "<=",
+                0.25,
+                f"{median(left) * 1000:.0f} ms against {median(today) * 1000:.0f} ms (medians of the per-round "
+                f"differences); a prestarted runsc cell takes {slower:.2f}x a prestarted runc cell (the command "
+                "itself runs under gVisor: its system calls cost more)",
+            )
+        )
+    result.sides.update(
+        {f"api {name}": f"InteractiveShell.run_cell({cell!r}) through a server, {name}" for name in variants}
+    )
+    result.samples.update({f"api {name}": [round(v, 4) for v in values] for name, values in samples.items()})

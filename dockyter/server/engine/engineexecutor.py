@@ -105,6 +105,10 @@ class EngineExecutor(ExecutionSlots[Execution], Upkeep):
         """One engine, one server: an execution this instance does not run is no one's."""
         return False
 
+    def prestarted(self, who: str) -> dict[str, int] | None:
+        """Token ``who``'s prestarted containers (for /health); None when prestarting is off."""
+        return self.prestarts.counts(who) if self.settings.prestart > 0 else None
+
     async def list_executions(self, who: str) -> list[dict[str, Any]]:
         """``{"id", "image", "node"}`` of every running execution of token ``who`` (node: None)."""
         mine = (execution for execution in self.running.values() if execution.who == who)

@@ -36,12 +36,15 @@ def match_token(given: str, tokens: dict[str, str]) -> str | None:
 
 def token_status(request: Request, tokens: dict[str, str]) -> str | None:
     """For /health: "accepted" or "rejected" when the request carries credentials, else None."""
-    header = request.headers.get("authorization")
-    if header is None:
+    if request.headers.get("authorization") is None:
         return None
-    scheme, _, token = header.partition(" ")
-    accepted = scheme.lower() == "bearer" and match_token(token.strip(), tokens) is not None
-    return "accepted" if accepted else "rejected"
+    return "accepted" if token_name(request, tokens) is not None else "rejected"
+
+
+def token_name(request: Request, tokens: dict[str, str]) -> str | None:
+    """For /health: the name of the token the request carries, if it is accepted."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return match_token(token.strip(), tokens) if scheme.lower() == "bearer" else None
 
 
 async def caller(request: Request, credentials: HTTPAuthorizationCredentials | None = Security(_bearer)) -> str:

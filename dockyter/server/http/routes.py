@@ -19,7 +19,7 @@ from ...wire.contract import NDJSON
 from ..servererrors import NotFound
 from .answers import answer
 from .appstate import app_state
-from .auth import caller, token_status
+from .auth import ANONYMOUS, caller, token_name, token_status
 from .models import (
     CancelReply,
     ErrorDetail,
@@ -51,6 +51,10 @@ async def health(request: Request) -> dict[str, Any]:
     if status == "accepted" or not settings.auth:
         # How users' code is confined is for the people allowed to run some.
         reply["runtime"] = state.executor.runtime
+        who = token_name(request, state.tokens) if settings.auth else ANONYMOUS
+        prestarted = state.executor.prestarted(who or ANONYMOUS)
+        if prestarted is not None:
+            reply["prestarted"] = prestarted
     return reply
 
 
