@@ -174,5 +174,6 @@ def test_an_api_cell_runs_in_a_container_the_server_prestarted(kernel, dockyter_
     assert kernel.run(cell).stdout == "absent\ncold\n"
     prestarts = server.executor.prestarts
     assert wait_until(lambda: prestarts.counts("tester")["ready"], timeout=60)
+    assert re.search(r"prestarted \(server\)\s+1 ready", status(kernel)), status(kernel)
     assert kernel.run(cell).stdout == "absent\nwarm\n"
     assert prestarts.served == 1

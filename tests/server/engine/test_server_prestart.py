@@ -225,3 +225,19 @@ def test_nothing_is_left_when_the_server_stops(dockyter_server, run_image, tmp_p
     assert server.containers()
     server.stop()
     assert not server.containers()
+
+
+def test_health_says_how_many_of_the_tokens_containers_are_ready(dockyter_server, run_image):
+    other_token = "o" * 24
+    server = dockyter_server(prestart=1, tokens=["tester:" + "t" * 24, f"other:{other_token}"])
+
+    def health(token: str | None = None) -> dict[str, object]:
+        return dict(httpx.get(server.url + "/health", headers=server.headers(token), timeout=30).json())
+
+    assert health()["prestarted"] == {"ready": 0, "starting": 0}
+    run(server, "true", run_image)
+    assert wait_until(lambda: health()["prestarted"] == {"ready": 1, "starting": 0}, timeout=60)
+    assert health(other_token)["prestarted"] == {"ready": 0, "starting": 0}  # each token its own
+    assert "prestarted" not in health("x" * 30) and "prestarted" not in httpx.get(server.url + "/health").json()
+    off = dockyter_server(prestart=0)
+    assert "prestarted" not in httpx.get(off.url + "/health", headers=off.headers(), timeout=30).json()
