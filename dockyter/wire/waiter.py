@@ -36,13 +36,14 @@ import os
 from collections.abc import Mapping, Sequence
 
 from .dockerargs import BOOL_FLAGS, VALUE_FLAGS, RunArgs
-from .sessionprotocol import new_token
+from .sessionprotocol import FrameScanner, new_token
 
 PRESTART_LABEL = "io.dockyter.prestart"  # on every prestarted container (value "1")
 WAITER_NAME = "dockyter-prestart"  # the waiter's $0: what `ps` in the container shows for it
 # Linux refuses a single argument over 128 KiB (MAX_ARG_STRLEN): a longer command runs cold,
 # where the docker backend says so in one line instead of the shell's "Argument list too long".
 MAX_COMMAND_BYTES = 128 * 1024 - 64
+EARLY_KEEP = 65536  # bytes of what a container prints before its waiter is ready, kept for its command
 
 # Signals whose default action ends a process, which the init may forward to the waiter
 # (docker kill -s, docker stop, the stop ladder's SIGINT): trapped, never ignored, so that the
@@ -85,6 +86,34 @@ def waiter_words(ready_token: str) -> tuple[str, ...]:
 
 def new_ready_token() -> str:
     return new_token()
+
+
+class ReadyWatch:
+    """Reads what a prestarting container prints on stdout until its waiter's ready frame.
+
+    What comes before the frame (an entrypoint's words) is kept, up to ``EARLY_KEEP`` bytes,
+    for the command's output: a cold run would show it there.
+    """
+
+    def __init__(self, ready_token: str) -> None:
+        self._scanner = FrameScanner()
+        self._scanner.expect(ready_token)
+        self.early: list[bytes] = []
+        self._kept = 0
+
+    def feed(self, data: bytes) -> bool:
+        """One chunk of stdout; whether the ready frame has come (the rest of the chunk is kept)."""
+        output, frames = self._scanner.feed(data)
+        self._keep(output)
+        if not frames:
+            return False
+        self._keep(self._scanner.flush())
+        return True
+
+    def _keep(self, output: bytes) -> None:
+        if output and self._kept < EARLY_KEEP:
+            self.early.append(output)
+            self._kept += len(output)
 
 
 def command_block(token: str, command: str) -> bytes:

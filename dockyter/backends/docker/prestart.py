@@ -18,10 +18,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from ...wire.waiter import bind_sources, cold_reason, environment_of, passed_through
 from ..base import SIGNAL_CHECK, RunRequest
+from ..settings import DockerSettings
 from .imageids import ImageIds
 from .waiting import LET_GO, NOT_HERE, WaitingContainer
 
@@ -31,17 +31,6 @@ STARTING_WAIT = 10.0
 RETRY_AFTER = 60.0  # seconds before a line that failed to prestart is tried again
 JANITOR_PERIOD = 1.0  # seconds between checks for idle and ended containers
 CLOSE_WAIT = 15.0  # seconds closing the pool (an unload) waits at most for its containers to be gone
-
-
-class PrestartSettings(Protocol):
-    """What the pool reads, at each use."""
-
-    @property
-    def prestart(self) -> int: ...
-    @property
-    def prestart_limit(self) -> int: ...
-    @property
-    def prestart_idle(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -80,9 +69,7 @@ def line_of(request: RunRequest, argv: Sequence[str]) -> PrestartLine:
     return PrestartLine(tuple(argv), environment_of(names), request, bind_sources(request.args) or ())
 
 
-def status_rows(
-    pool: PrestartPool | None, settings: PrestartSettings, bang_problem: str | None
-) -> list[tuple[str, str]]:
+def status_rows(pool: PrestartPool | None, settings: DockerSettings, bang_problem: str | None) -> list[tuple[str, str]]:
     """``%docker_status``'s rows: what is ready for which line, what could not be, the settings."""
     if settings.prestart <= 0:
         return [("prestarted", "none: Dockyter.prestart = 0")]
@@ -106,7 +93,7 @@ def status_rows(
 class PrestartPool:
     """Prestarted containers by line, filled in the background, taken by runs."""
 
-    def __init__(self, settings: PrestartSettings, launch: Launcher, image_ids: ImageIds) -> None:
+    def __init__(self, settings: DockerSettings, launch: Launcher, image_ids: ImageIds) -> None:
         self.settings = settings
         self._launch = launch
         self.image_ids = image_ids

@@ -22,7 +22,7 @@ from typing import IO
 from ...output import Stream
 from ...wire.contract import READ_SIZE, REMOVE_CONTAINER
 from ...wire.sessionprotocol import FrameScanner, new_token
-from ...wire.waiter import command_block, identity
+from ...wire.waiter import ReadyWatch, command_block, identity
 from .cli import control
 from .imageids import ImageIds
 
@@ -30,7 +30,6 @@ READY_TIMEOUT = 60.0  # seconds a container may take to start its waiter before 
 END_TIMEOUT = 30.0  # seconds a container let go may take to end by itself before it is removed by name
 LET_GO = "let go before it was ready"
 NOT_HERE = "the image is not here yet"
-EARLY_KEEP = 65536  # bytes of what a container prints before its waiter is ready, kept for its cell
 
 
 class WaitingContainer:
@@ -101,9 +100,7 @@ class WaitingContainer:
     def _read_until_ready(self) -> str | None:
         """Read stdout until the ready frame; what went wrong, or None."""
         assert self.process is not None and self.process.stdout is not None
-        scanner = FrameScanner()
-        scanner.expect(self.ready_token)
-        kept = 0
+        watch = ReadyWatch(self.ready_token)
         deadline = time.monotonic() + READY_TIMEOUT
         with selectors.DefaultSelector() as selector:
             selector.register(self.process.stdout, selectors.EVENT_READ)
@@ -121,14 +118,8 @@ class WaitingContainer:
                     return LET_GO
                 if not data:
                     return self._start_failure()
-                output, frames = scanner.feed(data)
-                if output and kept < EARLY_KEEP:
-                    self.early.append(("stdout", output))
-                    kept += len(output)
-                if frames:
-                    held = scanner.flush()
-                    if held:
-                        self.early.append(("stdout", held))
+                if watch.feed(data):
+                    self.early = [("stdout", chunk) for chunk in watch.early]
                     return None
 
     def _start_failure(self) -> str:

@@ -25,6 +25,7 @@ import asyncio
 import errno
 import shutil
 import time
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from ...wire.contract import (
@@ -61,6 +62,9 @@ from .pullerrors import CliPullLines, pull_failure
 
 PULL_EVENT_INTERVAL = 0.25  # seconds between two pull progress events
 EXIT_WAIT = 10.0  # seconds for the CLI to end once its container is killed
+
+# Reads one of the CLI's pipes ("stdout" or "stderr") and forwards it.
+Reader = Callable[[asyncio.StreamReader, str], Coroutine[Any, Any, None]]
 
 # How `docker start` says that the engine could not start the container (the CLI then exits 1).
 START_REFUSED = "Error response from daemon: "
@@ -315,8 +319,13 @@ class Execution(Run):
             return
         process = self._process
         assert process is not None
+        await self._follow(process, self._read)
+
+    async def _follow(self, process: asyncio.subprocess.Process, read: Reader) -> None:
+        """Read the CLI's pipes with ``read`` until the run ends, is stopped or times out; then
+        make sure the container is gone."""
         pipes = [(process.stdout, "stdout"), (process.stderr, "stderr")]
-        readers = [asyncio.create_task(self._read(pipe, stream)) for pipe, stream in pipes if pipe is not None]
+        readers = [asyncio.create_task(read(pipe, stream)) for pipe, stream in pipes if pipe is not None]
         removed = False
 
         async def clean_up() -> None:
@@ -330,10 +339,20 @@ class Execution(Run):
         async def work() -> Event:
             nonlocal removed
             ended = asyncio.ensure_future(asyncio.gather(*readers, process.wait()))
+            early = asyncio.create_task(self._ends_early())
             stop_asked = asyncio.create_task(self._stop.wait())
             try:
-                waiting: set[asyncio.Future[Any]] = {ended, stop_asked}  # two result types: wait wants one
+                waiting: set[asyncio.Future[Any]] = {ended, early, stop_asked}  # result types differ: wait wants one
                 done, _ = await asyncio.wait(waiting, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED)
+                if early in done and self.reason is None:
+                    final: Event = early.result()
+                    self._announce(final)  # the client has its end; the container ends by itself
+                    try:
+                        await asyncio.wait_for(asyncio.shield(ended), EXIT_WAIT)
+                    except TimeoutError:
+                        await self.executor.kill_and_remove(self.name, process)
+                        removed = True
+                    return final
                 if ended in done:
                     ended.result()  # a reader that failed fails the run (and clean_up removes the container)
                 else:
@@ -347,9 +366,16 @@ class Execution(Run):
                             reader.cancel()
                 return self._final_event(process.returncode)
             finally:
+                early.cancel()
                 stop_asked.cancel()
 
         await self._guarded(work(), clean_up)
+
+    async def _ends_early(self) -> Event:
+        """The final event, once the run's output shows its end before its CLI ends: never here
+        (a prestarted container's frames do, :mod:`.prestartedrun`)."""
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
 
     async def _read(self, pipe: asyncio.StreamReader, stream: str) -> None:
         """Forward one pipe to the queue until it closes (after a stop, read and drop it)."""

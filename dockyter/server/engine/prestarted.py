@@ -25,8 +25,7 @@ import time
 from typing import Protocol
 
 from ...wire.contract import NAME_PREFIX, READ_SIZE
-from ...wire.sessionprotocol import FrameScanner
-from ...wire.waiter import PRESTART_LABEL, identity, new_ready_token, waiter_words
+from ...wire.waiter import PRESTART_LABEL, ReadyWatch, identity, new_ready_token, waiter_words
 from ..policy.plan import Plan
 from ..servererrors import ServerError, check_argv_size
 from ..settings.fields import Settings
@@ -36,7 +35,6 @@ from .execution import ExecutionHost, execution_argv, execution_expected, execut
 log = logging.getLogger("dockyter.server")
 
 READY_TIMEOUT = 120.0  # seconds from `docker create` to the waiter's ready frame
-EARLY_KEEP = 65536  # bytes of what it prints before it is ready (its entrypoint's), kept for its request
 
 
 class PrestartHost(ExecutionHost, Protocol):
@@ -119,20 +117,12 @@ class PrestartedContainer:
 
     async def _read_until_ready(self) -> str | None:
         assert self.process is not None and self.process.stdout is not None
-        scanner = FrameScanner()
-        scanner.expect(self.ready_token)
-        kept = 0
+        watch = ReadyWatch(self.ready_token)
         try:
             async with asyncio.timeout(READY_TIMEOUT):
                 while data := await self.process.stdout.read(READ_SIZE):
-                    output, frames = scanner.feed(data)
-                    if output and kept < EARLY_KEEP:
-                        self.early.append(("stdout", output))
-                        kept += len(output)
-                    if frames:
-                        held = scanner.flush()
-                        if held:
-                            self.early.append(("stdout", held))
+                    if watch.feed(data):
+                        self.early = [("stdout", chunk) for chunk in watch.early]
                         return None
         except TimeoutError:
             return f"its waiting shell did not start within {READY_TIMEOUT:g} s"

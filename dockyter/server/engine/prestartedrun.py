@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
 
 from ...wire.contract import NAME_PREFIX, READ_SIZE, IncrementalText, shell_command
 from ...wire.sessionprotocol import FrameScanner, new_token
 from ...wire.waiter import command_block
 from ..runs.runlife import Event
-from .execution import EXIT_WAIT, Execution, ExecutionHost
+from .execution import Execution, ExecutionHost
 from .prestarted import PrestartedContainer
 
 
@@ -59,65 +58,18 @@ class PrestartedExecution(Execution):
             process.stdin.write(block)
             await process.stdin.drain()
             process.stdin.close()
-        self._task = asyncio.create_task(self._follow(), name=f"dockyter {self.name}")
+        self._task = asyncio.create_task(self._run_prestarted(), name=f"dockyter {self.name}")
 
-    async def _follow(self) -> None:
+    async def _run_prestarted(self) -> None:
         process = self._process
         assert process is not None
         for stream, data in self.container.early:  # what its entrypoint said, as a cold run streams it
             await self._forward(self._to(stream), IncrementalText(), data)
-        pipes = [(process.stdout, "stdout"), (process.stderr, "stderr")]
-        readers = [asyncio.create_task(self._read_framed(pipe, stream)) for pipe, stream in pipes if pipe is not None]
-        removed = False
+        await self._follow(process, self._read_framed)
 
-        async def clean_up() -> None:
-            try:
-                if not removed and (process.returncode is None or self.reason is not None):
-                    await asyncio.shield(self.executor.kill_and_remove(self.name, process))
-            finally:
-                for reader in readers:
-                    reader.cancel()
-
-        async def work() -> Event:
-            nonlocal removed
-            ended = asyncio.ensure_future(asyncio.gather(*readers, process.wait()))
-            framed = asyncio.create_task(self._framed.wait())
-            stop_asked = asyncio.create_task(self._stop.wait())
-            try:
-                waiting: set[asyncio.Future[Any]] = {ended, framed, stop_asked}
-                done, _ = await asyncio.wait(waiting, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED)
-                if framed in done and self.reason is None:
-                    final: Event = {
-                        "event": "exit",
-                        "code": self._seen.get("stdout") or 0,
-                        "reason": None,
-                        "message": None,
-                    }
-                    self._announce(final)
-                    try:  # it ends by itself: the waiter exits after its frames
-                        await asyncio.wait_for(asyncio.shield(ended), EXIT_WAIT)
-                    except TimeoutError:
-                        await self.executor.kill_and_remove(self.name, process)
-                        removed = True
-                    return final
-                if ended in done:
-                    ended.result()
-                    return self._final_event(process.returncode)
-                if self.reason is None:
-                    self._time_is_up()
-                await self.executor.kill_and_remove(self.name, process)
-                removed = True
-                try:
-                    await asyncio.wait_for(asyncio.shield(ended), EXIT_WAIT)
-                except TimeoutError:
-                    for reader in readers:
-                        reader.cancel()
-                return self._final_event(process.returncode)
-            finally:
-                framed.cancel()
-                stop_asked.cancel()
-
-        await self._guarded(work(), clean_up)
+    async def _ends_early(self) -> Event:
+        await self._framed.wait()
+        return {"event": "exit", "code": self._seen.get("stdout") or 0, "reason": None, "message": None}
 
     def _to(self, stream: str) -> str:
         return "stdout" if self.merge_stderr else stream
