@@ -145,6 +145,20 @@ def test_docker_off_lets_the_prestarted_containers_go(kernel, test_image):
     assert wait_until(lambda: not containers_of(kernel.pid), timeout=15)
 
 
+def test_a_changed_setting_lets_the_old_containers_go_and_unload_leaves_nothing(kernel, test_image):
+    kernel.run(f"%docker {test_image}")
+    wait_ready(kernel, test_image)
+    before = set(containers_of(kernel.pid))
+    assert before
+    kernel.run("%config Dockyter.here = True")  # every line now mounts the kernel's folder and starts there
+    assert wait_until(lambda: not before & set(containers_of(kernel.pid)), timeout=15)
+    wait_ready(kernel, test_image)
+    cwd = kernel.run("import os; print(os.getcwd())").stdout.strip()
+    assert bang(kernel, f"pwd; {WARM}") == f"{cwd}\nwarm\n"
+    kernel.run("%unload_ext dockyter")
+    assert wait_until(lambda: not containers_of(kernel.pid), timeout=15)
+
+
 def test_a_killed_kernel_leaves_nothing_behind(tmp_path, test_image):
     kernel = start_kernel(tmp_path, {"HOME": str(tmp_path), "DOCKYTER_CONFIG": ""})
     try:
