@@ -195,9 +195,9 @@ class WaitingContainer:
                 pass
         if reap:
             reaper = threading.Thread(target=self._reap, name="dockyter-prestart-end", daemon=True)
-            with self._lock:
-                self._reaper = reaper
             reaper.start()
+            with self._lock:  # only once started: wait_ended joins it
+                self._reaper = reaper
 
     def wait_ended(self, timeout: float) -> bool:
         """Wait until a container let go has ended and its CLI is reaped; whether it has."""
