@@ -69,7 +69,7 @@ class LineClock(io.TextIOBase):
 def new_shell(prestart: int = 0) -> Any:
     """The process's ``InteractiveShell`` with Dockyter loaded, once its load-time cleanup is done.
 
-    ``prestart``: ``Dockyter.prestart``. Off unless asked for: figures 1-14 measure a cold
+    ``prestart``: ``Dockyter.prestart``. Off unless asked for: the other figures measure a cold
     container per run, as they always did; figure 15 measures the prestarted ones.
     """
     from IPython.core.interactiveshell import InteractiveShell
@@ -78,6 +78,8 @@ def new_shell(prestart: int = 0) -> Any:
     with streams(DiscardingStream(), DiscardingStream()):
         shell.run_line_magic("load_ext", "dockyter")
         shell.run_line_magic("config", f"Dockyter.prestart = {prestart}")
+        # The output figures show 200 MB through a cell: all of it, as before the cap existed.
+        shell.run_line_magic("config", "Dockyter.max_output = 0")
     for thread in threading.enumerate():  # the orphan sweep runs `docker ps` in the background
         if thread.name.startswith("dockyter") and thread is not threading.current_thread():
             thread.join(30)

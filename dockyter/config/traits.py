@@ -77,6 +77,14 @@ class DockyterTraits(Configurable):
         "belong to you, not root. --as-me does it for one cell.",
     ).tag(config=True)
 
+    max_output = Int(
+        1_000_000,
+        min=0,
+        help="Bytes of output a cell (or a `!` command) shows, stdout and stderr together; the rest is "
+        "counted, not shown, and one line at the end says how much. 0: no limit. --out and --err "
+        "capture everything whatever the limit.",
+    ).tag(config=True)
+
     # -- how a run ends -------------------------------------------------------------------------
 
     raise_on_error = Bool(

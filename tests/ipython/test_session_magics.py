@@ -78,7 +78,7 @@ def test_listing_stopping_and_restarting(cell, ip, session, test_image):
 
 
 def test_a_dead_session_says_so_until_restarted(cell, ip, session):
-    ended = cell("%%docker --session s\nexit 5")
+    ended = cell("%%docker --session s\nbuiltin exit 5")  # the shell itself, not the cell
     assert isinstance(ended.error, DockyterError)
     assert "session 's' is dead: its shell exited with status 5" in str(ended.error)
     assert ip.user_ns["_exit_code"] == 5

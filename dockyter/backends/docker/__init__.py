@@ -6,6 +6,7 @@
 ``prestart``       the prestarted containers, by line: taken, filled, let go when idle
 ``waiting``        one prestarted container: its ``docker run -i``, ready or not; the frames that end its run
 ``imageids``       which image a tag names now, and which one a container was made from
+``starthold``      the CLI's own complaint when a container does not start, held back so it is said once
 
 May import: :mod:`dockyter.backends.base` and ``settings``, :mod:`dockyter.wire`,
 :mod:`dockyter.errors`, :mod:`dockyter.output`, :mod:`dockyter.lifecycle`.

@@ -16,6 +16,7 @@ import os
 import selectors
 import shlex
 import subprocess
+import threading
 import time
 from dataclasses import replace
 from typing import IO, TYPE_CHECKING, Protocol
@@ -45,6 +46,7 @@ from ..settings import BackendSettings
 from .cli import control
 from .imageids import ImageIds
 from .prestart import PrestartLine, PrestartPool, line_of, line_problem, status_rows
+from .starthold import StartHold
 from .waiting import FramedEnding, WaitingContainer
 
 if TYPE_CHECKING:
@@ -146,7 +148,9 @@ class DockerBackend(Backend):
         for stream, data in container.early:  # what its entrypoint said, as a cold run shows it
             sink.write_bytes("stdout" if request.merge_stderr else stream, data)
         assert container.process is not None
-        return _ContainerRun(self, container.process, container.name, sink, False, ending).wait(request.timeout)
+        return _ContainerRun(self, container.process, container.name, sink, False, ending).wait(
+            request.timeout, request.stop
+        )
 
     def _run_cold(self, request: RunRequest, sink: OutputSink) -> RunResult:
         not_started = self._pull_if_missing(request.args)
@@ -177,7 +181,7 @@ class DockerBackend(Backend):
         for pipe in (process.stdout, process.stderr):
             if pipe is not None:
                 widen(pipe.fileno())
-        return _ContainerRun(self, process, name, sink, chosen is not None).wait(request.timeout)
+        return _ContainerRun(self, process, name, sink, chosen is not None).wait(request.timeout, request.stop)
 
     # -- prestarted containers (prestart.py) -------------------------------------------------
 
@@ -193,7 +197,7 @@ class DockerBackend(Backend):
         """The line ``request`` is of, if its containers can be prestarted (and prestart is on)."""
         if self.settings.prestart <= 0 or line_problem(request) is not None:
             return None
-        line_request = replace(request, command="", merge_stderr=False, timeout=None)
+        line_request = replace(request, command="", merge_stderr=False, timeout=None, stop=None)
         return line_of(line_request, self._argv(line_request, "NAME", per_container=False))
 
     def _waiting_container(self, line: PrestartLine) -> WaitingContainer:
@@ -360,22 +364,29 @@ class _ContainerRun:
         self.chosen = chosen
         self.sink = sink
         self.ending = ending
+        self.output = StartHold(sink)  # the CLI's own complaint is said once, by the red line
+        if ending is not None:
+            self.output.release()  # a prestarted container runs already: no complaint can come
         self.selector = selectors.DefaultSelector()
         pipes: list[tuple[IO[bytes] | None, Stream]] = [(process.stdout, "stdout"), (process.stderr, "stderr")]
         for pipe, stream in pipes:
             if pipe is not None:
                 self.selector.register(pipe, selectors.EVENT_READ, stream)
 
-    def wait(self, timeout: float | None) -> RunResult:
+    def wait(self, timeout: float | None, stop: threading.Event | None = None) -> RunResult:
         deadline = time.monotonic() + timeout if timeout else None
         finished = False
         try:
             try:
-                finished = self._pump(deadline)
+                finished = self._pump(deadline, stop)
             except KeyboardInterrupt:
                 self._stop()
                 finished = True
                 return RunResult(EXIT_INTERRUPTED, "interrupted", f"interrupted: container {self.name} stopped")
+            if not finished and stop is not None and stop.is_set():  # asked from another thread
+                self._stop()
+                finished = True
+                return RunResult(EXIT_INTERRUPTED, "interrupted", f"stopped: container {self.name} stopped")
             if not finished:
                 self._stop()
                 finished = True
@@ -384,10 +395,13 @@ class _ContainerRun:
                 )
             if self._ended():
                 return RunResult(self.ending.status if self.ending is not None else 0)
-            return RunResult(self.process.wait())
+            code = self.process.wait()
+            reason = self.output.conclude(code)
+            return RunResult(code, "not_started", reason) if reason else RunResult(code)
         finally:
             if not finished:  # an unexpected error while pumping: still never leave it running
                 self._stop(grace=0)
+            self.output.release()
             self.sink.close()
             self.selector.close()
             if self._ended() and self.ending is not None:
@@ -400,13 +414,15 @@ class _ContainerRun:
     def _ended(self) -> bool:
         return self.ending is not None and self.ending.done
 
-    def _pump(self, deadline: float | None) -> bool:
+    def _pump(self, deadline: float | None, stop: threading.Event | None = None) -> bool:
         """Copy output to the sink until both pipes close or the ending is found (True), or
-        ``deadline`` passes (False)."""
+        ``deadline`` passes or ``stop`` is set (False)."""
         while self.selector.get_map() and not self._ended():
             wait = SIGNAL_CHECK if deadline is None else min(deadline - time.monotonic(), SIGNAL_CHECK)
-            if wait <= 0:
+            if wait <= 0 or (stop is not None and stop.is_set()):
                 return False
+            due = self.sink.due_in()  # a batch of output waiting to be flushed
+            wait = wait if due is None else max(min(wait, due), 0.001)
             flooding = False
             for key, _ in self.selector.select(wait):
                 data = os.read(key.fd, PIPE_SIZE)
@@ -416,7 +432,8 @@ class _ContainerRun:
                 else:
                     self.selector.unregister(key.fileobj)
                     if self.ending is not None:
-                        self.sink.write_bytes(*self.ending.flush(key.data))
+                        self.output.write_bytes(*self.ending.flush(key.data))
+            self.output.tick()
             if flooding:
                 # Output is pouring in: let it gather in the pipe for a moment, so that each
                 # wake-up, read and write of ours carries more of it (a trickle never waits).
@@ -426,7 +443,7 @@ class _ContainerRun:
     def _deliver(self, stream: Stream, data: bytes) -> None:
         if self.ending is not None:
             stream, data = self.ending.feed(stream, data)
-        self.sink.write_bytes(stream, data)
+        self.output.write_bytes(stream, data)
 
     def _stop(self, grace: float | None = None) -> None:
         """SIGINT, a grace period with output still flowing, then kill and remove by name."""
