@@ -209,6 +209,9 @@ def test_exit_and_set_e_end_the_cell_and_keep_the_session(kernel, test_image, no
         ("echo early; return 6; echo never", "early\n", 6),
         ("(exit 7); echo subshell $?", "subshell 7\n", 0),
         ("sleep 1 & echo background", "background\n", 0),
+        # the cell's own INT trap neither catches the exit nor is lost
+        ("trap 'echo caught' INT; echo trapped; exit 8; echo never", "trapped\n", 8),
+        ("trap -p INT; trap - INT", "trap -- 'echo caught' SIGINT\n", 0),
     ]
     for cell, printed, status in cases:
         run = kernel.run(f"%%docker --session s --no-raise-error\n{cell}")

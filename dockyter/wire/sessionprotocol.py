@@ -23,7 +23,8 @@ directly. After an interrupt a *sync* line (``__dockyter_end <token> $?``) finds
 **A cell is not a terminal.** A ``%%bash`` user expects ``exit 3`` and a ``set -e`` that trips
 to end the *cell*, with its status, not the session. So ``exit`` (and ``logout``) is a function
 that, in the shell itself (not in a subshell), records the status and abandons the cell's line
-as Ctrl-C does (a SIGINT to the shell); an ERR trap does the same where ``errexit`` would end
+as Ctrl-C does (a SIGINT to the shell; a cell's own INT trap is set aside for that and back
+before the end frame); an ERR trap does the same where ``errexit`` would end
 the shell (``set -E`` carries it into functions). The end frame is on the next line, which the
 shell reads all the same, ``__dockyter_end`` reporting the recorded status. The cell is sourced
 rather than ``eval``'d (a here-string, or ``<(printf %s CELL)`` for a long one): the shell runs
@@ -93,7 +94,8 @@ KEEP_SHELL = (
     # the status as `exit` takes it: a number, modulo 256; anything else is bash's own complaint and 2
     "__dockyter_abandon() { if [[ $1 =~ ^-?[0-9]{1,18}$ ]]; then __dockyter_status=$(( $1 & 255 )); "
     "else builtin printf 'bash: exit: %s: numeric argument required\\n' \"$1\" >&2; __dockyter_status=2; fi; "
-    "builtin kill -INT $$; }; "
+    # A cell's own INT trap would catch that SIGINT and carry on: set aside until the end frame.
+    "__dockyter_int=$(builtin trap -p INT); builtin trap - INT; builtin kill -INT $$; }; "
     'exit() { local s=$?; if [[ $BASHPID == $$ ]]; then __dockyter_abandon "${1:-$s}"; '
     'else builtin exit "$@"; fi; }; '
     'logout() { exit "$@"; }; '
@@ -114,7 +116,9 @@ def setup_line(token: str) -> bytes:
         # file, no `!` expansion. `kill 1` ends the session, as it ends a container.
         "PS1= PS2= PS0= HISTFILE=; unset PROMPT_COMMAND; set +o history +H; trap 'builtin exit 143' TERM; "
         f"exec {OUT_FD}>&1 {ERR_FD}>&2; "
-        f'__dockyter_end() {{ builtin printf \'\\037%s:%s\\n\' "$1" "${{__dockyter_status:-$2}}" >&{OUT_FD}; '
+        # The cell's INT trap that an `exit` set aside (see KEEP_SHELL), back before the cell ends.
+        '__dockyter_end() { if [[ -n $__dockyter_int ]]; then builtin eval "$__dockyter_int"; __dockyter_int=; fi; '
+        f'builtin printf \'\\037%s:%s\\n\' "$1" "${{__dockyter_status:-$2}}" >&{OUT_FD}; '
         f"builtin printf '\\037%s\\n' \"$1\" >&{ERR_FD}; __dockyter_status=; "
         # A virtualenv's `activate` sets PS1: an empty prompt keeps the next cell's stderr clean.
         "PS1= PS2= PS0=; }; "

@@ -214,6 +214,8 @@ def test_exit_and_set_e_end_the_command_and_keep_the_session(server, test_image)
         ("set -e; echo two; false; echo never", "two\n", 1),
         ("set +e; sleep 1 & echo background", "background\n", 0),
         ("echo $KEPT; return 5", "yes\n", 5),
+        ("trap 'echo caught' INT; exit 6; echo never", "", 6),  # the command's own INT trap catches nothing
+        ("trap -p INT", "trap -- 'echo caught' SIGINT\n", 0),  # and stays
     ]:
         reply = execute(server, session["id"], cmd).json()
         assert (reply["stdout"], reply["stderr"], reply["exit_code"], reply["reason"]) == (stdout, "", code, None), cmd
