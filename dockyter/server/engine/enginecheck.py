@@ -17,10 +17,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from ...wire.dockerargs import DockerArgsError, parse_run_args
+from ...wire.enginesocket import socket_path
 from ..servererrors import EngineDisagrees, EngineUnavailable
 from .containercheck import compared_options, differences
 from .control import Ask, Control
-from .engineapi import EngineAPIError, get_json, socket_path
+from .engineapi import EngineAPIError, get_json
 from .expected import Expected
 
 log = logging.getLogger("dockyter.server")
@@ -105,6 +106,17 @@ class EngineCheck:
         image = await self.image(str(container.get("Image", "")))
         found = differences(expected, container, image, await self.cgroupns_defaults())
         return disagreement(found, who=who, container=name, image=expected.image) if found else None
+
+    async def image_of(self, container: str) -> str:
+        """The ID of the image container ``container`` was made from; raises :class:`EngineUnavailable`."""
+        return str((await self._read(f"/containers/{container}/json", "container", container)).get("Image", ""))
+
+    async def image_id(self, reference: str) -> str | None:
+        """The ID of the image ``reference`` names now; None when the engine has none of that name."""
+        try:
+            return str((await self._read(f"/images/{reference}/json", "image", reference)).get("Id", "")) or None
+        except EngineUnavailable:
+            return None
 
     async def image(self, image_id: str) -> dict[str, Any]:
         """The inspection of image ``image_id`` (kept: an id names one content)."""
