@@ -175,9 +175,15 @@ def _new_containers(before: set[str]) -> list[str]:
 
 @pytest.fixture
 def no_leftover_containers(docker_cli: list[str]) -> Iterator[None]:
-    """Fails the test (in teardown) if a labelled container it started is still there after it."""
+    """Fails the test (in teardown) if a labelled container it started is still there after it.
+
+    Dockyter, if the test left it loaded in this process's shell, is unloaded first (the ``ip``
+    fixture would do it next): its prestarted containers live as long as it does, no longer.
+    """
     before = set(dockyter_container_owners())
     yield
+    if InteractiveShell.initialized() and "dockyter" in InteractiveShell.instance().extension_manager.loaded:
+        InteractiveShell.instance().run_line_magic("unload_ext", "dockyter")
     left = _new_containers(before)
     if left:
         remove_containers(left)

@@ -23,6 +23,12 @@ class DockerSettings(Protocol):
     def base_run_args(self) -> Sequence[str]: ...
     @property
     def stop_grace(self) -> float: ...
+    @property
+    def prestart(self) -> int: ...
+    @property
+    def prestart_limit(self) -> int: ...
+    @property
+    def prestart_idle(self) -> float: ...
 
 
 class APISettings(Protocol):
@@ -60,6 +66,9 @@ class StaticSettings:
     docker_command: list[str] = field(default_factory=lambda: ["docker"])
     base_run_args: list[str] = field(default_factory=lambda: ["--log-driver", "none"])
     stop_grace: float = 2.0
+    prestart: int = 1
+    prestart_limit: int = 4
+    prestart_idle: float = 600.0
     api_url: str = ""
     api_token: str = ""
     api_headers: dict[str, str] = field(default_factory=dict)

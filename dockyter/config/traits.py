@@ -160,6 +160,29 @@ class DockyterTraits(Configurable):
         "does it for one cell.",
     ).tag(config=True)
 
+    # -- prestarted containers -------------------------------------------------------------------
+
+    prestart = Int(
+        1,
+        min=0,
+        help="Containers started ahead of need for each line (the docker arguments, image and settings a "
+        "run would have), each used for one command: a fresh container in milliseconds. A line gets them "
+        "after its first run, and %docker ARGS IMAGE at once. 0 turns prestarting off.",
+    ).tag(config=True)
+
+    prestart_limit = Int(
+        4,
+        min=0,
+        help="At most this many prestarted containers in all; the line used longest ago gives way.",
+    ).tag(config=True)
+
+    prestart_idle = Float(
+        600.0,
+        min=0.0,
+        help="Seconds a prestarted container may wait unused before it is let go; 0 means it waits as long "
+        "as the kernel lives.",
+    ).tag(config=True)
+
     # -- the API backend ------------------------------------------------------------------------
 
     api_url = Unicode(

@@ -63,6 +63,15 @@ def mount_options(source: str, target: str) -> list[str]:
     return ["--mount", f'type=bind,"source={source.replace(chr(34), chr(34) * 2)}",target={target}']
 
 
+def folder_options(path: str) -> list[str]:
+    """The mount of the run folder ``path`` at ``/dockyter/out``, and the variable that names it."""
+    return [*mount_options(path, CONTAINER_FOLDER), "--env", f"{FOLDER_VARIABLE}={CONTAINER_FOLDER}"]
+
+
+# In place of a run's folder where only the shape of its argv matters (a prestarted line's key).
+ANY_FOLDER_OPTIONS = tuple(folder_options("RUN-FOLDER"))
+
+
 class RunFolder:
     """One run's ``$DOCKYTER_OUT``: made empty, mounted, read back, removed."""
 
@@ -83,7 +92,7 @@ class RunFolder:
 
     def docker_options(self) -> list[str]:
         """What ``docker run`` needs for this folder: its mount and the variable that names it."""
-        return [*mount_options(self.path, CONTAINER_FOLDER), "--env", f"{FOLDER_VARIABLE}={CONTAINER_FOLDER}"]
+        return folder_options(self.path)
 
     def collect(self, limits: FileLimits) -> Collected:
         return collect(self.path, limits)

@@ -6,11 +6,13 @@
 ``dockerargs``       ``[DOCKER ARGS...] IMAGE`` split as ``docker run`` itself would
 ``shellchars``       each character of a line as a shell reads it: quoted, escaped or plain
 ``sessionprotocol``  the line a session's bash reads per cell, and the frames that end it
+``waiter``           the shell that waits in a prestarted container for its one command, and
+                     which lines cannot wait (they run cold)
+``enginesocket``     short questions to the Docker Engine API on its unix socket, no CLI process
 ``pull``             pulling an image with progress (the engine's API, else ``docker pull``)
 ``images``           image names as the engine writes them, and the kernel's cache of them
 ``outfolder``        reading a run's ``$DOCKYTER_OUT`` folder safely, within limits; printable names
 ``outfiles``         what a file of it is (media types), and its ``file`` events in the API's stream
-``enginesocket``     one short question to the Docker Engine API on its unix socket
 
 May import: the standard library only (tests/test_imports.py checks it). The server imports
 nothing else from the client side.

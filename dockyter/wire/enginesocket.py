@@ -1,27 +1,30 @@
-"""Asking the Docker Engine API a short question straight on its unix socket: a millisecond, no CLI process.
+"""Asking the Docker Engine API a question straight on its unix socket: about 1 ms, no CLI process.
 
-When the container command plainly names a unix socket (``docker``, ``docker -H unix:///...``,
-with ``DOCKER_HOST`` or the default socket), one ``GET`` costs about a millisecond where a CLI
-process costs tens; otherwise (podman, ``sudo docker``, a context, TLS, ssh) callers use the CLI.
-Standard library only, synchronous: the kernel's docker backend reads an image's digest with it.
+A prestarted container must be checked against the image its tag names *now*, before every
+command it runs: through the CLI (``docker image inspect``) that is a process of 20 ms or more;
+on the socket, with one kept-alive connection, about a millisecond. That is only possible when
+``docker_command`` plainly names a unix socket (``docker -H unix:///...``, or ``docker`` with
+``DOCKER_HOST`` or the default socket) that this process may open; otherwise the caller keeps
+the CLI (podman, ``sudo docker``, a context, TLS).
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import socket
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
 API_VERSION = "v1.41"  # Docker 20.10
 DEFAULT_SOCKET = "/var/run/docker.sock"
-MAX_ANSWER = 4 << 20  # bytes: an image's or the engine's description is far smaller
 
 
 class EngineSocketError(Exception):
-    """The socket could not be read, or answered something else than a 2xx with JSON."""
+    """The socket could not be read, or did not answer with JSON."""
 
 
 def socket_path(docker_command: Sequence[str], environ: Mapping[str, str] | None = None) -> str | None:
@@ -46,36 +49,73 @@ def socket_path(docker_command: Sequence[str], environ: Mapping[str, str] | None
     return host[len("unix://") :] if host.startswith("unix://") else None
 
 
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("docker", timeout=timeout)
+        self.path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+class EngineSocket:
+    """One kept-alive connection to the engine's socket, for short GETs from any thread (one at a time)."""
+
+    def __init__(self, path: str, timeout: float = 10.0) -> None:
+        self.path = path
+        self.timeout = timeout
+        self._connection: _UnixConnection | None = None
+        self._lock = threading.Lock()
+
+    def get(self, path: str) -> Any:
+        """``GET /<version><path>``: the decoded JSON, or None for a 404. Raises :class:`EngineSocketError`."""
+        target = f"/{API_VERSION}{quote(path, safe='/:@')}"
+        with self._lock:
+            for attempt in (1, 2):  # a kept-alive connection the engine closed meanwhile: once more
+                if self._connection is None:
+                    self._connection = _UnixConnection(self.path, self.timeout)
+                try:
+                    self._connection.request("GET", target)
+                    response = self._connection.getresponse()
+                    body = response.read()
+                except (OSError, http.client.HTTPException) as error:
+                    self._connection.close()
+                    self._connection = None
+                    if attempt == 2:
+                        raise EngineSocketError(f"{self.path}: {error}") from None
+                    continue
+                if response.status == 404:
+                    return None
+                if not 200 <= response.status < 300:
+                    raise EngineSocketError(f"{target}: HTTP {response.status}")
+                try:
+                    return json.loads(body)
+                except ValueError:
+                    raise EngineSocketError(f"{target}: not JSON") from None
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+
 def get_json(path: str, target: str, timeout: float = 5.0) -> Any:
-    """``GET /<version><target>`` on the socket at ``path``; the decoded JSON. Raises :class:`EngineSocketError`."""
-    request = f"GET /{API_VERSION}{target} HTTP/1.0\r\nHost: docker\r\n\r\n".encode()
-    chunks: list[bytes] = []
+    """One ``GET /<version><target>`` on the socket at ``path``, on a connection of its own: the decoded
+    JSON. Raises :class:`EngineSocketError`, for a 404 too."""
+    engine = EngineSocket(path, timeout)
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
-            connection.settimeout(timeout)
-            connection.connect(path)
-            connection.sendall(request)
-            size = 0
-            # HTTP/1.0: the engine closes the connection after the reply, which is then not chunked.
-            while chunk := connection.recv(65536):
-                chunks.append(chunk)
-                size += len(chunk)
-                if size > MAX_ANSWER:
-                    raise EngineSocketError(f"{target}: the answer is too large")
-    except OSError as error:
-        raise EngineSocketError(f"cannot ask {path}: {error}") from None
-    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
-    try:
-        status = int(head.split(b" ", 2)[1])
-        answer = json.loads(body)
-    except (IndexError, ValueError):
-        raise EngineSocketError(f"{target}: not an HTTP reply with JSON") from None
-    if not 200 <= status < 300:
-        message = answer.get("message") if isinstance(answer, dict) else None
-        raise EngineSocketError(f"{target}: {status} {message or ''}".strip())
+        answer = engine.get(target)
+    finally:
+        engine.close()
+    if answer is None:
+        raise EngineSocketError(f"{target}: HTTP 404")
     return answer
-
-
-def image_path(image: str) -> str:
-    """The API path that describes ``image`` (its name keeps its ``/`` and ``:``)."""
-    return f"/images/{quote(image, safe='/:@')}/json"

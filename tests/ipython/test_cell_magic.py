@@ -225,8 +225,9 @@ def test_interrupt_stops_the_container(ip, cell, test_image, no_leftover_contain
     assert isinstance(run.error, Interrupted)
     assert isinstance(run.error, KeyboardInterrupt)
     assert ip.user_ns["_exit_code"] == 130
-    assert re.search(r"interrupted: container dockyter-\w+ stopped", run.stdout)
-    assert wait_until(lambda: not dockyter_containers(), timeout=10)
+    stopped = re.search(r"interrupted: container (dockyter-\w+) stopped", run.stdout)
+    assert stopped
+    assert wait_until(lambda: stopped.group(1) not in dockyter_containers(), timeout=10)
     # the shell keeps working
     assert cell(f"%%docker {test_image}\necho alive").stdout == "alive\n"
 

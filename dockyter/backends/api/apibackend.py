@@ -246,6 +246,10 @@ class APIBackend(Backend):
         features = health.get("features")
         if isinstance(features, list):
             facts["server features"] = ", ".join(str(f) for f in features) or "(none)"
+        prestarted = health.get("prestarted")
+        if isinstance(prestarted, dict):  # this token's containers the server keeps ready
+            ready, starting = prestarted.get("ready"), prestarted.get("starting")
+            facts["prestarted (server)"] = f"{ready} ready" + (f", {starting} starting" if starting else "")
         verdict = health.get("token")
         if credential.token:
             said = credential.describe()

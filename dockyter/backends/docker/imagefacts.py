@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ...receipts import RunFacts
-from ...wire.enginesocket import EngineSocketError, get_json, image_path, socket_path
+from ...wire.enginesocket import EngineSocketError, get_json, socket_path
 from ...wire.images import choose_digest
 from .cli import control
 
@@ -40,7 +40,7 @@ class EngineFacts:
         answer: Any = None
         if socket is not None:
             try:
-                answer = get_json(socket, image_path(image))
+                answer = get_json(socket, f"/images/{image}/json")
             except EngineSocketError:
                 answer = None
         else:

@@ -4,8 +4,8 @@ The Swarm executor polls the state of every task several times a second. Through
 ``docker service ps`` costs a process and, for N services, about N+2 API calls (it resolves
 each service and node by name): seconds on a busy manager. When ``docker_command`` plainly
 names a unix socket (``docker -H unix:///...``, or ``docker`` with ``DOCKER_HOST`` or the
-default socket: :func:`dockyter.wire.enginesocket.socket_path`, which the kernel uses too), the
-executor asks the API directly instead; otherwise it keeps the CLI.
+default socket), the executor asks the API directly instead; otherwise it keeps the CLI
+(:func:`dockyter.wire.enginesocket.socket_path` says which, for the kernel's side too).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-API_VERSION = "v1.41"  # Docker 20.10, the oldest engine with the Swarm features used here
+from ...wire.enginesocket import API_VERSION
 
 
 class EngineAPIError(Exception):

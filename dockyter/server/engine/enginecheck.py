@@ -112,6 +112,17 @@ class EngineCheck:
         found = differences(expected, container, image, await self.cgroupns_defaults())
         return disagreement(found, who=who, container=name, image=expected.image) if found else None
 
+    async def image_of(self, container: str) -> str:
+        """The ID of the image container ``container`` was made from; raises :class:`EngineUnavailable`."""
+        return str((await self._read(f"/containers/{container}/json", "container", container)).get("Image", ""))
+
+    async def image_id(self, reference: str) -> str | None:
+        """The ID of the image ``reference`` names now; None when the engine has none of that name."""
+        try:
+            return str((await self._read(f"/images/{reference}/json", "image", reference)).get("Id", "")) or None
+        except EngineUnavailable:
+            return None
+
     async def image(self, image_id: str) -> dict[str, Any]:
         """The inspection of image ``image_id`` (kept: an id names one content)."""
         known = self._images.get(image_id)

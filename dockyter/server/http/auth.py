@@ -107,24 +107,25 @@ async def identify(request: Request, token: str) -> Caller | None:
     return Caller(HUB_PREFIX + user.name, user.name, grant.groups, grant, token_check)
 
 
-async def health_of_token(request: Request) -> dict[str, object]:
+async def health_of_token(request: Request) -> tuple[dict[str, object], Caller | None]:
     """For /health: ``token`` (accepted, rejected, or unknown while the hub cannot say) when the request
-    carries credentials, and for an accepted one ``user`` and the ``groups`` whose tables applied."""
+    carries credentials, and for an accepted one ``user`` and the ``groups`` whose tables applied; with
+    the caller an accepted token makes (else None)."""
     header = request.headers.get("authorization")
     if header is None:
-        return {}
+        return {}, None
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer":
-        return {"token": "rejected"}
+        return {"token": "rejected"}, None
     try:
         found = await identify(request, token.strip())
     except NoServiceAccess:
-        return {"token": "rejected"}
+        return {"token": "rejected"}, None
     except HubUnavailable as error:
-        return {"token": "unknown", "problem": str(error)}
+        return {"token": "unknown", "problem": str(error)}, None
     if found is None:
-        return {"token": "rejected"}
-    return {"token": "accepted", "user": found.name, "groups": list(found.groups)}
+        return {"token": "rejected"}, None
+    return {"token": "accepted", "user": found.name, "groups": list(found.groups)}, found
 
 
 # What a route declares to get its caller: ``by: CallerOf``.

@@ -66,6 +66,10 @@ class ExecutorLike(Protocol):
         """Cancel an execution that another server instance runs; False when there is none."""
         ...
 
+    def prestarted(self, who: str) -> dict[str, int] | None:
+        """Token ``who``'s prestarted containers, ``ready`` and ``starting``; None: this executor prestarts none."""
+        ...
+
     async def list_executions(self, who: str) -> list[dict[str, Any]]:
         """``{"id", "image", "node"}`` of every running execution of token ``who``, on every instance."""
         ...

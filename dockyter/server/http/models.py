@@ -154,6 +154,11 @@ class Health(BaseModel):
         description="Only with an accepted token (or without authentication): the OCI runtime "
         "the containers run under, such as runc or runsc.",
     )
+    prestarted: dict[str, int] | None = Field(
+        default=None,
+        description="Only with an accepted token, when the server prestarts containers: the token's "
+        "containers that are `ready` and `starting` (docs/server.md, Prestarted containers).",
+    )
 
 
 class CancelReply(BaseModel):

@@ -19,7 +19,7 @@ from ...wire.contract import NDJSON
 from ..servererrors import NotFound
 from .answers import answer
 from .appstate import app_state
-from .auth import CallerOf, health_of_token
+from .auth import ANONYMOUS, Caller, CallerOf, health_of_token
 from .models import (
     CancelReply,
     ErrorDetail,
@@ -49,11 +49,16 @@ async def health(request: Request) -> dict[str, Any]:
         left_out.add("files")
     features = [name for name in FEATURES if name not in left_out]
     reply: dict[str, Any] = {"status": "ok", "version": __version__, "features": features}
+    found: Caller | None = Caller(ANONYMOUS, ANONYMOUS)
     if settings.authenticates:
-        reply.update(await health_of_token(request))
-    if reply.get("token") == "accepted" or not settings.authenticates:
+        about_token, found = await health_of_token(request)
+        reply.update(about_token)
+    if found is not None:
         # How users' code is confined is for the people allowed to run some.
         reply["runtime"] = state.executor.runtime
+        prestarted = state.executor.prestarted(found.who)
+        if prestarted is not None:
+            reply["prestarted"] = prestarted
     return reply
 
 

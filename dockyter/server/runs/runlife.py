@@ -76,6 +76,7 @@ class Run:
         self._started = time.monotonic()
         self._task: asyncio.Task[None] | None = None
         self._gone = asyncio.Event()  # set once what the run started is removed and its slot freed
+        self._announced = False  # the final event is queued already (:meth:`_announce`)
 
     # -- what differs -----------------------------------------------------------------------------
 
@@ -233,14 +234,27 @@ class Run:
             finally:
                 self._finish(final)
 
+    def _announce(self, final: Event) -> None:
+        """Queue the final event now, before what the run started is removed: its end is known
+        already (a prestarted container's frames), and the removal is no one's wait. Output read
+        after it is dropped: nothing follows the final event."""
+        self._announced = True
+        self._dropping = True
+        self._room.set()
+        self._put_final(final)
+
     def _finish(self, final: Event | None) -> None:
         """The run is over and what it started removed: free its slot, log it, queue its final event."""
         self.finished = True
         self._release()
         self._gone.set()
         self._log(final)
-        if final is not None:
-            if self.receipt is not None and final.get("event") == "exit":
-                self._put(self.receipt)
-            # Past the output bound: a consumer that stopped reading gets it when it resumes.
-            self._put(final)
+        if final is not None and not self._announced:
+            self._put_final(final)
+
+    def _put_final(self, final: Event) -> None:
+        """Queue the final event, after the receipt when the run ran to its exit."""
+        if self.receipt is not None and final.get("event") == "exit":
+            self._put(self.receipt)
+        # Past the output bound: a consumer that stopped reading gets it when it resumes.
+        self._put(final)

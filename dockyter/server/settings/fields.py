@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from ...wire.outfolder import DEFAULT_LIMITS, FileLimits
 from ..engine.engineenv import engine_environment
+from ..engine.expected import size_in_bytes
 from ..policy.allowlist import AllowedMount, check_flag_names, parse_allowed_mounts
 from ..policy.groupgrants import GroupGrant, GroupTableError, read_group_tables
 from ..policy.registries import check_patterns
@@ -387,6 +388,31 @@ class Settings:
     )
     log_level: str = setting("info", "Logging level: debug, info, warning or error.", metavar="LEVEL")
 
+    # -- prestarted containers (an execution's container, ready before its request) --------
+    prestart: int = setting(
+        1,
+        "Containers prestarted for each token and approved plan: created, checked against the plan and "
+        "started before the request comes, each used for one execution, so that an execution starts in "
+        "milliseconds. Every request is checked by the policy first, as always. 0: none. Engine executor only.",
+        metavar="N",
+    )
+    prestart_max: int = setting(8, "Prestarted containers waiting at once, every token's together.", metavar="N")
+    prestart_per_token: int = setting(
+        2,
+        "Prestarted containers one token may have waiting (0: only prestart_max limits them); a token's "
+        "requests use only its own, so that one token cannot drain another's.",
+        metavar="N",
+    )
+    prestart_memory: str = setting(
+        "4g",
+        "The memory limits of the waiting prestarted containers together may not exceed this (docker "
+        "sizes; empty: no limit); with a limit, a container without a memory limit is never prestarted.",
+        metavar="SIZE",
+    )
+    prestart_idle: float = setting(
+        300.0, "Seconds a prestarted container may wait unused before it is removed (0: never).", metavar="SECONDS"
+    )
+
     # -- sessions (containers that keep their state between commands) ---------------------
     max_sessions: int = setting(8, "Sessions alive at once on this server; more are answered 429.", metavar="N")
     max_sessions_per_token: int = setting(
@@ -542,6 +568,7 @@ def _check(settings: Settings) -> tuple[dict[str, str], tuple[str, ...], tuple[A
     for name in (
         "max_concurrent_per_token", "max_sessions", "max_sessions_per_token", "session_idle_timeout",
         "session_max_lifetime", "max_file_bytes", "max_files", "max_files_bytes",
+        "prestart", "prestart_max", "prestart_per_token", "prestart_idle",
     ):  # fmt: skip
         if getattr(s, name) < 0:
             raise SettingsError(f"{name} must not be negative, not {getattr(s, name)}")
@@ -558,6 +585,8 @@ def _check(settings: Settings) -> tuple[dict[str, str], tuple[str, ...], tuple[A
             raise SettingsError(
                 f"mount constraint {constraint!r} must be a Swarm placement constraint like node.labels.storage==shared"
             )
+    if size_in_bytes(s.prestart_memory) is None:
+        raise SettingsError(f"prestart_memory {s.prestart_memory!r} must be a size like 4g or 512m")
     if s.pull not in ("", "missing", "never", "always"):
         raise SettingsError(f"pull must be missing, never, always or empty, not {s.pull!r}")
     if s.network == "host" or s.network.startswith("container:"):

@@ -142,6 +142,10 @@ class SwarmExecutor(ExecutionSlots[SwarmExecution], Upkeep):
         """The principal label of token name ``who`` (of the name itself when authentication is off)."""
         return self._principals.get(who) or principal_of(who)
 
+    def prestarted(self, who: str) -> dict[str, int] | None:
+        """None: services are not prestarted (docs/server.md, "Prestarted containers")."""
+        return None
+
     async def list_executions(self, who: str) -> list[dict[str, Any]]:
         """The running executions of token ``who`` on every replica, found by their labels."""
         principal = self.principal(who)
