@@ -7,6 +7,7 @@
 ``sessionprotocol``  the line a session's bash reads per cell, and the frames that end it
 ``pull``             pulling an image with progress (the engine's API, else ``docker pull``)
 ``images``           image names as the engine writes them, and the kernel's cache of them
+``labelled``         containers found by a label, and its value on each, as docker and podman both answer
 
 May import: the standard library only (tests/test_imports.py checks it). The server imports
 nothing else from the client side.
