@@ -1,8 +1,9 @@
-"""The local container CLI backend (docker, podman, nerdctl, ``sudo docker``).
+"""The local container CLI backend (docker, podman, ``sudo docker``).
 
 ``dockerbackend``  :class:`~dockyter.backends.docker.dockerbackend.DockerBackend`: one ``docker run`` per request, the stop ladder
 ``sessionshell``   one session: ``docker run -i`` with a bash in it, fed one line per cell
 ``cli``            the short CLI commands (kill, rm, exec, ps, stats) both run
+``flavour``        Docker's CLI or podman's, and what the backend does differently for podman
 
 May import: :mod:`dockyter.backends.base` and ``settings``, :mod:`dockyter.wire`,
 :mod:`dockyter.errors`, :mod:`dockyter.output`, :mod:`dockyter.lifecycle`.

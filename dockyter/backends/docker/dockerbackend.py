@@ -1,11 +1,12 @@
-"""The local container CLI backend: ``docker run`` (or podman, nerdctl, ``sudo docker``).
+"""The local container CLI backend: ``docker run`` (or ``podman run``, ``sudo docker run``).
 
 Each request is one ``docker run --rm --init`` with a fresh name and Dockyter's labels,
 started from an argv list (no host shell), its stdout and stderr read as they arrive.
-An interrupt or a timeout walks the stop ladder: SIGINT to the container, a short grace
-period while its last output still flows, then ``rm --force --volumes`` by name (its anonymous
-volumes go with it). Since the container is named, it is found and removed even when the CLI
-process itself is already gone.
+An interrupt or a timeout walks the stop ladder: SIGINT to the container's processes, a short
+grace period while its last output still flows, then ``rm --force --volumes`` by name (its
+anonymous volumes go with it). Since the container is named, it is found and removed even when
+the CLI process itself is already gone. Where podman differs from Docker (its init, its
+``rm``, its image names), :mod:`~dockyter.backends.docker.flavour` says what to do instead.
 """
 
 from __future__ import annotations
@@ -22,13 +23,13 @@ from typing import IO, TYPE_CHECKING
 from ...errors import BackendError, RuntimeNotFound, SessionDead
 from ...lifecycle import given_name
 from ...output import OutputSink, ProgressLine, Stream
+from ...wire import labelled
 from ...wire.contract import (
     EXIT_CANNOT_RUN,
     EXIT_INTERRUPTED,
     EXIT_TIMEOUT,
     MANAGED_LABEL,
     OWNER_LABEL,
-    REMOVE_CONTAINER,
     identity_args,
     new_container_name,
     owner_id,
@@ -39,6 +40,7 @@ from ...wire.dockerargs import RunArgs
 from ...wire.pull import PullFailed, last_value, needs_pull, pull
 from ..base import SIGNAL_CHECK, Backend, BackendStatus, RunRequest, RunResult
 from .cli import control
+from .flavour import Flavour, flavour_of, init_exit_status
 
 if TYPE_CHECKING:
     from ...wire.dockerargs import RunArgs
@@ -109,7 +111,7 @@ class DockerBackend(Backend):
         for pipe in (process.stdout, process.stderr):
             if pipe is not None:
                 widen(pipe.fileno())
-        return _ContainerRun(self, process, name, sink, chosen is not None).wait(request.timeout)
+        return _ContainerRun(self, process, name, sink, chosen is not None, request.args).wait(request.timeout)
 
     # -- the image ------------------------------------------------------------------------------
 
@@ -148,7 +150,8 @@ class DockerBackend(Backend):
         if answer.returncode == 0:
             self.images.note(image)
             return True
-        return False if "no such image" in answer.stderr.lower() else None
+        reason = answer.stderr.lower()
+        return False if "no such image" in reason or "image not known" in reason else None  # docker's, podman's
 
     def _not_found_message(self, error: OSError) -> str:
         runtime = self.settings.docker_command[0]
@@ -161,6 +164,11 @@ class DockerBackend(Backend):
     def control(self, *args: str) -> subprocess.CompletedProcess[str] | None:
         """Run a short runtime command (kill, rm, ps, version); None if the runtime is missing."""
         return control(self.settings.docker_command, *args)
+
+    @property
+    def flavour(self) -> Flavour:
+        """Docker's CLI or podman's, asked once per ``docker_command``."""
+        return flavour_of(self.settings.docker_command)
 
     # -- status and cleanup -----------------------------------------------------------------
 
@@ -183,31 +191,27 @@ class DockerBackend(Backend):
         version = answer.stdout.strip()
         return BackendStatus(self.name, True, f"engine {version} via {runtime!r}", {"runtime version": version})
 
+    def as_me_userns(self) -> str | None:
+        return self.flavour.as_me_userns()
+
     def local_images(self) -> list[str] | None:
         listing = self.control("images", "--format", "{{.Repository}}:{{.Tag}}")
         if listing is None or listing.returncode != 0:
             return None
-        return [name for name in listing.stdout.split() if "<none>" not in name]
+        return [self.flavour.image_name(name) for name in listing.stdout.split() if "<none>" not in name]
 
     def cleanup(self) -> list[str]:
         """Remove Dockyter containers whose owning kernel process is gone; touch nothing else."""
-        listing = self.control(
-            "ps",
-            "-a",
-            "--filter",
-            f"label={OWNER_LABEL}",
-            "--format",
-            f'{{{{.Names}}}}\t{{{{.Label "{OWNER_LABEL}"}}}}',
-        )
-        if listing is None or listing.returncode != 0:
+        flavour = self.flavour  # asked here, in the background at load, rather than by a first interrupt
+        listing = self.control(*labelled.list_argv(OWNER_LABEL))
+        if listing is None or listing.returncode != 0 or not labelled.names(listing.stdout):
             return []
-        orphans = []
-        for row in listing.stdout.splitlines():
-            name, _, owner = row.partition("\t")
-            if name and owner_is_gone(owner):
-                orphans.append(name)
+        # A container removed since the listing makes inspect fail, but the others are still read.
+        inspected = self.control(*labelled.inspect_argv(OWNER_LABEL, labelled.names(listing.stdout)))
+        owners = labelled.values(inspected.stdout) if inspected is not None else {}
+        orphans = sorted(name for name, owner in owners.items() if owner_is_gone(owner))
         if orphans:
-            self.control(*REMOVE_CONTAINER, *orphans)
+            self.control(*flavour.remove_argv(), *orphans)
         return orphans
 
 
@@ -224,11 +228,18 @@ class _ContainerRun:
     """One running ``docker run`` process: pumps its output and stops it when asked."""
 
     def __init__(
-        self, backend: DockerBackend, process: subprocess.Popen[bytes], name: str, sink: OutputSink, chosen: bool
+        self,
+        backend: DockerBackend,
+        process: subprocess.Popen[bytes],
+        name: str,
+        sink: OutputSink,
+        chosen: bool,
+        args: RunArgs,
     ) -> None:
         self.backend = backend
         self.process = process
         self.name = name
+        self.args = args  # what the container was started with (its pid namespace)
         # A name the user chose may belong to another container (ours then failed to start
         # with a name conflict): that one is never ours to stop.
         self.chosen = chosen
@@ -255,7 +266,8 @@ class _ContainerRun:
                 return RunResult(
                     EXIT_TIMEOUT, "timeout", f"timed out after {timeout:g} s: container {self.name} stopped"
                 )
-            return RunResult(self.process.wait())
+            code = self.process.wait()
+            return RunResult(init_exit_status(code, self._error_tail()) if code == 1 else code)
         finally:
             if not finished:  # an unexpected error while pumping: still never leave it running
                 self._stop(grace=0)
@@ -264,6 +276,10 @@ class _ContainerRun:
             for pipe in (self.process.stdout, self.process.stderr):
                 if pipe is not None:
                     pipe.close()
+
+    def _error_tail(self) -> str:
+        """The end of what the CLI wrote on stderr (in stdout when both go there)."""
+        return self.sink.stderr_tail if self.process.stderr is not None else self.sink.text("stdout")[-4096:]
 
     def _pump(self, deadline: float | None) -> bool:
         """Copy output to the sink until both pipes close (True) or ``deadline`` passes (False)."""
@@ -290,12 +306,19 @@ class _ContainerRun:
         grace = self.backend.settings.stop_grace if grace is None else grace
         try:
             if grace > 0 and self.process.poll() is None and self._ours():
-                self.backend.control("kill", "--signal", "INT", self.name)
+                self._interrupt()
                 self._pump(time.monotonic() + grace)
         except KeyboardInterrupt:
             pass  # a second interrupt skips the grace period, not the removal
         finally:
             self._kill_and_remove()
+
+    def _interrupt(self) -> None:
+        """SIGINT to the command: through the container's init, or from inside it (podman)."""
+        argv = self.backend.flavour.interrupt_argv(self.name, self.args)
+        answer = self.backend.control(*argv)
+        if argv[0] == "exec" and (answer is None or answer.returncode != 0):
+            self.backend.control("kill", "--signal", "INT", self.name)  # no `sh` in the image: the shell at least
 
     def _ours(self) -> bool:
         """Whether the container called ``name`` is this kernel's (always, for a name we made)."""
@@ -306,7 +329,7 @@ class _ContainerRun:
 
     def _remove(self) -> None:
         if self._ours():
-            self.backend.control(*REMOVE_CONTAINER, self.name)
+            self.backend.control(*self.backend.flavour.remove_argv(), self.name)
 
     def _kill_and_remove(self) -> None:
         for attempt in range(3):  # repeated Ctrl-C must not skip the removal
