@@ -100,8 +100,11 @@ def _image(variable: str) -> str:
 
 @pytest.fixture(autouse=True)
 def _docker_marker(request: pytest.FixtureRequest) -> None:
-    """Gives ``@pytest.mark.docker`` its meaning, before any other fixture starts anything."""
-    if request.node.get_closest_marker("docker") is not None:
+    """Gives ``@pytest.mark.docker`` its meaning, before any other fixture starts anything.
+
+    A test on the ``engine`` parameter (engine_fixtures.py) checks its own engine and images instead.
+    """
+    if request.node.get_closest_marker("docker") is not None and "engine" not in request.fixturenames:
         request.getfixturevalue("test_image")
 
 

@@ -41,7 +41,7 @@ from typing import Any
 import pytest
 from conftest import LEFTOVER_WAIT, skip_or_fail
 from engines import ENGINE_NAMES, Engine, RootlessUser, clock_ticks, engine_named, rootless_user
-from helpers import descends_from, image_name, owned_elsewhere, wait_until
+from helpers import descends_from, image_name, load_cleanup_done, owned_elsewhere, wait_until
 from IPython.core.interactiveshell import InteractiveShell
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
@@ -133,8 +133,12 @@ def engine_differs(request: pytest.FixtureRequest, engine: Engine) -> Callable[.
 
 
 @pytest.fixture
-def engine_shell(ip: InteractiveShell, engine: Engine) -> InteractiveShell:
-    """The ``ip`` shell with Dockyter's docker_command pointed at ``engine``."""
+def engine_shell(engine: Engine, ip: InteractiveShell) -> InteractiveShell:
+    """The ``ip`` shell with Dockyter's docker_command pointed at ``engine``.
+
+    ``engine`` comes first, so its leftover check runs after the shell's unload has removed the sessions.
+    """
+    load_cleanup_done()  # on the engine it was loaded with (docker), before the test starts anything
     ip.run_line_magic("config", f"Dockyter.docker_command = {list(engine.command)!r}")
     return ip
 
@@ -157,7 +161,7 @@ def engine_kernel(engine: Engine, tmp_path: Path) -> Iterator[Kernel]:
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return
-    home = tmp_path / "home"
+    home = tmp_path / "kernel-home"  # not "home": a test may have isolated_home's as well
     home.mkdir()
     started = start_kernel(
         tmp_path, {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "DOCKYTER_CONFIG": ""}

@@ -13,7 +13,7 @@ Plain helpers (no pytest): ``engine_fixtures.py`` turns them into the ``engine``
 :attr:`Engine.command` is the ``Dockyter.docker_command`` that reaches the engine from this
 process. The helpers below ask each engine only what both CLIs answer the same way: podman
 4.3's ``ps --format`` has no ``.Label`` function, so owners are read with ``container inspect``;
-its ``rm -f`` stops with SIGTERM and waits 10 s before SIGKILL, so removal kills first.
+its ``rm -f`` stops with SIGTERM and waits 10 s before SIGKILL, so removal says ``--time 0``.
 """
 
 from __future__ import annotations
@@ -228,10 +228,11 @@ class Engine:
         return self.run("container", "inspect", "--format", "{{.Id}}", name).returncode == 0
 
     def remove(self, *names: str) -> None:
-        """Kill, then remove: podman's ``rm -f`` alone waits 10 s for a container that ignores SIGTERM."""
+        """Remove now, running or not. podman's ``rm -f`` alone waits 10 s for a container that
+        ignores SIGTERM (``--time 0`` kills at once), and removes none of the names when one is
+        already gone (unless ``--ignore``)."""
         if names:
-            self.run("kill", *names)
-            self.run("rm", "-f", *names)
+            self.run("rm", "-f", *(("--time", "0", "--ignore") if self.is_podman else ()), *names)
 
 
 def engine_named(name: str) -> Engine:

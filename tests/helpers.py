@@ -11,6 +11,7 @@ import os
 import secrets
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -54,6 +55,14 @@ def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: floa
         if value or time.monotonic() >= deadline:
             return value
         time.sleep(interval)
+
+
+def load_cleanup_done(timeout: float = 30.0) -> None:
+    """Wait for the clean-up that loading the extension starts in the background (thread
+    ``dockyter-cleanup``): a test that makes orphans of its own must not race it."""
+    for thread in threading.enumerate():
+        if thread.name == "dockyter-cleanup":
+            thread.join(timeout)
 
 
 def docker(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
