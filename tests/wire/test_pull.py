@@ -13,7 +13,7 @@ import re
 import subprocess
 
 import pytest
-from helpers import docker
+from helpers import docker, wait_until
 from scripted_server import ScriptedServer, event, stream
 
 from dockyter.wire.pull import PullProgress, summary_line
@@ -66,6 +66,38 @@ def test_bang_commands_pull_with_progress_too(engine, engine_cell, fresh_image):
     run = engine_cell("!wc -c < /blob")
     assert run.stdout.strip() == "3000000"
     assert summary(engine).search(run.stderr), run.stderr
+
+
+@pytest.fixture
+def podman_service(tmp_path):
+    """podman's API service (as Fedora's podman.socket starts it) on a socket of the test's own: its URL."""
+    socket = tmp_path / "podman.sock"
+    service = subprocess.Popen(
+        ["podman", "system", "service", "--time=0", f"unix://{socket}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert wait_until(socket.exists, timeout=20), "podman system service did not start"
+        yield f"unix://{socket}"
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
+
+
+@pytest.mark.parametrize("engine", ["podman"], indirect=True)
+def test_through_podmans_api_service_a_pull_says_which_layers_are_new(
+    engine_shell, engine_cell, fresh_image, podman_service
+):
+    # The engine's own progress, through `podman system dial-stdio`: podman's compatible API says
+    # which layers are new ("Download complete"), counts the image's config as one of them, and
+    # sends no byte counts.
+    engine_shell.run_line_magic("config", f"Dockyter.docker_command = ['podman', '--url', {podman_service!r}]")
+    image = fresh_image()
+    run = engine_cell(f"%%docker {image}\nwc -c < /blob")
+    assert run.stdout == "3000000\n", run.stderr
+    last = run.stderr.rsplit("\r", 1)[1].rstrip()
+    assert re.fullmatch(rf"Dockyter: pulled {re.escape(image)}: \d+ layers \(2 new\) in \d+\.\d s", last), last
 
 
 def test_an_image_the_registry_lacks_did_not_start_in_one_line(engine_cell, engine_shell, registry):
