@@ -129,18 +129,23 @@ def dockyter_container_owners(label: str = MANAGED_LABEL) -> dict[str, str]:
 
 
 def owned_elsewhere(owner: str) -> bool:
-    """True when ``owner`` is a live process on this host outside this process's tree.
+    """True when ``owner`` is a live process on this host outside this process's tree, or a
+    process that is gone but started before this run did.
 
-    Such a container belongs to another test run or notebook sharing the engine, so the
-    leftover checks must neither blame this run for it nor remove it.
+    Such a container belongs to another test run or notebook sharing the engine (or is an
+    orphan another run made on purpose, owned by a made-up dead process), so the leftover
+    checks must neither blame this run for it nor remove it.
     """
     try:
         host, pid_text, started = owner.rsplit(":", 2)
         pid = int(pid_text)
     except ValueError:
         return False
-    if host != socket.gethostname() or _start_time(pid) != started:
-        return False  # gone (or never seen here): nobody else will clean it up
+    if host != socket.gethostname():
+        return False  # never seen here: nobody else will clean it up
+    if _start_time(pid) != started:  # gone: a process of this run's started after it
+        mine = _start_time(os.getpid())
+        return started.isdigit() and mine is not None and int(started) < int(mine)
     return not descends_from(pid, os.getpid())
 
 

@@ -7,11 +7,14 @@ only Dockyter and IPython decide (options, variables, usage errors) runs on Dock
 
 import os
 import re
+import signal
 import subprocess
+import threading
 import time
 
 import pytest
 from helpers import wait_until
+from kernels import containers_of
 
 from dockyter.errors import ContainerExitError, Interrupted
 
@@ -249,15 +252,9 @@ def test_usage_errors_are_one_line(cell, ip, test_image, line, message):
 
 
 def test_interrupt_stops_the_container(ip, cell, test_image, no_leftover_containers):
-    import os
-    import signal
-    import threading
-    import time
-
-    from helpers import dockyter_containers, running_containers, wait_until
-
     def interrupt_once_running():
-        wait_until(running_containers, timeout=20)
+        # this process's own container: other runs may share the engine
+        wait_until(lambda: containers_of(os.getpid(), running_only=True), timeout=20)
         time.sleep(0.3)
         os.kill(os.getpid(), signal.SIGINT)  # what a kernel interrupt does
 
@@ -269,7 +266,7 @@ def test_interrupt_stops_the_container(ip, cell, test_image, no_leftover_contain
     assert isinstance(run.error, KeyboardInterrupt)
     assert ip.user_ns["_exit_code"] == 130
     assert re.search(r"interrupted: container dockyter-\w+ stopped", run.stdout)
-    assert wait_until(lambda: not dockyter_containers(), timeout=10)
+    assert wait_until(lambda: not containers_of(os.getpid()), timeout=10)
     # the shell keeps working
     assert cell(f"%%docker {test_image}\necho alive").stdout == "alive\n"
 
