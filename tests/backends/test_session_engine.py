@@ -171,7 +171,7 @@ def test_a_cell_that_ends_the_shell_kills_the_session_until_restart(manager, eng
     assert fresh.stdout == "fresh\n"
 
 
-def test_a_shell_killed_for_memory_ends_the_session(manager, engine_image, engine_differs):
+def test_a_shell_killed_for_memory_ends_the_session(manager, engine_image, engine_differs, isolated_home):
     engine_differs(
         "rootless podman on cgroup v1 cannot limit memory: --memory is ignored ('Resource limits are not "
         "supported and ignored on cgroups V1 rootless systems'), so the shell is never killed for it",
@@ -181,6 +181,8 @@ def test_a_shell_killed_for_memory_ends_the_session(manager, engine_image, engin
     with pytest.raises(SessionDead, match="is dead: its container was killed") as ended:
         Ran(manager, "small", "x=$(head -c 300000000 /dev/zero | tr '\\0' a); echo never")
     assert ended.value.exit_code == 137
+    # podman's conmon marks it with an empty file `oom` in the folder `podman run` started in
+    assert list(isolated_home.iterdir()) == []
 
 
 def test_a_container_removed_from_outside(engine, manager, engine_image):

@@ -215,6 +215,22 @@ def test_sh_shell_for_images_without_bash(engine_cell, engine_shell, engine_sh_i
     assert engine_cell(f"%%docker {engine_sh_image}\necho hi from sh").stdout == "hi from sh\n"
 
 
+def test_a_container_killed_for_memory_says_so_and_leaves_nothing_in_the_folder(
+    engine_cell, engine_image, isolated_home, engine_differs
+):
+    engine_differs(
+        "rootless podman on cgroup v1 cannot limit memory: --memory is ignored ('Resource limits are not "
+        "supported and ignored on cgroups V1 rootless systems'), so nothing is killed for it",
+        "podman-rootless",
+    )
+    run = engine_cell(
+        f"%%docker --memory 64m --memory-swap 64m {engine_image}\nx=$(head -c 300000000 /dev/zero | tr '\\0' a)"
+    )
+    assert run.error.returncode == 137 and "ran out of memory" in str(run.error)
+    # podman's conmon marks it with an empty file `oom` in the folder `podman run` started in
+    assert list(isolated_home.iterdir()) == []
+
+
 def test_missing_image_is_one_clear_line(engine_cell, engine_shell):
     run = engine_cell("%%docker dockyter-test/does-not-exist:1\necho hi")
     assert engine_shell.user_ns["_exit_code"] == 125

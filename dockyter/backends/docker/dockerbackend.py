@@ -40,7 +40,7 @@ from ...wire.dockerargs import RunArgs
 from ...wire.pull import PullFailed, last_value, needs_pull, pull
 from ..base import SIGNAL_CHECK, Backend, BackendStatus, RunRequest, RunResult
 from .cli import control
-from .flavour import Flavour, flavour_of, init_exit_status
+from .flavour import Flavour, OomMark, flavour_of, init_exit_status
 
 if TYPE_CHECKING:
     from ...wire.dockerargs import RunArgs
@@ -89,6 +89,7 @@ class DockerBackend(Backend):
         chosen = given_name(request.args)  # --name NAME: that is the container we stop and remove
         name = chosen or new_container_name()
         argv = self.command_line(request, name)
+        oom = OomMark()
         try:
             process = subprocess.Popen(
                 argv,
@@ -111,7 +112,9 @@ class DockerBackend(Backend):
         for pipe in (process.stdout, process.stderr):
             if pipe is not None:
                 widen(pipe.fileno())
-        return _ContainerRun(self, process, name, sink, chosen is not None, request.args).wait(request.timeout)
+        result = _ContainerRun(self, process, name, sink, chosen is not None, request.args).wait(request.timeout)
+        oom.clear(self.flavour, process.returncode)
+        return result
 
     # -- the image ------------------------------------------------------------------------------
 

@@ -23,12 +23,14 @@ be asked counts as Docker's, and is asked again next time.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ...wire.contract import REMOVE_CONTAINER
+from ...wire.contract import EXIT_KILLED, REMOVE_CONTAINER
 from ...wire.dockerargs import RunArgs
 from .cli import control
 
@@ -114,6 +116,29 @@ def init_exit_status(code: int, tail: str) -> int:
     if not found:
         return code
     return 126 if "permission denied" in found[-1].lower() else 127
+
+
+class OomMark:
+    """conmon's ``oom`` file, which a run may leave in the working directory it was started in.
+
+    Made before the run (one ``lstat``); :meth:`clear` after it removes the file when the
+    container was killed (137) on podman and the file is new and empty: never one that was
+    there before, or that has anything in it.
+    """
+
+    def __init__(self, cwd: str | None = None) -> None:
+        self.path = os.path.join(cwd or os.getcwd(), "oom")
+        self.existed = os.path.lexists(self.path)
+
+    def clear(self, flavour: Flavour, code: int | None) -> None:
+        if code != EXIT_KILLED or self.existed or not flavour.podman:
+            return
+        try:
+            found = os.lstat(self.path)
+            if stat.S_ISREG(found.st_mode) and found.st_size == 0:
+                os.remove(self.path)
+        except OSError:
+            pass  # not there (Docker, or a conmon that writes it elsewhere), or not ours to remove
 
 
 def top_memory(listing: str) -> str | None:

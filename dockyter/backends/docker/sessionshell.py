@@ -48,7 +48,7 @@ from ...wire.sessionprotocol import (
 from ..base import SIGNAL_CHECK, RunRequest, RunResult
 from ..settings import DockerSettings
 from .cli import control
-from .flavour import flavour_of, top_memory
+from .flavour import OomMark, flavour_of, top_memory
 
 IDLE_KEEP = 65536  # bytes of background output kept between cells, per session
 SETTLE = 3.0  # seconds each later step of the stop ladder waits for the shell to answer
@@ -75,6 +75,7 @@ class SessionShell:
         self._eof = False
         self._stopping = False  # in the stop ladder: drop STOP_NOISE from stderr
         self._scanners: dict[Stream, FrameScanner] = {"stdout": FrameScanner(), "stderr": FrameScanner()}
+        self._oom = OomMark()  # conmon's mark of a session killed for memory (podman), removed when it ends
 
     # -- starting ----------------------------------------------------------------------------
 
@@ -340,6 +341,7 @@ class SessionShell:
         except subprocess.TimeoutExpired:
             self._process.kill()
             self.exit_status = self._process.wait()
+        self._oom.clear(flavour_of(self.runtime), self.exit_status)
 
     def death_reason(self) -> str:
         """Why the shell is gone, in words."""
