@@ -34,6 +34,8 @@ def test_podman_interrupts_from_inside_unless_the_pid_namespace_is_shared():
     assert PODMAN.interrupt_argv("c", own) == ("exec", "c", "sh", "-c", "kill -INT -1")
     # `kill -1` in the host's pid namespace would signal every process the container may signal
     assert PODMAN.interrupt_argv("c", parse_run_args("--pid host img:1")) == ("kill", "--signal", "INT", "c")
+    assert PODMAN.interrupt_argv("c", parse_run_args("--pid=container:db img:1"))[0] == "kill"
+    assert PODMAN.interrupt_argv("c", parse_run_args("--pid private img:1"))[0] == "exec"
 
 
 def test_image_names_as_users_write_them():

@@ -56,10 +56,10 @@ class Flavour:
 
         Docker's init (tini) passes it to the shell's whole process group. podman's (catatonit)
         passes it to the shell only, so it goes from inside: ``exec ... kill -INT -1``. Not when
-        the container shares another pid namespace (``--pid host``): there ``-1`` would be
-        every process of that namespace, so only the shell gets it.
+        the container shares another pid namespace (``--pid host``, ``--pid container:X``):
+        there ``-1`` would be every process of that namespace, so only the shell gets it.
         """
-        if self.podman and not args.values("--pid"):
+        if self.podman and all(mode == "private" for mode in args.values("--pid")):
             return ("exec", container, *GROUP_INTERRUPT)
         return ("kill", "--signal", "INT", container)
 
