@@ -52,7 +52,9 @@ def measure(ctx: Context) -> FigureResult:
 
     result = FigureResult(NUMBER, TITLE)
     settings = Settings(auth=False, server_name=f"{ctx.server_prefix}-check")
-    executor = Executor(settings, resolve_runtime(settings.runtime, settings.docker_command))
+    executor = Executor(
+        settings, resolve_runtime(settings.runtime, settings.docker_command, settings.engine_environment())
+    )
     if executor.check.socket is None:
         raise RuntimeError("docker_command names no plain unix socket here: the check reads through the CLI only")
     through_cli = EngineCheck(settings.docker_command, executor.control)
@@ -182,7 +184,12 @@ def _swarm_variants(ctx: Context, result: FigureResult) -> dict[str, Variant] | 
     image = f"{address}/dockyter-test/bash:1"
     # No network (the nodes run with --bridge none): the overlay's attach time is figure 12's, not the check's.
     settings = Settings(
-        auth=False, executor="swarm", docker_command=docker, network="", server_name=f"{ctx.server_prefix}-swarm"
+        auth=False,
+        executor="swarm",
+        docker_command=docker,
+        network="",
+        server_name=f"{ctx.server_prefix}-swarm",
+        allowed_registries=[address],  # the cluster's own registry, named
     )
     executor = SwarmExecutor(settings)
     plan = Policy(settings).check(image, None)

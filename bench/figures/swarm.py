@@ -99,6 +99,7 @@ def measure(ctx: Context) -> FigureResult:
         swarm_settings = {
             "executor": "swarm", "docker_command": docker_command, "pull": "never", "max_concurrent": 64,
             "max_concurrent_per_token": 0,  # one token runs them all
+            "allowed_registries": [env["DOCKYTER_CLUSTER_REGISTRY"]],  # the cluster's own, named
         }  # fmt: skip
         # One token per execution: each gets a network of its own, the worst case of sharing.
         tokens = ["user-" + secrets.token_urlsafe(24) for _ in range(count)]

@@ -28,6 +28,7 @@ import logging
 import os
 import posixpath
 import re
+import stat
 import subprocess
 import threading
 import time
@@ -163,7 +164,7 @@ def read_host(
         process_sockets, process_dirs = command_line_paths(argv)
         sockets.update(process_sockets)
         dirs.update(process_dirs)
-    sockets.update(unix_socket_paths(_read_text("/proc/net/unix")))
+    sockets.update(bound_sockets(unix_socket_paths(_read_text("/proc/net/unix"))))
     pseudo = dict(DEFAULT_PSEUDO)
     pseudo.update(pseudo_mounts(_read_text("/proc/self/mountinfo")))
     secrets = dict(secrets or {})
@@ -268,6 +269,25 @@ def unix_socket_paths(text: str) -> set[str]:
         if len(fields) == 8 and fields[7].startswith("/"):
             paths.add(fields[7])
     return paths
+
+
+def bound_sockets(paths: Iterable[str]) -> set[str]:
+    """Those of ``paths`` that are a socket on the host now.
+
+    ``/proc/net/unix`` lists the path a socket was bound to, as its binder wrote it: a socket since
+    removed, or bound through a process's own file descriptor (podman's conmon binds
+    ``/proc/self/fd/N/attach``), names nothing a mount could reach.
+    """
+    found = set()
+    for path in paths:
+        if path.startswith("/proc/"):
+            continue  # relative to the binding process, and refused as a pseudo file system anyway
+        try:
+            if stat.S_ISSOCK(os.lstat(path).st_mode):
+                found.add(path)
+        except OSError:
+            continue
+    return found
 
 
 def pseudo_mounts(text: str) -> dict[str, str]:
