@@ -147,13 +147,14 @@ class BenchServer:
         engine made that the server runs between create and start (figure 13 measures it).
         """
         try:
-            from dockyter.server.executor import Execution, Executor
-            from dockyter.server.policy import Policy
-            from dockyter.server.settings import load_settings
+            from dockyter.server.engine.engineexecutor import EngineExecutor
+            from dockyter.server.engine.execution import Execution
+            from dockyter.server.policy.requestpolicy import Policy
+            from dockyter.server.settings.sources import load_settings
 
             settings = load_settings(["--config", str(self.workdir / f"{self.name}.toml")], environ={})
             plan = Policy(settings).check(image, None)
-            argv = Execution(Executor(settings), plan, command, settings.max_timeout, False, "bench").argv()
+            argv = Execution(EngineExecutor(settings), plan, command, settings.max_timeout, False, "bench").argv()
             verb = len(settings.docker_command)
             return [*argv[:verb], "run", *argv[verb + 1 :]]
         except Exception:  # noqa: BLE001 - the control comparison is optional; say so in the report

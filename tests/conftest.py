@@ -13,7 +13,7 @@ Sections (add new fixtures in a section of their own, below the others):
    finds and fails the run.
 3. OCI runtimes. ``oci_runtime`` is the runtime the ``dockyter_server`` fixture's servers put
    on their containers (the ``runtime`` setting; "" for the engine's default). Parametrized
-   with ``server_fixtures.under_each_runtime``, a test runs once under runc and once under
+   with ``servers.under_each_runtime``, a test runs once under runc and once under
    gVisor's runsc; a runtime the engine lacks skips, or fails under DOCKYTER_REQUIRE_DOCKER=1.
 4. An IPython shell with Dockyter. ``isolated_home`` (HOME, XDG_CONFIG_HOME and the working
    directory in a temporary folder, no DOCKYTER_* configuration), ``ip`` (the process's
@@ -25,11 +25,19 @@ Sections (add new fixtures in a section of their own, below the others):
 6. A real kernel. ``kernel``: ipykernel through jupyter_client, Dockyter loaded, HOME isolated.
 7. A registry. ``registry``: Debian's ``docker-registry`` on a free port of 127.0.0.1, for a
    module; ``push_fresh_image()`` pushes an image with a layer of its own, so a cell pulls it.
+8. A real dockyter-server. ``dockyter_server`` (``dockyter_server(**settings)``: a real server on
+   127.0.0.1, in a thread, stopped at teardown), under ``oci_runtime`` and ``executor_kind``
+   ("engine" unless parametrized by ``servers.under_each_executor``); ``run_image`` (the bash
+   test image where they run their work), ``host_dir`` (a host directory to allow as a mount root).
+9. The Swarm cluster. ``swarm_cluster`` (session: the three-node Swarm of ``.ci/cluster``, up if
+   needed and down again if this session brought it up), ``swarm_image``, ``swarm_server``
+   (executor ``swarm``; fails a test that leaves a service, network or container on the
+   cluster), ``loopback_program`` (the loopback check, built with this machine's C compiler).
 
 The plain helpers (``wait_until``, ``dockyter_containers``, ...) live in ``helpers.py``; those of
 the fixtures above in ``shells.py`` (``run_cell``, ``ConfigHome``...), ``recording.py`` and ``kernels.py``
-(``start_kernel``, ``containers_of``). The server's fixtures are in ``server_fixtures.py`` and
-``swarm_fixtures.py``.
+(``start_kernel``, ``containers_of``), ``servers.py`` (``start_server``, ``RunningServer``, the
+``under_each_*`` parametrizations) and ``cluster.py`` (``Cluster``, ``fail_on_leftovers``).
 """
 
 from __future__ import annotations
@@ -37,12 +45,16 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
 from copy import deepcopy
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from cluster import Cluster, fail_on_leftovers
+from cluster import down as cluster_down
+from cluster import up as cluster_up
 from helpers import (
     REGISTRY_BINARY,
     Registry,
@@ -61,15 +73,16 @@ from helpers import (
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 from kernels import Kernel, start_kernel
+from servers import RunningServer, start_server
 from shells import CellRun, ConfigHome, Loaded, run_cell
 from traitlets.config import Config
 
 if TYPE_CHECKING:
     from recording import RecordingBackend
 
-# pytester runs whole pytest sessions (to test the session guard); the others are the server's
-# fixtures and the container engines' (docker, podman, rootless podman).
-pytest_plugins = ["pytester", "server_fixtures", "swarm_fixtures", "engine_fixtures"]
+# pytester runs whole pytest sessions (to test the session guard); engine_fixtures the container
+# engines' (docker, podman, rootless podman).
+pytest_plugins = ["pytester", "engine_fixtures"]
 
 # =============================================================================================
 # 1. Engine and images
@@ -364,3 +377,126 @@ def registry(tmp_path_factory, test_image) -> Iterator[Registry]:
         names = listing.stdout.split() if listing.returncode == 0 else []
         if names:
             docker("rmi", "-f", *names)
+
+
+# =============================================================================================
+# 8. A real dockyter-server
+# =============================================================================================
+
+
+@pytest.fixture
+def executor_kind(request: pytest.FixtureRequest) -> str:
+    """The executor of the test's servers: its parameter under ``under_each_executor``, else "engine"."""
+    kind: str = getattr(request, "param", "engine")
+    return kind
+
+
+@pytest.fixture
+def run_image(request: pytest.FixtureRequest, executor_kind: str) -> str:
+    """The bash test image where the servers run their work: the engine's, or the cluster registry's."""
+    image: str = request.getfixturevalue("swarm_image" if executor_kind == "swarm" else "test_image")
+    return image
+
+
+@pytest.fixture
+def dockyter_server(
+    request: pytest.FixtureRequest, oci_runtime: str, executor_kind: str
+) -> Iterator[Callable[..., RunningServer]]:
+    """Factory: ``dockyter_server(**settings_overrides) -> RunningServer``; all stopped at teardown.
+
+    Under ``oci_runtime`` and ``executor_kind``: ``[swarm]`` servers run their work on the
+    cluster, and nothing of theirs may be left there after the test.
+    """
+    started: list[RunningServer] = []
+    cluster: Cluster | None = request.getfixturevalue("swarm_cluster") if executor_kind == "swarm" else None
+
+    def start(**overrides: Any) -> RunningServer:
+        if oci_runtime:
+            overrides.setdefault("runtime", oci_runtime)
+        if cluster is not None:
+            overrides.setdefault("executor", "swarm")
+            overrides.setdefault("docker_command", cluster.docker_command)
+            # Its images come from the cluster's registry, on a private network: named, so allowed.
+            overrides.setdefault("allowed_registries", ["docker.io", cluster.registry])
+        running = start_server(**overrides)
+        if running.settings.executor == "swarm":
+            running.cluster = cluster or request.getfixturevalue("swarm_cluster")
+        started.append(running)
+        return running
+
+    yield start
+    for running in reversed(started):
+        running.stop()
+    if cluster is not None:
+        fail_on_leftovers(cluster, tuple(running.settings.server_name for running in started))
+
+
+@pytest.fixture
+def host_dir() -> Iterator[Path]:
+    """A host directory every user can enter (pytest's tmp_path is private to root), for servers
+    to allow as a mount root; removed afterwards."""
+    path = Path(tempfile.mkdtemp(prefix="dockyter-host-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+# =============================================================================================
+# 9. The Swarm cluster
+# =============================================================================================
+
+
+@pytest.fixture(scope="session")
+def swarm_cluster() -> Iterator[Cluster]:
+    """The three-node Swarm of .ci/cluster: brought up if needed, and down again if this session did."""
+    if os.geteuid() != 0:
+        skip_or_fail("the Swarm cluster of .ci/cluster needs root (network namespaces, dockerd)")
+    cluster, brought_up, problem = cluster_up()
+    skip_or_fail(problem or None)
+    assert cluster is not None
+    yield cluster
+    if brought_up:
+        cluster_down()
+
+
+@pytest.fixture(scope="session")
+def swarm_image(swarm_cluster: Cluster) -> str:
+    """The bash test image, as the cluster's nodes pull it from the cluster's registry."""
+    return f"{swarm_cluster.registry}/dockyter-test/bash:1"
+
+
+@pytest.fixture(scope="session")
+def loopback_program(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The loopback check (dockyter/server/swarm/loopback_only.c), built with this machine's C compiler."""
+    from dockyter.server.swarm.loopbackcheck import LoopbackCheckError, build
+
+    try:
+        return build(tmp_path_factory.mktemp("loopback") / "loopback-only")
+    except LoopbackCheckError as error:
+        skip_or_fail(str(error))
+        raise
+
+
+@pytest.fixture
+def swarm_server(
+    swarm_cluster: Cluster, dockyter_server: Callable[..., RunningServer]
+) -> Iterator[Callable[..., RunningServer]]:
+    """Factory: a real dockyter-server whose executions run on the cluster; nothing may be left after."""
+    started: list[RunningServer] = []
+
+    def start(**overrides: Any) -> RunningServer:
+        values: dict[str, Any] = {
+            "executor": "swarm",
+            "docker_command": swarm_cluster.docker_command,
+            # The nodes pull from the cluster's registry, on a private network: named, so allowed.
+            "allowed_registries": ["docker.io", swarm_cluster.registry],
+        }
+        values.update(overrides)
+        started.append(dockyter_server(**values))
+        return started[-1]
+
+    yield start
+    # dockyter_server's own teardown comes after this one: stop the servers (and so their runs) first.
+    for server in reversed(started):
+        server.stop()
+    fail_on_leftovers(swarm_cluster, tuple(server.settings.server_name for server in started))

@@ -1,6 +1,6 @@
 """A notebook's side of the deployment test, run inside the test cluster's network.
 
-tests/test_swarm_deploy.py runs this program in the network namespace of the cluster's hub
+tests/server/swarm/test_swarm_deploy.py runs this program in the network namespace of the cluster's hub
 (the addresses of the deployed proxy exist only there), with an /etc/hosts of its own that
 names the proxy's node ``dockyter.example.org``. It prints one JSON object per line, each as
 soon as it happens, so that the test can act while a run is still going:

@@ -1,4 +1,4 @@
-"""docs/deploy/ deployed for real on the test cluster of ``.ci/cluster``, for tests/test_swarm_deploy.py.
+"""docs/deploy/ deployed for real on the test cluster of ``.ci/cluster``, for tests/server/swarm/test_swarm_deploy.py.
 
 What an operator does by README.md, done by a test: the server and proxy images pushed to the
 cluster's registry, a throwaway certificate authority and a certificate for
@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cluster import Cluster
 from helpers import docker, wait_until
-from swarm_fixtures import Cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "docs" / "deploy"

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from helpers import docker, wait_until
-from server_fixtures import start_server_process
+from servers import start_server_process
 from shells import run_cell
 
 from dockyter.wire.contract import owner_id

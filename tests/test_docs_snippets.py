@@ -369,7 +369,8 @@ def check_toml(block: Block, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     path = tmp_path / "snippet.toml"
     path.write_text(block.text, encoding="utf-8")
     from dockyter.core import Dockyter
-    from dockyter.server.settings import definitions, load_settings
+    from dockyter.server.settings.fields import definitions
+    from dockyter.server.settings.sources import load_settings
 
     if document and set(document) <= {"Dockyter", "backend", "docker", "profiles"}:
         monkeypatch.setenv("HOME", str(tmp_path))
@@ -413,7 +414,7 @@ def check_command(block: Block, argv: list[str]) -> None:
     elif program == "pytest":
         check_pytest_args(block, args)
     elif program == "dockyter-server":
-        from dockyter.server.settings import load_settings
+        from dockyter.server.settings.sources import load_settings
 
         try:
             load_settings(args, environ=SERVER_TOKENS)

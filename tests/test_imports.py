@@ -20,14 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "dockyter"
 
-# Import circles of dockyter/server/ as the server was when the client's were removed. The
-# server's half of the restructure removes them (a child gets what it needs from its parent
-# through a Protocol declared where the child lives); then this list is empty. Nowhere else.
-KNOWN_SERVER_CIRCLES: list[frozenset[str]] = [
-    frozenset({"dockyter.server.execution", "dockyter.server.executor"}),
-    frozenset({"dockyter.server.swarm", "dockyter.server.swarmcheck", "dockyter.server.swarmrun"}),
-    frozenset({"dockyter.server.sessions", "dockyter.server.sessioncontainer", "dockyter.server.sessionrun"}),
-]
+MOST_MODULES = 15  # in one folder: beyond that, its parts want folders of their own
 
 
 @dataclass(frozen=True)
@@ -89,9 +82,13 @@ def all_imports() -> Iterator[Import]:
         yield from imports_of(name)
 
 
-def circles() -> list[frozenset[str]]:
-    """The strongly connected components of the package's import graph (Tarjan), self-imports included."""
-    graph = {name: {i.imported for i in imports_of(name) if i.imported in modules()} for name in modules()}
+def import_graph() -> dict[str, set[str]]:
+    """Each module of the package, and the modules of the package it imports."""
+    return {name: {i.imported for i in imports_of(name) if i.imported in modules()} for name in modules()}
+
+
+def circles(graph: dict[str, set[str]]) -> list[frozenset[str]]:
+    """The strongly connected components of an import graph (Tarjan), self-imports included."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -123,16 +120,21 @@ def circles() -> list[frozenset[str]]:
 
 
 def test_no_import_circles():
-    found = circles()
-    new = [sorted(circle) for circle in found if circle not in KNOWN_SERVER_CIRCLES]
-    assert not new, f"modules that import each other (a child should take a Protocol, not its parent): {new}"
-    gone = [sorted(circle) for circle in KNOWN_SERVER_CIRCLES if circle not in found]
-    assert not gone, f"no longer circles: remove them from KNOWN_SERVER_CIRCLES: {gone}"
+    found = [sorted(circle) for circle in circles(import_graph())]
+    assert not found, f"modules that import each other (a child should take a Protocol, not its parent): {found}"
 
 
 def test_the_circle_finder_finds_circles():
-    # the check above can fail: the server's known circles are found by the same code
-    assert KNOWN_SERVER_CIRCLES and all(circle in circles() for circle in KNOWN_SERVER_CIRCLES)
+    # the check above can fail: a child importing its parent back, directly or through a sibling
+    graph = import_graph()
+    graph["dockyter.server.engine.execution"].add("dockyter.server.engine.engineexecutor")
+    graph["dockyter.wire.contract"].add("dockyter.wire.contract")
+    graph["dockyter.server.swarm.swarmcheck"].add("dockyter.server.swarm.swarmexecution")
+    assert sorted(map(sorted, circles(graph))) == [
+        ["dockyter.server.engine.engineexecutor", "dockyter.server.engine.execution"],
+        ["dockyter.server.swarm.swarmcheck", "dockyter.server.swarm.swarmexecution"],
+        ["dockyter.wire.contract"],
+    ]
 
 
 def test_the_wire_imports_only_the_standard_library():
@@ -155,6 +157,17 @@ def test_only_the_ipython_package_imports_ipython():
     ]
     assert not wrong, wrong
     assert any(within(i.importer, "dockyter.ipython") and within(i.imported, "IPython") for i in all_imports())
+
+
+def test_only_the_servers_http_package_imports_the_web_framework():
+    framework = ("fastapi", "starlette", "pydantic", "pydantic_core", "uvicorn", "h11")
+    wrong = [
+        str(i)
+        for i in all_imports()
+        if i.imported.split(".")[0] in framework and not within(i.importer, "dockyter.server.http")
+    ]
+    assert not wrong, wrong
+    assert any(within(i.importer, "dockyter.server.http") and within(i.imported, "fastapi") for i in all_imports())
 
 
 def test_the_server_imports_nothing_of_the_client_but_the_wire():
@@ -185,21 +198,30 @@ def defined_in(name: str) -> set[str]:
     return names
 
 
-def test_every_client_name_is_imported_from_the_module_that_defines_it():
+def test_every_name_is_imported_from_the_module_that_defines_it():
     # No re-export hubs: a module imports a name from where it is defined, never through another
-    # module that imported it. (The server's executor module is such a hub today; its half of the
-    # restructure removes it, and this check then covers dockyter/server/ too.)
+    # module that imported it.
     wrong = [
         f"{i}: {name} is not defined there"
         for i in all_imports()
-        if not within(i.importer, "dockyter.server") and i.imported in modules()
+        if i.imported in modules()
         for name in i.names
         if name not in defined_in(i.imported) and name != "*"
     ]
     assert not wrong, wrong
 
 
-@pytest.mark.parametrize("package", ["dockyter.wire", "dockyter.config", "dockyter.ipython", "dockyter.backends"])
+def packages() -> list[str]:
+    return [name for name in modules() if is_package(name)]
+
+
+def test_no_package_reexports_what_its_modules_define():
+    # A package's __init__ says what lives there; it hands out nothing (the package itself aside).
+    wrong = [str(i) for name in packages() if name != "dockyter" for i in imports_of(name) if i.names]
+    assert not wrong, wrong
+
+
+@pytest.mark.parametrize("package", sorted(set(packages()) - {"dockyter"}))
 def test_each_package_says_what_lives_there(package):
     init = modules()[package]
     doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))) or ""
@@ -222,3 +244,13 @@ def test_no_two_modules_or_classes_share_a_name():
                 classes_by_name.setdefault(node.name, []).append(name)
     assert not {file: names for file, names in modules_by_name.items() if len(names) > 1}
     assert not {cls: names for cls, names in classes_by_name.items() if len(names) > 1}
+
+
+def test_no_folder_holds_more_than_about_15_modules():
+    crowded = {}
+    for package in packages():
+        members = [name for name in modules() if name.rpartition(".")[0] == package and not is_package(name)]
+        members = [name for name in members if not name.endswith(".__main__")]
+        if len(members) > MOST_MODULES:
+            crowded[package] = len(members)
+    assert not crowded, crowded

@@ -21,7 +21,7 @@ def top(names: list[str]) -> set[str]:
 
 
 def test_the_server_loads_nothing_of_the_kernel_side():
-    loaded = loaded_after("import dockyter.server.app", ("IPython", "traitlets", "requests", "dockyter"))
+    loaded = loaded_after("import dockyter.server.http.app", ("IPython", "traitlets", "requests", "dockyter"))
     assert not top(loaded) & {"IPython", "traitlets", "requests"}, loaded
     client_side = [m for m in loaded if m.startswith("dockyter.") and not m.startswith("dockyter.server")]
     # from the client side, only the wire package: what both ends agree on
@@ -52,5 +52,5 @@ def test_the_contract_is_standard_library_only():
 
 def test_the_settings_do_not_need_the_policy():
     # The policy reads the settings; what both need of the operator's allowlist is in allowlist.py.
-    loaded = loaded_after("import dockyter.server.settings", ("dockyter.server",))
-    assert "dockyter.server.allowlist" in loaded and "dockyter.server.policy" not in loaded, loaded
+    loaded = loaded_after("import dockyter.server.settings.sources", ("dockyter.server",))
+    assert "dockyter.server.policy.allowlist" in loaded and "dockyter.server.policy.requestpolicy" not in loaded, loaded

@@ -1,7 +1,7 @@
 """Figure 14: what checking the engine's work costs, for an execution and a session start.
 
 Since issue 19 the server no longer starts what it asked for blindly: it creates the container,
-reads it back and compares it with the approved plan (``dockyter/server/enginecheck.py``), and
+reads it back and compares it with the approved plan (``dockyter/server/engine/enginecheck.py``), and
 only then starts it. Measured here, in alternating rounds against the bare runtime in the same
 run, with the server's own code and settings (its defaults: network none, limits, dropped
 capabilities...):
@@ -42,17 +42,18 @@ TARGET = 1.10  # beyond about 10%, docs/performance.md says so (prestarted conta
 
 
 def measure(ctx: Context) -> FigureResult:
-    from dockyter.server.enginecheck import EngineCheck
-    from dockyter.server.execution import Execution
-    from dockyter.server.executor import Executor
-    from dockyter.server.policy import Policy
-    from dockyter.server.runtimes import resolve_runtime
-    from dockyter.server.sessions import ServerSession, SessionRegistry
-    from dockyter.server.settings import Settings
+    from dockyter.server.engine.enginecheck import EngineCheck
+    from dockyter.server.engine.engineexecutor import EngineExecutor
+    from dockyter.server.engine.execution import Execution
+    from dockyter.server.engine.runtimes import resolve_runtime
+    from dockyter.server.policy.requestpolicy import Policy
+    from dockyter.server.sessions.sessioncontainer import ServerSession
+    from dockyter.server.sessions.sessionregistry import SessionRegistry
+    from dockyter.server.settings.fields import Settings
 
     result = FigureResult(NUMBER, TITLE)
     settings = Settings(auth=False, server_name=f"{ctx.server_prefix}-check")
-    executor = Executor(
+    executor = EngineExecutor(
         settings, resolve_runtime(settings.runtime, settings.docker_command, settings.engine_environment())
     )
     if executor.check.socket is None:
@@ -166,10 +167,11 @@ def measure(ctx: Context) -> FigureResult:
 
 def _swarm_variants(ctx: Context, result: FigureResult) -> dict[str, Variant] | None:
     """The Swarm part, when the cluster of ``.ci/cluster`` is up (else a note says it was left out)."""
-    from dockyter.server.policy import Policy
-    from dockyter.server.servicecheck import differences
-    from dockyter.server.settings import Settings
-    from dockyter.server.swarm import SwarmExecution, SwarmExecutor
+    from dockyter.server.policy.requestpolicy import Policy
+    from dockyter.server.settings.fields import Settings
+    from dockyter.server.swarm.servicecheck import differences
+    from dockyter.server.swarm.swarmexecution import SwarmExecution
+    from dockyter.server.swarm.swarmexecutor import SwarmExecutor
 
     socket = "/run/dockyter-cluster/manager/docker.sock"
     script = Path(__file__).resolve().parents[2] / ".ci" / "cluster"
@@ -230,7 +232,7 @@ def _swarm_variants(ctx: Context, result: FigureResult) -> dict[str, Variant] | 
 
 
 def _until_the_task_ends(socket: str, service: str) -> None:
-    from dockyter.server.engineapi import get_json
+    from dockyter.server.engine.engineapi import get_json
 
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

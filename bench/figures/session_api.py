@@ -5,20 +5,26 @@
   server (``POST /execute``: a container per cell), alternating rounds, paired ratios;
 * the server's and the kernel's resident memory over 1,000 session cells after 100 warm-up cells;
 * the server process's CPU time while the session is idle with ``yes &`` printing in the
-  background, as a share of one core, beside the same idle time with nothing printing.
+  background, as a share of one core, beside the same idle time with nothing printing;
+* a listing of the session with its memory (``%docker_session``: ``GET /sessions/{id}``, whose
+  ``memory_bytes`` the server reads in the background) against ``docker stats --no-stream`` of
+  the session's container, which a listing that read the figure itself would wait for.
 """
 
 from __future__ import annotations
 
 import gc
 import os
+import subprocess
 import time
+
+from dockyter.sessionmanager import COLUMNS
 
 from ..context import Context
 from ..ipy import new_shell, run_cell, timed_cell
 from ..memory import status_kb
 from ..report import Check, FigureResult
-from ..stats import alternate, median, median_interval, paired_ratios, summary
+from ..stats import alternate, median, median_interval, paired_ratios, summary, timed
 from .util import use_api
 
 NUMBER = 11
@@ -66,6 +72,7 @@ def measure(ctx: Context) -> FigureResult:
             }
             _memory(ctx, result, shell, server.pid)
             _background(ctx, result, shell, server.pid)
+            _listing(ctx, result, shell)
         finally:
             run_cell(shell, "%docker_session stop --all")
     return result
@@ -125,3 +132,38 @@ def _cpu_share(pid: int, seconds: float) -> float:
     before, started = used(), time.monotonic()
     time.sleep(seconds)
     return (used() - before) / (time.monotonic() - started)
+
+
+def _listing(ctx: Context, result: FigureResult, shell: object) -> None:
+    sessions = shell._dockyter.sessions  # type: ignore[attr-defined]
+    [row] = sessions.rows()
+    container = row[COLUMNS.index("container")]
+
+    def listing() -> None:
+        [shown] = sessions.rows()
+        if shown[COLUMNS.index("memory")] == "-":  # the server's figure, read in the background
+            raise RuntimeError("the listing shows no memory figure for the session")
+
+    def stats() -> None:
+        subprocess.run(
+            ["docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", container], capture_output=True, check=True
+        )
+
+    rounds = ctx.pick(20, 3)
+    samples = alternate(
+        {"listing": lambda: timed(listing), "docker stats": lambda: timed(stats)}, rounds, progress=ctx.progress
+    )
+    ratios = paired_ratios(samples["listing"], samples["docker stats"])
+    low, high = median_interval(ratios)
+    result.checks.append(
+        Check(
+            "`%docker_session` listing with the memory figure, time ratio vs `docker stats --no-stream` of its container",
+            median(ratios),
+            "x",
+            "<=",
+            0.5,
+            f"median of {rounds} paired ratios, 95% interval {low:.4f}-{high:.4f}; listing "
+            f"{median(samples['listing']) * 1000:.1f} ms, docker stats {median(samples['docker stats']) * 1000:.0f} ms",
+        )
+    )
+    result.metrics.update({f"{name} (memory)": summary(values) for name, values in samples.items()})

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from dockyter.server.loopbackcheck import build as build_loopback_check
+from dockyter.server.swarm.loopbackcheck import build as build_loopback_check
 
 from ..context import Context
 from ..report import Check, FigureResult
@@ -99,7 +99,8 @@ def measure(ctx: Context) -> FigureResult:
         swarm_settings = {
             "executor": "swarm", "docker_command": docker_command, "pull": "never", "max_concurrent": 64,
             "max_concurrent_per_token": 0,  # one token runs them all
-            "allowed_registries": [env["DOCKYTER_CLUSTER_REGISTRY"]],  # the cluster's own, named
+            # The nodes pull from the cluster's registry, on a private network: named, so allowed.
+            "allowed_registries": ["docker.io", env["DOCKYTER_CLUSTER_REGISTRY"]],
         }  # fmt: skip
         # One token per execution: each gets a network of its own, the worst case of sharing.
         tokens = ["user-" + secrets.token_urlsafe(24) for _ in range(count)]

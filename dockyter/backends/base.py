@@ -17,9 +17,6 @@ from ..wire.dockerargs import RunArgs
 from ..wire.images import LocalImages
 from .settings import BackendSettings
 
-# Seconds a short control command may take before it is given up on: a CLI call (kill, rm,
-# exec, stats, version) or a small HTTP request (a session's start check, lookup or removal).
-CONTROL_TIMEOUT = 20.0
 # A SIGINT may be delivered to another thread of the kernel; Python then raises KeyboardInterrupt
 # in the main thread only once it runs bytecode again: a backend waiting in the main thread
 # never blocks longer than this at a time.

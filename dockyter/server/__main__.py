@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from .settings import SettingsError, load_settings
+from .settings.fields import SettingsError
+from .settings.sources import load_settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -16,10 +17,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dockyter-server: error: {error}", file=sys.stderr)
         return 2
     # Imported only now: --help and setting errors stay fast and need no web framework.
-    from .app import create_app
-    from .connections import raise_open_file_limit
-    from .runtimes import RuntimeUnavailable
-    from .serve import configure_logging, make_server
+    from .engine.runtimes import RuntimeUnavailable
+    from .http.app import create_app
+    from .http.connections import raise_open_file_limit
+    from .http.serve import configure_logging, make_server
 
     configure_logging(settings.log_level)
     try:

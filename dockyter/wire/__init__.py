@@ -1,7 +1,8 @@
 """What both ends of the wire agree on: the kernel's extension and ``dockyter-server``.
 
-``contract``         exit codes, the default shell, the streaming media type, container names,
-                     labels and owners, the one ``docker run`` argv and the limits a server adds
+``contract``         exit codes, the control timeout, the default shell, the streaming media type,
+                     container names, labels and owners, the one ``docker run`` argv and the limits
+                     a server adds
 ``dockerargs``       ``[DOCKER ARGS...] IMAGE`` split as ``docker run`` itself would
 ``shellchars``       each character of a line as a shell reads it: quoted, escaped or plain
 ``sessionprotocol``  the line a session's bash reads per cell, and the frames that end it

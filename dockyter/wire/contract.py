@@ -36,6 +36,12 @@ EXIT_NOT_FOUND = 127
 EXIT_INTERRUPTED = 130
 EXIT_KILLED = 137
 
+# -- control commands -----------------------------------------------------------------------------
+# Seconds a short control command may take before it is given up on, on either end: a CLI call
+# (kill, rm, exec, ps, stats, inspect, version) or a small HTTP request (a session's start check,
+# lookup or removal).
+CONTROL_TIMEOUT = 20.0
+
 # -- the HTTP contract (docs/api.md) ---------------------------------------------------------------
 DEFAULT_SHELL: tuple[str, ...] = ("bash", "-lc")  # what a server runs when the request names no shell
 NDJSON = "application/x-ndjson"  # the streaming reply a client negotiates with Accept

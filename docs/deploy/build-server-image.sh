@@ -70,7 +70,7 @@ wheel=$(ls "$context"/wheels/dockyter-*.whl)
 
 # The loopback check of swarm_isolation = "nodes", built here for BASE's machine (it needs no C library).
 [ "$(uname -m)" = "$machine" ] || die "this machine is $(uname -m) and $base is $machine: build on a $machine machine"
-PYTHONPATH="$source_dir${PYTHONPATH:+:$PYTHONPATH}" "$python" -m dockyter.server.loopbackcheck "$context/loopback-only" >/dev/null \
+PYTHONPATH="$source_dir${PYTHONPATH:+:$PYTHONPATH}" "$python" -m dockyter.server.swarm.loopbackcheck "$context/loopback-only" >/dev/null \
     || die "could not build the loopback check (it needs a C compiler, cc)"
 cp -L "$cli" "$context/docker"
 cp "$here/Dockerfile" "$context/Dockerfile"

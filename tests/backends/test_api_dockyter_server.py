@@ -1,6 +1,6 @@
 """The API backend against dockyter-server running real containers: the full contract, end to end.
 
-One server (server_fixtures.start_server, real uvicorn on 127.0.0.1) serves the module;
+One server (servers.start_server, real uvicorn on 127.0.0.1) serves the module;
 tests that need other server settings start their own with the ``dockyter_server`` factory.
 Every container a test starts carries a label unique to that test, so "it is gone" is
 checked on exactly that container, whatever else shares the engine.
@@ -19,7 +19,7 @@ import pytest
 from helpers import dockyter_containers, wait_until
 from IPython.utils.capture import capture_output
 from IPython.utils.text import SList
-from server_fixtures import RunningServer, start_server
+from servers import RunningServer, start_server
 from sinks import TimedSink
 
 from dockyter.backends.api.apibackend import APIBackend

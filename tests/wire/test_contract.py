@@ -29,7 +29,7 @@ def test_identity_labels_then_the_init_environment():
 
 
 def test_the_server_limits_in_order_and_only_those_set():
-    from dockyter.server.settings import Settings
+    from dockyter.server.settings.fields import Settings
 
     settings = Settings(auth=False, pull="missing", runtime="runsc")
     assert limit_args(settings, has_network=False) == [

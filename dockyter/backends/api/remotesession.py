@@ -17,7 +17,8 @@ import requests
 
 from ...errors import BackendError, SessionDead
 from ...output import OutputSink
-from ..base import CONTROL_TIMEOUT, RunRequest, RunResult
+from ...wire.contract import CONTROL_TIMEOUT
+from ..base import RunRequest, RunResult
 from .call import ExecuteCall, Sender
 from .replies import json_or_none, refusal
 

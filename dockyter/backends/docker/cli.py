@@ -2,8 +2,8 @@
 
 The docker backend and the sessions run them the same way: captured as text, in a session of
 their own (a Ctrl-C meant for the cell must not reach them), and given up on after
-``CONTROL_TIMEOUT`` seconds (:mod:`dockyter.backends.base`). ``dockyter-server`` has its asyncio twin in
-:mod:`dockyter.server.control`.
+``CONTROL_TIMEOUT`` seconds (:mod:`dockyter.wire.contract`, as the server's). ``dockyter-server`` has its asyncio twin in
+:mod:`dockyter.server.engine.control`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Sequence
 
-from ..base import CONTROL_TIMEOUT
+from ...wire.contract import CONTROL_TIMEOUT
 
 
 def control(runtime: Sequence[str], *args: str) -> subprocess.CompletedProcess[str] | None:

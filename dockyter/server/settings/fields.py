@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..allowlist import AllowedMount, check_flag_names, parse_allowed_mounts
-from ..engineenv import engine_environment
-from ..loopbackcheck import program_problem
-from ..registries import check_patterns
+from ..engine.engineenv import engine_environment
+from ..policy.allowlist import AllowedMount, check_flag_names, parse_allowed_mounts
+from ..policy.registries import check_patterns
+from ..swarm.loopbackcheck import program_problem
 from .tokens import MIN_TOKEN_LENGTH, read_token_table
 
 ENV_PREFIX = "DOCKYTER_SERVER_"
@@ -144,7 +144,7 @@ class Settings:
     loopback_check: str = setting(
         "",
         "The loopback check program that swarm_isolation `nodes` runs first in each task, built with "
-        "`python -m dockyter.server.loopbackcheck PATH`; it reaches the nodes as a Swarm config. "
+        "`python -m dockyter.server.swarm.loopbackcheck PATH`; it reaches the nodes as a Swarm config. "
         "Unused with other settings (the server image sets it).",
         metavar="PATH",
     )
@@ -326,7 +326,7 @@ class Settings:
         return self._mount_rules
 
     def engine_environment(self) -> dict[str, str]:
-        """The environment of every container CLI process (:mod:`..engineenv`), fixed when the settings were made."""
+        """The environment of every container CLI process (:mod:`~dockyter.server.engine.engineenv`), fixed when the settings were made."""
         return dict(self._engine_environment)
 
 
@@ -453,7 +453,7 @@ def _check(settings: Settings) -> tuple[dict[str, str], tuple[str, ...], tuple[A
 def _check_swarm(settings: Settings) -> None:
     """Refuse, at start-up, what a Swarm service could not carry out."""
     from ...wire.dockerargs import DockerArgsError, parse_run_args
-    from ..swarmargs import SwarmArgsError, check_names, service_options
+    from ..swarm.swarmargs import SwarmArgsError, check_names, service_options
 
     if settings.runtime:
         # A service cannot choose its runtime: it is each node's default-runtime (daemon.json).
@@ -471,7 +471,7 @@ def _check_swarm(settings: Settings) -> None:
     if settings.swarm_isolation == "nodes":
         if not settings.loopback_check:
             raise SettingsError(
-                "swarm_isolation nodes needs loopback_check: build it with python -m dockyter.server.loopbackcheck PATH"
+                "swarm_isolation nodes needs loopback_check: build it with python -m dockyter.server.swarm.loopbackcheck PATH"
             )
         problem = program_problem(Path(settings.loopback_check))
         if problem:

@@ -1,0 +1,15 @@
+"""Running executions on one container engine, through its CLI (and its API socket, to read).
+
+``engineexecutor``  the engine executor: admits, tracks and removes the containers of one server instance
+``execution``       one container: pull, create, the check, start; its output streamed
+``control``         the short CLI commands (kill, rm, ps, inspect) of every part of the server
+``engineenv``       the environment of every CLI process: fixed at start-up, never the server's
+``runtimes``        the OCI runtime of every container, checked with ``docker info`` at start-up
+``enginecheck``     the check of what the engine made, before it starts; 403 and an error log line
+``expected``        the container a Plan and the server's own additions describe
+``containercheck``  what of ``docker inspect`` is compared with it, and why
+``pullerrors``      a failed pull in one line; the CLI's own pull lines taken off
+``engineapi``       the Engine API read straight from its unix socket
+
+May import: :mod:`dockyter.wire`, the settings, the policy's Plan, ``runs/`` and the errors.
+"""

@@ -1,0 +1,149 @@
+"""Reading back what the engine created, before it starts: the engine executor's and the sessions' check.
+
+A container is created (``docker create``), then :class:`EngineCheck` reads it back with its
+image (through the Engine API on the engine's unix socket when ``docker_command`` plainly
+names one, else through ``docker inspect``), compares it with the plan
+(:func:`.containercheck.differences`) and, when they differ, logs it at error level with the
+token name and returns the :class:`~dockyter.server.servererrors.EngineDisagrees` (403) to raise once the
+caller has removed the container. Images are read once per image id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from ...wire.dockerargs import DockerArgsError, parse_run_args
+from ..servererrors import EngineDisagrees, EngineUnavailable
+from .containercheck import compared_options, differences
+from .control import Ask, Control
+from .engineapi import EngineAPIError, get_json, socket_path
+from .expected import Expected
+
+log = logging.getLogger("dockyter.server")
+
+IMAGES_KEPT = 64  # image inspections kept (by image id)
+
+
+def warn_about_extra_run_args(extra_run_args: Sequence[str]) -> list[str]:
+    """At start-up, a warning for ``extra_run_args`` options whose effect the check compares; their names.
+
+    The check expects only the plan and the server's own settings there: such an option makes
+    every container differ from its plan, so every request would be refused.
+    """
+    try:
+        options = parse_run_args([*extra_run_args, "image"]).options
+    except DockerArgsError:
+        return []  # the CLI says what is wrong with them, on every run
+    names = list(dict.fromkeys(compared_options(option.name for option in options)))
+    if names:
+        log.warning(
+            "extra_run_args sets %s, which the check of what the engine made compares with each approved plan: "
+            "every container will differ from its plan and be refused (use the server's own settings instead)",
+            ", ".join(names),
+        )
+    return names
+
+
+def disagreement(found: list[str], **record: str) -> EngineDisagrees:
+    """Log the differences ``found`` at error level (with ``record``: the token name, what and where)
+    and return the one-line 403 that names the first."""
+    log.error(json.dumps({"event": "engine_disagrees", **record, "differences": found}))
+    more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+    return EngineDisagrees(f"the engine did not make what the policy approved: {found[0]}{more}; removed unstarted")
+
+
+class EngineCheck:
+    """Compares created containers of one engine with their plans."""
+
+    def __init__(self, docker_command: Sequence[str], control: Ask) -> None:
+        self.control = control
+        self.socket = socket_path(docker_command)  # None: read through the CLI
+        self._images: dict[str, dict[str, Any]] = {}
+        self._cgroupns: frozenset[str] | None = None
+
+    async def create(
+        self, words: Sequence[str], name: str, expected: Expected, who: str, timeout: float
+    ) -> Control | None:
+        """``docker WORDS`` (a ``create`` of container ``name``), then the check.
+
+        Returns the CLI's answer: None when it did not answer within ``timeout`` (it was killed),
+        a non-zero status when it created nothing, else the container is created and matches
+        ``expected``. Raises the refusal (:class:`EngineDisagrees`), or :class:`EngineUnavailable`
+        when the container cannot be read back. Whatever goes wrong, a cancellation included, a
+        container the engine made is removed before this returns or raises.
+        """
+        try:
+            answer = await self.control(*words, timeout=timeout)
+            if answer is None:
+                await self.remove(name)  # the engine may have made it all the same
+                return None
+            if answer.returncode != 0:
+                return answer
+            refusal = await self.refusal(name, expected, who)
+        except BaseException:
+            await asyncio.shield(self.remove(name))
+            raise
+        if refusal is not None:
+            await self.remove(name)
+            raise refusal
+        return answer
+
+    async def remove(self, name: str) -> None:
+        """Remove a container that was created and never started (with its anonymous volumes)."""
+        await self.control("rm", "--force", "--volumes", name)
+
+    async def refusal(self, name: str, expected: Expected, who: str) -> EngineDisagrees | None:
+        """None when container ``name`` is what ``expected`` describes, else the error to answer with.
+
+        Raises :class:`EngineUnavailable` when the container or its image cannot be read.
+        """
+        container = await self._read(f"/containers/{name}/json", "container", name)
+        image = await self.image(str(container.get("Image", "")))
+        found = differences(expected, container, image, await self.cgroupns_defaults())
+        return disagreement(found, who=who, container=name, image=expected.image) if found else None
+
+    async def image(self, image_id: str) -> dict[str, Any]:
+        """The inspection of image ``image_id`` (kept: an id names one content)."""
+        known = self._images.get(image_id)
+        if known is None:
+            known = await self._read(f"/images/{image_id}/json", "image", image_id)
+            if len(self._images) >= IMAGES_KEPT:
+                self._images.clear()
+            self._images[image_id] = known
+        return known
+
+    async def cgroupns_defaults(self) -> frozenset[str]:
+        """The cgroup namespace mode the engine gives a container that asks for none, beyond ``private``.
+
+        An engine on cgroup v1 shares the host's by default; asked once.
+        """
+        if self._cgroupns is None:
+            info = await self._read("/info", "system", "info")
+            self._cgroupns = frozenset({"host"}) if str(info.get("CgroupVersion", "")) == "1" else frozenset()
+        return self._cgroupns
+
+    async def _read(self, path: str, kind: str, name: str) -> dict[str, Any]:
+        """``GET path`` from the socket, else ``docker KIND inspect NAME``; raises EngineUnavailable."""
+        if self.socket is not None:
+            try:
+                answer = await get_json(self.socket, path)
+            except EngineAPIError as error:
+                raise EngineUnavailable(f"cannot read back {kind} {name}: {error}") from None
+        else:
+            words = ["info", "--format", "{{json .}}"] if kind == "system" else [kind, "inspect", name]
+            reply = await self.control(*words)
+            if reply is None or reply.returncode != 0:
+                why = reply.stderr.strip() if reply is not None else "no answer"
+                raise EngineUnavailable(f"cannot read back {kind} {name}: {why}")
+            try:
+                answer = json.loads(reply.stdout)
+            except ValueError:
+                raise EngineUnavailable(f"cannot read back {kind} {name}: not JSON") from None
+            answer = answer[0] if isinstance(answer, list) and answer else answer
+        if not isinstance(answer, dict):
+            raise EngineUnavailable(f"cannot read back {kind} {name}: not an object")
+        return answer
