@@ -186,8 +186,10 @@ def _loaded(started: Kernel, docker_command: list[str], whoami: str | None = Non
 # -- a kernel run as the rootless user --------------------------------------------------------------
 
 
-def user_python(user: RootlessUser) -> list[str] | None:
-    """The argv that starts a kernel as ``user`` with Dockyter importable; None if there is none.
+def user_python(
+    user: RootlessUser, module: str = "ipykernel_launcher", needs: str = "dockyter, ipykernel"
+) -> list[str] | None:
+    """The argv that runs ``module`` (a kernel) as ``user`` with ``needs`` importable; None if there is none.
 
     This venv's python first. When the user cannot run it (its interpreter lives under /root,
     as pyenv's does), the system's python of the same version with this venv's packages added
@@ -196,15 +198,15 @@ def user_python(user: RootlessUser) -> list[str] | None:
     system = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
     add_site = f"import site; site.addsitedir({sysconfig.get_paths()['purelib']!r})"
     candidates = [
-        ([sys.executable, "-m", "ipykernel_launcher"], [sys.executable, "-c", "import dockyter, ipykernel"]),
+        ([sys.executable, "-m", module], [sys.executable, "-c", f"import {needs}"]),
         (
             [
                 system,
                 "-S",
                 "-c",
-                f"{add_site}; import runpy; runpy.run_module('ipykernel_launcher', run_name='__main__', alter_sys=True)",
+                f"{add_site}; import runpy; runpy.run_module({module!r}, run_name='__main__', alter_sys=True)",
             ],
-            [system, "-S", "-c", f"{add_site}; import dockyter, ipykernel"],
+            [system, "-S", "-c", f"{add_site}; import {needs}"],
         ),
     ]
     for launch, check in candidates:

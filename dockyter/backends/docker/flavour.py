@@ -30,14 +30,13 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ...wire.contract import EXIT_KILLED, REMOVE_CONTAINER
+from ...wire.contract import EXIT_KILLED, PODMAN_LOCAL, is_podman, remove_argv
 from ...wire.dockerargs import RunArgs
 from .cli import control
 
 # Run in the container by `exec`: SIGINT to every process in its pid namespace but its init
 # (pid 1) and this shell itself, as Ctrl-C in a terminal reaches the whole foreground job.
 GROUP_INTERRUPT = ("sh", "-c", "kill -INT -1")
-PODMAN_LOCAL = "localhost/"  # podman's registry for images that came from no registry
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ class Flavour:
 
     def remove_argv(self) -> tuple[str, ...]:
         """``rm`` that removes a container now, running or not, with its anonymous volumes."""
-        return (*REMOVE_CONTAINER, "--time", "0", "--ignore") if self.podman else REMOVE_CONTAINER
+        return remove_argv(self.podman)
 
     def interrupt_argv(self, container: str, args: RunArgs) -> tuple[str, ...]:
         """The CLI arguments that give the container's command the interrupt (SIGINT).
@@ -93,7 +92,7 @@ def flavour_of(docker_command: Sequence[str]) -> Flavour:
     if version is None or version.returncode != 0:
         return DOCKER  # not remembered: the CLI may be installed or reachable later
     found = DOCKER
-    if version.stdout.lstrip().lower().startswith("podman"):
+    if is_podman(version.stdout):
         rootless = control(docker_command, "info", "--format", "{{.Host.Security.Rootless}}")
         found = Flavour(podman=True, rootless=rootless is not None and rootless.stdout.strip() == "true")
     with _lock:

@@ -5,7 +5,11 @@ image (through the Engine API on the engine's unix socket when ``docker_command`
 names one, else through ``docker inspect``), compares it with the plan
 (:func:`.containercheck.differences`) and, when they differ, logs it at error level with the
 token name and returns the :class:`~dockyter.server.servererrors.EngineDisagrees` (403) to raise once the
-caller has removed the container. Images are read once per image id.
+caller has removed the container. Images are read once per image id. podman's inspect is read
+as docker's first (:mod:`.podmaninspect`); what it does not say (the IPC namespace, sysctls) is
+read from the runtime spec podman writes when the container is initialized (``podman init``,
+then the bundle's ``config.json``). Where that file cannot be read (a podman reached through its
+service on another machine), those two are not compared, and the log says so once.
 """
 
 from __future__ import annotations
@@ -13,15 +17,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from collections.abc import Sequence
 from typing import Any
 
+from ...wire.contract import remove_argv
 from ...wire.dockerargs import DockerArgsError, parse_run_args
 from ..servererrors import EngineDisagrees, EngineUnavailable
 from .containercheck import compared_options, differences
 from .control import Ask, Control
 from .engineapi import EngineAPIError, get_json, socket_path
 from .expected import Expected
+from .podmaninspect import as_docker, with_spec
 
 log = logging.getLogger("dockyter.server")
 
@@ -59,11 +66,13 @@ def disagreement(found: list[str], **record: str) -> EngineDisagrees:
 class EngineCheck:
     """Compares created containers of one engine with their plans."""
 
-    def __init__(self, docker_command: Sequence[str], control: Ask) -> None:
+    def __init__(self, docker_command: Sequence[str], control: Ask, podman: bool = False) -> None:
         self.control = control
+        self.podman = podman  # podman's inspect is read as docker's; its rm needs --time 0
         self.socket = socket_path(docker_command)  # None: read through the CLI
         self._images: dict[str, dict[str, Any]] = {}
         self._cgroupns: frozenset[str] | None = None
+        self._spec_unread = False  # said once: podman's runtime spec could not be read
 
     async def create(
         self, words: Sequence[str], name: str, expected: Expected, who: str, timeout: float
@@ -94,7 +103,7 @@ class EngineCheck:
 
     async def remove(self, name: str) -> None:
         """Remove a container that was created and never started (with its anonymous volumes)."""
-        await self.control("rm", "--force", "--volumes", name)
+        await self.control(*remove_argv(self.podman), name)
 
     async def refusal(self, name: str, expected: Expected, who: str) -> EngineDisagrees | None:
         """None when container ``name`` is what ``expected`` describes, else the error to answer with.
@@ -103,8 +112,38 @@ class EngineCheck:
         """
         container = await self._read(f"/containers/{name}/json", "container", name)
         image = await self.image(str(container.get("Image", "")))
+        if self.podman:
+            spec = await self.podman_spec(name, container)
+            container, image = as_docker(container, image, expected)
+            if spec is not None:
+                container = with_spec(container, spec, expected)
         found = differences(expected, container, image, await self.cgroupns_defaults())
         return disagreement(found, who=who, container=name, image=expected.image) if found else None
+
+    async def podman_spec(self, name: str, container: dict[str, Any]) -> dict[str, Any] | None:
+        """The OCI runtime spec podman made for container ``name``: ``podman init``, then its ``config.json``.
+
+        None (and a warning, once) when the file cannot be read; raises :class:`EngineUnavailable`
+        when the container cannot be initialized.
+        """
+        answer = await self.control("init", name)
+        if answer is None or answer.returncode != 0:
+            why = answer.stderr.strip() if answer is not None else "no answer"
+            raise EngineUnavailable(f"cannot initialize container {name}: {why}")
+        path = os.path.join(str(container.get("StaticDir") or ""), "config.json")
+        try:
+            spec = await asyncio.to_thread(_read_json, path)
+        except (OSError, ValueError) as error:
+            spec = None
+            if not self._spec_unread:
+                self._spec_unread = True
+                log.warning(
+                    "podman's runtime spec %s cannot be read (%s): the IPC namespace and the sysctls of its "
+                    "containers are not compared with their plans",
+                    path,
+                    error,
+                )
+        return spec if isinstance(spec, dict) else None
 
     async def image(self, image_id: str) -> dict[str, Any]:
         """The inspection of image ``image_id`` (kept: an id names one content)."""
@@ -147,3 +186,8 @@ class EngineCheck:
         if not isinstance(answer, dict):
             raise EngineUnavailable(f"cannot read back {kind} {name}: not an object")
         return answer
+
+
+def _read_json(path: str) -> Any:
+    with open(path, encoding="utf-8") as file:
+        return json.load(file)

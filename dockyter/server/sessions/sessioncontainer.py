@@ -17,7 +17,7 @@ import secrets
 import time
 from typing import Any, Protocol
 
-from ...wire.contract import MANAGED_LABEL, NAME_PREFIX, OWNER_LABEL, READ_SIZE, REMOVE_CONTAINER, limit_args
+from ...wire.contract import MANAGED_LABEL, NAME_PREFIX, OWNER_LABEL, READ_SIZE, limit_args
 from ...wire.sessionprotocol import (
     INTERRUPT_SCRIPT,
     KILL_SCRIPT,
@@ -45,6 +45,7 @@ class SessionEngine(Protocol):
     """What a session needs of the engine it runs on: the engine executor's CLI and check."""
 
     check: EngineCheck
+    remove_words: tuple[str, ...]  # the rm that removes a container now (the engine's own spelling)
 
     @property
     def control(self) -> Ask: ...
@@ -245,7 +246,7 @@ class ServerSession:
         self.ended_event.set()
         self.registry.forget(self)
         self._close_stdin()
-        await self.registry.executor.control(*REMOVE_CONTAINER, self.container)
+        await self.registry.executor.control(*self.registry.executor.remove_words, self.container)
 
     def _close_stdin(self) -> None:
         if self._process is not None and self._process.stdin is not None:
@@ -294,7 +295,7 @@ class ServerSession:
         if self.ended is None:
             self.ended = why
         self.registry.forget(self)
-        await self.registry.executor.control(*REMOVE_CONTAINER, self.container)
+        await self.registry.executor.control(*self.registry.executor.remove_words, self.container)
         self._close_stdin()
         process = self._process
         if process is not None and process.returncode is None:
