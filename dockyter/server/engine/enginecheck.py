@@ -35,6 +35,14 @@ log = logging.getLogger("dockyter.server")
 IMAGES_KEPT = 64  # image inspections kept (by image id)
 
 
+class _NotInitialized(Exception):
+    """podman's runtime refused to initialize a created container (``answer``): nothing ran."""
+
+    def __init__(self, answer: Control) -> None:
+        super().__init__(answer.stderr)
+        self.answer = answer
+
+
 def warn_about_extra_run_args(extra_run_args: Sequence[str]) -> list[str]:
     """At start-up, a warning for ``extra_run_args`` options whose effect the check compares; their names.
 
@@ -80,8 +88,9 @@ class EngineCheck:
         """``docker WORDS`` (a ``create`` of container ``name``), then the check.
 
         Returns the CLI's answer: None when it did not answer within ``timeout`` (it was killed),
-        a non-zero status when it created nothing, else the container is created and matches
-        ``expected``. Raises the refusal (:class:`EngineDisagrees`), or :class:`EngineUnavailable`
+        a non-zero status when it created nothing (or, on podman, when the runtime refused to
+        initialize it: the image has no such command, say; it is removed), else the container is
+        created and matches ``expected``. Raises the refusal (:class:`EngineDisagrees`), or :class:`EngineUnavailable`
         when the container cannot be read back. Whatever goes wrong, a cancellation included, a
         container the engine made is removed before this returns or raises.
         """
@@ -92,7 +101,11 @@ class EngineCheck:
                 return None
             if answer.returncode != 0:
                 return answer
-            refusal = await self.refusal(name, expected, who)
+            try:
+                refusal = await self.refusal(name, expected, who)
+            except _NotInitialized as refused:
+                await self.remove(name)
+                return refused.answer  # what `podman start` would have said: as a failed create
         except BaseException:
             await asyncio.shield(self.remove(name))
             raise
@@ -123,13 +136,14 @@ class EngineCheck:
     async def podman_spec(self, name: str, container: dict[str, Any]) -> dict[str, Any] | None:
         """The OCI runtime spec podman made for container ``name``: ``podman init``, then its ``config.json``.
 
-        None (and a warning, once) when the file cannot be read; raises :class:`EngineUnavailable`
-        when the container cannot be initialized.
+        None (and a warning, once) when the file cannot be read; raises :class:`_NotInitialized`
+        when the runtime refuses to initialize it, :class:`EngineUnavailable` when podman does not answer.
         """
         answer = await self.control("init", name)
-        if answer is None or answer.returncode != 0:
-            why = answer.stderr.strip() if answer is not None else "no answer"
-            raise EngineUnavailable(f"cannot initialize container {name}: {why}")
+        if answer is None:
+            raise EngineUnavailable(f"cannot initialize container {name}: no answer")
+        if answer.returncode != 0:
+            raise _NotInitialized(answer)
         path = os.path.join(str(container.get("StaticDir") or ""), "config.json")
         try:
             spec = await asyncio.to_thread(_read_json, path)

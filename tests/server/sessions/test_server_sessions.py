@@ -153,7 +153,7 @@ def test_the_policy_and_the_limits_apply(dockyter_server, test_image, sh_image, 
     refused = create(server, f"--privileged {test_image}")
     assert refused.status_code == 403 and "--privileged" in refused.json()["detail"]
     no_bash = create(server, sh_image)
-    assert no_bash.status_code == 400 and "no bash" in no_bash.json()["detail"]
+    assert no_bash.status_code == 400 and "no bash" in no_bash.json()["detail"], no_bash.text
     session = create(server, test_image).json()
     too_many = create(server, test_image)  # answered as /execute answers its 429
     assert (too_many.status_code, too_many.headers["retry-after"]) == (429, "7")
