@@ -73,6 +73,8 @@ def new_shell() -> Any:
     shell = InteractiveShell.instance()
     with streams(DiscardingStream(), DiscardingStream()):
         shell.run_line_magic("load_ext", "dockyter")
+        # The output figures show 200 MB through a cell: all of it, as before the cap existed.
+        shell.run_line_magic("config", "Dockyter.max_output = 0")
     for thread in threading.enumerate():  # the orphan sweep runs `docker ps` in the background
         if thread.name.startswith("dockyter") and thread is not threading.current_thread():
             thread.join(30)

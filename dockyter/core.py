@@ -16,7 +16,7 @@ import os
 import shlex
 import threading
 from subprocess import CalledProcessError
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from traitlets import TraitError, default, observe
 from traitlets.config import Config
@@ -26,17 +26,18 @@ from .announce import Announcer
 from .backends.base import Backend, RunRequest, RunResult
 from .backends.registry import backend_class
 from .config.layers import Layers
-from .config.tomlvalues import masked
+from .config.tomlvalues import masked, refusal_reason
 from .config.traits import DockyterTraits
 from .errors import BadUsage, ContainerNotStarted, DockyterError, Interrupted, exit_error, say
 from .lifecycle import lifecycle_problem
-from .linechecks import unexpanded_variable
+from .linechecks import unexpanded_in, unexpanded_variable
 from .output import OutputSink
 from .runspec import Asker, Ran, RunSpec, bang_asker
 from .shorthands import with_shorthands
 from .wire.dockerargs import DockerArgsError, RunArgs, parse_run_args
 
 if TYPE_CHECKING:
+    from .jobs import Job, Jobs, Runner
     from .sessionmanager import SessionManager
 
 
@@ -67,6 +68,7 @@ class Dockyter(DockyterTraits):
         # Before the configuration is loaded: its values fire the observers below.
         self._backend: Backend | None = None
         self._sessions: SessionManager | None = None
+        self._jobs: Jobs | None = None
         self._redirection: Redirector | None = None  # given by the extension (attach_redirection)
         self.announcer = Announcer(ipython)
         # Values of the IPython configuration a trait refused: name -> value. Kept out of the
@@ -103,7 +105,8 @@ class Dockyter(DockyterTraits):
         loading = not hasattr(self, "layers")
         source = "the IPython configuration (ipython_config.py, or an earlier %config)" if loading else "%config"
         kept = masked(name, getattr(self, name))
-        line = f"{source}: Dockyter.{name} = {masked(name, value)} refused ({error}); {name} stays {kept}"
+        reason = refusal_reason(self.traits()[name], value, error)
+        line = f"{source}: Dockyter.{name} = {masked(name, value)} refused: {reason} ({name} stays {kept})"
         if loading:
             self.config_problems.append(line)
         else:
@@ -154,6 +157,32 @@ class Dockyter(DockyterTraits):
             self._sessions = SessionManager(self, lambda: self.active_backend)
         return self._sessions
 
+    @property
+    def jobs(self) -> Jobs:
+        """This kernel's background jobs (``%%docker --bg``), created on first use."""
+        if self._jobs is None:
+            from .jobs import Jobs  # only when jobs are used
+
+            self._jobs = Jobs(self, lambda: cast("Runner", self.active_backend))  # start_job checks it is docker's
+        return self._jobs
+
+    def start_job(self, spec: RunSpec) -> Job:
+        """Run ``spec`` in a container in the background (``--bg``); its output is kept, not shown."""
+        if not self.cleans_up_here():
+            raise BadUsage(
+                f"--bg runs a container of the docker backend in the background; the {self.backend} backend's "
+                "runs are its server's: run the cell without --bg"
+            )
+        request = self.request(spec.args if spec.args is not None else self.configured_args(), spec)
+        return self.jobs.start(request, keep_all=list(spec.store.values()))
+
+    def job_names(self) -> list[str]:
+        """The numbers of this kernel's jobs, as text (what completion offers)."""
+        return self._jobs.numbers() if self._jobs is not None else []
+
+    def job_rows(self) -> list[tuple[str, ...]]:
+        return self._jobs.rows() if self._jobs is not None else []
+
     # Asked of the sessions before any was started, these set nothing up to say there are none.
 
     def session_names(self) -> list[str]:
@@ -164,9 +193,9 @@ class Dockyter(DockyterTraits):
         """The listing of this kernel's sessions (``SessionManager.rows``)."""
         return self._sessions.rows() if self._sessions is not None else []
 
-    def stop_all_sessions(self) -> list[str]:
-        """Stop every session of this kernel; their names."""
-        return self._sessions.stop_all() if self._sessions is not None else []
+    def stop_all_sessions(self) -> dict[str, str | None]:
+        """Stop every session of this kernel: their names, each with why its stop is unsure (None: it is not)."""
+        return self._sessions.stop_all() if self._sessions is not None else {}
 
     # -- what to run -----------------------------------------------------------------------------
 
@@ -228,10 +257,10 @@ class Dockyter(DockyterTraits):
         """Run ``spec`` where it asks: a session's container, or a fresh one on the active backend."""
         if spec.session:
             request = self.request(self.sessions.get(spec.session).args, spec)
-            sink = spec.sink()
+            sink = spec.sink(self.max_output)
             return request, sink, self.sessions.run(spec.session, request, sink)
         request = self.request(spec.args if spec.args is not None else self.configured_args(), spec)
-        sink = spec.sink()
+        sink = spec.sink(self.max_output)
         return request, sink, self.active_backend.run(request, sink)
 
     def _conclude_failure(
@@ -291,7 +320,9 @@ class Dockyter(DockyterTraits):
         if self.default_args.strip():
             args = parse_run_args(self.default_args)
             rows.append(("image", args.image))
-            rows.append(("a cell runs", self.active_backend.describe(self.request(args, RunSpec("<cell>")))))
+        else:  # what `%%docker IMAGE` would run: the same line, the image left to the cell
+            args = RunArgs((), "IMAGE")
+        rows.append(("a cell runs", self.active_backend.describe(self.request(args, RunSpec("<cell>")))))
         rows.append(("shell", shlex.join(self.shell)))
         rows.append(("timeout", f"{self.timeout:g} s" if self.timeout else "none"))
         rows.append(("config file", self.layers.file_label()))
@@ -313,6 +344,9 @@ class Dockyter(DockyterTraits):
     def shutdown(self) -> None:
         """Undo everything on the shell: used by %unload_ext."""
         self.redirect = False
+        if self._jobs is not None:
+            self._jobs.close()
+            self._jobs = None
         if self._sessions is not None:
             self._sessions.close()
             self._sessions = None
@@ -328,8 +362,8 @@ def parse_args(text: str | list[str]) -> RunArgs:
     """
     try:
         args = parse_run_args(text, comments=True)
-    except DockerArgsError as error:
-        raise BadUsage(str(error)) from None
+    except DockerArgsError as error:  # '$IMAGE' is not a valid image: the $ is the reason
+        raise BadUsage(unexpanded_in(str(error)) or str(error)) from None
     problem = lifecycle_problem(args) or unexpanded_variable(args)
     if problem:
         raise BadUsage(problem)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .wire.contract import EXIT_CANNOT_RUN, EXIT_KILLED, EXIT_NOT_FOUND, EXIT_USAGE
 
@@ -19,9 +19,24 @@ RED = "\x1b[31m"
 RESET = "\x1b[0m"
 
 
+def _always() -> bool:
+    return True
+
+
+# Whether our error lines may be red: the extension ties this to the shell's colour setting
+# (`ipython --colors=nocolor`, %colors nocolor), which this package cannot read itself.
+in_colour: Callable[[], bool] = _always
+
+
+def use_colour(decides: Callable[[], bool] | None) -> None:
+    """Let ``decides`` say, at each error, whether it may be red (None: always)."""
+    global in_colour
+    in_colour = decides or _always
+
+
 def one_line(message: str) -> list[str]:
-    """The traceback IPython shows for our errors: a single red line."""
-    return [f"{RED}{message}{RESET}"]
+    """The traceback IPython shows for our errors: a single line, red where colours are on."""
+    return [f"{RED}{message}{RESET}" if in_colour() else message]
 
 
 class DockyterError(Exception):
@@ -59,6 +74,11 @@ class SessionDead(DockyterError):
     def __init__(self, message: str, exit_code: int = 125) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class SessionUnknown(DockyterError):
+    """The server does not know a session it started for us (``404``): it may have ended it, or the
+    request carried another token or reached another server. Not a reason to believe it gone."""
 
 
 class ContainerExitError(DockyterError, subprocess.CalledProcessError):
@@ -105,6 +125,22 @@ def say(message: object) -> None:
 REFUSED = "the container runtime refused to start the container: see its message above"
 # How container CLIs begin the line that says why they could not start a container.
 CLI_PREFIXES = ("docker: ", "Error response from daemon: ", "Error: ")
+# How the CLI's flag parser (cobra) begins its complaint about the command line itself; its
+# usage text follows ("Usage:  docker run [OPTIONS] IMAGE ...", "Run 'docker run --help' ...").
+FLAG_ERRORS = ("unknown flag: ", "unknown shorthand flag: ", "flag needs an argument: ", "invalid argument ")
+ENGINE_DOWN = "Cannot connect to the Docker daemon"
+
+
+def runtime_complaint(text: str, *, surely: bool = False) -> bool:
+    """Whether ``text`` starts the way a container CLI says it could not start a container.
+
+    ``surely``: and could not be a program's own words: "Error: " alone is how podman begins,
+    and many programs too, unless the CLI's pointer to its usage (``run --help``) follows.
+    """
+    text = text.lstrip()
+    if not text.startswith((*CLI_PREFIXES, *FLAG_ERRORS, ENGINE_DOWN)):
+        return False
+    return not surely or not text.startswith("Error: ") or "run --help" in text
 
 
 def not_started_reason(code: int, stderr_tail: str) -> str | None:
@@ -117,7 +153,9 @@ def not_started_reason(code: int, stderr_tail: str) -> str | None:
         return None
     for line in reversed(stderr_tail.splitlines()):
         line = line.strip()
-        if line.startswith(CLI_PREFIXES) or "Cannot connect to the Docker daemon" in line:
+        if line.startswith(FLAG_ERRORS):
+            return line.rstrip(".")
+        if line.startswith(CLI_PREFIXES) or ENGINE_DOWN in line:
             for prefix in CLI_PREFIXES:
                 line = line.removeprefix(prefix)
             return line.rstrip(".") or None

@@ -9,7 +9,8 @@ why, before anything starts:
 * ``--restart`` (other than ``no``): docker refuses it with ``--rm``, and it would restart
   what we stop;
 * ``-t``/``--tty``, ``-i``/``--interactive``: a cell has no terminal and no keyboard input to
-  give (docker answers "the input device is not a TTY" and nothing runs).
+  give (docker answers "the input device is not a TTY" and nothing runs). ``-it``, the most
+  common docker habit, is answered in one line that names both.
 
 ``--help`` among the docker arguments is docker's: it prints its help, starts nothing.
 
@@ -27,6 +28,11 @@ REFUSED: dict[str, str] = {
     "--tty": "a cell has no terminal to give the container; its output streams live without -t",
     "--interactive": "a cell has no keyboard input to give the container; drop -i",
 }
+# -i and -t together (-it, -ti, -i -t): one answer for both.
+TERMINAL = (
+    "a cell has no keyboard input and no terminal to give the container; drop both: its output streams live "
+    "without them"
+)
 KEEP = (
     "Dockyter removes every container it starts when its run ends; keep files in a mounted folder "
     "(-v HOST:CONTAINER, or --here) instead"
@@ -35,6 +41,9 @@ KEEP = (
 
 def lifecycle_problem(args: RunArgs) -> str | None:
     """Why ``args`` would break the promise, in one line; None when they keep it."""
+    terminal = [option for option in args.options if option.name in ("--interactive", "--tty") and option.enabled]
+    if {option.name for option in terminal} == {"--interactive", "--tty"}:
+        return f"{' and '.join(option.as_written for option in terminal)} refused: {TERMINAL}"
     for option in args.options:
         written = " ".join(option.written)
         if option.name in REFUSED and option.enabled:

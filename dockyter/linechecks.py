@@ -2,7 +2,8 @@
 
 * ``-v $PWD:/work``: IPython expands ``$name`` on a magic line from *Python* variables, and
   leaves ``$PWD`` as it is when no Python variable has that name; docker then refuses the
-  volume. Refused here, saying so, with what to write instead.
+  volume. Refused here, saying so, with what to write instead; so is an image written
+  ``$IMAGE`` that no Python variable names.
 * ``-v C:\\Users\\me\\data:/data``: the line is split as a POSIX shell would, so an unquoted
   backslash escapes the next character and disappears (``C:Usersmedata``). Said as a warning;
   quoting keeps the backslashes.
@@ -25,18 +26,30 @@ def unexpanded_variable(args: RunArgs) -> str | None:
     """One line about a ``$NAME`` left in a host path of ``args``, or None."""
     for option in args.options:
         if option.name in HOST_VALUES and option.value and (found := UNEXPANDED.search(option.value)):
-            name = found.group(1)
-            written = " ".join(option.written)
-            instead = (
-                "--here (mounts the kernel's folder and starts there), or {os.getcwd()}"
-                if name == "PWD"
-                else (f"{{os.environ[{name!r}]}}")
-            )
-            return (
-                f"${name} in {written!r} was not expanded: IPython expands $name on a magic line from Python "
-                f"variables, not from the environment; write {instead}"
-            )
+            return _not_expanded(found.group(1), " ".join(option.written))
     return None
+
+
+def unexpanded_in(text: str) -> str | None:
+    """One line about the first ``$NAME`` in ``text`` (a message quoting what docker's arguments
+    could not use, such as ``'$IMAGE' is not a valid image reference``), or None."""
+    found = UNEXPANDED.search(text)
+    if found is None:
+        return None
+    quoted = re.search(r"'([^']*\$[^']*)'", text)
+    return _not_expanded(found.group(1), quoted.group(1) if quoted else found.group(0))
+
+
+def _not_expanded(name: str, written: str) -> str:
+    instead = (
+        "--here (mounts the kernel's folder and starts there), or {os.getcwd()}"
+        if name == "PWD"
+        else (f"{{os.environ[{name!r}]}}")
+    )
+    return (
+        f"${name} in {written!r} was not expanded: IPython expands $name on a magic line from Python "
+        f"variables, not from the environment; write {instead}"
+    )
 
 
 def eaten_backslashes(line: str) -> str | None:

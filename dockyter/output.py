@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Collection
 from typing import Literal, TextIO
 
+from .liveoutput import LiveOutput
 from .wire.contract import IncrementalText
 
 Stream = Literal["stdout", "stderr"]
@@ -44,12 +45,15 @@ class OutputSink:
     """Receives output chunks as they are produced.
 
     ``show`` writes each chunk to the current ``sys.stdout`` / ``sys.stderr`` (looked up at
-    write time, so ipykernel's and capture_output's streams are honoured) and flushes it so
-    it reaches the notebook at once. ``capture`` keeps the text of each stream. ``hide`` names
-    streams not shown even with ``show`` (``%%docker --out VAR`` captures stdout instead).
+    write time, so ipykernel's and capture_output's streams are honoured), the first at once and
+    the rest in batches, at most ``limit`` bytes (:mod:`dockyter.liveoutput`). ``capture`` keeps
+    the text of each stream, whole. ``hide`` names streams not shown even with ``show``
+    (``%%docker --out VAR`` captures stdout instead).
     """
 
-    def __init__(self, *, show: bool = True, capture: bool = False, hide: Collection[Stream] = ()) -> None:
+    def __init__(
+        self, *, show: bool = True, capture: bool = False, hide: Collection[Stream] = (), limit: int | None = None
+    ) -> None:
         self.show = show
         self.hide = frozenset(hide)
         self.capture = capture
@@ -60,6 +64,7 @@ class OutputSink:
         }
         self.stderr_tail = ""  # the last few KB of stderr, to explain failures
         self._shown = 0  # characters written so far, for HISTORY_LIMIT
+        self.live = LiveOutput(limit)
 
     def write(self, stream: Stream, text: str) -> None:
         if not text:
@@ -69,11 +74,20 @@ class OutputSink:
         if self.capture:
             self._captured[stream].append(text)
         if self.show and stream not in self.hide:
-            target: TextIO = sys.stdout if stream == "stdout" else sys.stderr
-            write = target.write if self._shown < HISTORY_LIMIT else untracked_write(target)
-            self._shown += len(text)
-            write(text)
-            target.flush()
+            self.live.show(sys.stdout if stream == "stdout" else sys.stderr, text, self._write_to)
+
+    def _write_to(self, target: TextIO, text: str) -> None:
+        write = target.write if self._shown < HISTORY_LIMIT else untracked_write(target)
+        self._shown += len(text)
+        write(text)
+
+    def tick(self) -> None:
+        """Flush what waits in a batch once it is due (the backends call this as they wait)."""
+        self.live.tick()
+
+    def due_in(self) -> float | None:
+        """Seconds until a batch must be flushed (None: nothing waits): the longest a backend may wait."""
+        return self.live.due_in()
 
     def write_bytes(self, stream: Stream, data: bytes) -> None:
         self.write(stream, self._decoders[stream].decode(data))
@@ -82,6 +96,7 @@ class OutputSink:
         """End of output: emit any incomplete character left in the decoders."""
         for stream, decoder in self._decoders.items():
             self.write(stream, decoder.flush())
+        self.live.close(capturing=self.capture)
 
     def text(self, stream: Stream) -> str:
         return "".join(self._captured[stream])

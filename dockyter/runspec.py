@@ -32,9 +32,9 @@ class RunSpec:
     hide: frozenset[Stream] = frozenset()  # streams captured instead of shown (--out/--err without --tee)
     written: str | None = None  # the command as the user typed it, for the CalledProcessError of a `!`
 
-    def sink(self) -> OutputSink:
-        """Where the output goes: shown live, captured, or both."""
-        return OutputSink(show=self.show, capture=self.capture or bool(self.store), hide=self.hide)
+    def sink(self, limit: int | None = None) -> OutputSink:
+        """Where the output goes: shown live (at most ``limit`` bytes), captured, or both."""
+        return OutputSink(show=self.show, capture=self.capture or bool(self.store), hide=self.hide, limit=limit)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ A session is a container that outlives its cells, started by the active backend
 locally a :class:`~dockyter.backends.docker.sessionshell.SessionShell`, through the API a
 session on ``dockyter-server``. This module knows no backend: it names, lists and times out
 handles, and asks each for what only it knows (whether it lives, why it died, its memory).
+A listing never waits for a memory figure (``docker stats`` samples for a second or two): it
+shows the last one measured, and measures again in the background for the next listing.
 Settings (``stop_grace``, ``session_idle_timeout``) are read from the ``Dockyter`` configurable
 when used.
 """
@@ -23,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .backends.base import Backend, RunRequest, RunResult, SessionHandle
-from .errors import BadSessionRequest, SessionDead
+from .errors import BadSessionRequest, SessionDead, SessionUnknown
 from .output import OutputSink
 from .wire.dockerargs import RunArgs
 
@@ -37,6 +39,7 @@ REFUSED_OPTIONS = {
 }
 REAP_EVERY = 30.0  # seconds between idle checks, at most
 COLUMNS = ("name", "image", "state", "age", "idle", "memory", "container")  # of a listing's rows
+NOT_MEASURED = "…"  # the memory column of a running session not measured yet (it is being measured)
 
 
 class SessionSettings(Protocol):
@@ -59,6 +62,8 @@ class Session:
     last_used: float = field(default_factory=time.monotonic)
     ended: str | None = None  # why it is no longer running (None: running)
     busy: threading.Lock = field(default_factory=threading.Lock)
+    memory: str | None = None  # what its container used when last measured ("-": it cannot say)
+    doubt: str | None = None  # why its backend is unsure it still exists (the server said 404 at its last use)
 
 
 class SessionManager:
@@ -75,6 +80,7 @@ class SessionManager:
         self.sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
         self._reaper: threading.Thread | None = None
+        self._measuring: threading.Thread | None = None
         self._closing = threading.Event()
         closer = weakref.WeakMethod(self.close)
         self._at_exit = lambda: (method := closer()) is not None and method()
@@ -123,6 +129,7 @@ class SessionManager:
         with self._lock:
             self.sessions[name] = session
         self._start_reaper()
+        self._measure_in_background([session])  # so that a first listing has its figure
         return session
 
     def _launch(self, session: Session) -> None:
@@ -134,34 +141,36 @@ class SessionManager:
         session.started = time.time()
         session.last_used = time.monotonic()
         session.ended = None
+        session.memory = session.doubt = None
 
-    def stop(self, name: str) -> Session:
+    def stop(self, name: str) -> str | None:
+        """Stop session ``name`` and forget it; None when its container is gone, else why that is not
+        sure (its server did not know it, or did not answer)."""
         session = self.get(name)
         with session.busy:
-            self._remove(session, "stopped")
+            unsure = self._remove(session, "stopped")
         with self._lock:
             self.sessions.pop(name, None)
-        return session
+        return unsure
 
-    def stop_all(self) -> list[str]:
-        names = sorted(self.sessions)
-        for name in names:
-            self.stop(name)
-        return names
+    def stop_all(self) -> dict[str, str | None]:
+        """Stop every session: each name, with what :meth:`stop` said."""
+        return {name: self.stop(name) for name in sorted(self.sessions)}
 
-    def restart(self, name: str) -> Session:
-        """A fresh container from the same arguments (files and shell state start over)."""
+    def restart(self, name: str) -> tuple[Session, str | None]:
+        """A fresh container from the same arguments (files and shell state start over); with what
+        removing the old one said (as :meth:`stop`)."""
         session = self.get(name)
         with session.busy:
-            self._remove(session, "restarting")
+            unsure = self._remove(session, "restarting")
             self._launch(session)
-        return session
+        return session, unsure
 
-    def _remove(self, session: Session, why: str) -> None:
-        if session.shell is not None:
-            session.shell.remove()
+    def _remove(self, session: Session, why: str) -> str | None:
+        unsure = session.shell.remove() if session.shell is not None else None
         if session.ended is None:
             session.ended = why
+        return unsure
 
     def close(self) -> None:
         """Stop every session (unload, kernel shutdown)."""
@@ -184,12 +193,20 @@ class SessionManager:
                 sink.close()
                 raise SessionDead(self._dead_message(session), 125)
             try:
-                return session.shell.run(request, sink, self.settings.stop_grace)
+                result = session.shell.run(request, sink, self.settings.stop_grace)
             except SessionDead as error:
                 session.ended = str(error)
                 raise SessionDead(self._dead_message(session), error.exit_code) from None
+            except SessionUnknown as error:  # the server answered 404: said, not believed
+                session.doubt = str(error)
+                raise SessionUnknown(
+                    f"session {name!r}: {error}; %docker_session restart {name} starts a new one, "
+                    f"%docker_session stop {name} deletes it if the server still has it"
+                ) from None
             finally:
                 session.last_used = time.monotonic()
+            session.doubt = None
+            return result
 
     @staticmethod
     def _stopped_meanwhile(session: Session) -> bool:
@@ -240,19 +257,19 @@ class SessionManager:
         return sorted(self.sessions)
 
     def rows(self) -> list[tuple[str, ...]]:
-        """One row of :data:`COLUMNS` per session; memory as its handle reports it, "-" when it cannot."""
+        """One row of :data:`COLUMNS` per session, at once: memory as last measured (:data:`NOT_MEASURED`
+        before the first figure, "-" when its handle cannot say), measured again in the background."""
         sessions = sorted(self.sessions.values(), key=lambda s: s.name)
         for session in sessions:
             if session.ended is None and session.shell is not None and not session.shell.alive:
                 session.ended = session.shell.death_reason()
-        running = [s.shell for s in sessions if s.ended is None and s.shell is not None]
-        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="dockyter-session-memory") as pool:
-            # each handle may take a moment (docker stats samples for about a second): ask all at once
-            memory = dict(zip(map(id, running), pool.map(lambda shell: shell.memory(), running), strict=True))
+        self._measure_in_background([s for s in sessions if s.ended is None])
         rows: list[tuple[str, ...]] = []
         for session in sessions:
             container = session.shell.container if session.shell else ""
             state = "running" if session.ended is None else f"dead: {session.ended}"
+            if session.ended is None and session.doubt is not None:
+                state = f"unknown: {session.doubt}"
             if session.busy.locked() and session.ended is None:
                 state = "running (busy)"
             rows.append(
@@ -262,11 +279,36 @@ class SessionManager:
                     state,
                     _duration(time.time() - session.started),
                     _duration(time.monotonic() - session.last_used),
-                    (memory.get(id(session.shell)) if session.ended is None else None) or "-",
+                    (session.memory or NOT_MEASURED) if session.ended is None else "-",
                     container,
                 )
             )
         return rows
+
+    def _measure_in_background(self, sessions: list[Session]) -> None:
+        """Ask each session's handle for its memory, all at once, in a thread of its own (one at a time)."""
+        with self._lock:
+            if not sessions or (self._measuring is not None and self._measuring.is_alive()):
+                return
+            self._measuring = threading.Thread(
+                target=self._measure, args=(sessions,), name="dockyter-session-memory", daemon=True
+            )
+            self._measuring.start()
+
+    @staticmethod
+    def _measure(sessions: list[Session]) -> None:
+        def measure(session: Session) -> None:
+            shell = session.shell
+            try:
+                figure = shell.memory() if shell is not None else None
+            except Exception:  # noqa: BLE001 - a background chore must never disturb the kernel
+                figure = None
+            if session.shell is shell:  # not restarted meanwhile
+                session.memory = figure or "-"
+
+        # each handle may take a moment (docker stats samples for about a second): ask all at once
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="dockyter-session-memory") as pool:
+            list(pool.map(measure, sessions))
 
 
 def _duration(seconds: float) -> str:

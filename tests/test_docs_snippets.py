@@ -22,6 +22,11 @@ python, ipython                        DRY RUN. The blocks of a page are run in 
                                        that block printed or displayed (``...`` matches anything;
                                        ANSI colours removed; images replaced as in the block).
                                        A ``Dockyter:`` line the run printed must be shown here.
+``<!-- snippet: completes -->`` text   TAB completion, in the page's shell as the blocks before
+                                       it left it: each line is ``CODE<TAB>`` and the words
+                                       IPython's completer offers there, in that order and
+                                       nothing else (``(nothing)``: none; a last ``...``: these
+                                       first, more after).
 python starting ``c = get_config()``   an ipython_config.py: executed with a fresh traitlets
                                        Config; each ``c.Dockyter.<name>`` must be a trait, and
                                        Dockyter must accept the values.
@@ -61,6 +66,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
+from IPython.core.completer import provisionalcompleter
 from IPython.utils.text import SList
 from recording import RecordingBackend
 from shells import run_cell
@@ -78,7 +84,7 @@ PYTHON = {"python", "ipython"}
 SHELL = {"sh", "bash", "shell"}
 NOT_CHECKED = {"", "text", "http"}
 LANGUAGES = PYTHON | SHELL | NOT_CHECKED | {"toml", "json", "ini", "nginx", "caddy"}
-DIRECTIVES = {"run", "run, raises", "output"}
+DIRECTIVES = {"run", "run, raises", "output", "completes"}
 
 # =============================================================================================
 # Reading the blocks
@@ -163,9 +169,9 @@ def test_the_docs_have_blocks_of_known_kinds_only():
         if b.directive.startswith("run") and b.language not in PYTHON
     ]
     bad += [
-        f"{b}: output on a block with a language"
+        f"{b}: {b.directive} on a block with a language"
         for b in ALL_BLOCKS
-        if b.directive == "output" and b.language not in NOT_CHECKED
+        if b.directive in ("output", "completes") and b.language not in NOT_CHECKED
     ]
     assert not bad, f"misplaced or unknown <!-- snippet: ... --> directives: {bad}"
 
@@ -206,7 +212,11 @@ def shown(message: str, expected: str) -> bool:
 def python_pages() -> list:
     params = []
     for page in PAGES:
-        blocks = [b for b in read_blocks(page) if b.language in PYTHON and not is_ipython_config(b)]
+        blocks = [
+            b
+            for b in read_blocks(page)
+            if (b.language in PYTHON and not is_ipython_config(b)) or b.directive == "completes"
+        ]
         if blocks:
             runs = any(b.directive.startswith("run") for b in blocks)
             marks = [pytest.mark.docker] if runs else []
@@ -239,7 +249,7 @@ def test_python_blocks_of(page, ip, recording_backend, monkeypatch, request):  #
     monkeypatch.setitem(ip.__dict__, "system", lambda cmd: None)
     monkeypatch.setitem(ip.__dict__, "getoutput", lambda cmd, split=True, depth=0: SList())
     real = dict(backends.REGISTRY)
-    blocks = [b for b in read_blocks(page) if b.language in PYTHON or b.directive == "output"]
+    blocks = [b for b in read_blocks(page) if b.language in PYTHON or b.directive in ("output", "completes")]
     if any(b.directive.startswith("run") for b in blocks):
         request.getfixturevalue("no_leftover_containers")
 
@@ -248,6 +258,9 @@ def test_python_blocks_of(page, ip, recording_backend, monkeypatch, request):  #
         if block.directive == "output":
             check_output(block, previous)
             previous = None
+            continue
+        if block.directive == "completes":
+            check_completions(ip, block)
             continue
         check_nothing_unshown(previous)
         if is_ipython_config(block):
@@ -311,6 +324,26 @@ def check_output(block: Block, previous: RealRun | None) -> None:
     )
     unshown = [message for message in previous.messages if not shown(message, expected)]
     assert not unshown, f"{previous.block.where} printed {unshown}, which {block.where} does not show"
+
+
+def offered(ip, code: str) -> list[str]:
+    """The whole words IPython's completer offers at the end of ``code``, in its order."""
+    word_start = len(code) - len(code.split()[-1]) if code[-1:].strip() else len(code)
+    with provisionalcompleter():
+        completions = list(ip.Completer.completions(code, len(code)))
+    return [code[word_start : c.start] + c.text for c in completions if c.start >= word_start]
+
+
+def check_completions(ip, block: Block) -> None:
+    """Each ``CODE<TAB>  WORDS...`` line: what TAB offers there, in order, and nothing else."""
+    for line in filter(str.strip, block.text.splitlines()):
+        code, tab, said = line.partition("<TAB>")
+        assert tab, f"{block.where}: {line!r} has no <TAB>"
+        words = said.split()
+        more = words[-1:] == ["..."]
+        expected = [] if words == ["(nothing)"] else words[:-1] if more else words
+        got = offered(ip, code)
+        assert (got[: len(expected)] if more else got) == expected, f"{block.where}: {code}<TAB> offers {got}"
 
 
 def check_nothing_unshown(previous: RealRun | None) -> None:

@@ -21,7 +21,9 @@ pytestmark = pytest.mark.docker
         ("--detach=true", "--detach=true refused: a run waits"),
         ("--rm=false", "--rm=false refused: Dockyter removes every container it starts"),
         ("--restart always", "--restart always refused: Dockyter removes every container"),
-        ("-it", "-i refused: a cell has no keyboard input"),
+        ("-it", "-i and -t refused: a cell has no keyboard input and no terminal to give the container; drop both"),
+        ("-i -t", "-i and -t refused: a cell has no keyboard input and no terminal"),
+        ("-i", "-i refused: a cell has no keyboard input"),
         ("-t", "-t refused: a cell has no terminal to give the container"),
     ],
 )

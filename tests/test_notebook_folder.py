@@ -94,6 +94,29 @@ def test_through_the_api_backend_where_the_servers_policy_allows_the_mount(
     assert str(denied.error).startswith("the API refused the request: ") and "\n" not in str(denied.error)
 
 
+def test_a_session_through_the_api_backend_has_them_too(
+    cell, ip, isolated_home, test_image, kernel_uid, dockyter_server
+):
+    pytest.importorskip("fastapi", reason="dockyter-server needs the 'server' extra")
+    allowing = dockyter_server(allowed_mounts=[f"{isolated_home}:rw"])
+    ip.run_line_magic("config", f"Dockyter.api_token = {allowing.token!r}")
+    with capture_output():
+        ip.run_line_magic("docker_backend", f"api {allowing.url}")
+    started = cell(f"%docker_session start remote --here --as-me {test_image}")
+    assert started.error is None and "a terminal in it" not in started.stdout  # its container is the server's
+    run = cell("%%docker --session remote\npwd; id -u; echo api > session.txt")
+    assert run.stdout == f"{isolated_home}\n1234\n", run.stderr
+    assert (isolated_home / "session.txt").stat().st_uid == 1234
+    ip.run_line_magic("config", "Dockyter.here = True")  # the trait, for a session the policy refuses
+    refusing = dockyter_server()
+    ip.run_line_magic("config", f"Dockyter.api_token = {refusing.token!r}")
+    ip.run_line_magic("config", f"Dockyter.api_url = {refusing.url!r}")
+    denied = cell(f"%docker_session start elsewhere {test_image}")
+    assert "could not start" in str(denied.error) and str(isolated_home) in str(denied.error), denied.error
+    ip.run_line_magic("config", "Dockyter.here = False")
+    cell("%docker_session stop --all")
+
+
 def test_dollar_pwd_is_explained_in_one_line(cell, ip, test_image):
     assert "PWD" not in ip.user_ns and "HOME" not in ip.user_ns  # else IPython expands them, as it should
     run = cell(f"%%docker -v $PWD:/work {test_image}\nls /work")

@@ -7,6 +7,7 @@ which backend ran it.
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
@@ -32,6 +33,7 @@ class RunRequest:
     shell: tuple[str, ...] = DEFAULT_SHELL
     timeout: float | None = None  # seconds; None means no limit
     merge_stderr: bool = False  # stderr into stdout, as IPython's getoutput does
+    stop: threading.Event | None = None  # set from another thread: stop the run as an interrupt does (--bg)
 
     @property
     def args_text(self) -> str:
@@ -72,11 +74,18 @@ class SessionHandle(Protocol):
 
     def death_reason(self) -> str: ...
 
+    def way_in(self) -> str | None:
+        """The command that opens a terminal in its container (``docker exec -it NAME bash``), when
+        the container is on this machine; None otherwise."""
+        ...
+
     def memory(self) -> str | None:
         """The memory its container uses now, as a listing shows it (``12.5MiB``); None when unknown."""
         ...
 
-    def remove(self) -> None: ...
+    def remove(self) -> str | None:
+        """Stop it and remove its container; None when done, else why it may not be (one line)."""
+        ...
 
 
 class Backend(ABC):

@@ -13,6 +13,7 @@ from typing import Any, cast
 from traitlets import Bool, Dict, Float, Int, List, TraitType, Unicode
 
 from ..wire.contract import SECRET_HEADER
+from .argv import Argv
 
 # Traits whose values are never shown, and which a project's own file should not hold.
 SECRET_TRAITS = frozenset({"api_token"})
@@ -94,3 +95,25 @@ def _plural(words: str) -> str:
     return {"a string": "strings", "a number": "numbers", "an integer": "integers", "true or false": "booleans"}.get(
         words, "values"
     )
+
+
+def refusal_reason(trait: TraitType[Any, Any], value: Any, error: Exception) -> str:
+    """Why ``trait`` refused ``value``, in a few words: a bound, a type, a length, or the message
+    of Dockyter's own check (already in words), never traitlets' sentence about instances."""
+    if isinstance(trait, Argv) and not isinstance(value, (list, tuple, str)):
+        return f"expected a list of words (or one string, split as a shell would), found {describe(value)}"
+    mismatch = None if isinstance(trait, Argv) else type_mismatch(trait, value)
+    if mismatch is not None and not (isinstance(trait, Float) and isinstance(value, int)):
+        return mismatch
+    low, high = getattr(trait, "min", None), getattr(trait, "max", None)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if low is not None and value < low:
+            return f"it must be at least {low:g}"
+        if high is not None and value > high:
+            return f"it must be at most {high:g}"
+    if isinstance(trait, List) and isinstance(value, list):
+        shortest = getattr(trait, "_minlen", 0)
+        if len(value) < shortest:
+            return "it must not be empty" if shortest == 1 else f"it needs at least {shortest} items"
+    text = str(error)
+    return text if "trait of a" not in text else text.split(" trait of a ")[-1]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from traitlets import Bool, Dict, Float, TraitError, TraitType, Unicode, validate
+from traitlets import Bool, Dict, Float, Int, TraitError, TraitType, Unicode, validate
 from traitlets.config import Configurable
 from traitlets.utils.bunch import Bunch
 
@@ -76,6 +76,14 @@ class DockyterTraits(Configurable):
         False,
         help="Run every container as the kernel's own uid:gid (--user), so files written into a mount "
         "belong to you, not root. --as-me does it for one cell.",
+    ).tag(config=True)
+
+    max_output = Int(
+        1_000_000,
+        min=0,
+        help="Bytes of output a cell (or a `!` command) shows, stdout and stderr together; the rest is "
+        "counted, not shown, and one line at the end says how much. 0: no limit. --out and --err "
+        "capture everything whatever the limit.",
     ).tag(config=True)
 
     # -- how a run ends -------------------------------------------------------------------------

@@ -7,7 +7,9 @@
 ``cellline``      what a ``%%docker`` line asks for besides the docker arguments
 ``completion``    tab completion of every magic line, read from the grammar tables
 ``redirect``      ``!cmd``, ``x = !cmd``, ``!!cmd`` and ``%sx`` into containers, and back
+``expansion``     what IPython would have expanded on a magic line that one ``$NAME`` stopped
 ``sessionmagic``  ``%docker_session``'s verbs
+``jobsmagic``     ``%%docker --bg`` and ``%docker_jobs``
 ``tables``        the tables the magics show: HTML in a notebook, text in a terminal
 
 May import: IPython and anything of the client side (:mod:`dockyter.core` and below). Nothing

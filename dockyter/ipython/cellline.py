@@ -32,6 +32,8 @@ class CellOptions:
     as_me: bool = False  # run as the kernel's uid:gid
     profile: str | None = None
     session: str | None = None  # run in this session's container
+    bg: bool = False  # run in the background (a job), return at once
+    proc: str | None = None  # with --bg: the variable for the job's handle
     help: bool = False  # --help: show the usage, run nothing
     docker_tokens: list[str] = field(default_factory=list)
 
@@ -68,14 +70,21 @@ def parse_cell_line(line: str) -> CellOptions:
     for option, value in parsed.given:
         _apply(options, option, value)
     own = [option.name for option in CELL.options]
-    for name in [] if parsed.explicit_end else _flags(options.docker_tokens):
+    for name in [] if parsed.explicit_end else docker_flags_of(options.docker_tokens):
         if name in own and name not in BOOL_FLAGS:
             raise BadUsage(f"{name} is a %%docker option: put it before the docker arguments")
         _refuse_a_typo(name, own)  # --no-raise-eror among the docker arguments, too
     if options.tee and not (options.out or options.err):
         raise BadUsage("--tee shows what --out VAR or --err VAR store: give one of them")
+    _check_background(options)
     if options.profile is not None and options.docker_tokens:
         raise BadUsage("--profile NAME replaces the docker arguments: give one or the other")
+    if options.session is not None and (options.here or options.as_me):
+        given = " ".join(name for name, on in (("--here", options.here), ("--as-me", options.as_me)) if on)
+        raise BadUsage(
+            f"{given} with --session: the session's container has its mounts and user already; they are "
+            f"given when it starts: %docker_session start {options.session} {given} IMAGE"
+        )
     if options.session is not None and (options.docker_tokens or options.profile is not None):
         raise BadUsage(
             "--session NAME runs in the session's container, which has its arguments already: "
@@ -84,7 +93,22 @@ def parse_cell_line(line: str) -> CellOptions:
     return options
 
 
-def _flags(tokens: list[str]) -> list[str]:
+def _check_background(options: CellOptions) -> None:
+    """--bg and --proc: what goes with them, in one line each."""
+    if options.proc is not None and not options.bg:
+        raise BadUsage("--proc VAR names a background job's handle: give --bg with it")
+    if not options.bg:
+        return
+    if options.session is not None:
+        raise BadUsage(
+            "--bg runs a fresh container in the background; a session runs one cell at a time: "
+            "use --bg without --session, or `cmd &` in the session"
+        )
+    if options.tee:
+        raise BadUsage("--tee shows the output as it streams; a background job's output is kept, not shown")
+
+
+def docker_flags_of(tokens: list[str]) -> list[str]:
     """The long flags among docker tokens (not the values they take), up to the image."""
     flags, skip = [], False
     for token in tokens:
@@ -122,13 +146,13 @@ def _apply(options: CellOptions, option: Option, value: str | None) -> None:
     if option.metavar is None:
         if name in ("--raise-error", "--no-raise-error"):
             options.raise_on_error = name == "--raise-error"
-        else:  # --tee, --here, --as-me, --help
+        else:  # --tee, --here, --as-me, --bg, --help
             setattr(options, name[2:].replace("-", "_"), True)
         return
     assert value is not None  # the grammar gives every option with a metavar its value
     if name == "--timeout":
         options.timeout = parse_timeout(value)
-    elif name in ("--out", "--err"):
+    elif name in ("--out", "--err", "--proc"):
         if not value.isidentifier() or keyword.iskeyword(value):
             raise BadUsage(f"{name} needs a Python variable name, not {value!r}")
         setattr(options, name[2:], value)

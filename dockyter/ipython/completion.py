@@ -9,10 +9,11 @@ and at the image's place the engine's local images (from
 waits for the engine).
 
 One matcher of IPython's completer (Matcher API v2, in ``shell.Completer.custom_matchers``)
-answers for every magic line; what it offers is in the order given, and replaces what IPython's
-other matchers (Jedi's Python names) would offer there. It only reads what is already in
-memory: anything slow happens elsewhere. What it cannot know (a path after ``-v``, the command
-after the image) it leaves to IPython's other matchers.
+answers for every magic line, and its answer is the only one there: what it offers, in the
+order given, and nothing else (no Python names, no other magics), even where it has nothing to
+offer (a ``--timeout`` value, a new session's name, after the image). The one exception is a
+path on this machine (after ``-v``, ``--env-file``...): there IPython's file matcher adds the
+paths it finds. It only reads what is already in memory: anything slow happens elsewhere.
 """
 
 from __future__ import annotations
@@ -24,10 +25,13 @@ from typing import Any, cast
 from IPython.core.completer import CompletionContext, SimpleCompletion, SimpleMatcherResult, completion_matcher
 
 from ..wire.dockerargs import ALIASES, BOOL_FLAGS, SHORT_FLAGS, VALUE_FLAGS
-from .grammar import DOCKER_ARGS, Grammar, Source, Word
+from .grammar import DOCKER_ARGS, Grammar, Source, Verb, Word
 from .magiclines import GRAMMARS
 
 IDENTIFIER = "dockyter.magic_lines"  # our matcher's, among the shell completer's custom matchers
+FILE_MATCHER = "IPCompleter.file_matcher"  # IPython's matcher of paths, by its identifier
+# docker run flags whose value is a path on this machine, where IPython's paths may help.
+PATH_FLAGS = frozenset({"--volume", "--env-file", "--label-file", "--cidfile"})
 # A few flags whose values are a short fixed list worth offering.
 FLAG_VALUES: dict[str, tuple[str, ...]] = {
     "--pull": ("always", "missing", "never"),
@@ -37,6 +41,14 @@ FLAG_VALUES: dict[str, tuple[str, ...]] = {
 }
 
 
+@dataclass(frozen=True)
+class Offer:
+    """What may replace the word at the cursor on a magic line, in the order offered."""
+
+    words: list[str]
+    paths: bool = False  # a path on this machine goes here: IPython's file matcher may add its own
+
+
 @dataclass
 class Sources:
     """Where the names a completion offers come from; each callable returns what is in memory now."""
@@ -44,6 +56,7 @@ class Sources:
     images: Callable[[], list[str]]
     profiles: Callable[[], list[str]]
     sessions: Callable[[], list[str]]
+    jobs: Callable[[], list[str]]
     backends: Callable[[], list[str]]
 
     def of(self, source: Source | None) -> list[str]:
@@ -73,9 +86,9 @@ def _canonical(token: str) -> str:
     return SHORT_FLAGS.get(token[1:], token) if len(token) == 2 else token
 
 
-def complete(grammar: Grammar, words: list[str], current: str, sources: Sources) -> list[str] | None:
+def complete(grammar: Grammar, words: list[str], current: str, sources: Sources) -> Offer:
     """What may replace ``current`` after ``words`` (the line's words before it, the magic's name
-    left out), in the order offered; None to leave the word to IPython's other matchers."""
+    left out), in the order offered."""
     position = 0
     while position < len(words):  # the magic's own options
         word = words[position]
@@ -87,56 +100,63 @@ def complete(grammar: Grammar, words: list[str], current: str, sources: Sources)
             break
         if option.metavar is not None and not has_value:
             if position + 1 == len(words):  # the cursor is on its value
-                return sources.of(option.values)
+                return Offer(sources.of(option.values))
             position += 1
         position += 1
     rest = words[position:]
-    offered: list[str] | None
+    offered: Offer
     if grammar.verbs:
         verb = grammar.verb(rest[0]) if rest else None
         if not rest:
-            offered = [verb.name for verb in grammar.verbs]
+            offered = Offer([verb.name for verb in grammar.verbs])
         elif verb is None:
-            offered = []
+            offered = Offer([])
         else:
-            offered = _words(rest[1:], current, verb.words, sources, DOCKER_ARGS if verb.docker else None)
+            offered = _verb_words(verb, rest[1:], current, sources)
     else:
         offered = _words(rest, current, grammar.words, sources, grammar.docker)
     if current.startswith("-") and not rest:  # options may still come
-        return [*(option.name for option in grammar.options), *(offered or [])]
+        return Offer([*(option.name for option in grammar.options), *offered.words], offered.paths)
     return offered
 
 
-def _words(
-    rest: list[str], current: str, words: tuple[Word, ...], sources: Sources, docker: str | None
-) -> list[str] | None:
+def _verb_words(verb: Verb, rest: list[str], current: str, sources: Sources) -> Offer:
+    """After a verb: its words, then its own switches (those not given yet) with docker's arguments."""
+    given = rest[len(verb.words) :]
+    switches = [word for word in given if verb.option(word) is not None]
+    rest = [*rest[: len(verb.words)], *given[len(switches) :]] if given[: len(switches)] == switches else rest
+    offered = _words(rest, current, verb.words, sources, DOCKER_ARGS if verb.docker else None)
+    if len(rest) == len(verb.words) and current.startswith("-"):  # the verb's switches may still come
+        own = [option.name for option in verb.options if option.name not in switches]
+        return Offer([*own, *offered.words], offered.paths)
+    return offered
+
+
+def _words(rest: list[str], current: str, words: tuple[Word, ...], sources: Sources, docker: str | None) -> Offer:
     """The word at ``len(rest)`` among ``words``, or the docker arguments once they are all given."""
     if len(rest) < len(words):
         word = words[len(rest)]
-        return [*sources.of(word.values), *word.instead]
+        return Offer([*sources.of(word.values), *word.instead])
     if docker is not None:
         return _docker_arguments(rest[len(words) :], current, sources)
-    return []
+    return Offer([])
 
 
-def _docker_arguments(tokens: list[str], current: str, sources: Sources) -> list[str] | None:
+def _docker_arguments(tokens: list[str], current: str, sources: Sources) -> Offer:
     """``docker run``'s flags, a few of their values, the local images at the image's place."""
     value_for: str | None = None
     for token in tokens:
         if value_for is not None:
             value_for = None
         elif not token.startswith("-"):
-            return None  # after the image: the command, nothing of ours
+            return Offer([])  # after the image: nothing more goes on a magic line
         elif "=" not in token and _takes_value(token):
             value_for = _canonical(token if token.startswith("--") else f"-{token[-1]}")
-    if value_for is not None:
-        values = FLAG_VALUES.get(value_for)
-        if values:
-            return list(values)
-        return None  # a path for -v, a name for -e...: IPython's own matchers may know
+    if value_for is not None:  # a few values are worth offering; a host path is IPython's to find
+        return Offer(list(FLAG_VALUES.get(value_for, ())), paths=value_for in PATH_FLAGS)
     if current.startswith("-"):
-        return docker_flags()
-    return sources.images()
+        return Offer(docker_flags())
+    return Offer(sources.images())
 
 
 def _relative(candidates: Iterable[str], word: str, token: str) -> list[str]:
@@ -159,6 +179,20 @@ def grammar_of(word: str) -> Grammar | None:
     return None
 
 
+class Claim(list[SimpleCompletion]):
+    """No completion, and still the only answer on a magic line.
+
+    IPython drops the other matchers' answers only when the matcher asking for it has
+    completions (``has_any_completions`` reads ``len()``), so a place where Dockyter has nothing
+    to offer would fill with Python names. This empty list counts itself as one completion: the
+    others are suppressed, and it yields nothing (tests/ipython/test_completion.py checks it
+    through a real kernel).
+    """
+
+    def __len__(self) -> int:
+        return 1
+
+
 def matcher(sources: Sources) -> Callable[[CompletionContext], SimpleMatcherResult]:
     """The matcher of every magic line, reading ``sources`` at each TAB."""
 
@@ -167,12 +201,15 @@ def matcher(sources: Sources) -> Callable[[CompletionContext], SimpleMatcherResu
         words = text.split()
         grammar = grammar_of(words[0]) if words else None
         typing_the_name = len(words) == 1 and not text[-1:].isspace()
-        if grammar is None or typing_the_name or not takes_words(grammar):
-            return {"completions": []}
+        if grammar is None or typing_the_name:
+            return {"completions": []}  # not ours: a magic's name is IPython's to complete
         current = "" if text[-1:].isspace() else words.pop()
-        offered = complete(grammar, words[1:], current, sources)
-        found = [SimpleCompletion(word) for word in _relative(offered or [], current, context.token)]
-        return {"completions": found, "suppress": bool(found), "ordered": True}
+        offered = complete(grammar, words[1:], current, sources) if takes_words(grammar) else Offer([])
+        found = [SimpleCompletion(word) for word in _relative(offered.words, current, context.token)]
+        result: SimpleMatcherResult = {"completions": found or Claim(), "suppress": True, "ordered": True}
+        if offered.paths:
+            result["do_not_suppress"] = {FILE_MATCHER}
+        return result
 
     mark: Any = completion_matcher(identifier=IDENTIFIER, api_version=2)  # IPython's decorator is untyped
     return cast(Callable[[CompletionContext], SimpleMatcherResult], mark(complete_magic_line))

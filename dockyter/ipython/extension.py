@@ -6,6 +6,7 @@ from typing import Any
 
 from IPython.core.interactiveshell import InteractiveShell
 
+from .. import errors
 from ..backends.registry import known_backends
 from ..core import Dockyter
 from . import completion
@@ -32,6 +33,7 @@ def load(shell: InteractiveShell) -> Dockyter:
     core.layers.load_file(announce=core.announcer.problems)
     core.cleanup_in_background()
     completion.install(shell, completion_sources(core))
+    errors.use_colour(lambda: str(getattr(shell, "colors", "")).lower() != "nocolor")
     if core.cleans_up_here():  # a local engine: list its images now, so the first TAB has names
         core.active_backend.images.refresh_in_background()
     return core
@@ -43,6 +45,7 @@ def completion_sources(core: Dockyter) -> completion.Sources:
         images=lambda: core.active_backend.images.names(),
         profiles=lambda: sorted(core.layers.file.profiles),
         sessions=core.session_names,
+        jobs=core.job_names,
         backends=known_backends,
     )
 
@@ -53,6 +56,7 @@ def unload(shell: InteractiveShell) -> None:
         return
     core.shutdown()
     completion.uninstall(shell)
+    errors.use_colour(None)
     manager = shell.magics_manager
     magics = manager.registry.pop(DockyterMagics.__name__, None)
     if magics is not None:

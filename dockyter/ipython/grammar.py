@@ -18,7 +18,7 @@ from ..errors import BadUsage
 from ..wire.dockerargs import split_line
 
 # What completes a value, read at each TAB from what is in memory (completion.Sources).
-Source = Literal["images", "profiles", "sessions", "backends"]
+Source = Literal["images", "profiles", "sessions", "jobs", "backends"]
 WIDTH = 92  # of the usage text: the same in every terminal, notebook and docstring
 HELP_WORDS = ("--help", "help")  # either asks a magic with verbs for its usage
 
@@ -61,10 +61,21 @@ class Verb:
     help: str
     words: tuple[Word, ...] = ()
     docker: bool = False  # then docker arguments, ending with the image
+    options: tuple[Option, ...] = ()  # switches of its own, after its words (before docker's)
 
     @property
     def synopsis(self) -> str:
-        return " ".join([self.name, *(word.synopsis for word in self.words), *([DOCKER_ARGS] if self.docker else [])])
+        return " ".join(
+            [
+                self.name,
+                *(word.synopsis for word in self.words),
+                *(f"[{option.synopsis}]" for option in self.options),
+                *([DOCKER_ARGS] if self.docker else []),
+            ]
+        )
+
+    def option(self, name: str) -> Option | None:
+        return next((option for option in self.options if option.name == name), None)
 
 
 DOCKER_ARGS = "[DOCKER ARGS...] IMAGE"
@@ -170,6 +181,9 @@ class Grammar:
         parsed.verb = verb.name
         usage = f"usage: {self.magic} {verb.synopsis}"
         rest = self._take_words(rest[1:], verb.words, parsed, usage)
+        while rest and (option := verb.option(rest[0])) is not None:  # its switches, in any order
+            parsed.given.append((option, None))
+            rest = rest[1:]
         if bool(rest) != verb.docker:  # docker arguments missing, or words too many
             raise BadUsage(usage)
         parsed.docker = rest
@@ -216,6 +230,9 @@ class Grammar:
         text += "\n\n" + self.description.strip() + "\n"
         if self.options:
             text += "\noptions:\n" + "\n".join(_describe(option) for option in self.options) + "\n"
+        for verb in self.verbs:
+            if verb.options:
+                text += f"\noptions of {verb.name}:\n" + "\n".join(_describe(option) for option in verb.options) + "\n"
         if self.epilog:
             text += "\n" + self.epilog.strip() + "\n"
         return text

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from .grammar import DOCKER_ARGS, HELP, Grammar, Option, Verb, Word
 
+# The shorthands for the notebook's folder and the user's own files: a cell's, and a session's.
+HERE = Option("--here", "mount the kernel's working directory at the same path and start there")
+AS_ME = Option("--as-me", "run as the kernel's own uid:gid, so files written into mounts are yours")
+
 CELL = Grammar(
     "%%docker",
     description="""
@@ -30,8 +34,8 @@ come before the docker arguments; `--` ends them. Docker's own flags pass untouc
         ),
         Option("--out", "store stdout in the variable VAR instead of showing it (as %%bash --out)", "VAR"),
         Option("--err", "store stderr in the variable VAR instead of showing it (as %%bash --err)", "VAR"),
-        Option("--here", "mount the kernel's working directory at the same path and start there"),
-        Option("--as-me", "run as the kernel's own uid:gid, so files written into mounts are yours"),
+        HERE,
+        AS_ME,
         Option("--tee", "with --out/--err: show the output as it streams and store it too"),
         Option(
             "--profile",
@@ -46,12 +50,21 @@ come before the docker arguments; `--` ends them. Docker's own flags pass untouc
             "NAME",
             values="sessions",
         ),
+        Option(
+            "--bg",
+            "run the container in the background and return at once (as %%script --bg): its output is kept, "
+            "not shown; %docker_jobs lists the jobs",
+        ),
+        Option("--proc", "with --bg: store the job's handle (returncode, wait(), stop()) in the variable VAR", "VAR"),
         HELP,
     ),
     docker="[--] [DOCKER ARGS...] [IMAGE]",
     epilog="""
 After the run, `_exit_code` holds the exit status (124: timed out, 130: interrupted).
 Interrupting the kernel stops and removes the container.
+
+With --bg, --out VAR and --err VAR name the job's streams (VAR.read() gives what is new,
+str(VAR) all of it); without them the last 64 KiB of each are kept in the job's handle.
 
 `$name` and `{expression}` on the magic line expand from Python, as on any
 IPython magic line; the cell itself reaches the container's shell untouched.
@@ -97,7 +110,7 @@ keeps the session. Sessions idle for Dockyter.session_idle_timeout seconds are s
     options=(HELP,),
     no_verb="list the sessions",
     verbs=(
-        Verb("start", "start a session", (Word("NAME"),), docker=True),
+        Verb("start", "start a session", (Word("NAME"),), docker=True, options=(HERE, AS_ME)),
         Verb("stop", "stop one, or every one", (Word("NAME", "sessions", instead=("--all",)),)),
         Verb("restart", "a fresh container, same arguments", (Word("NAME", "sessions"),)),
     ),
@@ -156,5 +169,17 @@ whether `!` is redirected, and the exact command a cell would run.
 )
 CLEANUP = Grammar("%docker_cleanup", "Remove Dockyter containers left running by kernels that died (and nothing else).")
 
+JOBS = Grammar(
+    "%docker_jobs",
+    description="""
+Background jobs: the containers of `%%docker --bg` cells, which run while the notebook goes on.
+Stopping one stops its container as an interrupt does (SIGINT, then removal after
+Dockyter.stop_grace); %unload_ext and the kernel's shutdown stop them all.
+""",
+    options=(HELP,),
+    no_verb="list the jobs: number, state (running, exited N, stopped), image, age, command, container",
+    verbs=(Verb("stop", "stop one, or every one", (Word("JOB", "jobs", instead=("--all",)),)),),
+)
+
 # Every magic's grammar, for completion: those whose line takes anything.
-GRAMMARS = (CELL, LINE, SESSION, BACKEND, PROFILE, CONFIG, ON, OFF, STATUS, CLEANUP)
+GRAMMARS = (CELL, LINE, SESSION, JOBS, BACKEND, PROFILE, CONFIG, ON, OFF, STATUS, CLEANUP)

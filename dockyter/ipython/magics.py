@@ -8,6 +8,7 @@ settings, the backend and the run path live in the core (``%config Dockyter`` li
 
 from __future__ import annotations
 
+import difflib
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,8 +27,10 @@ from ..linechecks import eaten_backslashes
 from ..runspec import cell_asker
 from ..wire.dockerargs import DockerArgsError
 from .cellline import parse_cell_line
+from .expansion import expand_known
 from .grammar import Grammar, Parsed
-from .magiclines import BACKEND, CELL, CLEANUP, CONFIG, LINE, OFF, ON, PROFILE, SESSION, STATUS
+from .jobsmagic import jobs_command, start_job
+from .magiclines import BACKEND, CELL, CLEANUP, CONFIG, JOBS, LINE, OFF, ON, PROFILE, SESSION, STATUS
 from .sessionmagic import session_command
 from .tables import Table
 
@@ -119,6 +122,7 @@ class DockyterMagics(Magics):
     @cell_magic
     @usage(CELL)
     def docker(self, line: str, cell: str) -> None:
+        line = self._expanded(line)
         _warn_about_backslashes(line)
         with usage_errors("%%docker: "):
             options = parse_cell_line(line)
@@ -133,6 +137,9 @@ class DockyterMagics(Magics):
             return
         with usage_errors(), core.layers.one_cell(options.profile):  # --profile NAME: this cell only
             args = parse_args(options.docker_tokens) if options.docker_tokens else core.configured_args()
+            if options.bg:
+                start_job(core, options.run_spec(cell, args), options.proc, self.shell.user_ns if self.shell else {})
+                return
             # Inside the profile's cell: it may set raise_on_error.
             core.run(options.run_spec(cell, args), cell_asker(options.raises(core.raise_on_error)))
 
@@ -143,6 +150,7 @@ class DockyterMagics(Magics):
         if not line.strip():
             self._say_configuration()
             return
+        line = self._expanded(line)
         _warn_about_backslashes(line)
         parsed = read(LINE, line, CELL)  # also the answer to `%%docker --help` with an empty cell
         if parsed is None:
@@ -158,6 +166,10 @@ class DockyterMagics(Magics):
         core.default_args = str(args)
         core.redirect = True
         print(f"Dockyter: `!` now runs in {args.image} ({core.backend} backend){dropped}; %docker_off to stop.")
+
+    def _expanded(self, line: str) -> str:
+        """The line as IPython would have expanded it, had one ``$NAME`` not stopped it (``$PWD``)."""
+        return expand_known(line, self.shell.user_ns) if self.shell is not None else line
 
     def _bang_in_session(self, name: str) -> None:
         with usage_errors():
@@ -210,11 +222,22 @@ class DockyterMagics(Magics):
     @line_magic()
     @usage(SESSION)
     def docker_session(self, line: str) -> None:
-        parsed = read(SESSION, line)
+        parsed = read(SESSION, self._expanded(line))
         if parsed is None:
             return
         with usage_errors("%docker_session: "):
             table = session_command(self.core, parsed)
+        if table is not None:
+            display(table)
+
+    @line_magic()
+    @usage(JOBS)
+    def docker_jobs(self, line: str) -> None:
+        parsed = read(JOBS, line)
+        if parsed is None:
+            return
+        with usage_errors("%docker_jobs: "):
+            table = jobs_command(self.core, parsed)
         if table is not None:
             display(table)
 
@@ -271,9 +294,18 @@ class DockyterMagics(Magics):
             return
         name = parsed.words.get("NAME")
         if name == "--off":
+            was = self.core.redirect
             dropped = self._drop_profile()
-            print(f"Dockyter: {dropped[2:]}." if dropped else "Dockyter: no profile is active.")
+            print(
+                f"Dockyter: {dropped[2:]}; {self._where_bang_runs(was)}."
+                if dropped
+                else "Dockyter: no profile is active."
+            )
             return
+        if name is not None and name.startswith("-"):
+            close = difflib.get_close_matches(name, ["--off", "--help"], n=1)
+            hint = f": did you mean {close[0]}?" if close else f"; usage: {PROFILE.forms()[0][0]}"
+            raise UsageError(f"%docker_profile: unknown option {name!r}{hint}")
         if name is None:
             rows = layers.profile_rows()
             if rows:
@@ -288,6 +320,17 @@ class DockyterMagics(Magics):
         print(
             f"Dockyter: profile {name!r}: `!` now runs in {image} ({self.core.backend} backend); %docker_off to stop."
         )
+
+    def _where_bang_runs(self, was_redirected: bool) -> str:
+        """Where `!` runs now that a profile is gone: in containers again, or on this machine."""
+        core = self.core
+        if core.redirect:
+            where = f"session {core.session!r}" if core.session else parse_args(core.default_args).image
+            return f"`!` runs in {where}"
+        again = " again" if was_redirected else ""
+        if core.default_args.strip() or core.session:
+            return f"`!` runs on this machine{again}; %docker_on to run it in containers"
+        return f"`!` runs on this machine{again}"
 
     @line_magic()
     @usage(CONFIG)

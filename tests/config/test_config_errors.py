@@ -12,8 +12,8 @@ from shells import run_cell
 def test_a_value_config_refused_never_breaks_a_later_load(ipshell):
     ran = run_cell(ipshell, "%config Dockyter.backend = 'nope'")
     assert ran.stderr == (
-        "Dockyter: %config: Dockyter.backend = 'nope' refused (unknown backend 'nope'; "
-        "known backends: api, docker); backend stays 'docker'\n"
+        "Dockyter: %config: Dockyter.backend = 'nope' refused: unknown backend 'nope'; "
+        "known backends: api, docker (backend stays 'docker')\n"
     )
     assert ran.error is None and "Traceback" not in ran.stdout + ran.stderr
     run_cell(ipshell, "%config Dockyter.timeout = 9")  # traitlets re-applies everything: not said twice
@@ -32,9 +32,9 @@ def test_a_bad_value_in_ipython_config_loads_the_extension_all_the_same(load_doc
     loaded = load_dockyter(default_args="--no-image-here", timeout=5.0)
     assert loaded.stderr == (
         "Dockyter: the IPython configuration (ipython_config.py, or an earlier %config): "
-        "Dockyter.default_args = '--no-image-here' refused (invalid default_args '--no-image-here': "
-        "unknown docker run option '--no-image-here'; if it takes a value, write it as --no-image-here=VALUE); "
-        "default_args stays ''\n"
+        "Dockyter.default_args = '--no-image-here' refused: invalid default_args '--no-image-here': "
+        "unknown docker run option '--no-image-here'; if it takes a value, write it as --no-image-here=VALUE "
+        "(default_args stays '')\n"
     )
     core = loaded.magics
     assert (core.default_args, core.timeout) == ("", 5.0)
@@ -49,7 +49,7 @@ def test_a_string_for_a_list_of_words_is_split_like_a_shell(ipshell):
     run_cell(ipshell, "%config Dockyter.docker_command = 'sudo -n docker'")
     assert core.docker_command == ["sudo", "-n", "docker"]
     ran = run_cell(ipshell, "%config Dockyter.shell = 'bash \"-c'")
-    assert ran.stderr.startswith("Dockyter: %config: Dockyter.shell = 'bash \"-c' refused (cannot split")
+    assert ran.stderr.startswith("Dockyter: %config: Dockyter.shell = 'bash \"-c' refused: cannot split")
     assert core.shell == ["sh", "-c"]
 
 

@@ -89,7 +89,8 @@ def test_profile_off_gives_back_exactly_the_values_underneath(shell):
     run_cell(shell, "%docker_profile small")
     ran = run_cell(shell, "%docker_profile --off")
     assert ran.stdout == (
-        "Dockyter: profile 'small' dropped (default_args, shell, timeout, raise_on_error back as before).\n"
+        "Dockyter: profile 'small' dropped (default_args, shell, timeout, raise_on_error back as before); "
+        "`!` runs on this machine again.\n"
     )
     assert (magics.default_args, magics.shell, magics.timeout, magics.raise_on_error, magics.redirect) == before
     assert magics.layers.origin == origins  # 7 s from the IPython config is again "ipython_config.py"

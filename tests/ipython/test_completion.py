@@ -7,10 +7,12 @@ import threading
 import time
 
 import pytest
-from helpers import wait_until
+from helpers import docker, wait_until
 from IPython.core.completer import provisionalcompleter
 from IPython.utils.capture import capture_output
 
+from dockyter.ipython.completion import docker_flags
+from dockyter.ipython.magiclines import CELL
 from dockyter.wire.images import LocalImages
 
 
@@ -166,3 +168,49 @@ def test_verbs_and_session_names_through_a_kernel(no_leftover_containers, kernel
     assert complete_in(kernel, "%docker --session ")["matches"] == ["eval", "train"]
     kernel.run("%docker_session stop --all")
     assert complete_in(kernel, "%docker_session stop ")["matches"] == ["--all"]
+
+
+def images_starting(prefix: str) -> list[str]:
+    """The engine's images whose name starts with ``prefix``, as the completion lists them."""
+    listing = docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+    return sorted({name for name in listing if name.startswith(prefix) and "<none>" not in name})
+
+
+@pytest.mark.docker
+@pytest.mark.kernel
+def test_a_magic_line_offers_dockyters_matches_only_through_a_kernel(kernel, test_image):
+    """On a Dockyter magic line the kernel answers with our matches alone, in our order: no
+    Python names, even where we have nothing to offer; after -v, IPython's paths."""
+    kernel.run(f"%%docker {test_image}\ntrue")  # by now the image cache has been filled
+    own = [option.name for option in CELL.options]
+    assert own[:3] == ["--no-raise-error", "--raise-error", "--timeout"]
+    flags = complete_in(kernel, "%%docker --")["matches"]
+    assert flags == own + [flag for flag in docker_flags() if flag.startswith("--") and flag not in own]
+    assert complete_in(kernel, "%%docker --ti")["matches"] == ["--timeout"]
+    for code in (
+        "%%docker --timeout ",  # a number of seconds
+        "%%docker --out ",  # a new variable
+        "%docker_session start ",  # a new session's name
+        "%docker_session stop zz",  # no such session
+        "%%docker -e ",  # an environment variable
+        f"%%docker {test_image} ",  # nothing comes after the image
+        "%docker_status ",  # takes nothing
+        "%docker nosuch-registry.example/",  # no image of that name
+    ):
+        assert complete_in(kernel, code)["matches"] == [], code
+    # after a '/': the images whose names start so, whole, in order
+    code = "%docker dockyter-test/"
+    reply = complete_in(kernel, code)
+    assert [code[: reply["cursor_start"]] + match for match in reply["matches"]] == [
+        f"%docker {name}" for name in images_starting("dockyter-test/")
+    ]
+    assert test_image in reply["matches"] or test_image.split("/")[0] != "dockyter-test"
+    code = f"%%docker --timeout 5 {test_image[:-2]}"
+    reply = complete_in(kernel, code)
+    assert code[: reply["cursor_start"]] + reply["matches"][0] == f"%%docker --timeout 5 {test_image}"
+    # a host path after -v: IPython's file matcher, and only that
+    reply = complete_in(kernel, "%%docker -v /tm")
+    assert reply["matches"] == ["/tmp/"]
+    assert [item["type"] for item in reply["metadata"]["_jupyter_types_experimental"]] == ["path"]
+    # not a magic line: Python names as ever
+    assert "abs" in complete_in(kernel, "ab")["matches"]

@@ -91,7 +91,7 @@ def test_config_sets_traits_at_run_time(ip):
 def test_unknown_backend_is_refused_with_the_known_ones(ip):
     refused = run_cell(ip, "%config Dockyter.backend = 'kubernetes'")
     assert (
-        "Dockyter: %config: Dockyter.backend = 'kubernetes' refused (unknown backend 'kubernetes'; known backends: api, docker)"
+        "Dockyter: %config: Dockyter.backend = 'kubernetes' refused: unknown backend 'kubernetes'; known backends: api, docker (backend stays 'docker')"
         in refused.stderr
     )
     assert dockyter_configurables(ip)[0].backend == "docker"

@@ -23,7 +23,7 @@ def test_verbs_and_their_words():
 @pytest.mark.parametrize(
     "grammar, line, message",
     [
-        (SESSION, "start s", "usage: %docker_session start NAME [DOCKER ARGS...] IMAGE"),
+        (SESSION, "start s", "usage: %docker_session start NAME [--here] [--as-me] [DOCKER ARGS...] IMAGE"),
         (SESSION, "restart a b", "usage: %docker_session restart NAME"),
         (
             SESSION,
@@ -54,7 +54,7 @@ def test_options_then_the_rest():
 
 
 def test_every_usage_starts_with_its_forms_and_every_magic_has_one():
-    assert len({grammar.magic for grammar in GRAMMARS}) == len(GRAMMARS) == 10
+    assert len({grammar.magic for grammar in GRAMMARS}) == len(GRAMMARS) == 11
     for grammar in GRAMMARS:
         usage = grammar.usage()
         assert usage.startswith(f"usage: {grammar.magic}"), usage

@@ -95,7 +95,7 @@ def test_listing_stopping_and_restarting(engine_cell, engine_shell, session, eng
 
 
 def test_a_dead_session_says_so_until_restarted(engine_cell, engine_shell, session):
-    ended = engine_cell("%%docker --session s\nexit 5")
+    ended = engine_cell("%%docker --session s\nbuiltin exit 5")  # the shell itself, not the cell
     assert isinstance(ended.error, DockyterError)
     assert "session 's' is dead: its shell exited with status 5" in str(ended.error)
     assert engine_shell.user_ns["_exit_code"] == 5

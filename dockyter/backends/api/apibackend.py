@@ -105,13 +105,15 @@ class APIBackend(Backend):
         body: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         stream: bool = False,
+        token: str | None = None,
     ) -> requests.Response:
         """One HTTP request with our auth, headers, TLS and timeouts; transport failures become BackendError.
 
+        ``token``: another than ``api_token`` (a session is deleted with the token that started it).
         ``requests.ReadTimeout`` is left to the caller, which knows what the wait meant.
         """
         settings = self.settings
-        token = settings.api_token
+        token = settings.api_token if token is None else token
         try:
             return self.session.request(
                 method,

@@ -47,6 +47,7 @@ class Sender(Protocol):
         body: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         stream: bool = False,
+        token: str | None = None,
     ) -> requests.Response: ...
 
     def request_body(self, request: RunRequest) -> dict[str, Any]: ...
@@ -126,6 +127,7 @@ class ExecuteCall:
         merge = self.request.merge_stderr
         progress = ProgressLine()  # the server's pull of the image, if it pulls
         for line in self._lines():
+            self.sink.tick()  # a batch of output due to be shown
             event = self._parse_event(line)
             kind = event.get("event")
             if kind == "pull":

@@ -6,6 +6,13 @@ cancel by id on interrupt or timeout, which stops the command and keeps the sess
 ``DELETE /sessions/{id}`` ends it. A server whose ``/health`` does not list the ``sessions``
 feature (an older ``dockyter-server``, or one that implements only the original contract) has
 none, and the user is told so in one line before anything is sent.
+
+A refused request does not make a session gone. After one, the server is asked
+(``GET /sessions/{id}``); its ``404`` may mean the session ended (its idle or lifetime limit, a
+restart), but also that the request carried another token or reached a server that never had
+it. So the cell says what the server answered, and ``stop`` (or ``restart``) still sends
+``DELETE``: only the server saying it ended the session, or deleting it, makes it gone, and
+"stopped" is said only of a session the server stopped.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from urllib.parse import quote
 
 import requests
 
-from ...errors import BackendError, SessionDead
+from ...errors import BackendError, SessionDead, SessionUnknown
 from ...output import OutputSink
 from ...wire.contract import CONTROL_TIMEOUT
 from ..base import RunRequest, RunResult
@@ -45,7 +52,9 @@ class RemoteSession:
         self.base = backend.base_url()
         self.id = ""
         self.container = ""
-        self.ended: str | None = None
+        self.ended: str | None = None  # why it is no longer usable from here (None: it is)
+        self.over = False  # the server said it is gone: it ended it, or deleted it for us
+        self.token = ""  # the token it was started with: a 404 under another one means little
 
     @classmethod
     def open(cls, backend: SessionSender, name: str, args: RunArgs) -> RemoteSession:
@@ -79,6 +88,7 @@ class RemoteSession:
             raise BackendError(f"the API answered {url} without a session id")
         self.id = info["id"]
         self.container = str(info.get("container") or self.id)
+        self.token = backend.settings.api_token
 
     def _features(self) -> list[str]:
         try:
@@ -107,27 +117,38 @@ class RemoteSession:
         try:
             result = ExecuteCall(self.backend, request, sink).run(self.url + "/execute", base=self.base)
         except BackendError:
-            if self._gone():
-                raise SessionDead(self.ended or "the server no longer has it") from None
+            if self._unknown():
+                raise SessionUnknown(f"the server does not know it now (404: {self._unknown_because()})") from None
             raise
         finally:
             sink.close()
         if result.reason == "session_ended":
             self.ended = (result.message or "its shell ended").removeprefix("the session ended: ")
+            self.over = True  # the server ended it and removed its container
             raise SessionDead(self.ended, result.exit_code)
         return result
 
-    def _gone(self) -> bool:
-        """After a failed request: whether the server has dropped the session (idle, age, restart)."""
+    def _unknown(self) -> bool:
+        """After a failed request: whether the server says it does not know the session (``404``).
+
+        Not proof that it is gone (another token, another server): the session stays usable, and
+        ``remove`` still asks to delete it.
+        """
         try:
             response = self.backend.send("GET", self.url, read_timeout=CONTROL_TIMEOUT)
         except (BackendError, requests.RequestException):
             return False
         with response:
-            if response.status_code == 404:
-                self.ended = "the server no longer has it (its idle or lifetime limit, or a server restart)"
-                return True
-        return False
+            return response.status_code == 404
+
+    def _unknown_because(self) -> str:
+        """Why a server may answer 404 for this session."""
+        if self.token != self.backend.settings.api_token:
+            return "the token has changed since it started, and a session belongs to its token"
+        return (
+            "it ended at the server's idle or lifetime limit or a restart, or the request reached "
+            "a server that does not have it"
+        )
 
     def memory(self) -> str | None:
         """The memory the server says the session's container uses: ``memory_bytes`` of
@@ -148,16 +169,35 @@ class RemoteSession:
     def death_reason(self) -> str:
         return self.ended or "it is gone"
 
-    def remove(self) -> None:
-        """Delete it on the server; best effort (the server's limits remove it anyway)."""
-        if not self.id or self.ended is not None:
+    def way_in(self) -> None:
+        return None  # the container is on the server's machine
+
+    def remove(self) -> str | None:
+        """Delete it on the server (``DELETE``, unless the server ended it itself); None when the
+        server deleted it, else why it was not (it did not know it, or did not answer)."""
+        if not self.id or self.over:
             self.ended = self.ended or "stopped"
-            return
-        self.ended = "stopped"
-        try:
-            self.backend.send("DELETE", self.url, read_timeout=CONTROL_TIMEOUT).close()
-        except (BackendError, requests.RequestException):
-            pass
+            return None
+        try:  # with the token that started it: a session belongs to its token
+            response = self.backend.send("DELETE", self.url, read_timeout=CONTROL_TIMEOUT, token=self.token)
+        except requests.RequestException as error:
+            return f"the server did not answer its DELETE ({type(error).__name__}); it ends at the server's idle limit"
+        except BackendError as error:
+            return f"{error}; it ends at the server's idle limit"
+        with response:
+            status = response.status_code
+        if status == 404:
+            self.over = True
+            return (
+                "the server does not know it (404: it ended at the server's idle or lifetime limit or a restart, "
+                "or the request reached a server that does not have it)"
+            )
+        if status == 401:
+            return "the server refused the token it was started with (401); it ends at the server's idle limit"
+        if not 200 <= status < 300:
+            return f"the server answered its DELETE with {status}; it ends at the server's idle limit"
+        self.ended, self.over = "stopped", True
+        return None
 
 
 def binary_size(count: int) -> str:

@@ -4,6 +4,7 @@
 ``sessionshell``   one session: ``docker run -i`` with a bash in it, fed one line per cell
 ``cli``            the short CLI commands (kill, rm, exec, ps, stats) both run
 ``flavour``        Docker's CLI or podman's, and what the backend does differently for podman
+``starthold``      the CLI's own complaint when a container does not start, held back so it is said once
 
 May import: :mod:`dockyter.backends.base` and ``settings``, :mod:`dockyter.wire`,
 :mod:`dockyter.errors`, :mod:`dockyter.output`, :mod:`dockyter.lifecycle`.

@@ -17,6 +17,7 @@ import os
 import selectors
 import shlex
 import subprocess
+import threading
 import time
 from typing import IO, TYPE_CHECKING
 
@@ -41,6 +42,7 @@ from ...wire.pull import PullFailed, last_value, needs_pull, pull
 from ..base import SIGNAL_CHECK, Backend, BackendStatus, RunRequest, RunResult
 from .cli import control
 from .flavour import Flavour, OomMark, flavour_of, init_exit_status
+from .starthold import StartHold
 
 if TYPE_CHECKING:
     from ...wire.dockerargs import RunArgs
@@ -112,7 +114,8 @@ class DockerBackend(Backend):
         for pipe in (process.stdout, process.stderr):
             if pipe is not None:
                 widen(pipe.fileno())
-        result = _ContainerRun(self, process, name, sink, chosen is not None, request.args).wait(request.timeout)
+        run = _ContainerRun(self, process, name, sink, chosen is not None, request.args)
+        result = run.wait(request.timeout, request.stop)
         oom.clear(self.flavour, process.returncode)
         return result
 
@@ -247,22 +250,27 @@ class _ContainerRun:
         # with a name conflict): that one is never ours to stop.
         self.chosen = chosen
         self.sink = sink
+        self.output = StartHold(sink)  # the CLI's own complaint is said once, by the red line
         self.selector = selectors.DefaultSelector()
         pipes: list[tuple[IO[bytes] | None, Stream]] = [(process.stdout, "stdout"), (process.stderr, "stderr")]
         for pipe, stream in pipes:
             if pipe is not None:
                 self.selector.register(pipe, selectors.EVENT_READ, stream)
 
-    def wait(self, timeout: float | None) -> RunResult:
+    def wait(self, timeout: float | None, stop: threading.Event | None = None) -> RunResult:
         deadline = time.monotonic() + timeout if timeout else None
         finished = False
         try:
             try:
-                finished = self._pump(deadline)
+                finished = self._pump(deadline, stop)
             except KeyboardInterrupt:
                 self._stop()
                 finished = True
                 return RunResult(EXIT_INTERRUPTED, "interrupted", f"interrupted: container {self.name} stopped")
+            if not finished and stop is not None and stop.is_set():  # asked from another thread
+                self._stop()
+                finished = True
+                return RunResult(EXIT_INTERRUPTED, "interrupted", f"stopped: container {self.name} stopped")
             if not finished:
                 self._stop()
                 finished = True
@@ -270,10 +278,14 @@ class _ContainerRun:
                     EXIT_TIMEOUT, "timeout", f"timed out after {timeout:g} s: container {self.name} stopped"
                 )
             code = self.process.wait()
-            return RunResult(init_exit_status(code, self._error_tail()) if code == 1 else code)
+            if code == 1:  # podman's init (catatonit) could not start the command: Docker's 127 or 126
+                code = init_exit_status(code, self._error_tail())
+            reason = self.output.conclude(code)
+            return RunResult(code, "not_started", reason) if reason else RunResult(code)
         finally:
             if not finished:  # an unexpected error while pumping: still never leave it running
                 self._stop(grace=0)
+            self.output.release()
             self.sink.close()
             self.selector.close()
             for pipe in (self.process.stdout, self.process.stderr):
@@ -284,20 +296,24 @@ class _ContainerRun:
         """The end of what the CLI wrote on stderr (in stdout when both go there)."""
         return self.sink.stderr_tail if self.process.stderr is not None else self.sink.text("stdout")[-4096:]
 
-    def _pump(self, deadline: float | None) -> bool:
-        """Copy output to the sink until both pipes close (True) or ``deadline`` passes (False)."""
+    def _pump(self, deadline: float | None, stop: threading.Event | None = None) -> bool:
+        """Copy output to the sink until both pipes close (True), or ``deadline`` passes or ``stop``
+        is set (False)."""
         while self.selector.get_map():
             wait = SIGNAL_CHECK if deadline is None else min(deadline - time.monotonic(), SIGNAL_CHECK)
-            if wait <= 0:
+            if wait <= 0 or (stop is not None and stop.is_set()):
                 return False
+            due = self.sink.due_in()  # a batch of output waiting to be flushed
+            wait = wait if due is None else max(min(wait, due), 0.001)
             flooding = False
             for key, _ in self.selector.select(wait):
                 data = os.read(key.fd, PIPE_SIZE)
                 if data:
-                    self.sink.write_bytes(key.data, data)
+                    self.output.write_bytes(key.data, data)
                     flooding = flooding or len(data) >= FLOOD
                 else:
                     self.selector.unregister(key.fileobj)
+            self.output.tick()
             if flooding:
                 # Output is pouring in: let it gather in the pipe for a moment, so that each
                 # wake-up, read and write of ours carries more of it (a trickle never waits).

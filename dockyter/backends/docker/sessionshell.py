@@ -15,13 +15,14 @@ from __future__ import annotations
 import collections
 import os
 import queue
+import shlex
 import subprocess
 import threading
 import time
 from collections.abc import Sequence
 from typing import IO
 
-from ...errors import DockyterError, Interrupted, RuntimeNotFound, SessionDead
+from ...errors import DockyterError, Interrupted, RuntimeNotFound, SessionDead, not_started_reason
 from ...output import OutputSink, Stream
 from ...wire.contract import (
     EXIT_INTERRUPTED,
@@ -138,7 +139,9 @@ class SessionShell:
             )
         if "cannot connect to the docker daemon" in text or "is the docker daemon running" in text:
             return "no container engine answers: start the Docker daemon, or check DOCKER_HOST"
-        last = next((line for line in reversed(lines) if not line.startswith("bash: ")), None)
+        # docker's own reason, not the pointer to its usage that follows it
+        reason = not_started_reason(self.exit_status or 0, stderr)
+        last = reason or next((line for line in reversed(lines) if not line.startswith("bash: ")), None)
         return f"the session's container did not start: {last or f'exit status {self.exit_status}'}"
 
     # -- reading ------------------------------------------------------------------------------
@@ -244,6 +247,9 @@ class SessionShell:
             wait = SIGNAL_CHECK if deadline is None else min(deadline - time.monotonic(), SIGNAL_CHECK)
             if wait <= 0 and not closed:
                 return TIMED_OUT
+            sink.tick()
+            due = sink.due_in()  # a batch of output waiting to be flushed
+            wait = wait if due is None else min(wait, due)
             try:
                 stream, data = pending.get(timeout=max(wait, 0.01))
             except queue.Empty:
@@ -310,6 +316,9 @@ class SessionShell:
         else:
             script = KILL_SCRIPT
         self.control("exec", self.container, "bash", "-c", script, "_", str(self.shell_pid), step)
+
+    def way_in(self) -> str:
+        return shlex.join([*self.runtime, "exec", "-it", self.container, "bash"])
 
     def memory(self) -> str | None:
         """The container's memory use as ``docker stats`` reports it (about a second: it samples).

@@ -216,10 +216,28 @@ def test_a_session_reports_the_memory_its_container_uses(dockyter_server, test_i
     )
 
 
+def test_exit_and_set_e_end_the_command_and_keep_the_session(server, test_image):
+    """As a kernel's session (wire/sessionprotocol.py): exit, logout, return and a tripped set -e end
+    the command with their status; the session and its state stay; no `[1] PID` for a job."""
+    session = create(server, test_image).json()
+    execute(server, session["id"], "export KEPT=yes")
+    for cmd, stdout, code in [
+        ("echo one; exit 3; echo never", "one\n", 3),
+        ("set -e; echo two; false; echo never", "two\n", 1),
+        ("set +e; sleep 1 & echo background", "background\n", 0),
+        ("echo $KEPT; return 5", "yes\n", 5),
+        ("trap 'echo caught' INT; exit 6; echo never", "", 6),  # the command's own INT trap catches nothing
+        ("trap -p INT", "trap -- 'echo caught' SIGINT\n", 0),  # and stays
+    ]:
+        reply = execute(server, session["id"], cmd).json()
+        assert (reply["stdout"], reply["stderr"], reply["exit_code"], reply["reason"]) == (stdout, "", code, None), cmd
+    httpx.delete(f"{server.url}/sessions/{session['id']}", headers=server.headers(), timeout=60)
+
+
 @under_each_engine
 def test_a_command_that_ends_the_shell_ends_the_session(server, test_image):
     session = create(server, test_image).json()
-    ended = execute(server, session["id"], "exit 3").json()
+    ended = execute(server, session["id"], "builtin exit 3").json()
     assert (ended["exit_code"], ended["reason"]) == (3, "session_ended")
     assert "exited with status 3" in ended["message"]
     assert execute(server, session["id"], "true").status_code == 404
