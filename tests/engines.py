@@ -179,9 +179,15 @@ class Engine:
     def image_problem(self, image: str) -> str | None:
         """Why ``image`` cannot be used on this engine (None when the engine has it)."""
         problem = self.problem()
-        if problem is None and self.run("image", "inspect", "--format", "{{.Id}}", image).returncode != 0:
-            problem = f"the test image {image} is missing from {self.name}'s storage (bash .ci/podman loads it)"
-        return problem
+        if problem is not None:
+            return problem
+        for _ in range(3):  # under load, another run's podman may hold the storage for a moment
+            answer = self.run("image", "inspect", "--format", "{{.Id}}", image)
+            if answer.returncode == 0:
+                return None
+            time.sleep(1)
+        said = answer.stderr.strip().splitlines()[-1:] or [f"status {answer.returncode}"]
+        return f"the test image {image} is missing from {self.name}'s storage (bash .ci/podman loads it): {said[0]}"
 
     def warm_up(self) -> None:
         """Start rootless podman's pause process now, if it is not running.

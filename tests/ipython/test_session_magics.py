@@ -82,9 +82,16 @@ def test_listing_stopping_and_restarting(engine_cell, engine_shell, session, eng
     assert "name" in listing.shown and "memory" in listing.shown
     rows = {line.split()[0]: line.split() for line in listing.shown.splitlines()[1:] if line.strip()}
     assert set(rows) == {"s", "other"} and "running" in rows["s"] and engine_image in rows["other"]
-    # the memory each uses (1.2MiB, 442.4kB), before the container's name; rootless podman on
-    # cgroup v1 has no stats: the resident memory of its processes instead
-    assert all(re.fullmatch(r"\d+(\.\d+)?[kKMG]?i?B", row[-2]) for row in rows.values()), rows
+
+    # the memory each uses (1.2MiB, 442.4kB), before the container's name, once measured in the
+    # background; rootless podman on cgroup v1 has no stats: the resident memory of its processes instead
+    def memory_column() -> list[str]:
+        shown = engine_cell("%docker_session").shown
+        return [line.split()[-2] for line in shown.splitlines()[1:] if line.strip()]
+
+    assert wait_until(lambda: all(re.fullmatch(r"\d+(\.\d+)?[kKMG]?i?B", m) for m in memory_column()), timeout=30), (
+        memory_column()
+    )
     engine_cell("%%docker --session s\ntouch /tmp/mark; export W=1")
     assert "restarted" in engine_cell("%docker_session restart s").stdout
     fresh = engine_cell("%%docker --session s\nls /tmp/mark 2>/dev/null || echo gone; echo ${W:-unset}")
