@@ -89,7 +89,7 @@ def bench_container_name() -> str:
 
 # -- finding and removing what we started -------------------------------------------------------
 
-# A container of rootful podman's (figure 15) is named "podman:NAME" in the lists below.
+# A container of rootful podman's (figure 19) is named "podman:NAME" in the lists below.
 PODMAN = "podman:"
 
 
@@ -205,7 +205,7 @@ def machine() -> dict[str, str]:
     )
     if info.returncode == 0:
         facts["engine setup"] = info.stdout.strip()
-    if podman_here():  # figure 15
+    if podman_here():  # figure 19
         version = podman("version", "--format", "{{.Client.Version}}").stdout.strip() or "?"
         setup = podman("info", "--format", "{{.Store.GraphDriverName}} storage, {{.Host.OCIRuntime.Name}}")
         facts["podman"] = f"podman {version} (rootful), {setup.stdout.strip() or '?'}"

@@ -75,6 +75,7 @@ class Dockyter(DockyterTraits):
         # layers, so the value below stays in force (see _load_config).
         self.refused_config: dict[str, Any] = {}
         self.config_problems: list[str] = []
+        self._prestarting = False  # set once the extension is loaded: see start_prestarting
         super().__init__(**kwargs)
         self.layers = Layers(self)  # provenance of each value; dockyter.toml is applied by extension.load
 
@@ -120,6 +121,13 @@ class Dockyter(DockyterTraits):
     def _api_token_from_environment(self) -> str:
         return os.environ.get("DOCKYTER_API_TOKEN", "")
 
+    @property
+    def site_api_url(self) -> str:
+        """The ``api_url`` of the IPython configuration (a site profile's), whatever holds it now: the only
+        URL the API backend sends JupyterHub's token to (:mod:`dockyter.backends.api.credential`)."""
+        layers = getattr(self, "layers", None)  # None while the configuration is being loaded
+        return str(layers.ipython_values.get("api_url", "")) if layers is not None else ""
+
     @observe("backend")
     def _swap_backend(self, change: Bunch) -> None:
         if self._backend is not None:
@@ -131,6 +139,34 @@ class Dockyter(DockyterTraits):
         self._redirection = redirection
         if self.redirect:
             redirection.install()
+
+    # What every prestarted container's line depends on: when one changes, all are let go
+    # (their lines would not be asked for again), and `!`'s line gets one anew.
+    PRESTART_DEPENDS_ON = (
+        *("backend", "docker_command", "base_run_args", "shell", "here", "as_me"),
+        *("default_args", "redirect", "session", "prestart", "prestart_limit"),
+    )
+
+    @observe(*PRESTART_DEPENDS_ON)
+    def _renew_prestarted(self, change: Bunch) -> None:
+        if self._backend is not None:
+            self._backend.forget_prestarted()
+        self.prestart_bang()
+
+    def start_prestarting(self) -> None:
+        """From now on (the extension is loaded), `!`'s line has a container ready whenever redirected."""
+        self._prestarting = True
+        self.prestart_bang()
+
+    def prestart_bang(self) -> None:
+        """Start a container for what `!` runs, ahead of the command (``%docker ARGS IMAGE`` says what comes)."""
+        if not (self._prestarting and self.redirect and not self.session and self.default_args.strip()):
+            return
+        try:
+            request = self.request(self.configured_args(), RunSpec(""))
+            self.active_backend.prestart(request)
+        except DockyterError:
+            pass  # the first `!` says what is wrong, in one line
 
     @observe("redirect")
     def _toggle_redirection(self, change: Bunch) -> None:
@@ -323,10 +359,24 @@ class Dockyter(DockyterTraits):
         else:  # what `%%docker IMAGE` would run: the same line, the image left to the cell
             args = RunArgs((), "IMAGE")
         rows.append(("a cell runs", self.active_backend.describe(self.request(args, RunSpec("<cell>")))))
+        rows += self._prestart_rows()
         rows.append(("shell", shlex.join(self.shell)))
         rows.append(("timeout", f"{self.timeout:g} s" if self.timeout else "none"))
         rows.append(("config file", self.layers.file_label()))
         return rows
+
+    def _prestart_rows(self) -> list[tuple[str, str]]:
+        """What is prestarted, for which line; and why `!`'s line runs cold, if it does."""
+        bang = None
+        if self.default_args.strip() and not self.session:
+            try:
+                bang = self.request(self.configured_args(), RunSpec(""))
+            except DockyterError:
+                pass
+        try:
+            return self.active_backend.prestart_rows(bang)
+        except DockyterError:
+            return []
 
     def cleans_up_here(self) -> bool:
         """Whether the backend's containers can be left behind on this machine by a dead kernel."""

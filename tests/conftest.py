@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from copy import deepcopy
@@ -59,15 +58,13 @@ from engines import engine_named
 from helpers import (
     REGISTRY_BINARY,
     Registry,
-    answers,
-    docker,
     dockyter_container_owners,
     engine_problem,
-    free_port,
     image_name,
     image_problem,
     owned_elsewhere,
     remove_containers,
+    running_registry,
     runtime_problem,
     wait_until,
 )
@@ -177,9 +174,15 @@ def _new_containers(before: set[str]) -> list[str]:
 
 @pytest.fixture
 def no_leftover_containers(docker_cli: list[str]) -> Iterator[None]:
-    """Fails the test (in teardown) if a labelled container it started is still there after it."""
+    """Fails the test (in teardown) if a labelled container it started is still there after it.
+
+    Dockyter, if the test left it loaded in this process's shell, is unloaded first (the ``ip``
+    fixture would do it next): its prestarted containers live as long as it does, no longer.
+    """
     before = set(dockyter_container_owners())
     yield
+    if InteractiveShell.initialized() and "dockyter" in InteractiveShell.instance().extension_manager.loaded:
+        InteractiveShell.instance().run_line_magic("unload_ext", "dockyter")
     left = _new_containers(before)
     if left:
         remove_containers(left)
@@ -353,33 +356,19 @@ def kernel(tmp_path: Path) -> Iterator[Kernel]:
 # =============================================================================================
 
 
+def registry_binary() -> str:
+    """Debian's docker-registry; skips (or fails, under DOCKYTER_REQUIRE_DOCKER=1 as in CI) without it."""
+    binary = shutil.which(REGISTRY_BINARY) or f"/usr/bin/{REGISTRY_BINARY}"
+    if not Path(binary).exists():
+        skip_or_fail(f"{REGISTRY_BINARY} is not installed (bash .ci/provision installs it, as root)")
+    return binary
+
+
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory, test_image) -> Iterator[Registry]:
     """A registry on a free port of 127.0.0.1 for this module, its storage in a temporary folder."""
-    binary = shutil.which(REGISTRY_BINARY) or f"/usr/bin/{REGISTRY_BINARY}"
-    if not Path(binary).exists():  # skipped, or failed under DOCKYTER_REQUIRE_DOCKER=1 (as in CI)
-        skip_or_fail(f"{REGISTRY_BINARY} is not installed (bash .ci/provision installs it, as root)")
-    work = tmp_path_factory.mktemp("registry")
-    port = free_port()
-    config = work / "config.yml"
-    config.write_text(
-        "version: 0.1\nlog:\n  level: error\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {work / 'data'}\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
-    )
-    process = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    registry = Registry(f"127.0.0.1:{port}", work, test_image)
-    try:
-        assert wait_until(lambda: answers(f"http://{registry.host}/v2/"), timeout=15), "the registry did not start"
-        yield registry
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        # the images this module pulled back
-        listing = docker("images", "--format", "{{.Repository}}:{{.Tag}}", f"{registry.host}/*/*")
-        names = listing.stdout.split() if listing.returncode == 0 else []
-        if names:
-            docker("rmi", "-f", *names)
+    with running_registry(registry_binary(), tmp_path_factory.mktemp("registry"), test_image) as running:
+        yield running
 
 
 # =============================================================================================

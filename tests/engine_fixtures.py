@@ -65,6 +65,10 @@ def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
         request.config.stash[_rootless_used] = True
     before, started = set(chosen.labelled()), clock_ticks()
     yield chosen
+    # Dockyter, if the test left it loaded in this process's shell, goes first (the ``ip``
+    # fixture would unload it next): its prestarted containers live as long as it does.
+    if InteractiveShell.initialized() and "dockyter" in InteractiveShell.instance().extension_manager.loaded:
+        InteractiveShell.instance().run_line_magic("unload_ext", "dockyter")
     left = _new_containers(chosen, before)
     if left:
         chosen.remove(*left)

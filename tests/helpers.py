@@ -6,6 +6,7 @@ No pytest here: ``conftest.py`` turns these answers into skips, failures and fix
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import secrets
@@ -14,7 +15,7 @@ import subprocess
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -212,6 +213,31 @@ class Registry:
             answer = docker(*step, timeout=120)
             assert answer.returncode == 0, f"docker {step[0]}: {answer.stderr}"
         return name
+
+
+@contextlib.contextmanager
+def running_registry(binary: str, work: Path, base_image: str) -> Iterator[Registry]:
+    """Debian's registry on a free port of 127.0.0.1, its storage in ``work``; stopped, and the images
+    pulled back from it removed, at the end."""
+    port = free_port()
+    config = work / "config.yml"
+    config.write_text(
+        "version: 0.1\nlog:\n  level: error\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {work / 'data'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    process = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    registry = Registry(f"127.0.0.1:{port}", work, base_image)
+    try:
+        assert wait_until(lambda: answers(f"http://{registry.host}/v2/"), timeout=15), "the registry did not start"
+        yield registry
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        listing = docker("images", "--format", "{{.Repository}}:{{.Tag}}", f"{registry.host}/*/*")
+        names = listing.stdout.split() if listing.returncode == 0 else []
+        if names:
+            docker("rmi", "-f", *names)
 
 
 def free_port() -> int:

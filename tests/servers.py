@@ -6,7 +6,8 @@ share, imported by name:
 
 * :func:`start_server` starts one in a background thread of the test process, with a fresh
   token and its own ``server_name`` (so that its start-up clean-up never touches another
-  test's containers), and ``pull="never"`` (no registry is reachable here); the server package
+  test's containers), ``pull="never"`` (no registry is reachable here) and ``prestart=0`` (cold
+  executions, unless a test asks for prestarted containers); the server package
   is imported lazily, so this module loads even where the ``server`` extra is not installed;
 * :class:`RunningServer` is one started server: its URL, token, settings, and what is left of
   its work (``containers()``, ``exists()``, ``runs()``: on a Swarm its services and each node's
@@ -171,6 +172,9 @@ def start_server(**overrides: Any) -> RunningServer:
         "tokens": [f"tester:{token}"],
         "server_name": "test-" + secrets.token_hex(4),
         "pull": "never",
+        # Executions run cold, each in a container of its own making, unless a test asks for
+        # prestarted ones (tests/server/engine/test_server_prestart.py).
+        "prestart": 0,
     }
     values.update(overrides)
     settings = Settings(**values)

@@ -370,7 +370,12 @@ def check_ipython_config(block: Block) -> None:
 # =============================================================================================
 
 OTHER_BLOCKS = [b for b in ALL_BLOCKS if b.language not in PYTHON and b.language not in NOT_CHECKED]
-SERVER_TOKENS = {"DOCKYTER_SERVER_TOKENS": "docs:" + "x" * 32}
+SERVER_TOKENS = {
+    "DOCKYTER_SERVER_TOKENS": "docs:" + "x" * 32,
+    # What JupyterHub gives its managed service, whose TOML (docs/jupyterhub.md) leaves the hub's API to it.
+    "JUPYTERHUB_API_URL": "http://127.0.0.1:8081/hub/api",
+    "JUPYTERHUB_SERVICE_NAME": "dockyter",
+}
 
 
 @pytest.mark.parametrize("block", OTHER_BLOCKS, ids=str)

@@ -1,7 +1,7 @@
 """The figures, one module each (1-8 from issue 7, 9 the sandboxed runtime of issue 10, 10-11 sessions
 of issue 12, 12 the Swarm executor of issue 14, 13 half-sent requests and 14 the check of what the engine
-made, both of issue 19; 15 a cell on podman, of issue 25; 18 a chatty cell's messages and a session
-listing, of issue 23); every module has ``NUMBER``, ``TITLE`` and ``measure(ctx) -> FigureResult``."""
+made, both of issue 19; 15 prestarted containers of issue 22; 18 a chatty cell's messages and a session
+listing, of issue 23; 19 a cell on podman, of issue 25); every module has ``NUMBER``, ``TITLE`` and ``measure(ctx) -> FigureResult``."""
 
 from __future__ import annotations
 
@@ -23,8 +23,9 @@ MODULES = {
     12: "swarm",
     13: "slowloris",
     14: "enginecheck",
-    15: "cell_podman",
+    15: "prestart",
     18: "chatty",
+    19: "cell_podman",
 }
 
 

@@ -1,4 +1,4 @@
-"""Figure 15: ``%%docker IMAGE`` running ``true`` with ``Dockyter.docker_command = ["podman"]`` (rootful),
+"""Figure 19: ``%%docker IMAGE`` running ``true`` with ``Dockyter.docker_command = ["podman"]`` (rootful),
 against the bare ``podman run`` in the same run.
 
 The same three variants as figure 1 (:mod:`bench.figures.startup`), on podman: the cell, the
@@ -16,7 +16,7 @@ from ..runtime import podman, podman_here
 from .startup import startup_figure, watched
 from .util import docker_backend_argv
 
-NUMBER = 15
+NUMBER = 19
 TITLE = "`%%docker` cell running `true` on rootful podman"
 
 

@@ -56,7 +56,7 @@ def startup_figure(
     """Measure and fill ``result`` with the checks, samples and sides of a startup comparison.
 
     ``own``: filled by ``dockyter`` with Dockyter's own seconds for each run (see :func:`watched`).
-    ``cli``: the container CLI of the bare run (``podman`` for figure 15).
+    ``cli``: the container CLI of the bare run (``podman`` for figure 19).
     """
     own = own if own is not None else []
     bare = bare_argv(ctx.image, command, cli=cli)

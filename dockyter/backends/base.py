@@ -144,5 +144,15 @@ class Backend(ABC):
         """
         return None
 
+    def prestart(self, request: RunRequest) -> None:  # noqa: B027 - only some backends prestart
+        """Start a container for ``request``'s line now, ahead of its command, if this backend can."""
+
+    def forget_prestarted(self) -> None:  # noqa: B027 - only some backends prestart
+        """Let every prestarted container go (the settings changed)."""
+
+    def prestart_rows(self, request: RunRequest | None) -> list[tuple[str, str]]:
+        """``%docker_status``'s rows about prestarted containers; ``request``: what `!` would run."""
+        return []
+
     def close(self) -> None:  # noqa: B027 - most backends hold nothing: closing them does nothing
         """Release whatever the backend holds (connections); called when it is replaced."""

@@ -23,6 +23,12 @@ class DockerSettings(Protocol):
     def base_run_args(self) -> Sequence[str]: ...
     @property
     def stop_grace(self) -> float: ...
+    @property
+    def prestart(self) -> int: ...
+    @property
+    def prestart_limit(self) -> int: ...
+    @property
+    def prestart_idle(self) -> float: ...
 
 
 class APISettings(Protocol):
@@ -42,6 +48,11 @@ class APISettings(Protocol):
     def api_connect_timeout(self) -> float: ...
     @property
     def api_idle_timeout(self) -> float: ...
+    @property
+    def site_api_url(self) -> str:
+        """The ``api_url`` the IPython configuration set (the site profile's): the only one that gets the
+        JupyterHub token (:mod:`.api.credential`); empty when it set none."""
+        ...
 
 
 class BackendSettings(DockerSettings, APISettings, Protocol):
@@ -55,6 +66,9 @@ class StaticSettings:
     docker_command: list[str] = field(default_factory=lambda: ["docker"])
     base_run_args: list[str] = field(default_factory=lambda: ["--log-driver", "none"])
     stop_grace: float = 2.0
+    prestart: int = 1
+    prestart_limit: int = 4
+    prestart_idle: float = 600.0
     api_url: str = ""
     api_token: str = ""
     api_headers: dict[str, str] = field(default_factory=dict)
@@ -62,6 +76,7 @@ class StaticSettings:
     api_ca_bundle: str = ""
     api_connect_timeout: float = 5.0
     api_idle_timeout: float = 60.0
+    site_api_url: str = ""
 
 
 def api_url_problem(url: str) -> str | None:

@@ -125,6 +125,29 @@ class DockyterTraits(Configurable):
         "(never anything else). %docker_cleanup does the same on demand.",
     ).tag(config=True)
 
+    # -- prestarted containers -------------------------------------------------------------------
+
+    prestart = Int(
+        1,
+        min=0,
+        help="Containers started ahead of need for each line (the docker arguments, image and settings a "
+        "run would have), each used for one command: a fresh container in milliseconds. A line gets them "
+        "after its first run, and %docker ARGS IMAGE at once. 0 turns prestarting off.",
+    ).tag(config=True)
+
+    prestart_limit = Int(
+        4,
+        min=0,
+        help="At most this many prestarted containers in all; the line used longest ago gives way.",
+    ).tag(config=True)
+
+    prestart_idle = Float(
+        600.0,
+        min=0.0,
+        help="Seconds a prestarted container may wait unused before it is let go; 0 means it waits as long "
+        "as the kernel lives.",
+    ).tag(config=True)
+
     # -- the API backend ------------------------------------------------------------------------
 
     api_url = Unicode(
@@ -134,7 +157,9 @@ class DockyterTraits(Configurable):
 
     api_token = Unicode(
         help="Bearer token sent to the API service. Defaults to $DOCKYTER_API_TOKEN as it is when the "
-        "extension first needs it; never printed.",
+        "extension first needs it; never printed. When neither is set, in a JupyterHub single-user server, "
+        "the hub's token for that server ($JUPYTERHUB_API_TOKEN) is sent, but only to the api_url that "
+        "ipython_config.py sets (the site profile's).",
     ).tag(config=True)
 
     api_headers = Dict(

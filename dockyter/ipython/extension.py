@@ -32,6 +32,7 @@ def load(shell: InteractiveShell) -> Dockyter:
     core.announcer.problems(core.config_problems)  # IPython config values the traits refused
     core.layers.load_file(announce=core.announcer.problems)
     core.cleanup_in_background()
+    core.start_prestarting()  # `!` redirected by the configuration: its container starts now
     completion.install(shell, completion_sources(core))
     errors.use_colour(lambda: str(getattr(shell, "colors", "")).lower() != "nocolor")
     if core.cleans_up_here():  # a local engine: list its images now, so the first TAB has names

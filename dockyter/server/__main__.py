@@ -19,7 +19,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Imported only now: --help and setting errors stay fast and need no web framework.
     from .engine.enginekind import EngineCannotConfine
     from .engine.runtimes import RuntimeUnavailable
-    from .http.app import create_app
+    from .http.app import create_app, hub_startup_problem
     from .http.connections import raise_open_file_limit
     from .http.serve import configure_logging, make_server
 
@@ -28,6 +28,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         app = create_app(settings)
     except (RuntimeUnavailable, EngineCannotConfine) as error:
         print(f"dockyter-server: error: {error}", file=sys.stderr)
+        return 2
+    problem = hub_startup_problem(app)
+    if problem:
+        print(f"dockyter-server: error: {problem}", file=sys.stderr)
         return 2
     raise_open_file_limit()  # every connection and every CLI pipe is an open file
     server = make_server(app, settings)

@@ -56,6 +56,12 @@ class PolicyError(ServerError):
     status = 403
 
 
+class NoServiceAccess(ServerError):
+    """A JupyterHub token whose scopes do not grant access to this service (403)."""
+
+    status = 403
+
+
 class EngineDisagrees(ServerError):
     """The engine made something else than the policy approved; removed unstarted (403)."""
 
@@ -97,6 +103,12 @@ class TooBusy(ServerError):
 
 class EngineUnavailable(ServerError):
     """The container CLI is missing or cannot reach its engine (503)."""
+
+    status = 503
+
+
+class HubUnavailable(ServerError):
+    """The JupyterHub that names this server's callers cannot say whose a token is (503)."""
 
     status = 503
 

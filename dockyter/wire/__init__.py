@@ -6,6 +6,9 @@
 ``dockerargs``       ``[DOCKER ARGS...] IMAGE`` split as ``docker run`` itself would
 ``shellchars``       each character of a line as a shell reads it: quoted, escaped or plain
 ``sessionprotocol``  the line a session's bash reads per cell, and the frames that end it
+``waiter``           the shell that waits in a prestarted container for its one command, and
+                     which lines cannot wait (they run cold)
+``enginesocket``     short questions to the Docker Engine API on its unix socket, no CLI process
 ``pull``             pulling an image with progress (the engine's API, else ``docker pull``)
 ``images``           image names as the engine writes them, and the kernel's cache of them
 ``labelled``         containers found by a label, and its value on each, as docker and podman both answer

@@ -102,6 +102,7 @@ def run_argv(
     after: Sequence[str] = (),
     merge_stderr: bool = False,
     verb: str = "run",
+    waiter: Sequence[str] = (),
 ) -> list[str]:
     """The one ``docker run`` argv: ``RUNTIME run --rm --init --name NAME BEFORE OPTIONS AFTER IMAGE SHELL CMD``.
 
@@ -109,7 +110,25 @@ def run_argv(
     ``before`` holds defaults a user may override and ``after`` what a caller enforces. The
     command is one argument: it reaches a shell only inside the container. ``verb`` is
     ``create`` for a container that is checked before it is started (``dockyter-server``).
+    With ``waiter`` (:func:`dockyter.wire.waiter.waiter_words`), the container is prestarted:
+    ``-i``, and ``IMAGE WAITER... SHELL`` without a command, which comes later on stdin.
     """
+    if waiter:
+        return [
+            *runtime,
+            verb,
+            "-i",
+            "--rm",
+            "--init",
+            "--name",
+            name,
+            *before,
+            *options,
+            *after,
+            image,
+            *waiter,
+            *shell,
+        ]
     last = shell_command(command, merge_stderr)
     return [*runtime, verb, "--rm", "--init", "--name", name, *before, *options, *after, image, *shell, last]
 

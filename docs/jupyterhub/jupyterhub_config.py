@@ -1,22 +1,38 @@
-# What a JupyterHub (5 or newer) needs for Dockyter: load it from your own jupyterhub_config.py,
-# after your authenticator and spawner, which it leaves alone:
+# What a JupyterHub (5 or newer) needs for Dockyter (docs/jupyterhub.md): load it from your own
+# jupyterhub_config.py, after your authenticator and spawner, which it leaves alone:
 #
 #     load_subconfig("/etc/jupyterhub/dockyter.py")   # this file, copied there
 #
-# Every kernel loads Dockyter through the site-wide IPython profile, not through this file: copy
-# profile_default/ipython_config.py to etc/ipython/ipython_config.py under the prefix of the Python
-# environment that runs the single-user servers (`python -c 'import sys; print(sys.prefix)'` with
-# that environment's python), or to /etc/ipython/ipython_config.py for every Python on the machine
-# or in the single-user image. IPython reads both for every kernel, before the user's own profile.
+# It runs dockyter-server as the hub's managed service "dockyter", lets every user access that
+# service, and tells every single-user server where it is. The server knows each caller from the
+# hub: the API token that the hub gives each single-user server ($JUPYTERHUB_API_TOKEN, which its
+# kernels inherit and send) names the user and their groups when the server asks the hub's
+# `GET /hub/api/user`. No token to make, hand out, rotate or revoke.
 #
-# Hub users reach dockyter-server as the hub service "dockyter": each user may access it, and
-# the API token that the hub gives each single-user server ($JUPYTERHUB_API_TOKEN) carries that
-# access. Asked with that token, the hub's `GET /hub/api/user` names the user and their groups.
+# Every kernel loads Dockyter through the site-wide IPython profile (ipython_config.py beside this
+# file), not through this file.
 
 c = get_config()  # noqa: F821 - JupyterHub provides get_config() to the files it reads
 
-# Single-user servers open JupyterLab.
-c.Spawner.default_url = "/lab"
+# Where dockyter-server listens: the hub checks it and the proxy routes /services/dockyter/ there,
+# and kernels call it directly at this URL (DOCKYTER_API_URL below). With LocalProcessSpawner the
+# kernels run on this machine; with DockerSpawner or KubeSpawner they must reach it over the
+# network, so listen on an address they can reach and put that address here (docs/jupyterhub.md).
+DOCKYTER_URL = "http://127.0.0.1:8010"
+
+c.JupyterHub.services = [
+    {
+        "name": "dockyter",
+        "url": DOCKYTER_URL,
+        # A managed service: the hub starts it (and stops it when the hub stops), with
+        # JUPYTERHUB_API_URL, JUPYTERHUB_API_TOKEN, JUPYTERHUB_SERVICE_NAME and
+        # JUPYTERHUB_SERVICE_URL in its environment, from which the server learns which hub to ask,
+        # its own name there and where to listen. Its settings are in the TOML file.
+        "command": ["dockyter-server", "--config", "/etc/dockyter/server.toml"],
+        # It drives the container engine, which is root on that host: if the hub runs as root, run
+        # the service as a user of the docker group instead, e.g. "user": "dockyter".
+    },
+]
 
 # Every user may access the service "dockyter" (the default "user" role is only "self").
 c.JupyterHub.load_roles = [
@@ -37,3 +53,9 @@ c.Spawner.server_token_scopes = [
     "users:activity!user",
     "access:services!service=dockyter",
 ]
+
+# Where kernels find the service: the site-wide IPython profile reads this variable.
+c.Spawner.environment.update({"DOCKYTER_API_URL": DOCKYTER_URL})
+
+# Single-user servers open JupyterLab.
+c.Spawner.default_url = "/lab"

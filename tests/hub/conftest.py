@@ -3,8 +3,8 @@
 ``hub``: a JupyterHub on 127.0.0.1 with its real proxy (configurable-http-proxy from npm), run
 from the recipe's own ``docs/jupyterhub/jupyterhub_config.py`` (through
 ``tests/hub/jupyterhub_config.py``, which adds only what a test machine needs). Single-user
-servers run in a Python environment whose ``etc/ipython/`` holds ``profile_default/ipython_config.py``,
-as the recipe places it. Started once, by the first test here that needs it, and stopped when
+servers run in a Python environment whose ``etc/ipython/`` holds ``docs/jupyterhub/ipython_config.py``,
+as the recipe places it; dockyter-server is the hub's managed service. Started once, by the first test here that needs it, and stopped when
 the last test of this folder is done; then every process that carries the run's mark (the hub,
 the proxy, single-user servers, kernels) must be gone, or the run fails.
 
@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from conftest import REQUIRE_DOCKER, skip_or_fail
-from helpers import wait_until
+from conftest import REQUIRE_DOCKER, registry_binary, skip_or_fail
+from helpers import Registry, remove_containers, running_registry, wait_until
 
 from .browser import browser_problem, start_browser
 from .hubserver import Hub, User, marked_processes
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from selenium.webdriver import Chrome
 
 REPOSITORY = Path(__file__).resolve().parents[2]
+CACHE_SECONDS = 3.0  # the service's hub_cache_seconds here: how late it may notice a revoked token
 LEFTOVER_WAIT = 15.0  # seconds for a stopped hub's processes to go (a kernel notices its server's end within ~1 s)
 
 
@@ -69,12 +70,28 @@ if REQUIRE_DOCKER and (_missing := hub_problem() or browser_problem()):
 
 
 @pytest.fixture(scope="package")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    """The JupyterHub of this folder's tests; everything it started is gone when it ends, or the run fails."""
+def hub_registry(tmp_path_factory: pytest.TempPathFactory, test_image: str) -> Iterator[Registry]:
+    """The registry the hub's service may pull from (allowed_registries names it): one for the folder."""
+    with running_registry(registry_binary(), tmp_path_factory.mktemp("hub-registry"), test_image) as running:
+        yield running
+
+
+@pytest.fixture(scope="package")
+def hub(tmp_path_factory: pytest.TempPathFactory, hub_registry: Registry, test_image: str) -> Iterator[Hub]:
+    """The JupyterHub of this folder's tests, with dockyter-server as its managed service; everything
+    it started (processes and the service's containers) is gone when it ends, or the run fails."""
     skip_or_fail(hub_problem())
     work = tmp_path_factory.mktemp("hub")
     environment = make_environment(work / "singleuser-env")
-    started = Hub.start(work, environment, str(proxy_command()))
+    repository = test_image.rsplit(":", 1)[0].rsplit("/", 1)[0]  # dockyter-test
+    server_settings = {
+        # The local test images and registry instead of the recipe's public ones.
+        "allowed_images": f"{repository}/*,{hub_registry.host}/*",
+        "allowed_registries": f"docker.io,{hub_registry.host}",
+        # A short revocation bound keeps the tests of revocation and of stopped servers short.
+        "hub_cache_seconds": str(CACHE_SECONDS),
+    }
+    started = Hub.start(work, environment, str(proxy_command()), server_settings)
     try:
         yield started
     finally:
@@ -82,6 +99,9 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
             started.stop()
         finally:
             check_nothing_left(started.run_mark, "the hub")
+            left = started.server_containers()
+            remove_containers(left)
+            assert not left, f"containers left behind by the hub's dockyter-server (now removed): {left}"
 
 
 def check_nothing_left(mark: str, what: str) -> None:

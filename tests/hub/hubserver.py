@@ -8,6 +8,7 @@ everything else with the token they get, as JupyterLab drives it with its cookie
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -19,10 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from helpers import wait_until
+from helpers import docker, wait_until
+
+from dockyter.server.sessions.sessioncontainer import SERVER_SESSION_LABEL
+from dockyter.wire.contract import SERVER_LABEL
 
 HERE = Path(__file__).resolve().parent
 RECIPE = HERE.parents[1] / "docs" / "jupyterhub" / "jupyterhub_config.py"
+SERVER_CONFIG = HERE.parents[1] / "docs" / "jupyterhub" / "server.toml"  # the recipe's dockyter-server TOML
 TEST_CONFIG = HERE / "jupyterhub_config.py"
 START_TIMEOUT = 60.0  # seconds for the hub, or a single-user server, to answer
 # Seconds for the hub to stop its servers and proxy after SIGTERM. It stops a server with SIGINT,
@@ -106,6 +111,8 @@ class Hub:
     run_mark: str  # DOCKYTER_HUB_RUN, in the environment of every process the hub starts
     url: str = ""  # public: the proxy
     api_url: str = ""  # the hub's own API, as single-user servers and services reach it ($JUPYTERHUB_API_URL)
+    service_url: str = ""  # dockyter-server, the hub's managed service "dockyter", as kernels reach it
+    server_name: str = ""  # its server_name: the io.dockyter.server label of every container it makes
     process: subprocess.Popen[bytes] | None = None
     log: Path = field(init=False)
 
@@ -113,14 +120,25 @@ class Hub:
         self.log = self.work / "jupyterhub.log"
 
     @classmethod
-    def start(cls, work: Path, singleuser_prefix: Path, proxy_command: str) -> Hub:
+    def start(cls, work: Path, singleuser_prefix: Path, proxy_command: str, server_settings: dict[str, str]) -> Hub:
+        """Start the hub; ``server_settings`` are dockyter-server settings that the test machine adds to
+        the recipe's TOML file (through the service's environment, which wins over the file)."""
         hub = cls(work, singleuser_prefix, password=secrets.token_urlsafe(16), run_mark=secrets.token_hex(8))
         public_port = free_port()
         hub_port = free_port()
+        service_port = free_port()
         hub.url = f"http://127.0.0.1:{public_port}"
         hub.api_url = f"http://127.0.0.1:{hub_port}/hub/api"
+        hub.service_url = f"http://127.0.0.1:{service_port}"
+        hub.server_name = f"hub-{hub.run_mark}"
+        server_settings = {"server_name": hub.server_name, **server_settings}
+        inherited = {name: value for name, value in os.environ.items() if not name.startswith("DOCKYTER_SERVER_")}
         environment = {
-            **os.environ,
+            **inherited,
+            **{f"DOCKYTER_SERVER_{name.upper()}": value for name, value in server_settings.items()},
+            "DOCKYTER_HUB_SERVICE_PORT": str(service_port),
+            "DOCKYTER_HUB_SERVER_COMMAND": str(Path(sys.executable).parent / "dockyter-server"),
+            "DOCKYTER_HUB_SERVER_CONFIG": str(SERVER_CONFIG),
             "DOCKYTER_HUB_RECIPE": str(RECIPE),
             "DOCKYTER_HUB_WORK": str(work),
             "DOCKYTER_HUB_SINGLEUSER_PREFIX": str(singleuser_prefix),
@@ -142,16 +160,19 @@ class Hub:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # the test's Ctrl-C reaches the hub only through stop()
             )
-        if not wait_until(hub._answers, timeout=START_TIMEOUT, interval=0.3):
+        if not wait_until(lambda: hub._answers(f"{hub.url}/hub/api"), timeout=START_TIMEOUT, interval=0.3):
             hub.stop()
             raise HubError(f"the hub did not answer within {START_TIMEOUT:g} s:\n{hub.log_tail()}")
+        if not wait_until(lambda: hub._answers(f"{hub.service_url}/health"), timeout=START_TIMEOUT, interval=0.3):
+            hub.stop()
+            raise HubError(f"the service dockyter did not answer within {START_TIMEOUT:g} s:\n{hub.log_tail()}")
         return hub
 
-    def _answers(self) -> bool:
+    def _answers(self, url: str) -> bool:
         if self.process is not None and self.process.poll() is not None:
             raise HubError(f"the hub exited with {self.process.returncode}:\n{self.log_tail()}")
         try:
-            return requests.get(f"{self.url}/hub/api", timeout=5).status_code == 200
+            return requests.get(url, timeout=5).status_code == 200
         except requests.ConnectionError:
             return False
 
@@ -171,6 +192,40 @@ class Hub:
     def kernel_pids(self, user: str) -> list[int]:
         """The process ids of the kernels of ``user``'s server."""
         return [pid for pid, command in marked_processes(self.run_mark, user) if "ipykernel_launcher" in command]
+
+    def service(self, method: str, path: str, token: str, **kwargs: Any) -> requests.Response:
+        """A request to dockyter-server, the hub's service, as a kernel sends it: straight to its URL."""
+        headers = {"Authorization": f"Bearer {token}", **kwargs.pop("headers", {})}
+        return requests.request(method, f"{self.service_url}{path}", headers=headers, timeout=30, **kwargs)
+
+    def server_containers(self) -> list[str]:
+        """The containers the service has now (running or not): executions and sessions, by their
+        labels, whose value is ``server_name:instance``."""
+        found = []
+        for label in (SERVER_LABEL, SERVER_SESSION_LABEL):
+            row = f'{{{{.Names}}}}\t{{{{.Label "{label}"}}}}'
+            answer = docker("ps", "-a", "--filter", f"label={label}", "--format", row)
+            assert answer.returncode == 0, answer.stderr
+            rows = (line.partition("\t") for line in answer.stdout.splitlines())
+            found += [name for name, _, value in rows if value.startswith(f"{self.server_name}:")]
+        return sorted(found)
+
+    def service_events(self, event: str | None = None) -> list[dict[str, Any]]:
+        """The JSON lines dockyter-server logged so far (a managed service writes to the hub's log)."""
+        found = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            if not line.startswith("{"):
+                continue
+            try:
+                record = json.loads(line)
+                message = record.get("message")
+                if isinstance(message, str) and message.startswith("{"):  # an event of its own, as JSON
+                    record.update(json.loads(message))
+            except ValueError:
+                continue
+            if record.get("logger", "").startswith("dockyter") and (event is None or record.get("event") == event):
+                found.append(record)
+        return found
 
     def error(self, what: str, answer: requests.Response) -> HubError:
         return HubError(f"{what}: {answer.status_code} {answer.text[:500]}\n{self.log_tail()}")

@@ -30,6 +30,20 @@ c.SharedPasswordAuthenticator.user_password = os.environ["DOCKYTER_HUB_PASSWORD"
 c.Authenticator.allowed_users = {"alice", "bob"}
 c.JupyterHub.load_groups = {"gpu": {"users": ["alice"]}, "students": {"users": ["bob"]}}
 
+# The recipe's managed service, dockyter-server, run from the suite's environment with the recipe's
+# own TOML file, on a free port; its environment adds what only this machine needs (settings of the
+# environment win over the file's): the local images and registry, a name of its own on the shared
+# engine, a short revocation bound to keep the suite short, and the run's mark.
+(dockyter,) = [service for service in c.JupyterHub.services if service["name"] == "dockyter"]
+service_url = f"http://127.0.0.1:{os.environ['DOCKYTER_HUB_SERVICE_PORT']}"
+dockyter["url"] = service_url
+dockyter["command"] = [os.environ["DOCKYTER_HUB_SERVER_COMMAND"], "--config", os.environ["DOCKYTER_HUB_SERVER_CONFIG"]]
+dockyter["environment"] = {
+    "DOCKYTER_HUB_RUN": os.environ["DOCKYTER_HUB_RUN"],
+    **{name: value for name, value in os.environ.items() if name.startswith("DOCKYTER_SERVER_")},
+}
+c.Spawner.environment.update({"DOCKYTER_API_URL": service_url})
+
 # Single-user servers: processes of this user, each with a home in the work folder, run by the
 # Python environment whose etc/ipython/ holds the site-wide profile (tests/hub/singleuser.py).
 c.JupyterHub.spawner_class = "simple"

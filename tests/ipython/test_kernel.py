@@ -5,6 +5,7 @@ as the rootless user, as that user's own notebook would); errors and the status 
 kernel's business, tested on Docker.
 """
 
+import re
 import time
 
 import pytest
@@ -47,6 +48,13 @@ def test_status_renders_as_a_table(kernel, test_image):
     assert "Dockyter status" in shown["content"]["data"]["text/plain"]
 
 
+def stopped_container(said: str) -> str:
+    """The container an interrupt stopped, by the name Dockyter's one line gives."""
+    found = re.search(r"interrupted: container (dockyter-\w+) stopped", said)
+    assert found, said
+    return found.group(1)
+
+
 def test_interrupting_a_cell_stops_its_container(engine, engine_kernel, engine_image):
     kernel = engine_kernel
     msg_id = kernel.submit(f"%%docker {engine_image}\necho started; sleep 120")
@@ -59,7 +67,8 @@ def test_interrupting_a_cell_stops_its_container(engine, engine_kernel, engine_i
     assert time.monotonic() - interrupted_at < 10
     assert run.reply["status"] == "error"
     assert run.reply["ename"] == "Interrupted"
-    assert wait_until(lambda: not engine.containers_of(kernel.pid), timeout=10)
+    stopped = stopped_container(run.reply["evalue"])
+    assert wait_until(lambda: stopped not in engine.containers_of(kernel.pid), timeout=10)
     # the kernel is ready for the next cell
     assert kernel.run(f"%%docker {engine_image}\necho next").stdout == "next\n"
 
@@ -71,8 +80,8 @@ def test_interrupting_a_bang_command_stops_its_container(engine, engine_kernel, 
     kernel.collect(msg_id, until="started")
     kernel.manager.interrupt_kernel()
     run = kernel.collect(msg_id, timeout=30)
-    assert "interrupted" in run.stderr
-    assert wait_until(lambda: not engine.containers_of(kernel.pid), timeout=10)
+    stopped = stopped_container(run.stderr)  # a prestarted one: `%docker IMAGE` started it at once
+    assert wait_until(lambda: stopped not in engine.containers_of(kernel.pid), timeout=10)
     assert kernel.run("print(_exit_code)").stdout == "130\n"
     assert kernel.run("x = !echo fine\nprint(x)").stdout == "['fine']\n"
 

@@ -28,6 +28,9 @@ def walk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
     started = start_kernel(folder, {"HOME": str(folder), "XDG_CONFIG_HOME": str(folder), "DOCKYTER_CONFIG": ""})
     try:
         assert started.run("%load_ext dockyter").reply["status"] == "ok"
+        # The walk is about messages. Prestarted containers live as long as the kernel (the whole
+        # module here) and would outlive each test's leftover check: cold runs only.
+        started.run("%config Dockyter.prestart = 0")
         yield started
     finally:
         started.shutdown()

@@ -13,7 +13,7 @@ def stream_messages(run) -> list[dict]:
     return [message for message in run.of_type("stream")]
 
 
-def test_a_runaway_loop_sends_few_messages_and_stops_at_the_cap(kernel, test_image, no_leftover_containers):
+def test_a_runaway_loop_sends_few_messages_and_stops_at_the_cap(no_leftover_containers, kernel, test_image):
     """`while true; do echo spam; done`, interrupted: the output goes out in batches (at most one
     flush per 50 ms of each stream, where each read used to be a message), and only
     Dockyter.max_output bytes of it are shown, with one line saying how much was not."""
@@ -40,7 +40,7 @@ def test_a_runaway_loop_sends_few_messages_and_stops_at_the_cap(kernel, test_ima
     assert rest.reply["ename"] == "Interrupted"
 
 
-def test_the_cap_counts_what_it_hides_and_out_keeps_it_all(kernel, test_image, no_leftover_containers):
+def test_the_cap_counts_what_it_hides_and_out_keeps_it_all(no_leftover_containers, kernel, test_image):
     kernel.run("%config Dockyter.max_output = 100000")
     big = f"%%docker {test_image}\nhead -c 3000000 /dev/zero | tr '\\0' x; echo; echo done >&2"
     run = kernel.run(big)
@@ -56,7 +56,7 @@ def test_the_cap_counts_what_it_hides_and_out_keeps_it_all(kernel, test_image, n
     assert len(kernel.run(big).stdout) == 3000001
 
 
-def test_the_first_byte_and_a_lone_partial_line_are_not_held(kernel, test_image, no_leftover_containers):
+def test_the_first_byte_and_a_lone_partial_line_are_not_held(no_leftover_containers, kernel, test_image):
     run = kernel.run(f"%%docker {test_image}\necho first; printf 'working...'; sleep 2; echo ' done'")
     assert run.stdout == "first\nworking... done\n"
     assert run.arrival(" done") - run.arrival("working...") > 1.5  # 'working...' was shown before the sleep

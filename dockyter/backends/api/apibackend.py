@@ -18,6 +18,7 @@ This module, :mod:`~dockyter.backends.api_call` (one ``/execute`` call) and
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,8 @@ from ...wire.contract import DEFAULT_SHELL, NDJSON, SECRET_HEADER
 from ..base import Backend, BackendStatus, RunRequest, RunResult
 from ..settings import BackendSettings, api_url_problem
 from .call import ExecuteCall
-from .replies import TOKEN_HINT, json_or_none, reason, refusal_of_health, speaks_plain_http
+from .credential import HUB_TOKEN_VARIABLE, Credential, choose_credential
+from .replies import json_or_none, reason, refusal_of_health, speaks_plain_http
 
 if TYPE_CHECKING:
     from ...wire.dockerargs import RunArgs
@@ -88,10 +90,16 @@ class APIBackend(Backend):
             self._session.close()
             self._session = None
 
+    def credential(self) -> Credential:
+        """The token the next request sends, and where it came from (:mod:`.credential`)."""
+        return choose_credential(self.settings)
+
     def scrub(self, text: str) -> str:
-        """``text`` with the token blanked out (a server may echo it back in a message)."""
-        token = self.settings.api_token
-        return text.replace(token, "<token>") if token else text
+        """``text`` with the tokens blanked out (a server may echo one back in a message)."""
+        for token in (self.settings.api_token, os.environ.get(HUB_TOKEN_VARIABLE, "")):
+            if token:
+                text = text.replace(token, "<token>")
+        return text
 
     def fail(self, message: str) -> BackendError:
         return BackendError(self.scrub(message))
@@ -113,7 +121,7 @@ class APIBackend(Backend):
         ``requests.ReadTimeout`` is left to the caller, which knows what the wait meant.
         """
         settings = self.settings
-        token = settings.api_token if token is None else token
+        token = self.credential().token if token is None else token
         try:
             return self.session.request(
                 method,
@@ -200,7 +208,8 @@ class APIBackend(Backend):
             base = self.base_url()
         except BackendError as error:
             return BackendStatus(self.name, False, str(error))
-        facts = {"api_url": base, "token": "set" if self.settings.api_token else "not set"}
+        credential = self.credential()
+        facts = {"api_url": base, "token": credential.describe()}
         if base.startswith("https:"):
             facts["tls"] = self._tls_description()
         try:
@@ -213,9 +222,11 @@ class APIBackend(Backend):
             if not response.ok:
                 return BackendStatus(self.name, False, self.scrub(refusal_of_health(response, base)), facts)
             health = json_or_none(response)
-        return self._healthy(base, health if isinstance(health, dict) else {}, facts)
+        return self._healthy(base, health if isinstance(health, dict) else {}, facts, credential)
 
-    def _healthy(self, base: str, health: dict[str, Any], facts: dict[str, str]) -> BackendStatus:
+    def _healthy(
+        self, base: str, health: dict[str, Any], facts: dict[str, str], credential: Credential
+    ) -> BackendStatus:
         detail = f"{base} answers"
         if isinstance(health.get("version"), str):
             facts["server version"] = health["version"]
@@ -223,15 +234,21 @@ class APIBackend(Backend):
         features = health.get("features")
         if isinstance(features, list):
             facts["server features"] = ", ".join(str(f) for f in features) or "(none)"
+        prestarted = health.get("prestarted")
+        if isinstance(prestarted, dict):  # this token's containers the server keeps ready
+            ready, starting = prestarted.get("ready"), prestarted.get("starting")
+            facts["prestarted (server)"] = f"{ready} ready" + (f", {starting} starting" if starting else "")
         verdict = health.get("token")
-        if self.settings.api_token:
+        if credential.token:
+            said = credential.describe()
             if verdict == "accepted":
-                facts["token"] = "accepted"
+                facts["token"] = f"{said}: accepted" if credential.from_hub else "accepted"
             elif verdict == "rejected":
-                facts["token"] = "rejected"
-                detail += f", but it rejects the token: {TOKEN_HINT}"
+                facts["token"] = f"{said}: rejected" if credential.from_hub else "rejected"
+                detail += f", but it rejects the token: {credential.hint()}"
             else:
-                facts["token"] = "set (this server does not say whether it accepts it)"
+                facts["token"] = f"{said} (this server does not say whether it accepts it)"
+        facts.update(_who(health))
         return BackendStatus(self.name, True, self.scrub(detail), {k: self.scrub(v) for k, v in facts.items()})
 
     def _tls_description(self) -> str:
@@ -245,9 +262,10 @@ class APIBackend(Backend):
         url = (settings.api_url.strip().rstrip("/") or "<api_url>") + "/execute"
         words = ["curl", "-sS", "-N", shlex.quote(url), "-H", shlex.quote(f"Accept: {NDJSON}")]
         words += ["-H", shlex.quote("Content-Type: application/json")]
-        if settings.api_token:
+        credential = self.credential()
+        if credential.token:
             # Double quotes: the user's shell expands the variable; the token itself is never written.
-            words += ["-H", '"Authorization: Bearer $DOCKYTER_API_TOKEN"']
+            words += ["-H", f'"Authorization: Bearer ${credential.variable()}"']
         for name, value in settings.api_headers.items():
             shown = "<hidden>" if SECRET_HEADER.search(name) else value
             words += ["-H", shlex.quote(f"{name}: {shown}")]
@@ -268,3 +286,15 @@ class APIBackend(Backend):
             return " (and the service no longer answers /health: it may have restarted or gone down)"
         response.close()
         return "" if response.ok else f" (and /health answers {response.status_code})"
+
+
+def _who(health: dict[str, Any]) -> dict[str, str]:
+    """The status rows for what the server says of the caller: its name for them, the groups whose policy applied."""
+    facts = {}
+    user = health.get("user")
+    if isinstance(user, str) and user:
+        facts["known to the server as"] = user
+    groups = health.get("groups")
+    if isinstance(groups, list):
+        facts["policy groups"] = ", ".join(str(group) for group in groups) or "(none)"
+    return facts

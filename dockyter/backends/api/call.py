@@ -24,6 +24,7 @@ from ...wire.contract import EXIT_INTERRUPTED, EXIT_TIMEOUT, NDJSON, READ_SIZE
 from ...wire.pull import progress_line, summary_line
 from ..base import RunRequest, RunResult
 from ..settings import APISettings
+from .credential import Credential
 from .replies import excerpt, reason, refusal
 
 ACCEPT = f"{NDJSON}, application/json;q=0.9"
@@ -55,6 +56,8 @@ class Sender(Protocol):
     def fail(self, message: str) -> BackendError: ...
 
     def scrub(self, text: str) -> str: ...
+
+    def credential(self) -> Credential: ...
 
     def health_note(self, base: str) -> str: ...
 
@@ -114,7 +117,7 @@ class ExecuteCall:
         response = self.response
         self._set_read_timeout(backend.settings.api_idle_timeout)  # from here on, silence is suspicious
         if not 200 <= response.status_code < 300:
-            message = refusal(response, url, base, bool(backend.settings.api_token))
+            message = refusal(response, url, base, backend.credential())
             if response.status_code >= 500:
                 message += backend.health_note(base)
             raise backend.fail(message)

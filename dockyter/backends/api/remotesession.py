@@ -81,14 +81,14 @@ class RemoteSession:
             if response.status_code in (404, 405):
                 raise BackendError(self._no_sessions(f"POST /sessions answered {response.status_code}"))
             if not response.ok:
-                message = refusal(response, url, self.base, bool(backend.settings.api_token))
+                message = refusal(response, url, self.base, backend.credential())
                 raise SessionDead(backend.scrub(message.replace("the API refused the request: ", "")))
             info = json_or_none(response)
         if not isinstance(info, dict) or not isinstance(info.get("id"), str):
             raise BackendError(f"the API answered {url} without a session id")
         self.id = info["id"]
         self.container = str(info.get("container") or self.id)
-        self.token = backend.settings.api_token
+        self.token = backend.credential().token
 
     def _features(self) -> list[str]:
         try:
@@ -143,7 +143,7 @@ class RemoteSession:
 
     def _unknown_because(self) -> str:
         """Why a server may answer 404 for this session."""
-        if self.token != self.backend.settings.api_token:
+        if self.token != self.backend.credential().token:
             return "the token has changed since it started, and a session belongs to its token"
         return (
             "it ended at the server's idle or lifetime limit or a restart, or the request reached "

@@ -12,19 +12,22 @@ from typing import Any
 
 import requests
 
+from .credential import Credential
+
 EXCERPT_LENGTH = 200
-TOKEN_HINT = "set Dockyter.api_token or $DOCKYTER_API_TOKEN"
 
 
-def refusal(response: requests.Response, url: str, base: str, has_token: bool) -> str:
-    """One line for a non-2xx answer to ``/execute``."""
+def refusal(response: requests.Response, url: str, base: str, credential: Credential) -> str:
+    """One line for a non-2xx answer to ``/execute``, given the ``credential`` that was sent."""
     status = response.status_code
     detail = detail_of(response)
     if 300 <= status < 400:
         where = response.headers.get("Location", "elsewhere")
         return f"the API at {url} redirects to {where}: set api_url to the service's real address"
     if status == 401:
-        return f"the API refused the token: {TOKEN_HINT}" if has_token else f"the API needs a token: {TOKEN_HINT}"
+        if credential.from_hub:
+            return f"the API refused your JupyterHub token: {credential.hint()}"
+        return f"the API {'refused the token' if credential.token else 'needs a token'}: {credential.hint()}"
     if status == 403:
         return f"the API refused the request: {detail or 'forbidden (403)'}"
     if status == 404:

@@ -19,7 +19,8 @@ import shlex
 import subprocess
 import threading
 import time
-from typing import IO, TYPE_CHECKING
+from dataclasses import replace
+from typing import IO, TYPE_CHECKING, Protocol
 
 from ...errors import BackendError, RuntimeNotFound, SessionDead
 from ...lifecycle import given_name
@@ -36,13 +37,19 @@ from ...wire.contract import (
     owner_id,
     owner_is_gone,
     run_argv,
+    shell_command,
 )
 from ...wire.dockerargs import RunArgs
 from ...wire.pull import PullFailed, last_value, needs_pull, pull
+from ...wire.waiter import MAX_COMMAND_BYTES, PRESTART_LABEL, new_ready_token, waiter_words
 from ..base import SIGNAL_CHECK, Backend, BackendStatus, RunRequest, RunResult
+from ..settings import BackendSettings
 from .cli import control
 from .flavour import Flavour, OomMark, flavour_of, init_exit_status
+from .imageids import ImageIds
+from .prestart import PrestartLine, PrestartPool, line_of, line_problem, status_rows
 from .starthold import StartHold
+from .waiting import FramedEnding, WaitingContainer
 
 if TYPE_CHECKING:
     from ...wire.dockerargs import RunArgs
@@ -62,22 +69,49 @@ class DockerBackend(Backend):
     name = "docker"
     leaves_orphans = True
 
+    def __init__(self, settings: BackendSettings) -> None:
+        super().__init__(settings)
+        self._pool: PrestartPool | None = None
+
     # -- building the command line ---------------------------------------------------------
 
     def command_line(self, request: RunRequest, container_name: str) -> list[str]:
+        return self._argv(request, container_name)
+
+    def _argv(
+        self, request: RunRequest, name: str, *, waiter: tuple[str, ...] = (), per_container: bool = True
+    ) -> list[str]:
+        """The run's argv; with ``waiter``, that of a prestarted container (labelled as one)."""
         settings = self.settings
         labels = {MANAGED_LABEL: "1", OWNER_LABEL: owner_id()}
+        if waiter:
+            labels[PRESTART_LABEL] = "1"
         # Our labels and base_run_args first: the user's own options come later and win.
         return run_argv(
             settings.docker_command,
-            container_name,
-            before=[*identity_args(labels), *settings.base_run_args],
+            name,
+            before=[
+                *identity_args(labels),
+                *settings.base_run_args,
+                *(self.container_options(name) if per_container else []),
+            ],
             options=[token for option in request.args.options for token in option.written],
             image=request.args.image,
             shell=request.shell,
             command=request.command,
+            # A prestarted container never pulls: a pull, with its progress line, is a cold run's.
+            after=["--pull", "never"] if waiter else [],
             merge_stderr=request.merge_stderr,
+            waiter=waiter,
         )
+
+    def container_options(self, name: str) -> list[str]:
+        """Options of the one container called ``name``, cold or prestarted (none today).
+
+        A prestarted container gets them when it starts, before its command is known; they
+        are not part of what makes two lines the same (:class:`PrestartLine`).
+        """
+        return []
 
     def describe(self, request: RunRequest) -> str:
         return shlex.join(self.command_line(request, new_container_name()))
@@ -85,6 +119,42 @@ class DockerBackend(Backend):
     # -- running ------------------------------------------------------------------------------
 
     def run(self, request: RunRequest, sink: OutputSink) -> RunResult:
+        if "\0" in request.command:
+            sink.close()
+            raise BackendError("the command contains a NUL character, which no process can receive as an argument")
+        line = self.prestart_line(request)
+        if line is not None and len(request.command.encode(errors="surrogateescape")) <= MAX_COMMAND_BYTES:
+            try:
+                container = self.prestarted.take(line)
+            except KeyboardInterrupt:
+                sink.close()
+                return RunResult(EXIT_INTERRUPTED, "interrupted", "interrupted before the command started; nothing ran")
+            if container is not None:
+                self.prestarted.refill(line)  # for the next command, while this one runs
+                result = self._run_waiting(container, request, sink)
+                if result is not None:
+                    return result
+        result = self._run_cold(request, sink)
+        if line is not None and result.exit_code != EXIT_CANNOT_RUN and result.reason != "not_started":
+            self.prestarted.refill(line)  # a line used once may well come again
+        return result
+
+    def _run_waiting(self, container: WaitingContainer, request: RunRequest, sink: OutputSink) -> RunResult | None:
+        """Run ``request`` in a prestarted container; None when it turned out to be gone (run cold)."""
+        try:
+            token = container.send(shell_command(request.command, request.merge_stderr))
+        except OSError:
+            container.let_go()
+            return None
+        ending = FramedEnding(container, token, request.merge_stderr)
+        for stream, data in container.early:  # what its entrypoint said, as a cold run shows it
+            sink.write_bytes("stdout" if request.merge_stderr else stream, data)
+        assert container.process is not None
+        return _ContainerRun(self, container.process, container.name, sink, False, request.args, ending).wait(
+            request.timeout, request.stop
+        )
+
+    def _run_cold(self, request: RunRequest, sink: OutputSink) -> RunResult:
         not_started = self._pull_if_missing(request.args)
         if not_started is not None:
             return not_started
@@ -118,6 +188,45 @@ class DockerBackend(Backend):
         result = run.wait(request.timeout, request.stop)
         oom.clear(self.flavour, process.returncode)
         return result
+
+    # -- prestarted containers (prestart.py) -------------------------------------------------
+
+    @property
+    def prestarted(self) -> PrestartPool:
+        """This backend's prestarted containers, by line (created on first use)."""
+        if self._pool is None:
+            ids = ImageIds(lambda: self.settings.docker_command)
+            self._pool = PrestartPool(self.settings, self._waiting_container, ids)
+        return self._pool
+
+    def prestart_line(self, request: RunRequest) -> PrestartLine | None:
+        """The line ``request`` is of, if its containers can be prestarted (and prestart is on)."""
+        if self.settings.prestart <= 0 or line_problem(request) is not None:
+            return None
+        line_request = replace(request, command="", merge_stderr=False, timeout=None, stop=None)
+        return line_of(line_request, self._argv(line_request, "NAME", per_container=False))
+
+    def _waiting_container(self, line: PrestartLine) -> WaitingContainer:
+        name, token = new_container_name(), new_ready_token()
+        argv = self._argv(line.request, name, waiter=waiter_words(token))
+        return WaitingContainer(self.settings.docker_command, name, line.image, argv, line.binds, token)
+
+    def prestart(self, request: RunRequest) -> None:
+        line = self.prestart_line(request)
+        if line is not None:
+            self.prestarted.refill(line)
+
+    def forget_prestarted(self) -> None:
+        if self._pool is not None:
+            self._pool.drop()
+
+    def prestart_rows(self, request: RunRequest | None) -> list[tuple[str, str]]:
+        return status_rows(self._pool, self.settings, line_problem(request) if request is not None else None)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     # -- the image ------------------------------------------------------------------------------
 
@@ -230,6 +339,19 @@ def widen(fd: int) -> None:
         pass
 
 
+class Ending(Protocol):
+    """How a run's end is found in its output, when not by its pipes closing (a prestarted
+    container's frames, :class:`~dockyter.backends.docker.waiting.FramedEnding`)."""
+
+    def feed(self, stream: Stream, data: bytes) -> tuple[Stream, bytes]: ...
+    def flush(self, stream: Stream) -> tuple[Stream, bytes]: ...
+    @property
+    def done(self) -> bool: ...
+    @property
+    def status(self) -> int: ...
+    def handover(self) -> None: ...
+
+
 class _ContainerRun:
     """One running ``docker run`` process: pumps its output and stops it when asked."""
 
@@ -241,6 +363,7 @@ class _ContainerRun:
         sink: OutputSink,
         chosen: bool,
         args: RunArgs,
+        ending: Ending | None = None,
     ) -> None:
         self.backend = backend
         self.process = process
@@ -250,7 +373,10 @@ class _ContainerRun:
         # with a name conflict): that one is never ours to stop.
         self.chosen = chosen
         self.sink = sink
+        self.ending = ending
         self.output = StartHold(sink)  # the CLI's own complaint is said once, by the red line
+        if ending is not None:
+            self.output.release()  # a prestarted container runs already: no complaint can come
         self.selector = selectors.DefaultSelector()
         pipes: list[tuple[IO[bytes] | None, Stream]] = [(process.stdout, "stdout"), (process.stderr, "stderr")]
         for pipe, stream in pipes:
@@ -277,6 +403,8 @@ class _ContainerRun:
                 return RunResult(
                     EXIT_TIMEOUT, "timeout", f"timed out after {timeout:g} s: container {self.name} stopped"
                 )
+            if self._ended():
+                return RunResult(self.ending.status if self.ending is not None else 0)
             code = self.process.wait()
             if code == 1:  # podman's init (catatonit) could not start the command: Docker's 127 or 126
                 code = init_exit_status(code, self._error_tail())
@@ -288,18 +416,24 @@ class _ContainerRun:
             self.output.release()
             self.sink.close()
             self.selector.close()
-            for pipe in (self.process.stdout, self.process.stderr):
-                if pipe is not None:
-                    pipe.close()
+            if self._ended() and self.ending is not None:
+                self.ending.handover()  # the container ends by itself; its CLI is reaped meanwhile
+            else:
+                for pipe in (self.process.stdout, self.process.stderr):
+                    if pipe is not None:
+                        pipe.close()
+
+    def _ended(self) -> bool:
+        return self.ending is not None and self.ending.done
 
     def _error_tail(self) -> str:
         """The end of what the CLI wrote on stderr (in stdout when both go there)."""
         return self.sink.stderr_tail if self.process.stderr is not None else self.sink.text("stdout")[-4096:]
 
     def _pump(self, deadline: float | None, stop: threading.Event | None = None) -> bool:
-        """Copy output to the sink until both pipes close (True), or ``deadline`` passes or ``stop``
-        is set (False)."""
-        while self.selector.get_map():
+        """Copy output to the sink until both pipes close or the ending is found (True), or
+        ``deadline`` passes or ``stop`` is set (False)."""
+        while self.selector.get_map() and not self._ended():
             wait = SIGNAL_CHECK if deadline is None else min(deadline - time.monotonic(), SIGNAL_CHECK)
             if wait <= 0 or (stop is not None and stop.is_set()):
                 return False
@@ -309,16 +443,23 @@ class _ContainerRun:
             for key, _ in self.selector.select(wait):
                 data = os.read(key.fd, PIPE_SIZE)
                 if data:
-                    self.output.write_bytes(key.data, data)
+                    self._deliver(key.data, data)
                     flooding = flooding or len(data) >= FLOOD
                 else:
                     self.selector.unregister(key.fileobj)
+                    if self.ending is not None:
+                        self.output.write_bytes(*self.ending.flush(key.data))
             self.output.tick()
             if flooding:
                 # Output is pouring in: let it gather in the pipe for a moment, so that each
                 # wake-up, read and write of ours carries more of it (a trickle never waits).
                 time.sleep(GATHER)
         return True
+
+    def _deliver(self, stream: Stream, data: bytes) -> None:
+        if self.ending is not None:
+            stream, data = self.ending.feed(stream, data)
+        self.output.write_bytes(stream, data)
 
     def _stop(self, grace: float | None = None) -> None:
         """SIGINT, a grace period with output still flowing, then kill and remove by name."""

@@ -2,6 +2,9 @@
 
 ``engineexecutor``  the engine executor: admits, tracks and removes the containers of one server instance
 ``execution``       one container: pull, create, the check, start; its output streamed
+``prestarted``      one prestarted container: an execution's, created, checked and started before its request
+``prestartedrun``   an execution in a prestarted container: its command on stdin, its end in its frames
+``prestartpool``    the prestarted containers by token and approved plan, within the operator's budget
 ``control``         the short CLI commands (kill, rm, ps, inspect) of every part of the server
 ``engineenv``       the environment of every CLI process: fixed at start-up, never the server's
 ``runtimes``        the OCI runtime of every container, checked with ``docker info`` at start-up

@@ -4,46 +4,23 @@ The Swarm executor polls the state of every task several times a second. Through
 ``docker service ps`` costs a process and, for N services, about N+2 API calls (it resolves
 each service and node by name): seconds on a busy manager. When ``docker_command`` plainly
 names a unix socket (``docker -H unix:///...``, or ``docker`` with ``DOCKER_HOST`` or the
-default socket), the executor asks the API directly instead; otherwise it keeps the CLI.
+default socket), the executor asks the API directly instead; otherwise it keeps the CLI
+(:func:`dockyter.wire.enginesocket.socket_path` says which, for the kernel's side too).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-API_VERSION = "v1.41"  # Docker 20.10, the oldest engine with the Swarm features used here
-DEFAULT_SOCKET = "/var/run/docker.sock"
+from ...wire.enginesocket import API_VERSION
 
 
 class EngineAPIError(Exception):
     """The socket could not be read, or answered something else than a 2xx with JSON."""
-
-
-def socket_path(docker_command: Sequence[str], environ: Mapping[str, str] | None = None) -> str | None:
-    """The unix socket ``docker_command`` talks to, or None when that is not plain to see."""
-    environ = os.environ if environ is None else environ
-    if not docker_command or os.path.basename(docker_command[0]) != "docker":
-        return None
-    host = None
-    words = list(docker_command[1:])
-    while words:
-        word = words.pop(0)
-        if word in ("-H", "--host") and words:
-            host = words.pop(0)
-        elif word.startswith(("-H=", "--host=")):
-            host = word.split("=", 1)[1]
-        else:
-            return None  # --context, --config, --tls...: leave it to the CLI
-    if host is None:
-        if environ.get("DOCKER_CONTEXT"):
-            return None
-        host = environ.get("DOCKER_HOST") or f"unix://{DEFAULT_SOCKET}"
-    return host[len("unix://") :] if host.startswith("unix://") else None
 
 
 async def get_json(

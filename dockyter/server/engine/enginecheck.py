@@ -23,10 +23,11 @@ from typing import Any
 
 from ...wire.contract import remove_argv
 from ...wire.dockerargs import DockerArgsError, parse_run_args
+from ...wire.enginesocket import socket_path
 from ..servererrors import EngineDisagrees, EngineUnavailable
 from .containercheck import compared_options, differences
 from .control import Ask, Control
-from .engineapi import EngineAPIError, get_json, socket_path
+from .engineapi import EngineAPIError, get_json
 from .expected import Expected
 from .podmaninspect import as_docker, with_spec
 
@@ -158,6 +159,17 @@ class EngineCheck:
                     error,
                 )
         return spec if isinstance(spec, dict) else None
+
+    async def image_of(self, container: str) -> str:
+        """The ID of the image container ``container`` was made from; raises :class:`EngineUnavailable`."""
+        return str((await self._read(f"/containers/{container}/json", "container", container)).get("Image", ""))
+
+    async def image_id(self, reference: str) -> str | None:
+        """The ID of the image ``reference`` names now; None when the engine has none of that name."""
+        try:
+            return str((await self._read(f"/images/{reference}/json", "image", reference)).get("Id", "")) or None
+        except EngineUnavailable:
+            return None
 
     async def image(self, image_id: str) -> dict[str, Any]:
         """The inspection of image ``image_id`` (kept: an id names one content)."""

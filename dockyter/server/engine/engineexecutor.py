@@ -34,6 +34,8 @@ from .control import EngineCli
 from .enginecheck import EngineCheck
 from .enginekind import DOCKER, EngineKind
 from .execution import EXIT_WAIT, Execution
+from .prestartedrun import PrestartedExecution
+from .prestartpool import Prestarts
 from .runtimes import UNKNOWN
 
 
@@ -56,6 +58,7 @@ class EngineExecutor(ExecutionSlots[Execution], Upkeep):
         self.present: set[str] = set()  # images seen on the engine: no need to ask again
         # What the engine made of each plan, read back before the container starts.
         self.check = EngineCheck(settings.docker_command, self.control, kind.podman)
+        self.prestarts = Prestarts(self)  # containers of approved plans, ready before their requests
 
     @property
     def known_runtime(self) -> str:
@@ -80,13 +83,40 @@ class EngineExecutor(ExecutionSlots[Execution], Upkeep):
 
     # -- executions ---------------------------------------------------------------------------
 
-    async def start(self, plan: Plan, cmd: str, timeout: float, merge_stderr: bool, who: str) -> Execution:
-        """Admit and start one execution; raises :class:`~dockyter.server.servererrors.ServerError` subclasses."""
-        return await self.admit(Execution(self, plan, cmd, timeout, merge_stderr, who))
+    async def start(
+        self, plan: Plan, cmd: str, timeout: float, merge_stderr: bool, who: str, per_token: int | None = None
+    ) -> Execution:
+        """Admit and start one execution; raises :class:`~dockyter.server.servererrors.ServerError` subclasses.
+
+        In a prestarted container of the same token and plan when one is ready (:mod:`.prestartpool`),
+        else in a new one, as always; either way its line is filled again for the next request.
+        ``per_token`` replaces ``max_per_token`` for this one (what the caller's hub groups say).
+        """
+        key = self.prestarts.key(plan, who)
+        if key is None:
+            return await self.admit(Execution(self, plan, cmd, timeout, merge_stderr, who), per_token)
+        container = await self.prestarts.take(key, plan)
+        if container is not None:
+            try:
+                execution: Execution = await self.admit(
+                    PrestartedExecution(self, container, cmd, timeout, merge_stderr, who), per_token
+                )
+            except BaseException:
+                self.prestarts.give_back(key, container)
+                raise
+            self.prestarts.refill(key, plan, who)
+            return execution
+        execution = await self.admit(Execution(self, plan, cmd, timeout, merge_stderr, who), per_token)
+        self.prestarts.refill_after(execution, key)
+        return execution
 
     async def cancel_elsewhere(self, execution_id: str, who: str) -> bool:
         """One engine, one server: an execution this instance does not run is no one's."""
         return False
+
+    def prestarted(self, who: str) -> dict[str, int] | None:
+        """Token ``who``'s prestarted containers (for /health); None when prestarting is off."""
+        return self.prestarts.counts(who) if self.settings.prestart > 0 else None
 
     async def list_executions(self, who: str) -> list[dict[str, Any]]:
         """``{"id", "image", "node"}`` of every running execution of token ``who`` (node: None)."""
@@ -154,16 +184,20 @@ class EngineExecutor(ExecutionSlots[Execution], Upkeep):
         return await self.remove(name for name, label in listing if self.earlier(label))
 
     async def sweep(self) -> list[str]:
-        """Remove containers of this instance that no running execution owns."""
-        owned = {execution.name for execution in self.running.values()}
+        """Remove prestarted containers unused too long, and containers of this instance that no
+        running execution (nor the prestarted pool) owns."""
+        expired = await self.prestarts.expire()
+        owned = {execution.name for execution in self.running.values()} | self.prestarts.names()
         listing = await self.containers(f"{SERVER_LABEL}={self.label}") or []
         orphans = [name for name, _ in listing if name not in owned]
         # An execution registered after the first look may already be in the listing: look again.
-        owned = {execution.name for execution in self.running.values()}
-        return await self.remove(name for name in orphans if name not in owned)
+        owned = {execution.name for execution in self.running.values()} | self.prestarts.names()
+        return expired + await self.remove(name for name in orphans if name not in owned)
 
     async def stop_runs(self) -> None:
+        self.prestarts.closing = True  # executions that end now fill no line
         await self.stop_all("the server is shutting down: container stopped and removed")
+        await self.prestarts.close()
 
     async def remove_own(self) -> None:
         """Every container of this instance, whatever it was."""

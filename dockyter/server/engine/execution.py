@@ -25,6 +25,7 @@ import asyncio
 import errno
 import shutil
 import time
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from ...wire.contract import (
@@ -62,6 +63,9 @@ from .pullerrors import CliPullLines, pull_failure
 PULL_EVENT_INTERVAL = 0.25  # seconds between two pull progress events
 EXIT_WAIT = 10.0  # seconds for the CLI to end once its container is killed
 
+# Reads one of the CLI's pipes ("stdout" or "stderr") and forwards it.
+Reader = Callable[[asyncio.StreamReader, str], Coroutine[Any, Any, None]]
+
 # How `docker start` says that the engine could not start the container (the CLI then exits 1).
 START_REFUSED = "Error response from daemon: "
 
@@ -87,6 +91,56 @@ class ExecutionHost(Protocol):
     async def kill_and_remove(self, name: str, process: asyncio.subprocess.Process | None = None) -> None: ...
 
 
+def execution_labels(executor: ExecutionHost) -> dict[str, str]:
+    """The labels of every container of an execution (a prestarted one adds its own)."""
+    # The server process is the owner, as kernels label theirs: tells other tools whose container it is.
+    return {MANAGED_LABEL: "1", SERVER_LABEL: executor.label, OWNER_LABEL: executor.owner}
+
+
+def execution_argv(
+    settings: Settings,
+    plan: Plan,
+    name: str,
+    labels: dict[str, str],
+    *,
+    command: str,
+    merge_stderr: bool = False,
+    waiter: tuple[str, ...] = (),
+) -> list[str]:
+    """``docker create ...`` of an execution's container: the request's options first, then the
+    server's, which win; with ``waiter``, a prestarted one (:func:`dockyter.wire.contract.run_argv`)."""
+    # Output is streamed to the client: keeping a copy in the engine's log files is waste.
+    server_args = [
+        *identity_args(labels),
+        "--log-driver",
+        "none",
+        *limit_args(settings, has_network=plan.has_network),
+    ]
+    return run_argv(
+        settings.docker_command,
+        name,
+        options=[token for option in plan.args.options for token in option.written],
+        after=[*server_args, *settings.extra_run_args],
+        image=plan.args.image,
+        shell=plan.shell,
+        command=command,
+        merge_stderr=merge_stderr,
+        verb="create",
+        waiter=waiter,
+    )
+
+
+def execution_expected(
+    executor: ExecutionHost, plan: Plan, labels: dict[str, str], command: tuple[str, ...]
+) -> Expected:
+    """The container :func:`execution_argv` must make of ``plan``, its command being ``command``."""
+    name, _, value = INIT_ENV.partition("=")
+    adds = ServerAdditions.of(
+        executor.settings, command=command, labels=labels, env={name: value}, init=True, runtime=executor.known_runtime
+    )
+    return expected_container(plan, adds)
+
+
 class Execution(Run):
     """One container run. Consume it with :meth:`next_event` until an ``exit`` or ``error`` event."""
 
@@ -110,44 +164,24 @@ class Execution(Run):
     # -- running --------------------------------------------------------------------------------
 
     def labels(self) -> dict[str, str]:
-        # The server process is the owner, as kernels label theirs: tells other tools whose container it is.
-        return {MANAGED_LABEL: "1", SERVER_LABEL: self.executor.label, OWNER_LABEL: self.executor.owner}
+        return execution_labels(self.executor)
 
     def argv(self) -> list[str]:
         """``docker create ...``: the request's options first, then the server's, which win."""
-        settings = self.executor.settings
-        plan = self.plan
-        # Output is streamed to the client: keeping a copy in the engine's log files is waste.
-        server_args = [
-            *identity_args(self.labels()),
-            "--log-driver",
-            "none",
-            *limit_args(settings, has_network=plan.has_network),
-        ]
-        return run_argv(
-            settings.docker_command,
+        return execution_argv(
+            self.executor.settings,
+            self.plan,
             self.name,
-            options=[token for option in plan.args.options for token in option.written],
-            after=[*server_args, *settings.extra_run_args],
-            image=plan.args.image,
-            shell=plan.shell,
+            self.labels(),
             command=self.cmd,
             merge_stderr=self.merge_stderr,
-            verb="create",
         )
 
     def expected(self) -> Expected:
         """The container :meth:`argv` must make: the plan with what the server adds (as :meth:`argv` adds it)."""
-        name, _, value = INIT_ENV.partition("=")
-        adds = ServerAdditions.of(
-            self.executor.settings,
-            command=(*self.plan.shell, shell_command(self.cmd, self.merge_stderr)),
-            labels=self.labels(),
-            env={name: value},
-            init=True,
-            runtime=self.executor.known_runtime,
+        return execution_expected(
+            self.executor, self.plan, self.labels(), (*self.plan.shell, shell_command(self.cmd, self.merge_stderr))
         )
-        return expected_container(self.plan, adds)
 
     async def start(self) -> None:
         """Create the container and check it; raises a :class:`~dockyter.server.servererrors.ServerError` when it cannot run.
@@ -285,8 +319,13 @@ class Execution(Run):
             return
         process = self._process
         assert process is not None
+        await self._follow(process, self._read)
+
+    async def _follow(self, process: asyncio.subprocess.Process, read: Reader) -> None:
+        """Read the CLI's pipes with ``read`` until the run ends, is stopped or times out; then
+        make sure the container is gone."""
         pipes = [(process.stdout, "stdout"), (process.stderr, "stderr")]
-        readers = [asyncio.create_task(self._read(pipe, stream)) for pipe, stream in pipes if pipe is not None]
+        readers = [asyncio.create_task(read(pipe, stream)) for pipe, stream in pipes if pipe is not None]
         removed = False
 
         async def clean_up() -> None:
@@ -300,10 +339,20 @@ class Execution(Run):
         async def work() -> Event:
             nonlocal removed
             ended = asyncio.ensure_future(asyncio.gather(*readers, process.wait()))
+            early = asyncio.create_task(self._ends_early())
             stop_asked = asyncio.create_task(self._stop.wait())
             try:
-                waiting: set[asyncio.Future[Any]] = {ended, stop_asked}  # two result types: wait wants one
+                waiting: set[asyncio.Future[Any]] = {ended, early, stop_asked}  # result types differ: wait wants one
                 done, _ = await asyncio.wait(waiting, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED)
+                if early in done and self.reason is None:
+                    final: Event = early.result()
+                    self._announce(final)  # the client has its end; the container ends by itself
+                    try:
+                        await asyncio.wait_for(asyncio.shield(ended), EXIT_WAIT)
+                    except TimeoutError:
+                        await self.executor.kill_and_remove(self.name, process)
+                        removed = True
+                    return final
                 if ended in done:
                     ended.result()  # a reader that failed fails the run (and clean_up removes the container)
                 else:
@@ -317,9 +366,16 @@ class Execution(Run):
                             reader.cancel()
                 return self._final_event(process.returncode)
             finally:
+                early.cancel()
                 stop_asked.cancel()
 
         await self._guarded(work(), clean_up)
+
+    async def _ends_early(self) -> Event:
+        """The final event, once the run's output shows its end before its CLI ends: never here
+        (a prestarted container's frames do, :mod:`.prestartedrun`)."""
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
 
     async def _read(self, pipe: asyncio.StreamReader, stream: str) -> None:
         """Forward one pipe to the queue until it closes (after a stop, read and drop it)."""

@@ -8,7 +8,9 @@
 ``answers``        a run answered as an NDJSON stream or one JSON reply; the client's leaving stops it
 ``errorhandlers``  every error answer as one line: one handler for the server's own errors
 ``models``         the request and reply bodies of docs/api.md, as /openapi.json publishes them
-``auth``           bearer tokens, compared in constant time: the ``caller`` dependency
+``auth``           who is calling (the ``caller`` dependency): the server's tokens, compared in constant time,
+                   or a JupyterHub user's, with what their groups grant
+``hubidentity``    whose a JupyterHub token is, asked of the hub (auth jupyterhub), cached by digest
 ``middleware``     the request-size cap (413), before anything is parsed
 ``connections``    connections capped, each request due within its deadlines (uvicorn's h11 protocol)
 ``serve``          uvicorn, stopping every run before shutting down; the JSON log lines

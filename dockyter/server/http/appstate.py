@@ -18,6 +18,7 @@ from ..policy.requestpolicy import Policy
 from ..sessions.sessionregistry import SessionRegistry
 from ..settings.fields import Settings
 from .executors import ExecutorLike
+from .hubidentity import HubIdentity
 
 
 class Cleanups:
@@ -40,6 +41,7 @@ class Cleanups:
 class AppState(Protocol):
     settings: Settings
     tokens: dict[str, str]  # token name -> token, as settings.token_table() made it once
+    hub: HubIdentity | None  # the JupyterHub that names the other callers (auth jupyterhub), else None
     policy: Policy
     executor: ExecutorLike
     sessions: SessionRegistry | None  # None: this server has no sessions (executor "swarm")

@@ -46,10 +46,20 @@ class ExecutorLike(Protocol):
         """The OCI runtime its containers run under, for the health reply."""
         ...
 
-    async def start(self, plan: Plan, cmd: str, timeout: float, merge_stderr: bool, who: str) -> RunningExecution: ...
+    async def start(
+        self, plan: Plan, cmd: str, timeout: float, merge_stderr: bool, who: str, per_token: int | None = None
+    ) -> RunningExecution:
+        """Admit and start one execution of ``who``; ``per_token`` replaces max_concurrent_per_token for it
+        (what the caller's hub groups say), None keeps it."""
+        ...
+
     def get(self, execution_id: str) -> RunningExecution | None: ...
     async def cancel_elsewhere(self, execution_id: str, who: str) -> bool:
         """Cancel an execution that another server instance runs; False when there is none."""
+        ...
+
+    def prestarted(self, who: str) -> dict[str, int] | None:
+        """Token ``who``'s prestarted containers, ``ready`` and ``starting``; None: this executor prestarts none."""
         ...
 
     async def list_executions(self, who: str) -> list[dict[str, Any]]:

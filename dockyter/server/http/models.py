@@ -90,13 +90,29 @@ class Health(BaseModel):
     status: Literal["ok"]
     version: str
     features: list[str]
-    token: Literal["accepted", "rejected"] | None = Field(
-        default=None, description="Only when the request carried an Authorization header."
+    token: Literal["accepted", "rejected", "unknown"] | None = Field(
+        default=None,
+        description="Only when the request carried an Authorization header; unknown while the JupyterHub that "
+        "would name its owner cannot be asked (auth jupyterhub).",
     )
+    user: str | None = Field(
+        default=None,
+        description="With an accepted token: whose it is (the token's name, or the JupyterHub user's name).",
+    )
+    groups: list[str] | None = Field(
+        default=None,
+        description="With an accepted token: the JupyterHub groups whose [groups.NAME] tables applied.",
+    )
+    problem: str | None = Field(default=None, description="With token unknown: why, in one line.")
     runtime: str | None = Field(
         default=None,
         description="Only with an accepted token (or without authentication): the OCI runtime "
         "the containers run under, such as runc or runsc.",
+    )
+    prestarted: dict[str, int] | None = Field(
+        default=None,
+        description="Only with an accepted token, when the server prestarts containers: the token's "
+        "containers that are `ready` and `starting` (docs/server.md, Prestarted containers).",
     )
 
 
@@ -178,13 +194,14 @@ class SessionDeleted(BaseModel):
 ERROR_STATUSES = {
     400: "args cannot be understood, or a text field holds what no process can receive",
     401: "no token, or a token this server does not accept",
-    403: "the policy refuses the request; detail names the argument",
+    403: "the policy refuses the request (detail names the argument), or a JupyterHub token may not access this service",
     404: "no such execution or session for this token",
     409: "the session is already running a command",
     413: "the request body (or the command line it makes) is too large",
     422: "the body is not the JSON described here",
     429: "too many executions are running, on the server or for this token: retry after Retry-After seconds",
-    503: "the container engine cannot be reached, or the server is shutting down",
+    503: "the container engine cannot be reached, the server is shutting down, or the JupyterHub that names "
+    "callers (auth jupyterhub) cannot say whose the token is",
 }
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ... import __version__
@@ -19,7 +19,7 @@ from ...wire.contract import NDJSON
 from ..servererrors import NotFound
 from .answers import answer
 from .appstate import app_state
-from .auth import caller, token_status
+from .auth import ANONYMOUS, Caller, CallerOf, health_of_token
 from .models import (
     CancelReply,
     ErrorDetail,
@@ -45,12 +45,16 @@ async def health(request: Request) -> dict[str, Any]:
     settings = state.settings
     features = FEATURES if state.sessions is not None else [name for name in FEATURES if name != "sessions"]
     reply: dict[str, Any] = {"status": "ok", "version": __version__, "features": features}
-    status = token_status(request, state.tokens) if settings.auth else None
-    if status is not None:
-        reply["token"] = status
-    if status == "accepted" or not settings.auth:
+    found: Caller | None = Caller(ANONYMOUS, ANONYMOUS)
+    if settings.authenticates:
+        about_token, found = await health_of_token(request)
+        reply.update(about_token)
+    if found is not None:
         # How users' code is confined is for the people allowed to run some.
         reply["runtime"] = state.executor.runtime
+        prestarted = state.executor.prestarted(found.who)
+        if prestarted is not None:
+            reply["prestarted"] = prestarted
     return reply
 
 
@@ -65,23 +69,30 @@ async def health(request: Request) -> dict[str, Any]:
         **error_responses(400, 401, 403, 413, 422, 429, 503),
     },
 )
-async def execute(body: ExecuteRequest, request: Request, who: str = Depends(caller)) -> Response:
+async def execute(body: ExecuteRequest, request: Request, by: CallerOf) -> Response:
     """Run ``cmd`` with ``args`` in a fresh container: JSON reply, or NDJSON stream when asked for."""
     state = app_state(request)
-    plan = state.policy.check(body.args, body.shell)
-    timeout = min(body.timeout or state.settings.max_timeout, state.settings.max_timeout)
-    execution = await state.executor.start(plan, body.cmd, timeout, body.merge_stderr, who)
+    plan = state.policy.for_grant(by.grant).check(body.args, body.shell)
+    longest = by.grant.max_timeout or state.settings.max_timeout
+    timeout = min(body.timeout or longest, longest)
+    execution = await state.executor.start(
+        plan, body.cmd, timeout, body.merge_stderr, by.who, by.grant.max_concurrent_per_token
+    )
     return await answer(execution, request)
 
 
 @router.post(
     "/executions/{execution_id}/cancel",
     response_model=CancelReply,
-    responses={404: {"model": ErrorDetail, "description": "no such execution is running"}, **error_responses(401)},
+    responses={
+        404: {"model": ErrorDetail, "description": "no such execution is running"},
+        **error_responses(401, 403, 503),
+    },
 )
-async def cancel(execution_id: str, request: Request, who: str = Depends(caller)) -> dict[str, Any]:
+async def cancel(execution_id: str, request: Request, by: CallerOf) -> dict[str, Any]:
     """Stop a running execution: its container is killed and removed before this answers."""
     state = app_state(request)
+    who = by.who
     execution = state.executor.get(execution_id) or (
         state.sessions.run_by_id(execution_id) if state.sessions is not None else None
     )
@@ -95,7 +106,7 @@ async def cancel(execution_id: str, request: Request, who: str = Depends(caller)
     return {"id": execution_id, "cancelled": True}
 
 
-@router.get("/executions", response_model=ExecutionList, responses=error_responses(401))
-async def executions(request: Request, who: str = Depends(caller)) -> dict[str, Any]:
+@router.get("/executions", response_model=ExecutionList, responses=error_responses(401, 403, 503))
+async def executions(request: Request, by: CallerOf) -> dict[str, Any]:
     """The caller's running executions; with the Swarm executor, those of every replica."""
-    return {"executions": await app_state(request).executor.list_executions(who)}
+    return {"executions": await app_state(request).executor.list_executions(by.who)}

@@ -8,6 +8,7 @@
 ``hostview``       engine sockets and directories, pseudo file systems: what no mount may expose
 ``secretpaths``    the server's own secrets (token and config files, CLI credentials, keys)
 ``registries``     an image's registry as docker reads it: ``allowed_registries``
+``groupgrants``    what a hub group's ``[groups.NAME]`` table grants, and the union a user of several gets
 ``textcheck``      control characters, NUL and lone surrogates refused in every text field
 
 May import: the standard library, :mod:`dockyter.wire`, the errors, and (``requestpolicy`` only) the settings.

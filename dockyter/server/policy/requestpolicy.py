@@ -28,6 +28,7 @@ was checked. A refusal is a :class:`PolicyError` whose message names the argumen
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import re
@@ -47,7 +48,8 @@ from ...wire.dockerargs import (
 )
 from ..servererrors import ArgsUnreadable, PolicyError
 from ..settings.fields import Settings
-from .allowlist import NEVER_ALLOWED, AllowedMount
+from .allowlist import NEVER_ALLOWED, AllowedMount, parse_allowed_mounts
+from .groupgrants import GroupGrant
 from .hostview import HostSurvey, HostView, normalise, within
 from .mountpath import PathRefused, resolve_source, trusted_links
 from .mountspec import mount_value, read_fields
@@ -110,6 +112,42 @@ class Policy:
             log.exception("could not read which host paths no mount may expose")
         if self.mounts:
             self.warn_about_roots()
+        # What each hub group's table adds ([groups.NAME]), resolved now as the server-wide mounts are.
+        self.grants = dict(settings.groups)
+        self._group_roots = {
+            name: [
+                (mount, normalise(os.path.realpath(mount.path)))
+                for mount in parse_allowed_mounts(list(grant.allowed_mounts))
+            ]
+            for name, grant in self.grants.items()
+        }
+        self._by_groups: dict[tuple[str, ...], Policy] = {}
+        for name, roots in self._group_roots.items():
+            if roots:
+                self.for_grant(self.grants[name]).warn_about_roots([mount for mount, _ in roots], f"group {name}")
+
+    def for_grant(self, grant: GroupGrant) -> Policy:
+        """This policy with what ``grant`` (a caller's groups' tables together) adds; made once per set of groups.
+
+        It shares this policy's view of the host; the roots of its mounts were resolved at start-up.
+        """
+        if grant.is_empty:
+            return self
+        known = self._by_groups.get(grant.groups)
+        if known is not None:
+            return known
+        granted = copy.copy(self)
+        granted._by_groups = {}
+        granted.images = [*self.images, *grant.allowed_images]
+        granted.registries = RegistryRules([*self.registries.patterns, *grant.allowed_registries])
+        granted.flags = self.flags | set(grant.allowed_flags)
+        granted.volumes = [*self.volumes, *grant.allowed_volumes]
+        granted.networks = self.networks | set(grant.allowed_networks)
+        granted.roots = [*self.roots, *(root for group in grant.groups for root in self._group_roots.get(group, []))]
+        granted.mounts = [mount for mount, _ in granted.roots]
+        granted.trusted = {**self.trusted, **trusted_links(mount.path for mount, _ in granted.roots)}
+        self._by_groups[grant.groups] = granted
+        return granted
 
     def check(self, args: str, shell: list[str] | None = None) -> Plan:
         """Parse and check a request.
@@ -330,15 +368,20 @@ class Policy:
         ]
         return max(matches, key=lambda match: match[0])[1] if matches else None
 
-    def warn_about_roots(self) -> None:
-        """At start-up, a warning for each allowed root that cannot be mounted as the operator may expect."""
+    def warn_about_roots(self, only: list[AllowedMount] | None = None, whose: str = "") -> None:
+        """At start-up, a warning for each allowed root (of ``only``, when given) that cannot be mounted as
+        the operator may expect; ``whose`` names the group whose table allows it."""
         try:
             view = self.survey.view()
         except Exception:  # noqa: BLE001 - already logged by __init__
             return
         for mount, real in self.roots:
+            if only is not None and mount not in only:
+                continue
             if not os.path.isdir(real):
-                log.warning("allowed mount %s is not a directory on this host", mount.path)
+                log.warning(
+                    "allowed mount %s%s is not a directory on this host", mount.path, f" ({whose})" if whose else ""
+                )
             for root in dict.fromkeys((mount.path, real)):
                 exposed = view.exposed_by(root)
                 if exposed:

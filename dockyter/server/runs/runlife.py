@@ -71,6 +71,7 @@ class Run:
         self._started = time.monotonic()
         self._task: asyncio.Task[None] | None = None
         self._gone = asyncio.Event()  # set once what the run started is removed and its slot freed
+        self._announced = False  # the final event is queued already (:meth:`_announce`)
 
     # -- what differs -----------------------------------------------------------------------------
 
@@ -198,12 +199,21 @@ class Run:
             finally:
                 self._finish(final)
 
+    def _announce(self, final: Event) -> None:
+        """Queue the final event now, before what the run started is removed: its end is known
+        already (a prestarted container's frames), and the removal is no one's wait. Output read
+        after it is dropped: nothing follows the final event."""
+        self._announced = True
+        self._dropping = True
+        self._room.set()
+        self._put(final)
+
     def _finish(self, final: Event | None) -> None:
         """The run is over and what it started removed: free its slot, log it, queue its final event."""
         self.finished = True
         self._release()
         self._gone.set()
         self._log(final)
-        if final is not None:
+        if final is not None and not self._announced:
             # Past the output bound: a consumer that stopped reading gets it when it resumes.
             self._put(final)

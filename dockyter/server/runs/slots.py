@@ -2,7 +2,7 @@
 
 Both executors (the engine's and the Swarm's) admit an execution the same way: refused while
 the server shuts down (503), when its token already runs ``max_concurrent_per_token`` (429, so
-that one user cannot take every slot) or when ``max_concurrent`` already run (429); registered
+that one user cannot take every slot; a hub user's groups may say another number) or when ``max_concurrent`` already run (429); registered
 before it starts, so that a sweep never takes what it is starting for an orphan; forgotten when
 it cannot start, and by the run itself once it is over.
 
@@ -43,7 +43,7 @@ RunT = TypeVar("RunT", bound=SlotRun)
 
 def per_token_limit(settings: Settings) -> int:
     """``max_concurrent_per_token``; 0 (none) without authentication, where every request is one user's."""
-    return settings.max_concurrent_per_token if settings.auth else 0
+    return settings.max_concurrent_per_token if settings.authenticates else 0
 
 
 class ExecutionSlots(Generic[RunT]):
@@ -58,11 +58,14 @@ class ExecutionSlots(Generic[RunT]):
         self.running: dict[str, RunT] = {}
         self.closing = False
 
-    async def admit(self, execution: RunT) -> RunT:
-        """Register and start ``execution``; raises :class:`~dockyter.server.servererrors.ServerError` subclasses."""
+    async def admit(self, execution: RunT, per_token: int | None = None) -> RunT:
+        """Register and start ``execution``; raises :class:`~dockyter.server.servererrors.ServerError` subclasses.
+
+        ``per_token`` replaces ``max_per_token`` for this one (what its caller's hub groups say); None keeps it.
+        """
         if self.closing:
             raise ShuttingDown("the server is shutting down")
-        limit = self.max_per_token
+        limit = self.max_per_token if per_token is None else per_token
         if limit and sum(run.who == execution.who for run in self.running.values()) >= limit:
             raise TooBusy(
                 f"this token already runs {limit} execution{'s' if limit > 1 else ''} "

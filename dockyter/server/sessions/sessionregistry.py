@@ -2,7 +2,8 @@
 
 The same protocol as a kernel's sessions (:mod:`dockyter.wire.sessionprotocol`): the container's main
 process is an interactive bash reading one line per command from our pipe. Each session
-belongs to the token that created it. A command in a session is a :class:`SessionRun`, which
+belongs to the token that created it (or the hub user, with auth jupyterhub; such a session ends
+when the hub no longer accepts the token that opened it). A command in a session is a :class:`SessionRun`, which
 streams and ends exactly like an :class:`~dockyter.server.engine.engineexecutor.Execution`, so ``/execute``'s
 NDJSON stream and JSON reply serve both. Stopping a run (cancel, timeout, output cap, a client
 that goes away) stops that command, not the session: SIGINT, then SIGKILL of its processes.
@@ -24,6 +25,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..engine.engineexecutor import EngineExecutor
@@ -39,6 +41,11 @@ from .sessionrun import SessionRun
 log = logging.getLogger("dockyter.server")
 
 REAP_EVERY = 15.0
+MIN_TOKEN_CHECK = 1.0  # seconds between two checks of the sessions' tokens, at least
+REVOKED = "the hub no longer accepts the token that opened it (its server stopped, or the token was revoked)"
+
+# Whether the token that opened a session still works: True, False, or None when no one can say now.
+TokenCheck = Callable[[], Awaitable[bool | None]]
 STOP_WAIT = 10.0  # seconds for the stop ladders of the running commands at shutdown
 
 
@@ -56,17 +63,24 @@ class SessionRegistry(Upkeep):
         self.executor = executor
         self.owner = executor.owner
         self.sessions: dict[str, ServerSession] = {}
+        # Whether the token that opened each session still works; None: a token of the server's own.
+        self.token_checks: dict[str, TokenCheck | None] = {}
         self.closing = False
         # What each session's container uses, read in the background (a listing never waits for it).
         self.memory = SessionMemory(executor.control, executor.check.socket)
 
-    async def create(self, plan: Plan, who: str, name: str) -> ServerSession:
+    async def create(
+        self, plan: Plan, who: str, name: str, per_token: int | None = None, token_check: TokenCheck | None = None
+    ) -> ServerSession:
+        """Start a session of ``who``. ``per_token`` replaces max_sessions_per_token (what a hub user's groups
+        say; None keeps it); ``token_check`` says whether the token that opened it still works: when it says
+        no, the session ends (a hub user's token, revoked by the hub or gone with its server)."""
         if self.closing or self.executor.closing:
             raise SessionError("the server is shutting down")
         if not self.settings.max_sessions:
             raise SessionError("sessions are turned off on this server (max_sessions = 0)")
         mine = [s for s in self.sessions.values() if s.who == who]
-        limit = self.settings.max_sessions_per_token
+        limit = self.settings.max_sessions_per_token if per_token is None else per_token
         if limit and len(mine) >= limit:
             raise TooBusy(
                 f"this token already has {limit} sessions (max_sessions_per_token): delete one first",
@@ -78,6 +92,7 @@ class SessionRegistry(Upkeep):
                 self.settings.retry_after,
             )
         session = ServerSession(self, plan, who, name)
+        self.token_checks[session.id] = token_check
         self.sessions[session.id] = session
         try:
             await session.start()
@@ -103,6 +118,7 @@ class SessionRegistry(Upkeep):
 
     def forget(self, session: ServerSession) -> None:
         self.sessions.pop(session.id, None)
+        self.token_checks.pop(session.id, None)
         self.memory.forget(session.container)
 
     def describe(self, sessions: list[ServerSession]) -> list[dict[str, Any]]:
@@ -133,14 +149,28 @@ class SessionRegistry(Upkeep):
         await session.remove(why)
         if run is not None:
             await run.wait()
-        log.info(json.dumps({"event": "session_end", "id": session.id, "who": session.who, "why": why}))
+        log.info(
+            json.dumps(
+                {
+                    "event": "session_end",
+                    "id": session.id,
+                    "container": session.container,
+                    "who": session.who,
+                    "why": why,
+                }
+            )
+        )
 
     # -- upkeep (runs/upkeep.py) --------------------------------------------------------------------
 
     def sweep_every(self) -> float:
-        """Often enough for the idle and lifetime limits (a quarter of the shorter), at most REAP_EVERY s."""
+        """Often enough for the idle and lifetime limits (a quarter of the shorter), at most REAP_EVERY s; with
+        hub users' sessions, often enough that a revoked token's session ends within hub_cache_seconds."""
         limits = [x for x in (self.settings.session_idle_timeout, self.settings.session_max_lifetime) if x]
-        return min([REAP_EVERY, *(limit / 4 for limit in limits)])
+        every = [REAP_EVERY, *(limit / 4 for limit in limits)]
+        if self.settings.hub_identity:
+            every.append(max(self.settings.hub_cache_seconds / 2, MIN_TOKEN_CHECK))
+        return min(every)
 
     async def remove_leftovers(self) -> list[str] | None:
         """Remove the session containers earlier instances of this ``server_name`` left; None when the engine cannot be asked."""
@@ -165,8 +195,22 @@ class SessionRegistry(Upkeep):
             elif idle_limit and session.current is None and now - session.last_used >= idle_limit:
                 await self.delete(session, f"it was idle for session_idle_timeout ({idle_limit:g} s)")
                 ended.append(session.id)
+        ended += await self._end_revoked()
         # Keep the memory figures of the others at most a sweep old, whether or not anyone lists them.
         self.memory.refresh_soon([session.container for session in self.sessions.values() if session.ended is None])
+        return ended
+
+    async def _end_revoked(self) -> list[str]:
+        """End the sessions whose opening token no longer works (the hub says so; when it cannot say, none)."""
+        checked = [
+            (session, check) for session in list(self.sessions.values()) if (check := self.token_checks.get(session.id))
+        ]
+        answers = await asyncio.gather(*(check() for _, check in checked))
+        ended = []
+        for (session, _), valid in zip(checked, answers, strict=True):
+            if valid is False and session.id in self.sessions:
+                await self.delete(session, REVOKED)
+                ended.append(session.id)
         return ended
 
     async def stop_runs(self) -> None:

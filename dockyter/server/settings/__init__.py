@@ -13,6 +13,6 @@ prints it; a test checks that the page matches).
 ``__main__``  ``python -m dockyter.server.settings``: print it
 
 May import: :mod:`dockyter.wire`, and the checks a value is held to: ``policy/allowlist``,
-``policy/registries``, ``engine/engineenv``, ``swarm/loopbackcheck`` and ``swarm/swarmargs``
+``policy/registries``, ``policy/groupgrants``, ``engine/engineenv``, ``swarm/loopbackcheck`` and ``swarm/swarmargs``
 (none of which imports the settings back). Never the policy itself, an executor or FastAPI.
 """

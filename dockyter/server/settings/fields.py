@@ -17,9 +17,12 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..engine.engineenv import engine_environment
+from ..engine.expected import size_in_bytes
 from ..policy.allowlist import AllowedMount, check_flag_names, parse_allowed_mounts
+from ..policy.groupgrants import GroupGrant, GroupTableError, read_group_tables
 from ..policy.registries import check_patterns
 from ..swarm.loopbackcheck import program_problem
 from .tokens import MIN_TOKEN_LENGTH, read_token_table
@@ -39,7 +42,12 @@ def setting(
     meta = {"help": help, "flag": flag, "metavar": metavar, "kind": kind}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata=meta)
     return field(default=default, metadata=meta)
+
+
+AUTH_MODES = ("tokens", "jupyterhub", "none")
 
 
 DEFAULT_ALLOWED_FLAGS = [
@@ -104,10 +112,47 @@ class Settings:
         "File of accepted tokens, one `NAME:TOKEN` or `TOKEN` per line; blank lines and `#` comments are skipped.",
         metavar="PATH",
     )
-    auth: bool = setting(
-        True,
-        "Require a bearer token on /execute and cancel. --no-auth turns that off, "
-        "and is refused unless --host is a loopback address.",
+    auth: str = setting(
+        "tokens",
+        "Who may run anything: `tokens` (a bearer token of `tokens` or `token_file`), `jupyterhub` (also the "
+        "JupyterHub API token of a hub user, whom the hub at hub_api_url names: each hub user runs as themselves; "
+        "docs/jupyterhub.md) or `none` (anyone: refused unless host is a loopback address). "
+        "--no-auth is --auth none; true and false mean tokens and none.",
+        metavar="MODE",
+        kind="auth",
+    )
+    hub_api_url: str = setting(
+        "",
+        "With auth `jupyterhub`: the hub's REST API as this server reaches it, e.g. `http://127.0.0.1:8081/hub/api`. "
+        "Run as the hub's managed service, the server takes $JUPYTERHUB_API_URL when this is not set.",
+        metavar="URL",
+    )
+    hub_api_token: str = setting(
+        "",
+        "With auth `jupyterhub`: this service's own token at the hub (its `api_token` in c.JupyterHub.services), "
+        "with which the server checks at start-up that the hub knows it as hub_service; not needed to identify "
+        "users. A managed service takes $JUPYTERHUB_API_TOKEN when this is not set. Never logged.",
+        metavar="TOKEN",
+    )
+    hub_service: str = setting(
+        "dockyter",
+        "With auth `jupyterhub`: this service's name at the hub. A hub user's token must grant "
+        "`access:services!service=NAME` (or `access:services`). A managed service takes $JUPYTERHUB_SERVICE_NAME "
+        "when this is not set.",
+        metavar="NAME",
+    )
+    hub_cache_seconds: float = setting(
+        30.0,
+        "With auth `jupyterhub`: seconds the hub's answer about a token (whose it is, or that it is unknown) is "
+        "kept: a token the hub revoked, or whose server stopped, is refused at most this long after, and a "
+        "session opened with it is ended then. Each active user costs the hub one question per period (0: one "
+        "per request).",
+        metavar="SECONDS",
+    )
+    hub_timeout: float = setting(
+        5.0,
+        "With auth `jupyterhub`: seconds to wait for the hub's answer; a request it cannot answer gets a 503.",
+        metavar="SECONDS",
     )
 
     # -- the container engine ------------------------------------------------------------
@@ -225,6 +270,16 @@ class Settings:
         flag="--allow-shell",
         metavar="SHELL",
     )
+    groups: dict[str, GroupGrant] = setting(
+        {},
+        "With auth `jupyterhub`: one `[groups.NAME]` table per hub group (config file only) granting its members "
+        "more (or less) than the settings above: `allowed_flags`, `allowed_mounts`, `allowed_images`, "
+        "`allowed_registries`, `allowed_volumes`, `allowed_networks` add to those lists; "
+        "`max_concurrent_per_token`, `max_sessions_per_token`, `max_timeout` and `sessions` (false: none) set "
+        "those limits. A user gets the union of their groups' tables, and of each limit the most generous value "
+        "among their groups that set it (docs/jupyterhub.md).",
+        kind="table",
+    )
 
     # -- defaults put on every container -------------------------------------------------
     network: str = setting(
@@ -268,7 +323,8 @@ class Settings:
     max_concurrent_per_token: int = setting(
         2,
         "Executions one token may run at once, within max_concurrent, so that one user cannot take every slot; "
-        "more are answered 429 with Retry-After (0: only max_concurrent limits them). Not applied with --no-auth, "
+        "more are answered 429 with Retry-After (0: only max_concurrent limits them). With auth `jupyterhub`, per hub "
+        "user. Not applied with --no-auth, "
         "where every request is the same user's.",
         metavar="N",
     )
@@ -295,6 +351,31 @@ class Settings:
     )
     log_level: str = setting("info", "Logging level: debug, info, warning or error.", metavar="LEVEL")
 
+    # -- prestarted containers (an execution's container, ready before its request) --------
+    prestart: int = setting(
+        1,
+        "Containers prestarted for each token and approved plan: created, checked against the plan and "
+        "started before the request comes, each used for one execution, so that an execution starts in "
+        "milliseconds. Every request is checked by the policy first, as always. 0: none. Engine executor only.",
+        metavar="N",
+    )
+    prestart_max: int = setting(8, "Prestarted containers waiting at once, every token's together.", metavar="N")
+    prestart_per_token: int = setting(
+        2,
+        "Prestarted containers one token may have waiting (0: only prestart_max limits them); a token's "
+        "requests use only its own, so that one token cannot drain another's.",
+        metavar="N",
+    )
+    prestart_memory: str = setting(
+        "4g",
+        "The memory limits of the waiting prestarted containers together may not exceed this (docker "
+        "sizes; empty: no limit); with a limit, a container without a memory limit is never prestarted.",
+        metavar="SIZE",
+    )
+    prestart_idle: float = setting(
+        300.0, "Seconds a prestarted container may wait unused before it is removed (0: never).", metavar="SECONDS"
+    )
+
     # -- sessions (containers that keep their state between commands) ---------------------
     max_sessions: int = setting(8, "Sessions alive at once on this server; more are answered 429.", metavar="N")
     max_sessions_per_token: int = setting(
@@ -308,10 +389,26 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
+        self.auth = auth_mode(self.auth, "auth")
+        if not all(isinstance(grant, GroupGrant) for grant in self.groups.values()):  # tables not read yet
+            try:
+                self.groups = read_group_tables(self.groups, "the settings")
+            except GroupTableError as error:
+                raise SettingsError(str(error)) from None
         self._token_table, self._flag_names, self._mount_rules = _check(self)
         # Of the process as it is now, at start-up: what every container CLI process gets.
         self._engine_environment = engine_environment(os.environ)
         self.config_file = ""  # the TOML file these settings were read from, if any (load_settings says)
+
+    @property
+    def authenticates(self) -> bool:
+        """Whether a request needs a token (``auth`` is not ``none``)."""
+        return self.auth != "none"
+
+    @property
+    def hub_identity(self) -> bool:
+        """Whether the hub names the callers whose token is none of the server's own (``auth = "jupyterhub"``)."""
+        return self.auth == "jupyterhub"
 
     def token_table(self) -> dict[str, str]:
         """Accepted tokens by name (read once, from ``tokens`` and ``token_file``)."""
@@ -338,6 +435,21 @@ def definitions() -> list[dataclasses.Field[Any]]:
     return list(dataclasses.fields(Settings))
 
 
+def auth_mode(value: Any, where: str) -> str:
+    """``auth`` as one of :data:`AUTH_MODES`: booleans (and their words) mean ``tokens`` and ``none``."""
+    if isinstance(value, bool):
+        return "tokens" if value else "none"
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in AUTH_MODES:
+            return word
+        if word in ("1", "true", "yes", "on"):
+            return "tokens"
+        if word in ("0", "false", "no", "off"):
+            return "none"
+    raise SettingsError(f"{where}: expected tokens, jupyterhub or none, got {value!r}")
+
+
 def kind_of(definition: dataclasses.Field[Any]) -> str:
     kind = definition.metadata.get("kind")
     if kind:
@@ -361,6 +473,7 @@ def default_of(definition: dataclasses.Field[Any]) -> Any:
 
 # -- checking ---------------------------------------------------------------------------
 
+_SERVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
 _SERVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _RUNTIME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+/-]{0,127}")
 # A Swarm placement constraint: ATTRIBUTE==VALUE or ATTRIBUTE!=VALUE (node.labels.x==y, node.role!=manager).
@@ -401,7 +514,7 @@ def _check(settings: Settings) -> tuple[dict[str, str], tuple[str, ...], tuple[A
         raise SettingsError("shutdown_timeout and pids_limit must not be negative")
     for name in (
         "max_concurrent_per_token", "max_sessions", "max_sessions_per_token", "session_idle_timeout",
-        "session_max_lifetime",
+        "session_max_lifetime", "prestart", "prestart_max", "prestart_per_token", "prestart_idle",
     ):  # fmt: skip
         if getattr(s, name) < 0:
             raise SettingsError(f"{name} must not be negative, not {getattr(s, name)}")
@@ -418,6 +531,8 @@ def _check(settings: Settings) -> tuple[dict[str, str], tuple[str, ...], tuple[A
             raise SettingsError(
                 f"mount constraint {constraint!r} must be a Swarm placement constraint like node.labels.storage==shared"
             )
+    if size_in_bytes(s.prestart_memory) is None:
+        raise SettingsError(f"prestart_memory {s.prestart_memory!r} must be a size like 4g or 512m")
     if s.pull not in ("", "missing", "never", "always"):
         raise SettingsError(f"pull must be missing, never, always or empty, not {s.pull!r}")
     if s.network == "host" or s.network.startswith("container:"):
@@ -437,17 +552,44 @@ def _check(settings: Settings) -> tuple[dict[str, str], tuple[str, ...], tuple[A
         tokens = read_token_table(s.tokens, s.token_file)
     except ValueError as error:
         raise SettingsError(str(error)) from None
-    if s.auth and not tokens:
+    if s.auth == "tokens" and not tokens:
         raise SettingsError(
-            f"no tokens: give --token-file or {ENV_PREFIX}TOKENS, or --no-auth to run without "
-            "authentication (on a loopback address only)"
+            f"no tokens: give --token-file or {ENV_PREFIX}TOKENS, --auth jupyterhub to let a JupyterHub name the "
+            "callers, or --no-auth to run without authentication (on a loopback address only)"
         )
-    if not s.auth and not is_loopback(s.host):
+    if not s.authenticates and not is_loopback(s.host):
         raise SettingsError(
             f"--no-auth is refused on {s.host!r}: anyone who can reach it could run containers; "
             "bind to 127.0.0.1 or configure tokens"
         )
+    if s.hub_identity:
+        _check_hub(s)
+    elif s.groups:
+        raise SettingsError('groups choose the policy of JupyterHub users: they need auth = "jupyterhub"')
     return tokens, flag_names, mount_rules
+
+
+def _check_hub(settings: Settings) -> None:
+    """What auth ``jupyterhub`` needs: a hub to ask, and sane bounds on asking it."""
+    url = settings.hub_api_url
+    if not url:
+        raise SettingsError(
+            "auth jupyterhub needs hub_api_url, the hub's API (e.g. http://127.0.0.1:8081/hub/api); the hub gives "
+            "its managed services $JUPYTERHUB_API_URL"
+        )
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise SettingsError(f"hub_api_url {url!r} must be an http:// or https:// URL, without query or fragment")
+    if not _SERVICE_NAME.fullmatch(settings.hub_service):
+        raise SettingsError(
+            f"hub_service {settings.hub_service!r} must be a hub service's name (letters, digits, '_.-')"
+        )
+    if settings.hub_api_token and not (settings.hub_api_token.isascii() and settings.hub_api_token.isprintable()):
+        raise SettingsError("hub_api_token must be printable ASCII")
+    if settings.hub_cache_seconds < 0:
+        raise SettingsError(f"hub_cache_seconds must not be negative, not {settings.hub_cache_seconds}")
+    if not settings.hub_timeout > 0:
+        raise SettingsError(f"hub_timeout must be greater than 0, not {settings.hub_timeout}")
 
 
 def _check_swarm(settings: Settings) -> None:
@@ -463,6 +605,8 @@ def _check_swarm(settings: Settings) -> None:
         )
     try:
         check_names(settings.allowed_flags)
+        for grant in settings.groups.values():
+            check_names(list(grant.allowed_flags))
         service_options(parse_run_args(shlex.join([*settings.extra_run_args, "image"])).options)
     except (SwarmArgsError, DockerArgsError) as error:
         raise SettingsError(f"executor swarm: {error}") from None

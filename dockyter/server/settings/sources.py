@@ -1,7 +1,10 @@
 """Where ``dockyter-server`` settings come from: flags, ``DOCKYTER_SERVER_<NAME>`` and a TOML file.
 
 Precedence, lowest first: defaults < config file < environment < flags. A list given at a
-higher level replaces the lower one; it is not merged. Every bad value is a
+higher level replaces the lower one; it is not merged. With ``auth = "jupyterhub"``, what the
+hub tells a managed service (``JUPYTERHUB_API_URL``, ``JUPYTERHUB_API_TOKEN``,
+``JUPYTERHUB_SERVICE_NAME``, ``JUPYTERHUB_SERVICE_URL``) comes just above the defaults. The
+``[groups.NAME]`` tables come from the config file only. Every bad value is a
 :class:`~.fields.SettingsError` naming the setting and where it came from.
 """
 
@@ -14,8 +17,21 @@ import shlex
 import tomllib
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
-from .fields import CONFIG_ENV, ENV_PREFIX, Settings, SettingsError, default_of, definitions, env_of, flag_of, kind_of
+from ..policy.groupgrants import GroupTableError, read_group_tables
+from .fields import (
+    CONFIG_ENV,
+    ENV_PREFIX,
+    Settings,
+    SettingsError,
+    auth_mode,
+    default_of,
+    definitions,
+    env_of,
+    flag_of,
+    kind_of,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Run Dockyter executions in containers behind an HTTP API (docs/api.md). "
             f"Every option can also be set as an environment variable {ENV_PREFIX}<NAME> "
             "(lists comma-separated) or as a key of the TOML file given by --config; "
-            "flags win over the environment, which wins over the file."
+            "flags win over the environment, which wins over the file. With --auth jupyterhub, one [groups.NAME] "
+            "table per hub group in the file grants its members more or less (docs/jupyterhub.md)."
         ),
         argument_default=argparse.SUPPRESS,  # only flags actually given override the lower layers
     )
@@ -36,9 +53,19 @@ def build_parser() -> argparse.ArgumentParser:
     for definition in definitions():
         kind = kind_of(definition)
         default = default_of(definition)
+        if kind == "table":  # a table of the config file: no flag, no variable
+            continue
         help_text = f"{definition.metadata['help']} [env {env_of(definition)}]"
         flag = flag_of(definition)
-        if kind == "bool":
+        if kind == "auth":
+            parser.add_argument(
+                flag, dest=definition.name, metavar=definition.metadata.get("metavar"),
+                help=help_text + f" (default: {default})",
+            )  # fmt: skip
+            parser.add_argument(
+                "--no-auth", dest=definition.name, action="store_const", const="none", help="--auth none"
+            )
+        elif kind == "bool":
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=help_text + f" (default: {default})")
         elif kind == "list":
             shown = ", ".join(default) if default else "none"
@@ -72,9 +99,43 @@ def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
     values.update(read_environment(environ))
     for name, raw in namespace.items():
         values[name] = convert(_definition(name), raw, f"option {flag_of(_definition(name))}")
+    if values.get("auth") == "jupyterhub":
+        values = {**from_the_hub(environ), **values}
     settings = make_settings(values)
     settings.config_file = config_path or ""  # a secret of the server: never mounted
     return settings
+
+
+def from_the_hub(environ: Mapping[str, str]) -> dict[str, Any]:
+    """What the environment JupyterHub gives a managed service says: the hub's API, this service's own token
+    and name there, and where the hub expects it to listen. Below every other source: each only fills a
+    setting nothing else set."""
+    values: dict[str, Any] = {}
+    for name, variable in HUB_VARIABLES.items():
+        if environ.get(variable):
+            values[name] = environ[variable]
+    service_url = environ.get("JUPYTERHUB_SERVICE_URL", "")
+    if service_url:
+        parts = urlsplit(service_url)
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if parts.scheme != "http" or not parts.hostname or port is None:
+            raise SettingsError(
+                f"environment variable JUPYTERHUB_SERVICE_URL: {service_url!r} is not an http://HOST:PORT URL "
+                "this server can listen at (set host and port)"
+            )
+        values.update(host=parts.hostname, port=port)
+    return values
+
+
+# The settings a managed hub service's environment fills, from JupyterHub's variables.
+HUB_VARIABLES = {
+    "hub_api_url": "JUPYTERHUB_API_URL",
+    "hub_api_token": "JUPYTERHUB_API_TOKEN",
+    "hub_service": "JUPYTERHUB_SERVICE_NAME",
+}
 
 
 def make_settings(values: Mapping[str, Any]) -> Settings:
@@ -88,11 +149,12 @@ def make_settings(values: Mapping[str, Any]) -> Settings:
 def read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
     """The settings given as ``DOCKYTER_SERVER_<NAME>`` variables."""
     values = {}
-    for definition in definitions():
+    variables = [d for d in definitions() if kind_of(d) != "table"]
+    for definition in variables:
         name = env_of(definition)
         if name in environ:
             values[definition.name] = convert(definition, environ[name], f"environment variable {name}")
-    known = {env_of(d) for d in definitions()} | {CONFIG_ENV}
+    known = {env_of(d) for d in variables} | {CONFIG_ENV}
     unknown = sorted(k for k in environ if k.startswith(ENV_PREFIX) and k not in known)
     if unknown:
         raise SettingsError(f"unknown environment variable {unknown[0]} (known: see dockyter-server --help)")
@@ -120,6 +182,13 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 def convert(definition: dataclasses.Field[Any], raw: Any, where: str) -> Any:
     """Turn ``raw`` (text from a flag or the environment, or a TOML value) into the setting's type."""
     kind = kind_of(definition)
+    if kind == "auth":
+        return auth_mode(raw, where)
+    if kind == "table":
+        try:
+            return read_group_tables(raw, where)
+        except GroupTableError as error:
+            raise SettingsError(str(error)) from None
     try:
         if kind in ("list", "command"):
             if isinstance(raw, list) and all(isinstance(item, str) for item in raw):

@@ -20,9 +20,16 @@ def settings_markdown() -> str:
     for definition in definitions():
         kind = kind_of(definition)
         default = default_of(definition)
+        if kind == "table":
+            name = f"`[{definition.name}.NAME]`"
+            rows.append(f"| {name} | — | — | none | {definition.metadata['help'].replace('|', chr(92) + '|')} |")
+            continue
         if kind == "bool":
             flag = f"`{flag_of(definition)}` / `--no-{flag_of(definition)[2:]}`"
             shown = "true" if default else "false"
+        elif kind == "auth":
+            flag = f"`{flag_of(definition)} {definition.metadata.get('metavar')}` / `--no-auth`"
+            shown = f"`{default}`"
         else:
             flag = f"`{flag_of(definition)} {definition.metadata.get('metavar') or 'VALUE'}`"
             if kind == "list":

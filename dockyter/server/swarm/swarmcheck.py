@@ -14,8 +14,9 @@ import json
 from typing import Any, Protocol
 
 from ...wire.contract import INIT_ENV, shell_command
+from ...wire.enginesocket import socket_path
 from ..engine.control import Ask, Control
-from ..engine.engineapi import EngineAPIError, get_json, post_json, socket_path
+from ..engine.engineapi import EngineAPIError, get_json, post_json
 from ..engine.enginecheck import disagreement
 from ..engine.expected import ServerAdditions, expected_container
 from ..policy.plan import Plan

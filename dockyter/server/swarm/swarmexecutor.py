@@ -109,8 +109,10 @@ class SwarmExecutor(ExecutionSlots[SwarmExecution], Upkeep):
 
     # -- executions ---------------------------------------------------------------------------------
 
-    async def start(self, plan: Plan, cmd: str, timeout: float, merge_stderr: bool, who: str) -> SwarmExecution:
-        execution = await self.admit(SwarmExecution(self, plan, cmd, timeout, merge_stderr, who))
+    async def start(
+        self, plan: Plan, cmd: str, timeout: float, merge_stderr: bool, who: str, per_token: int | None = None
+    ) -> SwarmExecution:
+        execution = await self.admit(SwarmExecution(self, plan, cmd, timeout, merge_stderr, who), per_token)
         self._ensure_poller()
         return execution
 
@@ -129,6 +131,10 @@ class SwarmExecutor(ExecutionSlots[SwarmExecution], Upkeep):
     def principal(self, who: str) -> str:
         """The principal label of token name ``who`` (of the name itself when authentication is off)."""
         return self._principals.get(who) or principal_of(who)
+
+    def prestarted(self, who: str) -> dict[str, int] | None:
+        """None: services are not prestarted (docs/server.md, "Prestarted containers")."""
+        return None
 
     async def list_executions(self, who: str) -> list[dict[str, Any]]:
         """The running executions of token ``who`` on every replica, found by their labels."""

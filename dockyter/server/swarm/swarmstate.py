@@ -11,8 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ...wire.contract import NAME_PREFIX, SERVER_LABEL
+from ...wire.enginesocket import socket_path
 from ..engine.control import ENGINE_DOWN, Ask
-from ..engine.engineapi import EngineAPIError, get_json, socket_path
+from ..engine.engineapi import EngineAPIError, get_json
 
 EXECUTION_LABEL = "io.dockyter.execution"
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from dockyter.server.engine.engineapi import socket_path
 from dockyter.server.settings.fields import SettingsError
 from dockyter.server.settings.sources import load_settings, make_settings
 from dockyter.server.swarm.swarmargs import SwarmArgsError, service_options
 from dockyter.wire.dockerargs import parse_run_args
+from dockyter.wire.enginesocket import socket_path
 
 
 def translate(args: str) -> list[str]:
