@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import time
 from collections.abc import Sequence
@@ -41,9 +42,9 @@ def run_id() -> str:
     return os.environ.get(RUN_VARIABLE) or "manual"
 
 
-def bare_argv(image: str, command: str, extra: Sequence[str] = ()) -> list[str]:
+def bare_argv(image: str, command: str, extra: Sequence[str] = (), cli: str = "docker") -> list[str]:
     """What a user would type for one command in a fresh container (plus our cleanup label)."""
-    return ["docker", "run", "--rm", "--label", f"{BENCH_LABEL}={run_id()}", *extra, image, "bash", "-lc", command]
+    return [cli, "run", "--rm", "--label", f"{BENCH_LABEL}={run_id()}", *extra, image, "bash", "-lc", command]
 
 
 def run_bare(argv: Sequence[str], *, stdout: int | None = subprocess.DEVNULL, timeout: float = 300.0) -> float:
@@ -88,6 +89,21 @@ def bench_container_name() -> str:
 
 # -- finding and removing what we started -------------------------------------------------------
 
+# A container of rootful podman's (figure 19) is named "podman:NAME" in the lists below.
+PODMAN = "podman:"
+
+
+def podman_here() -> bool:
+    """Whether rootful podman can be asked (installed, and this process is root)."""
+    return shutil.which("podman") is not None and os.geteuid() == 0
+
+
+def podman(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """``podman ARGS`` (rootful), output captured as text; never raises on a non-zero exit."""
+    return subprocess.run(
+        ["podman", *args], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
 
 def containers(label_filter: str) -> dict[str, dict[str, str]]:
     """Containers (running or not) matching ``label_filter``, with their Dockyter labels."""
@@ -100,6 +116,24 @@ def containers(label_filter: str) -> dict[str, dict[str, str]]:
         name, owner, server, status = (row.split("\t") + ["", "", "", ""])[:4]
         if name:
             found[name] = {"owner": owner, "server": server, "status": status}
+    if podman_here():
+        found.update({PODMAN + name: labels for name, labels in podman_containers(label_filter).items()})
+    return found
+
+
+def podman_containers(label_filter: str) -> dict[str, dict[str, str]]:
+    """The same from rootful podman, whose ``ps`` has no ``.Label``: listed, then inspected."""
+    names = podman("ps", "-a", "--filter", f"label={label_filter}", "--format", "{{.Names}}").stdout.split()
+    if not names:
+        return {}
+    fmt = "\t".join(
+        ["{{.Name}}", f'{{{{index .Config.Labels "{OWNER_LABEL}"}}}}', f'{{{{index .Config.Labels "{SERVER_LABEL}"}}}}']
+    )
+    found = {}
+    for row in podman("container", "inspect", "--format", fmt, *names).stdout.splitlines():
+        name, owner, server = (row.split("\t") + ["", "", ""])[:3]
+        if name:
+            found[name] = {"owner": owner, "server": server, "status": ""}
     return found
 
 
@@ -114,8 +148,12 @@ def ours(owner_ids: Sequence[str], server_prefixes: Sequence[str]) -> list[str]:
 
 
 def remove(names: Sequence[str]) -> None:
-    if names:
-        docker("rm", "-f", *names)
+    on_podman = [name.removeprefix(PODMAN) for name in names if name.startswith(PODMAN)]
+    on_docker = [name for name in names if not name.startswith(PODMAN)]
+    if on_docker:
+        docker("rm", "-f", *on_docker)
+    if on_podman:
+        podman("rm", "--force", "--time", "0", "--ignore", *on_podman)
 
 
 def settle_and_collect(owner_ids: Sequence[str], server_prefixes: Sequence[str], wait: float = 10.0) -> list[str]:
@@ -167,6 +205,10 @@ def machine() -> dict[str, str]:
     )
     if info.returncode == 0:
         facts["engine setup"] = info.stdout.strip()
+    if podman_here():  # figure 19
+        version = podman("version", "--format", "{{.Client.Version}}").stdout.strip() or "?"
+        setup = podman("info", "--format", "{{.Store.GraphDriverName}} storage, {{.Host.OCIRuntime.Name}}")
+        facts["podman"] = f"podman {version} (rootful), {setup.stdout.strip() or '?'}"
     facts["python"] = platform.python_version()
     try:
         import IPython

@@ -259,7 +259,9 @@ class Dockyter(DockyterTraits):
         problem = lifecycle_problem(args)  # default_args may come from a file: checked at each run
         if problem:
             raise BadUsage(problem)
-        args = with_shorthands(args, here=spec.here or self.here, as_me=spec.as_me or self.as_me)
+        as_me = spec.as_me or self.as_me
+        userns = self.active_backend.as_me_userns() if as_me else None
+        args = with_shorthands(args, here=spec.here or self.here, as_me=as_me, userns=userns)
         limit = spec.timeout if spec.timeout is not None else (self.timeout or None)
         return RunRequest(
             args=args,

@@ -203,7 +203,10 @@ def explain_exit(code: int, stderr_tail: str, shell: Sequence[str]) -> str | Non
     if code == 126:
         return "the command in the container could not be executed (permission denied or not executable)"
     if code == 127:
-        if shell and shell[0] in tail and ("executable file not found" in tail or "no such file" in tail):
+        # docker's runtime names the shell it did not find; podman's init (catatonit) says only
+        # "failed to exec pid1", and the program it starts is the shell.
+        missing = "executable file not found" in tail or "no such file" in tail
+        if shell and missing and (shell[0] in tail or "failed to exec pid1" in tail):
             return f"the image has no {shell[0]!r}: for images without bash, set %config Dockyter.shell = ['sh', '-c']"
         return "command not found in the container"
     if code == EXIT_KILLED:

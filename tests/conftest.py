@@ -54,6 +54,7 @@ import pytest
 from cluster import Cluster, fail_on_leftovers
 from cluster import down as cluster_down
 from cluster import up as cluster_up
+from engines import engine_named
 from helpers import (
     REGISTRY_BINARY,
     Registry,
@@ -76,6 +77,8 @@ from traitlets.config import Config
 
 if TYPE_CHECKING:
     from recording import RecordingBackend
+
+SESSION_LABEL = "io.dockyter.server-session"  # a server's session containers (dockyter.server.sessions)
 
 # pytester runs whole pytest sessions (to test the session guard); engine_fixtures the container
 # engines' (docker, podman, rootless podman).
@@ -110,8 +113,11 @@ def _image(variable: str) -> str:
 
 @pytest.fixture(autouse=True)
 def _docker_marker(request: pytest.FixtureRequest) -> None:
-    """Gives ``@pytest.mark.docker`` its meaning, before any other fixture starts anything."""
-    if request.node.get_closest_marker("docker") is not None:
+    """Gives ``@pytest.mark.docker`` its meaning, before any other fixture starts anything.
+
+    A test on the ``engine`` parameter (engine_fixtures.py) checks its own engine and images instead.
+    """
+    if request.node.get_closest_marker("docker") is not None and "engine" not in request.fixturenames:
         request.getfixturevalue("test_image")
 
 
@@ -379,14 +385,18 @@ def registry(tmp_path_factory, test_image) -> Iterator[Registry]:
 
 @pytest.fixture
 def executor_kind(request: pytest.FixtureRequest) -> str:
-    """The executor of the test's servers: its parameter under ``under_each_executor``, else "engine"."""
+    """The executor of the test's servers: its parameter under ``under_each_executor`` (or
+    ``under_each_engine``: "podman" is the engine executor on rootful podman), else "engine"."""
     kind: str = getattr(request, "param", "engine")
+    if kind == "podman":
+        skip_or_fail(engine_named("podman").image_problem(image_name("DOCKYTER_TEST_IMAGE")))
     return kind
 
 
 @pytest.fixture
 def run_image(request: pytest.FixtureRequest, executor_kind: str) -> str:
-    """The bash test image where the servers run their work: the engine's, or the cluster registry's."""
+    """The bash test image where the servers run their work: the engine's (podman has it under the
+    same name), or the cluster registry's."""
     image: str = request.getfixturevalue("swarm_image" if executor_kind == "swarm" else "test_image")
     return image
 
@@ -398,7 +408,8 @@ def dockyter_server(
     """Factory: ``dockyter_server(**settings_overrides) -> RunningServer``; all stopped at teardown.
 
     Under ``oci_runtime`` and ``executor_kind``: ``[swarm]`` servers run their work on the
-    cluster, and nothing of theirs may be left there after the test.
+    cluster, and nothing of theirs may be left there after the test; ``[podman]`` servers run
+    theirs on rootful podman (``docker_command = ["podman"]``), and nothing may be left there.
     """
     started: list[RunningServer] = []
     cluster: Cluster | None = request.getfixturevalue("swarm_cluster") if executor_kind == "swarm" else None
@@ -411,6 +422,8 @@ def dockyter_server(
             overrides.setdefault("docker_command", cluster.docker_command)
             # Its images come from the cluster's registry, on a private network: named, so allowed.
             overrides.setdefault("allowed_registries", ["docker.io", cluster.registry])
+        if executor_kind == "podman":
+            overrides.setdefault("docker_command", ["podman"])
         running = start_server(**overrides)
         if running.settings.executor == "swarm":
             running.cluster = cluster or request.getfixturevalue("swarm_cluster")
@@ -422,6 +435,15 @@ def dockyter_server(
         running.stop()
     if cluster is not None:
         fail_on_leftovers(cluster, tuple(running.settings.server_name for running in started))
+    if executor_kind == "podman":  # the session guard looks at Docker's engine only
+        podman = engine_named("podman")
+        left = {name for running in started for name in podman.labelled(f"io.dockyter.server={running.executor.label}")}
+        left |= {name for running in started for name in podman.labelled(f"{SESSION_LABEL}={running.executor.label}")}
+        if left:
+            podman.remove(*left)
+            pytest.fail(
+                f"containers left on podman by this test's servers (now removed): {sorted(left)}", pytrace=False
+            )
 
 
 @pytest.fixture

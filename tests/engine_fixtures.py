@@ -41,7 +41,7 @@ from typing import Any
 import pytest
 from conftest import LEFTOVER_WAIT, skip_or_fail
 from engines import ENGINE_NAMES, Engine, RootlessUser, clock_ticks, engine_named, rootless_user
-from helpers import descends_from, image_name, owned_elsewhere, wait_until
+from helpers import descends_from, image_name, load_cleanup_done, owned_elsewhere, wait_until
 from IPython.core.interactiveshell import InteractiveShell
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
@@ -137,8 +137,12 @@ def engine_differs(request: pytest.FixtureRequest, engine: Engine) -> Callable[.
 
 
 @pytest.fixture
-def engine_shell(ip: InteractiveShell, engine: Engine) -> InteractiveShell:
-    """The ``ip`` shell with Dockyter's docker_command pointed at ``engine``."""
+def engine_shell(engine: Engine, ip: InteractiveShell) -> InteractiveShell:
+    """The ``ip`` shell with Dockyter's docker_command pointed at ``engine``.
+
+    ``engine`` comes first, so its leftover check runs after the shell's unload has removed the sessions.
+    """
+    load_cleanup_done()  # on the engine it was loaded with (docker), before the test starts anything
     ip.run_line_magic("config", f"Dockyter.docker_command = {list(engine.command)!r}")
     return ip
 
@@ -161,7 +165,7 @@ def engine_kernel(engine: Engine, tmp_path: Path) -> Iterator[Kernel]:
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return
-    home = tmp_path / "home"
+    home = tmp_path / "kernel-home"  # not "home": a test may have isolated_home's as well
     home.mkdir()
     started = start_kernel(
         tmp_path, {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "DOCKYTER_CONFIG": ""}
@@ -186,8 +190,10 @@ def _loaded(started: Kernel, docker_command: list[str], whoami: str | None = Non
 # -- a kernel run as the rootless user --------------------------------------------------------------
 
 
-def user_python(user: RootlessUser) -> list[str] | None:
-    """The argv that starts a kernel as ``user`` with Dockyter importable; None if there is none.
+def user_python(
+    user: RootlessUser, module: str = "ipykernel_launcher", needs: str = "dockyter, ipykernel"
+) -> list[str] | None:
+    """The argv that runs ``module`` (a kernel) as ``user`` with ``needs`` importable; None if there is none.
 
     This venv's python first. When the user cannot run it (its interpreter lives under /root,
     as pyenv's does), the system's python of the same version with this venv's packages added
@@ -196,15 +202,15 @@ def user_python(user: RootlessUser) -> list[str] | None:
     system = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
     add_site = f"import site; site.addsitedir({sysconfig.get_paths()['purelib']!r})"
     candidates = [
-        ([sys.executable, "-m", "ipykernel_launcher"], [sys.executable, "-c", "import dockyter, ipykernel"]),
+        ([sys.executable, "-m", module], [sys.executable, "-c", f"import {needs}"]),
         (
             [
                 system,
                 "-S",
                 "-c",
-                f"{add_site}; import runpy; runpy.run_module('ipykernel_launcher', run_name='__main__', alter_sys=True)",
+                f"{add_site}; import runpy; runpy.run_module({module!r}, run_name='__main__', alter_sys=True)",
             ],
-            [system, "-S", "-c", f"{add_site}; import dockyter, ipykernel"],
+            [system, "-S", "-c", f"{add_site}; import {needs}"],
         ),
     ]
     for launch, check in candidates:

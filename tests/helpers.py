@@ -12,6 +12,7 @@ import os
 import secrets
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -56,6 +57,14 @@ def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: floa
         if value or time.monotonic() >= deadline:
             return value
         time.sleep(interval)
+
+
+def load_cleanup_done(timeout: float = 30.0) -> None:
+    """Wait for the clean-up that loading the extension starts in the background (thread
+    ``dockyter-cleanup``): a test that makes orphans of its own must not race it."""
+    for thread in threading.enumerate():
+        if thread.name == "dockyter-cleanup":
+            thread.join(timeout)
 
 
 def docker(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
@@ -122,18 +131,23 @@ def dockyter_container_owners(label: str = MANAGED_LABEL) -> dict[str, str]:
 
 
 def owned_elsewhere(owner: str) -> bool:
-    """True when ``owner`` is a live process on this host outside this process's tree.
+    """True when ``owner`` is a live process on this host outside this process's tree, or a
+    process that is gone but started before this run did.
 
-    Such a container belongs to another test run or notebook sharing the engine, so the
-    leftover checks must neither blame this run for it nor remove it.
+    Such a container belongs to another test run or notebook sharing the engine (or is an
+    orphan another run made on purpose, owned by a made-up dead process), so the leftover
+    checks must neither blame this run for it nor remove it.
     """
     try:
         host, pid_text, started = owner.rsplit(":", 2)
         pid = int(pid_text)
     except ValueError:
         return False
-    if host != socket.gethostname() or _start_time(pid) != started:
-        return False  # gone (or never seen here): nobody else will clean it up
+    if host != socket.gethostname():
+        return False  # never seen here: nobody else will clean it up
+    if _start_time(pid) != started:  # gone: a process of this run's started after it
+        mine = _start_time(os.getpid())
+        return started.isdigit() and mine is not None and int(started) < int(mine)
     return not descends_from(pid, os.getpid())
 
 

@@ -15,8 +15,10 @@ share, imported by name:
 * ``@under_each_runtime`` runs a test once with its servers' containers under runc and once
   under gVisor's runsc; ``@under_each_executor`` once on the engine and once on the three-node
   Swarm of ``.ci/cluster`` (cluster.py); ``@under_each_place`` under runc and runsc on the
-  engine, and on the Swarm. Such a test asks for ``run_image`` (the bash test image where the
-  work runs) rather than ``test_image``;
+  engine, on rootful podman and on the Swarm; ``@under_each_engine`` on Docker's engine and on rootful podman
+  (``dockyter-server --docker-command podman``, executor kind ``podman``), and
+  ``@under_each_engine_and_the_swarm`` on those two and the Swarm. Such a test asks for
+  ``run_image`` (the bash test image where the work runs) rather than ``test_image``;
 * :func:`start_server_process` starts the real ``dockyter-server`` command instead, for what a
   thread cannot show: a SIGKILL and a restart, the CPU time of the server process alone.
 """
@@ -50,13 +52,22 @@ under_each_executor = pytest.mark.parametrize(
     "executor_kind", ["engine", pytest.param("swarm", marks=pytest.mark.swarm)], indirect=True
 )
 
+# The engine executor on Docker and on rootful podman (test ids [engine], [podman]).
+under_each_engine = pytest.mark.parametrize("executor_kind", ["engine", "podman"], indirect=True)
+
+# Docker's engine, podman, and the Swarm (test ids [engine], [podman], [swarm]).
+under_each_engine_and_the_swarm = pytest.mark.parametrize(
+    "executor_kind", ["engine", "podman", pytest.param("swarm", marks=pytest.mark.swarm)], indirect=True
+)
+
 # Both at once, where they make sense: a service cannot choose its runtime (the settings refuse
-# one with executor = "swarm"; the nodes' default runs it), so the Swarm runs once, not per runtime.
+# one with executor = "swarm"; the nodes' default runs it), so the Swarm runs once, not per runtime;
+# so does rootful podman (its default runtime, runc), whose check reads podman's inspect.
 under_each_place = pytest.mark.parametrize(
     ("oci_runtime", "executor_kind"),
-    [("runc", "engine"), ("runsc", "engine"), pytest.param("", "swarm", marks=pytest.mark.swarm)],
+    [("runc", "engine"), ("runsc", "engine"), ("", "podman"), pytest.param("", "swarm", marks=pytest.mark.swarm)],
     indirect=True,
-    ids=["runc", "runsc", "swarm"],
+    ids=["runc", "runsc", "podman", "swarm"],
 )
 
 
@@ -74,6 +85,11 @@ class RunningServer:
     cluster: Any = None  # cluster.Cluster, when its executions run there (executor = "swarm")
 
     @property
+    def cli(self) -> list[str]:
+        """The container CLI of its engine (``docker``, or ``podman``)."""
+        return list(self.settings.docker_command)
+
+    @property
     def executor(self) -> Any:
         """The server's executor (running executions, labels): an EngineExecutor, or a SwarmExecutor."""
         return self.app.state.executor
@@ -89,7 +105,7 @@ class RunningServer:
         """Names of what this server's work left, running or not: its containers on the engine;
         on a Swarm, its services and each node's containers (as NODE/NAME)."""
         if self.cluster is None:
-            return containers_with_label(f"io.dockyter.server={self.executor.label}")
+            return containers_with_label(f"io.dockyter.server={self.executor.label}", self.cli)
         names = (self.settings.server_name,)  # unique to this test server
         on_nodes = self.cluster.containers(names)
         return self.cluster.services(names) + [f"{node}/{name}" for node, found in on_nodes.items() for name in found]
@@ -98,7 +114,7 @@ class RunningServer:
         """Whether the execution's container (engine) or service (Swarm) exists: what a cancel
         removes before it answers. On a Swarm the node stops the task's container a moment later."""
         if self.cluster is None:
-            return container_exists("dockyter-" + execution_id)
+            return container_exists("dockyter-" + execution_id, self.cli)
         return self.cluster.docker("service", "inspect", "dockyter-" + execution_id).returncode == 0
 
     def runs(self, execution_id: str) -> bool:
@@ -186,17 +202,19 @@ def start_server(**overrides: Any) -> RunningServer:
     return RunningServer(f"http://{host}:{port}", first_token, settings, app, server, thread)
 
 
-def containers_with_label(label: str) -> list[str]:
-    """Names of all containers, running or not, with ``label`` (``key`` or ``key=value``)."""
+def containers_with_label(label: str, cli: list[str] | None = None) -> list[str]:
+    """Names of all containers, running or not, with ``label`` (``key`` or ``key=value``), on ``cli``'s engine."""
     answer = subprocess.run(
-        ["docker", "ps", "-a", "--filter", f"label={label}", "--format", "{{.Names}}"],
+        [*(cli or ["docker"]), "ps", "-a", "--filter", f"label={label}", "--format", "{{.Names}}"],
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     return answer.stdout.split()
 
 
-def container_exists(name: str) -> bool:
-    answer = subprocess.run(["docker", "container", "inspect", name], capture_output=True, text=True, timeout=60)
+def container_exists(name: str, cli: list[str] | None = None) -> bool:
+    answer = subprocess.run(
+        [*(cli or ["docker"]), "container", "inspect", name], capture_output=True, text=True, timeout=60
+    )
     return answer.returncode == 0
 
 

@@ -1,5 +1,8 @@
 """Anonymous volumes (`-v /data`, an image's VOLUME) go with the container that made them, on every path.
 
+The kernel's paths (a stop, a session's end, %docker_cleanup) run on every engine (``engine``);
+the server's on Docker.
+
 `docker run --rm` removes them when a container ends by itself; a `docker rm -f` that gets
 there first (a deleted session, a cancel, a start-up or sweep clean-up, a kernel's stop
 ladder) left them behind, dangling, forever. Each test writes 20 MB into one, removes its
@@ -29,16 +32,19 @@ pytestmark = pytest.mark.docker
 WRITE_20_MB = "head -c 20000000 /dev/zero > /data/f && du -k /data/f"
 
 
-def volumes_of(container: str) -> list[str]:
-    """The names of the volumes (anonymous or named, not bind mounts) mounted in ``container``."""
-    answer = docker(
-        "inspect", "--format", '{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}} {{end}}{{end}}', container
-    )
-    return answer.stdout.split()
+VOLUMES = '{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}} {{end}}{{end}}'
 
 
-def volume_exists(name: str) -> bool:
-    return docker("volume", "inspect", name).returncode == 0
+def volumes_of(container: str, engine=None) -> list[str]:
+    """The names of the volumes (anonymous or named, not bind mounts) mounted in ``container``
+    (on ``engine``, an engines.Engine; default Docker)."""
+    run = engine.run if engine is not None else docker
+    return run("inspect", "--format", VOLUMES, container).stdout.split()
+
+
+def volume_exists(name: str, engine=None) -> bool:
+    run = engine.run if engine is not None else docker
+    return run("volume", "inspect", name).returncode == 0
 
 
 def dangling() -> set[str]:
@@ -189,72 +195,84 @@ def test_a_session_left_by_a_sigkilled_server_goes_with_its_volume_at_the_next_s
             docker("rm", "--force", "--volumes", busy["container"])
 
 
-# -- the kernel's local backend ----------------------------------------------------------------------
+# -- the kernel's local backend, on every engine --------------------------------------------------------
 
 
-def _record_volumes(find_container, found: list[str]) -> threading.Thread:
+@pytest.fixture
+def engine_volumes(engine) -> Iterator[list[str]]:
+    """Volumes of the engine a failing test may leave: removed afterwards."""
+    found: list[str] = []
+    yield found
+    for name in found:
+        engine.run("volume", "rm", "--force", name)
+
+
+def _record_volumes(engine, find_container, found: list[str]) -> threading.Thread:
     """In a thread: wait for the container ``find_container()`` names, then note its volumes."""
 
     def watch() -> None:
         container = wait_until(find_container, timeout=30)
         if container:
-            found.extend(wait_until(lambda: volumes_of(container), timeout=10) or [])
+            found.extend(wait_until(lambda: volumes_of(container, engine), timeout=10) or [])
 
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     return thread
 
 
-def test_a_cell_stopped_by_its_timeout_removes_its_anonymous_volume(cell, test_image, cleanup_volumes):
+@pytest.fixture
+def engine_named_volume(engine) -> Iterator[str]:
+    """A named volume of the test's own on the engine, removed afterwards (whatever the test did)."""
+    name = "dockyter-test-keep-" + secrets.token_hex(4)
+    assert engine.run("volume", "create", name).returncode == 0
+    yield name
+    engine.run("volume", "rm", "--force", name)
+
+
+def test_a_cell_stopped_by_its_timeout_removes_its_anonymous_volume(engine, engine_cell, engine_image, engine_volumes):
     name = "dockyter-vol-" + secrets.token_hex(4)
-    watcher = _record_volumes(lambda: docker("container", "inspect", name).returncode == 0 and name, cleanup_volumes)
+    watcher = _record_volumes(engine, lambda: engine.exists(name) and name, engine_volumes)
     # It ignores the stop ladder's SIGINT: the ladder's `docker rm` removes it, not `--rm`.
-    run = cell(
-        f"%%docker --timeout 4 --no-raise-error --name {name} -v /data {test_image}\n"
+    run = engine_cell(
+        f"%%docker --timeout 4 --no-raise-error --name {name} -v /data {engine_image}\n"
         f"trap '' INT; {WRITE_20_MB}; sleep 600"
     )
     watcher.join(30)
     assert f"container {name} stopped" in run.stderr, run.stderr
-    assert len(cleanup_volumes) == 1
-    assert not volume_exists(cleanup_volumes[0])
+    assert len(engine_volumes) == 1
+    assert not volume_exists(engine_volumes[0], engine)
 
 
-def test_stopping_a_local_session_removes_its_anonymous_volume(cell, test_image, cleanup_volumes):
+def test_stopping_a_local_session_removes_its_anonymous_volume(engine, engine_cell, engine_image, engine_volumes):
     name = "vol" + secrets.token_hex(3)
-    started = cell(f"%docker_session start {name} -v /data {test_image}")
+    started = engine_cell(f"%docker_session start {name} -v /data {engine_image}")
     assert started.error is None, started.error
-
-    def container() -> str:
-        label = f"io.dockyter.session={name}"
-        listing = docker("ps", "--filter", f"label={label}", "--filter", f"label=io.dockyter.owner={owner_id()}",
-                         "--format", "{{.Names}}")  # fmt: skip
-        return listing.stdout.strip()
-
-    wrote = cell(f"%%docker --session {name}\n{WRITE_20_MB}")
+    [container] = [c for c, owner in engine.labelled(f"io.dockyter.session={name}").items() if owner == owner_id()]
+    wrote = engine_cell(f"%%docker --session {name}\n{WRITE_20_MB}")
     assert wrote.error is None and wrote_20_mb(wrote.stdout), wrote.stdout
-    cleanup_volumes.extend(volumes_of(container()))
-    assert len(cleanup_volumes) == 1
-    assert cell(f"%docker_session stop {name}").stdout.startswith(f"Dockyter: session {name!r} stopped")
-    assert not volume_exists(cleanup_volumes[0])
+    engine_volumes.extend(volumes_of(container, engine))
+    assert len(engine_volumes) == 1
+    assert engine_cell(f"%docker_session stop {name}").stdout.startswith(f"Dockyter: session {name!r} stopped")
+    assert not volume_exists(engine_volumes[0], engine)
 
 
 def test_docker_cleanup_removes_an_orphans_anonymous_volume_and_keeps_named_ones(
-    ip, test_image, named_volume, cleanup_volumes
+    engine, engine_shell, engine_image, engine_named_volume, engine_volumes
 ):
     dead_owner = f"{socket.gethostname()}:{2**22 + 4321}:1"  # above pid_max's default: no such process
     orphan = "dockyter-orphan-" + secrets.token_hex(4)
-    started = docker(
-        "run", "-d", "--rm", "--name", orphan, "-v", "/data", "-v", f"{named_volume}:/keep",
+    started = engine.run(
+        "run", "-d", "--rm", "--name", orphan, "-v", "/data", "-v", f"{engine_named_volume}:/keep",
         "--label", "io.dockyter.managed=1", "--label", f"io.dockyter.owner={dead_owner}",
-        test_image, "sleep", "600",
+        engine_image, "sleep", "600",
     )  # fmt: skip
     assert started.returncode == 0, started.stderr
-    anonymous = [name for name in volumes_of(orphan) if name != named_volume]
-    cleanup_volumes.extend(anonymous)
+    anonymous = [name for name in volumes_of(orphan, engine) if name != engine_named_volume]
+    engine_volumes.extend(anonymous)
     try:
-        assert orphan in run_cell(ip, "%docker_cleanup").stdout
-        assert docker("container", "inspect", orphan).returncode != 0
-        assert len(anonymous) == 1 and not volume_exists(anonymous[0])
-        assert volume_exists(named_volume)
+        assert orphan in run_cell(engine_shell, "%docker_cleanup").stdout
+        assert not engine.exists(orphan)
+        assert len(anonymous) == 1 and not volume_exists(anonymous[0], engine)
+        assert volume_exists(engine_named_volume, engine)
     finally:
-        docker("rm", "--force", "--volumes", orphan)
+        engine.remove(orphan)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -51,6 +52,7 @@ def test_owned_elsewhere_spares_only_other_live_process_trees():
         child.kill()
         child.wait()
     assert not owned_elsewhere(owner_id(child.pid))  # gone: its container is a leftover
+    assert owned_elsewhere(f"{socket.gethostname()}:{2**22 + 1}:1")  # gone, and older than this run: another's
     assert not owned_elsewhere("")
 
 

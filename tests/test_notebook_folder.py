@@ -2,17 +2,23 @@
 
 The tests run as root, whose uid is 0 like a container's default user: to see that --as-me
 really passes the kernel's uid:gid, os.getuid/os.getgid are made to answer 1234:5678 (the
-only stand-in here), and the engine then writes files with that owner.
+only stand-in here), and the engine then writes files with that owner. That runs on Docker and
+rootful podman. Rootless podman runs as its own user, whose container root is that user and
+whose other container uids are its subordinate ids: there a kernel run as the rootless user
+(``engine_kernel``) is the test, with the user's real uid and its own folder.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from IPython.utils.capture import capture_output
 
 pytestmark = pytest.mark.docker
+
+ROOTFUL = pytest.mark.parametrize("engine", ["docker", "podman"], indirect=True)
 
 
 @pytest.fixture
@@ -23,31 +29,51 @@ def kernel_uid(monkeypatch, isolated_home):
     return 1234, 5678
 
 
-def test_here_mounts_the_kernels_folder_and_starts_there(cell, isolated_home, test_image, no_leftover_containers):
+@ROOTFUL
+def test_here_mounts_the_kernels_folder_and_starts_there(engine_cell, isolated_home, engine_image):
     (isolated_home / "data.txt").write_text("from the notebook's folder\n")
-    run = cell(f"%%docker --here {test_image}\npwd; cat data.txt; echo written > out.txt")
+    run = engine_cell(f"%%docker --here {engine_image}\npwd; cat data.txt; echo written > out.txt")
     assert run.stdout == f"{isolated_home}\nfrom the notebook's folder\n"
     assert (isolated_home / "out.txt").read_text() == "written\n"
 
 
-def test_as_me_writes_files_that_belong_to_the_kernels_user(cell, isolated_home, test_image, kernel_uid):
-    run = cell(f"%%docker --here --as-me {test_image}\nid -u; id -g; echo mine > mine.txt")
+@ROOTFUL
+def test_as_me_writes_files_that_belong_to_the_kernels_user(engine_cell, isolated_home, engine_image, kernel_uid):
+    run = engine_cell(f"%%docker --here --as-me {engine_image}\nid -u; id -g; echo mine > mine.txt")
     assert run.stdout == "1234\n5678\n"
     stat = (isolated_home / "mine.txt").stat()
     assert (stat.st_uid, stat.st_gid) == kernel_uid
 
 
+@ROOTFUL
 def test_the_traits_do_it_for_bang_commands_and_an_explicit_workdir_wins(
-    cell, ip, isolated_home, test_image, kernel_uid
+    engine_cell, engine_shell, isolated_home, engine_image, kernel_uid
 ):
-    ip.run_line_magic("config", "Dockyter.here = True")
-    ip.run_line_magic("config", "Dockyter.as_me = True")
-    cell(f"%docker {test_image}")
-    assert cell("!pwd; id -u").stdout == f"{isolated_home}\n1234\n"
-    assert cell(f"%%docker -w /tmp {test_image}\npwd").stdout == "/tmp\n"
-    cell("%docker_off")
-    ip.run_line_magic("config", "Dockyter.here = False")
-    ip.run_line_magic("config", "Dockyter.as_me = False")
+    engine_shell.run_line_magic("config", "Dockyter.here = True")
+    engine_shell.run_line_magic("config", "Dockyter.as_me = True")
+    engine_cell(f"%docker {engine_image}")
+    assert engine_cell("!pwd; id -u").stdout == f"{isolated_home}\n1234\n"
+    assert engine_cell(f"%%docker -w /tmp {engine_image}\npwd").stdout == "/tmp\n"
+    engine_cell("%docker_off")
+    engine_shell.run_line_magic("config", "Dockyter.here = False")
+    engine_shell.run_line_magic("config", "Dockyter.as_me = False")
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("engine", ["podman-rootless"], indirect=True)
+def test_rootless_here_and_as_me_write_files_that_belong_to_the_user(engine, engine_kernel, engine_image):
+    kernel, user = engine_kernel, engine.user
+    folder = Path(kernel.run("import os; print(os.getcwd())").stdout.strip())
+    (folder / "data.txt").write_text("from the notebook's folder\n")
+    # --here alone: the container's root is the user on the host
+    here = kernel.run(f"%%docker --here {engine_image}\npwd; id -u; cat data.txt; echo root > root.txt")
+    assert here.stdout == f"{folder}\n0\nfrom the notebook's folder\n", here.stderr
+    # --as-me: the user's own uid and gid inside too (--userns keep-id), and files that are the user's
+    as_me = kernel.run(f"%%docker --here --as-me {engine_image}\nid -u; id -g; echo mine > mine.txt")
+    assert as_me.stdout == f"{user.uid}\n{user.gid}\n", as_me.stderr
+    for written in ("root.txt", "mine.txt"):
+        stat = (folder / written).stat()
+        assert (stat.st_uid, stat.st_gid) == (user.uid, user.gid), written
 
 
 def test_through_the_api_backend_where_the_servers_policy_allows_the_mount(

@@ -1,8 +1,8 @@
 """The figures, one module each (1-8 from issue 7, 9 the sandboxed runtime of issue 10, 10-11 sessions
 of issue 12, 12 the Swarm executor of issue 14, 13 half-sent requests and 14 the check of what the engine
 made, both of issue 19; 15 prestarted containers of issue 22; 18 a chatty cell's messages and a session
-listing, of issue 23; 19 the files of ``$DOCKYTER_OUT``, of issue 24); every module has ``NUMBER``, ``TITLE``
-and ``measure(ctx) -> FigureResult``."""
+listing, of issue 23; 19 a cell on podman, of issue 25; 20 the files of ``$DOCKYTER_OUT``, of issue 24); every
+module has ``NUMBER``, ``TITLE`` and ``measure(ctx) -> FigureResult``."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ MODULES = {
     14: "enginecheck",
     15: "prestart",
     18: "chatty",
-    19: "files",
+    19: "cell_podman",
+    20: "files",
 }
 
 

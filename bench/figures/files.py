@@ -1,4 +1,4 @@
-"""Figure 19: what ``$DOCKYTER_OUT`` costs, with the docker backend, in a real IPython shell.
+"""Figure 20: what ``$DOCKYTER_OUT`` costs, with the docker backend, in a real IPython shell.
 
 Every run gets a folder now (made, bind-mounted, read back, removed) and a receipt (the image's
 digest asked of the engine's socket while the container starts). Three checks, alternating rounds:
@@ -21,7 +21,7 @@ from ..stats import alternate, median, median_interval, paired_ratios, summary
 from .startup import watched
 from .util import magics
 
-NUMBER = 19
+NUMBER = 20
 TITLE = "`$DOCKYTER_OUT`: a cell without files, and one that leaves 21"
 
 # 50 KB "PNG" files: the signature, then random filler (only the first bytes are checked).

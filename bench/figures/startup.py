@@ -51,13 +51,15 @@ def startup_figure(
     target: float,
     own: list[float] | None = None,
     own_label: str = "cell time - docker CLI life",
+    cli: str = "docker",
 ) -> FigureResult:
     """Measure and fill ``result`` with the checks, samples and sides of a startup comparison.
 
     ``own``: filled by ``dockyter`` with Dockyter's own seconds for each run (see :func:`watched`).
+    ``cli``: the container CLI of the bare run (``podman`` for figure 19).
     """
     own = own if own is not None else []
-    bare = bare_argv(ctx.image, command)
+    bare = bare_argv(ctx.image, command, cli=cli)
     variants: dict[str, Variant] = {"dockyter": dockyter, "bare": lambda: run_bare(bare)}
     if control_argv is not None:
         variants["same argv"] = lambda: run_bare(relabel(control_argv, bench_container_name()))
@@ -71,7 +73,7 @@ def startup_figure(
     low, high = median_interval(ratios)
     result.checks.append(
         Check(
-            "time ratio vs bare `docker run` as typed",
+            f"time ratio vs bare `{cli} run` as typed",
             median(ratios),
             "x",
             "<=",
@@ -88,7 +90,7 @@ def startup_figure(
         flags = median(paired_ratios(same, samples["bare"]))
         result.checks.append(
             Check(
-                "time ratio vs the same `docker run` argv started directly",
+                f"time ratio vs the same `{cli} run` argv started directly",
                 median(ratios_same),
                 "x",
                 "<=",

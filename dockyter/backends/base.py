@@ -138,6 +138,10 @@ class Backend(ABC):
 
         raise BackendError(f"the {self.name} backend has no sessions")
 
+    def as_me_userns(self) -> str | None:
+        """The ``--userns`` that ``--as-me`` needs besides ``--user UID:GID`` on this backend; None for none."""
+        return None
+
     def local_images(self) -> list[str] | None:
         """The images this backend has at hand, as ``repository:tag``; None when it cannot say.
 

@@ -49,7 +49,8 @@ class DockyterTraits(Configurable):
 
     docker_command = words_setting(
         ["docker"],
-        "The container CLI as an argv prefix: ['docker'], ['podman'], ['nerdctl'] or ['sudo', 'docker'].",
+        "The container CLI as an argv prefix: ['docker'], ['podman'] (rootful or rootless) or ['sudo', 'docker']. "
+        "Another CLI that follows Docker's command line (nerdctl) may work; it is not tested.",
         minlen=1,
     )
 

@@ -17,6 +17,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dockyter-server: error: {error}", file=sys.stderr)
         return 2
     # Imported only now: --help and setting errors stay fast and need no web framework.
+    from .engine.enginekind import EngineCannotConfine
     from .engine.runtimes import RuntimeUnavailable
     from .http.app import create_app, hub_startup_problem
     from .http.connections import raise_open_file_limit
@@ -25,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level)
     try:
         app = create_app(settings)
-    except RuntimeUnavailable as error:
+    except (RuntimeUnavailable, EngineCannotConfine) as error:
         print(f"dockyter-server: error: {error}", file=sys.stderr)
         return 2
     problem = hub_startup_problem(app)

@@ -11,6 +11,7 @@
 ``enginesocket``     short questions to the Docker Engine API on its unix socket, no CLI process
 ``pull``             pulling an image with progress (the engine's API, else ``docker pull``)
 ``images``           image names as the engine writes them, and the kernel's cache of them
+``labelled``         containers found by a label, and its value on each, as docker and podman both answer
 ``outfolder``        reading a run's ``$DOCKYTER_OUT`` folder safely, within limits; printable names
 ``outfiles``         what a file of it is (media types), and its ``file`` events in the API's stream
 

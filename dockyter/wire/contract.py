@@ -62,6 +62,21 @@ INIT_ENV = "TINI_KILL_PROCESS_GROUP=1"
 # those when the container ends by itself, but a `docker rm -f` that gets there first leaves
 # them behind, dangling, forever. Named volumes are never removed by it.
 REMOVE_CONTAINER = ("rm", "--force", "--volumes")
+# podman's `rm --force` stops a running container with SIGTERM and waits 10 s before it kills
+# (`--time 0`: at once, as docker's does); and given one name that is already gone, podman 4.3
+# removes none of the others (`--ignore`: it removes them).
+PODMAN_REMOVE = (*REMOVE_CONTAINER, "--time", "0", "--ignore")
+PODMAN_LOCAL = "localhost/"  # podman's name for the registry of images that came from none
+
+
+def remove_argv(podman: bool) -> tuple[str, ...]:
+    """The ``rm`` that removes containers now, running or not, with their anonymous volumes."""
+    return PODMAN_REMOVE if podman else REMOVE_CONTAINER
+
+
+def is_podman(version: str) -> bool:
+    """Whether ``CLI --version`` printed podman's (``podman version 4.3.1``; Docker's: ``Docker version 28.2.2``)."""
+    return version.lstrip().lower().startswith("podman")
 
 
 def new_container_name() -> str:

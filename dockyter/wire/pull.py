@@ -4,8 +4,11 @@ The engine's API (``POST /images/create``) streams one JSON message per layer ev
 byte counts while a layer downloads. We reach it through the container CLI's own
 connection (``docker system dial-stdio``), so a remote ``DOCKER_HOST`` or context works and
 no new dependency is needed. When that is not possible (a CLI without ``dial-stdio``, a
-registry that wants the credentials only the CLI reads), ``docker pull`` itself runs and its
-per-layer lines still give layers done of total, without bytes.
+registry that wants the credentials only the CLI reads, podman without its API service),
+``docker pull`` itself runs and its per-layer lines still give layers done of total, without
+bytes. ``podman pull`` writes other lines (``Copying blob sha256:...`` as each layer starts,
+``Copying config`` once they are all there), which give the same count, without saying which
+layers were new.
 
 Client and server both use this module; it imports nothing from IPython.
 """
@@ -16,6 +19,7 @@ import functools
 import http.client
 import json
 import queue
+import re
 import subprocess
 import threading
 import time
@@ -28,8 +32,11 @@ from .images import normalise
 
 POLL = 0.2  # seconds between checks for an interrupt while waiting for the engine
 PULL_TIMEOUT = 3600.0  # a pull that makes no progress for this long is abandoned
-# Layer statuses that mean the layer is here.
-LAYER_DONE = ("Pull complete", "Already exists")
+# Layer statuses that mean the layer is here. "Copied": podman pull's lines say no more.
+COPIED = "Copied"
+LAYER_DONE = ("Pull complete", "Already exists", COPIED)
+# podman's compatible API ends a new layer at "Download complete" (Docker's goes on to "Pull complete").
+NEW_AT_THE_END = ("Pull complete", "Download complete")
 
 
 class PullFailed(Exception):
@@ -82,7 +89,12 @@ class PullProgress:
 
     @property
     def layers_new(self) -> int:
-        return sum(status == "Pull complete" for status in self.layers.values())
+        return sum(status in NEW_AT_THE_END for status in self.layers.values())
+
+    @property
+    def knows_new(self) -> bool:
+        """Whether the messages said which layers were new (podman pull's lines do not)."""
+        return COPIED not in self.layers.values()
 
     def line(self) -> str:
         """``pulling IMAGE: 2/5 layers, 12.3/45.6 MB``."""
@@ -104,7 +116,8 @@ class PullProgress:
             "done": done,
         }
         if done:
-            event["layers_new"] = self.layers_new
+            if self.knows_new:
+                event["layers_new"] = self.layers_new
             event["seconds"] = round(time.monotonic() - self.started, 1)
         return event
 
@@ -129,7 +142,9 @@ def summary_line(event: dict[str, Any]) -> str:
     """The line a finished pull leaves: ``pulled IMAGE: 5 layers (3 new), 45.6 MB in 4.2 s``."""
     text = f"pulled {event.get('image')}"
     if _count(event, "layers"):
-        text += f": {_count(event, 'layers')} layers ({_count(event, 'layers_new')} new)"
+        text += f": {_count(event, 'layers')} layers"
+        if "layers_new" in event:
+            text += f" ({_count(event, 'layers_new')} new)"
     if _count(event, "bytes_total"):
         text += f", {megabytes(_count(event, 'bytes_total'))} MB"
     seconds = event.get("seconds")
@@ -233,10 +248,43 @@ def api_messages(
         process.wait()
 
 
+# podman pull's lines: "Copying blob sha256:HEX" as a layer starts (with " done" or
+# " skipped: already exists" after it in some versions), "Copying config sha256:HEX" once all are here.
+PODMAN_BLOB = re.compile(r"Copying blob (?:sha256:)?([0-9a-f]{12})[0-9a-f]*(?: (done|skipped: already exists))?$")
+PODMAN_CONFIG = "Copying config"
+PODMAN_STATUS = {None: "Downloading", "done": COPIED, "skipped: already exists": "Already exists"}
+CLI_ERROR_PREFIXES = ("Error response from daemon: ", "Error: ")  # docker's, podman's
+
+
+def cli_line_messages(line: str, started: list[str]) -> list[dict[str, Any]]:
+    """The messages one line of ``docker pull`` or ``podman pull`` stands for.
+
+    ``started``: the podman layers seen so far, all done once the config is copied.
+    """
+    blob = PODMAN_BLOB.match(line)
+    if blob:
+        layer, status = blob.group(1), PODMAN_STATUS[blob.group(2)]
+        started.append(layer)
+        return [{"id": layer, "status": status}]
+    if line.startswith(PODMAN_CONFIG):
+        return [{"id": layer, "status": COPIED} for layer in started]
+    layer, colon, status = line.partition(": ")
+    if colon and " " not in layer and not line.startswith(CLI_ERROR_PREFIXES):
+        return [{"id": layer, "status": status}]  # docker's "abc123: Pull complete"
+    return []
+
+
+def cli_reason(line: str) -> str:
+    """The CLI's last line, without its "Error: " words: why the pull failed."""
+    for prefix in CLI_ERROR_PREFIXES:
+        line = line.removeprefix(prefix)
+    return line
+
+
 def cli_messages(
     docker_command: Sequence[str], image: str, platform: str | None, env: Environment, started: Started
 ) -> Iterator[dict[str, Any]]:
-    """``docker pull``'s lines (``abc123: Pull complete``) as messages without byte counts."""
+    """``docker pull``'s lines (``abc123: Pull complete``), or podman's, as messages without byte counts."""
     argv = [*docker_command, "pull", *(["--platform", platform] if platform else []), image]
     process = subprocess.Popen(
         argv,
@@ -249,17 +297,16 @@ def cli_messages(
     started(process)
     assert process.stdout is not None
     last = ""
+    layers: list[str] = []
     try:
         for raw in process.stdout:
             line = raw.decode(errors="replace").strip()
             if not line:
                 continue
             last = line
-            layer, colon, status = line.partition(": ")
-            if colon and " " not in layer:
-                yield {"id": layer, "status": status}
+            yield from cli_line_messages(line, layers)
         if process.wait() != 0:
-            raise PullFailed(last.removeprefix("Error response from daemon: ") or "docker pull failed")
+            raise PullFailed(cli_reason(last) or "docker pull failed")
     finally:
         process.stdout.close()
         if process.poll() is None:

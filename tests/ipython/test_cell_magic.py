@@ -1,18 +1,29 @@
-"""%%docker on a real engine through a real InteractiveShell."""
+"""%%docker on a real engine through a real InteractiveShell.
 
+What depends on the engine (the cell's shell, its streams, exit codes, the stop ladder) runs on
+every engine: Docker, podman and rootless podman (``engine_cell``, engine_fixtures.py). What
+only Dockyter and IPython decide (options, variables, usage errors) runs on Docker alone.
+"""
+
+import os
 import re
+import signal
 import subprocess
+import threading
+import time
 
 import pytest
+from helpers import wait_until
+from kernels import containers_of
 
 from dockyter.errors import ContainerExitError, Interrupted
 
 pytestmark = pytest.mark.docker
 
 
-def test_whole_cell_runs_in_one_shell(cell, test_image):
-    run = cell(
-        f"%%docker {test_image}\n"
+def test_whole_cell_runs_in_one_shell(engine_cell, engine_image):
+    run = engine_cell(
+        f"%%docker {engine_image}\n"
         "cd /tmp\n"
         "GREETING=hello\n"
         'for i in 1 2; do echo "$GREETING $i from $(pwd)"; done\n'
@@ -22,8 +33,8 @@ def test_whole_cell_runs_in_one_shell(cell, test_image):
     assert run.stdout == "hello 1 from /tmp\nhello 2 from /tmp\nheredoc hello\n"
 
 
-def test_stdout_and_stderr_stay_apart(cell, test_image):
-    run = cell(f"%%docker {test_image}\necho out; echo err >&2")
+def test_stdout_and_stderr_stay_apart(engine_cell, engine_image):
+    run = engine_cell(f"%%docker {engine_image}\necho out; echo err >&2")
     assert run.stdout == "out\n"
     assert run.stderr == "err\n"
 
@@ -52,14 +63,29 @@ def test_cell_text_is_not_expanded_by_ipython(cell, ip, test_image):
     assert run.stdout == "container-side {braces}\n"
 
 
-def test_exit_code_is_recorded_and_raised(cell, ip, test_image):
-    run = cell(f"%%docker {test_image}\necho before; exit 3")
+def test_exit_code_is_recorded_and_raised(engine_cell, engine_shell, engine_image):
+    run = engine_cell(f"%%docker {engine_image}\necho before; exit 3")
     assert isinstance(run.error, ContainerExitError)
     assert isinstance(run.error, subprocess.CalledProcessError)
     assert run.error.returncode == 3
-    assert ip.user_ns["_exit_code"] == 3
+    assert engine_shell.user_ns["_exit_code"] == 3
     assert "exited with status 3" in run.stdout
     assert "Traceback" not in run.stdout + run.stderr
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "words"),
+    [
+        ("nosuchcommand", 127, "command not found in the container"),
+        ("/etc/passwd", 126, "could not be executed"),
+    ],
+    ids=["not-found-127", "not-executable-126"],
+)
+def test_exit_codes_that_mean_the_command_could_not_run(engine_cell, engine_image, body, code, words):
+    run = engine_cell(f"%%docker {engine_image}\n{body}")
+    assert run.error.returncode == code
+    assert words in str(run.error)
+    assert engine_cell("print(_exit_code)").stdout == f"{code}\n"
 
 
 def test_no_raise_error(cell, ip, test_image):
@@ -124,13 +150,43 @@ def test_double_dash_separates_options(cell, ip, test_image):
     assert run.stdout == "1\n"
 
 
-def test_timeout_stops_the_container(cell, ip, test_image, no_leftover_containers):
-    run = cell(f"%%docker --timeout 1 {test_image}\necho started; sleep 60; echo never")
+def test_timeout_stops_the_container(engine, engine_cell, engine_shell, engine_image):
+    started = time.monotonic()
+    run = engine_cell(f"%%docker --timeout 1 {engine_image}\necho started; sleep 60; echo never")
     assert run.stdout.startswith("started\n")
     assert "never" not in run.stdout
-    assert ip.user_ns["_exit_code"] == 124
+    assert engine_shell.user_ns["_exit_code"] == 124
     assert isinstance(run.error, ContainerExitError)
     assert "timed out after 1 s" in str(run.error)
+    assert time.monotonic() - started < 1 + 2 + 5  # the timeout, stop_grace, the removal
+    assert wait_until(lambda: stopped(run.error) not in engine.containers_of(os.getpid()), timeout=10)
+
+
+def stopped(error: BaseException | None) -> str:
+    """The container a timeout stopped, by the name Dockyter's one line gives (a prestarted
+    container for the same line may be running by then)."""
+    found = re.search(r"container (dockyter-\w+) stopped", str(error))
+    assert found, error
+    return found.group(1)
+
+
+def test_the_command_gets_the_interrupt_before_it_is_killed(engine_cell, engine_image):
+    # Docker's init (tini) signals the shell's process group; podman's (catatonit) the shell
+    # only, so Dockyter sends it to the container's processes from inside.
+    run = engine_cell(
+        f"%%docker --timeout 2 {engine_image}\ntrap 'echo got INT; exit 7' INT; echo started; sleep 60; echo missed"
+    )
+    assert run.error.returncode == 124
+    assert run.stdout.startswith("started\ngot INT\n") and "missed" not in run.stdout
+
+
+def test_a_command_that_ignores_signals_is_still_stopped_at_once(engine, engine_cell, engine_image):
+    # podman's `rm --force` alone would wait 10 s for SIGTERM to work before it kills.
+    started = time.monotonic()
+    run = engine_cell(f"%%docker --timeout 2 {engine_image}\ntrap '' TERM INT; echo started; sleep 60")
+    assert run.error.returncode == 124
+    assert time.monotonic() - started < 2 + 2 + 5  # the timeout, stop_grace, the removal
+    assert wait_until(lambda: stopped(run.error) not in engine.containers_of(os.getpid()), timeout=10)
 
 
 def test_timeout_trait(cell, ip, test_image, no_leftover_containers):
@@ -158,29 +214,43 @@ def test_empty_line_uses_default_args(cell, ip, test_image):
     assert cell("%%docker\necho $FROM").stdout == "defaults\n"
 
 
-def test_sh_shell_for_images_without_bash(cell, ip, sh_image):
-    run = cell(f"%%docker --no-raise-error {sh_image}\necho hi")
-    assert ip.user_ns["_exit_code"] == 127
-    assert "set %config Dockyter.shell = ['sh', '-c']" in run.stderr
-    ip.run_line_magic("config", "Dockyter.shell = ['sh', '-c']")
-    assert cell(f"%%docker {sh_image}\necho hi from sh").stdout == "hi from sh\n"
+def test_sh_shell_for_images_without_bash(engine_cell, engine_shell, engine_sh_image):
+    # podman's init says "failed to exec pid1" and exits 1: Dockyter reads it as Docker's 127.
+    run = engine_cell(f"%%docker --no-raise-error {engine_sh_image}\necho hi")
+    assert engine_shell.user_ns["_exit_code"] == 127
+    assert "the image has no 'bash': for images without bash, set %config Dockyter.shell = ['sh', '-c']" in run.stderr
+    engine_shell.run_line_magic("config", "Dockyter.shell = ['sh', '-c']")
+    assert engine_cell(f"%%docker {engine_sh_image}\necho hi from sh").stdout == "hi from sh\n"
 
 
-def test_command_not_found_hint(cell, test_image):
-    run = cell(f"%%docker {test_image}\nno-such-tool --version")
-    assert run.error.returncode == 127
-    assert "command not found in the container" in str(run.error)
+def test_a_container_killed_for_memory_says_so_and_leaves_nothing_in_the_folder(
+    engine_cell, engine_image, isolated_home, engine_differs
+):
+    engine_differs(
+        "rootless podman on cgroup v1 cannot limit memory: --memory is ignored ('Resource limits are not "
+        "supported and ignored on cgroups V1 rootless systems'), so nothing is killed for it",
+        "podman-rootless",
+    )
+    run = engine_cell(
+        f"%%docker --memory 64m --memory-swap 64m {engine_image}\nx=$(head -c 300000000 /dev/zero | tr '\\0' a)"
+    )
+    assert run.error.returncode == 137 and "ran out of memory" in str(run.error)
+    # podman's conmon marks it with an empty file `oom` in the folder `podman run` started in
+    assert list(isolated_home.iterdir()) == []
 
 
-def test_missing_image_is_one_clear_line(cell, ip):
-    run = cell("%%docker dockyter-test/does-not-exist:1\necho hi")
-    assert ip.user_ns["_exit_code"] == 125
+def test_missing_image_is_one_clear_line(engine_cell, engine_shell):
+    run = engine_cell("%%docker dockyter-test/does-not-exist:1\necho hi")
+    assert engine_shell.user_ns["_exit_code"] == 125
     assert "image is not available locally" in str(run.error)
     assert "Traceback" not in run.stdout + run.stderr
+    never = engine_cell("%%docker --pull never dockyter-test/does-not-exist:1\ntrue")
+    assert type(never.error).__name__ == "ContainerNotStarted" and never.error.returncode == 125
+    assert str(never.error).startswith("the container did not start: ") and "does-not-exist" in str(never.error)
 
 
-def test_many_lines_all_arrive(cell, test_image):
-    run = cell(f"%%docker {test_image}\nseq 1 20000")
+def test_many_lines_all_arrive(engine_cell, engine_image):
+    run = engine_cell(f"%%docker {engine_image}\nseq 1 20000")
     lines = run.stdout.splitlines()
     assert lines[0] == "1" and lines[-1] == "20000" and len(lines) == 20000
 
@@ -206,15 +276,9 @@ def test_usage_errors_are_one_line(cell, ip, test_image, line, message):
 
 
 def test_interrupt_stops_the_container(ip, cell, test_image, no_leftover_containers):
-    import os
-    import signal
-    import threading
-    import time
-
-    from helpers import dockyter_containers, running_containers, wait_until
-
     def interrupt_once_running():
-        wait_until(running_containers, timeout=20)
+        # this process's own container: other runs may share the engine
+        wait_until(lambda: containers_of(os.getpid(), running_only=True), timeout=20)
         time.sleep(0.3)
         os.kill(os.getpid(), signal.SIGINT)  # what a kernel interrupt does
 
@@ -227,7 +291,7 @@ def test_interrupt_stops_the_container(ip, cell, test_image, no_leftover_contain
     assert ip.user_ns["_exit_code"] == 130
     stopped = re.search(r"interrupted: container (dockyter-\w+) stopped", run.stdout)
     assert stopped
-    assert wait_until(lambda: stopped.group(1) not in dockyter_containers(), timeout=10)
+    assert wait_until(lambda: stopped.group(1) not in containers_of(os.getpid()), timeout=10)
     # the shell keeps working
     assert cell(f"%%docker {test_image}\necho alive").stdout == "alive\n"
 

@@ -50,9 +50,13 @@ def test_options_offer_dockyters_own_and_docker_run_flags(ip):
 
 
 @pytest.mark.docker
-def test_the_image_position_offers_the_engines_local_images(ip, test_image):
+def test_the_image_position_offers_the_engines_local_images(engine_shell, engine_image):
+    # podman lists an image that came from no registry as localhost/NAME: offered as NAME, which
+    # is what a user types and podman runs
+    ip, test_image = engine_shell, engine_image
     backend = ip._dockyter.active_backend
     wait_until(lambda: backend.images.names(), timeout=20)
+    assert backend.images.known(test_image)
     repository = test_image.split(":")[0]
     assert test_image in offered(ip, f"%%docker {repository[:5]}")
     # after a flag and its value, and with a '/' inside the word (IPython's token stops there)

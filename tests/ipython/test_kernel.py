@@ -1,18 +1,22 @@
-"""The extension in a real Jupyter kernel: live output, interrupts, errors, rich status."""
+"""The extension in a real Jupyter kernel: live output, interrupts, errors, rich status.
+
+Streaming and interrupts run on every engine (``engine_kernel``; rootless podman's kernel runs
+as the rootless user, as that user's own notebook would); errors and the status table are the
+kernel's business, tested on Docker.
+"""
 
 import re
 import time
 
 import pytest
 from helpers import wait_until
-from kernels import containers_of
 
 pytestmark = [pytest.mark.docker, pytest.mark.kernel]
 
 
-def test_output_streams_while_the_command_runs(kernel, test_image):
-    run = kernel.run(f"%%docker {test_image}\necho first; sleep 3; echo second >&2; sleep 1; echo third")
-    assert run.reply["status"] == "ok"
+def test_output_streams_while_the_command_runs(engine_kernel, engine_image):
+    run = engine_kernel.run(f"%%docker {engine_image}\necho first; sleep 3; echo second >&2; sleep 1; echo third")
+    assert run.reply["status"] == "ok", run.reply
     assert run.stdout == "first\nthird\n"
     assert run.stderr == "second\n"
     # "first" reached the notebook seconds before the command ended, not at the end
@@ -20,8 +24,8 @@ def test_output_streams_while_the_command_runs(kernel, test_image):
     assert run.arrival("third") - run.arrival("second") > 0.5
 
 
-def test_a_progress_line_arrives_before_its_newline(kernel, test_image):
-    run = kernel.run(f"%%docker {test_image}\nprintf 'working...'; sleep 2; echo ' done'")
+def test_a_progress_line_arrives_before_its_newline(engine_kernel, engine_image):
+    run = engine_kernel.run(f"%%docker {engine_image}\nprintf 'working...'; sleep 2; echo ' done'")
     assert run.stdout == "working... done\n"
     assert run.arrival(" done") - run.arrival("working...") > 1.5
 
@@ -51,11 +55,12 @@ def stopped_container(said: str) -> str:
     return found.group(1)
 
 
-def test_interrupting_a_cell_stops_its_container(kernel, test_image):
-    msg_id = kernel.submit(f"%%docker {test_image}\necho started; sleep 120")
+def test_interrupting_a_cell_stops_its_container(engine, engine_kernel, engine_image):
+    kernel = engine_kernel
+    msg_id = kernel.submit(f"%%docker {engine_image}\necho started; sleep 120")
     kernel.collect(msg_id, until="started")
     # (polled: under load a `docker ps` racing other runs' removals can answer with an error)
-    assert wait_until(lambda: containers_of(kernel.pid, running_only=True), timeout=10)
+    assert wait_until(lambda: engine.containers_of(kernel.pid, running_only=True), timeout=10)
     interrupted_at = time.monotonic()
     kernel.manager.interrupt_kernel()
     run = kernel.collect(msg_id, timeout=30)
@@ -63,25 +68,27 @@ def test_interrupting_a_cell_stops_its_container(kernel, test_image):
     assert run.reply["status"] == "error"
     assert run.reply["ename"] == "Interrupted"
     stopped = stopped_container(run.reply["evalue"])
-    assert wait_until(lambda: stopped not in containers_of(kernel.pid), timeout=10)
+    assert wait_until(lambda: stopped not in engine.containers_of(kernel.pid), timeout=10)
     # the kernel is ready for the next cell
-    assert kernel.run(f"%%docker {test_image}\necho next").stdout == "next\n"
+    assert kernel.run(f"%%docker {engine_image}\necho next").stdout == "next\n"
 
 
-def test_interrupting_a_bang_command_stops_its_container(kernel, test_image):
-    kernel.run(f"%docker {test_image}")
+def test_interrupting_a_bang_command_stops_its_container(engine, engine_kernel, engine_image):
+    kernel = engine_kernel
+    kernel.run(f"%docker {engine_image}")
     msg_id = kernel.submit("!echo started; sleep 120")
     kernel.collect(msg_id, until="started")
     kernel.manager.interrupt_kernel()
     run = kernel.collect(msg_id, timeout=30)
     stopped = stopped_container(run.stderr)  # a prestarted one: `%docker IMAGE` started it at once
-    assert wait_until(lambda: stopped not in containers_of(kernel.pid), timeout=10)
+    assert wait_until(lambda: stopped not in engine.containers_of(kernel.pid), timeout=10)
     assert kernel.run("print(_exit_code)").stdout == "130\n"
     assert kernel.run("x = !echo fine\nprint(x)").stdout == "['fine']\n"
 
 
-def test_bang_and_capture_in_a_kernel(kernel, test_image):
-    kernel.run(f"%docker -e WHO=container {test_image}")
+def test_bang_and_capture_in_a_kernel(engine_kernel, engine_image):
+    kernel = engine_kernel
+    kernel.run(f"%docker -e WHO=container {engine_image}")
     assert kernel.run("!echo hello $WHO").stdout == "hello container\n"
     assert kernel.run("lines = !seq 1 3\nprint(lines.l)").stdout == "['1', '2', '3']\n"
     kernel.run("%docker_off")

@@ -1,4 +1,8 @@
-"""`!cmd`, `x = !cmd`, `!!cmd` and %sx in containers after %docker, and back after %docker_off."""
+"""`!cmd`, `x = !cmd`, `!!cmd` and %sx in containers after %docker, and back after %docker_off.
+
+A `!` command's run, its captured output and its exit status run on every engine (``engine_cell``);
+how the redirection is installed and undone is IPython's business, tested on Docker.
+"""
 
 import socket
 import subprocess
@@ -16,13 +20,13 @@ def overrides(shell) -> dict:
     return {name: shell.__dict__.get(name, "<class>") for name in ("system", "getoutput")}
 
 
-def test_bang_runs_in_a_container(ip, cell, test_image):
-    cell(f"%docker {test_image}")
-    run = cell("!hostname; echo err >&2")
+def test_bang_runs_in_a_container(engine_shell, engine_cell, engine_image):
+    engine_cell(f"%docker {engine_image}")
+    run = engine_cell("!hostname; echo err >&2")
     hostname = run.stdout.strip()
     assert hostname and hostname != HOST
     assert run.stderr == "err\n"
-    assert ip.user_ns["_exit_code"] == 0
+    assert engine_shell.user_ns["_exit_code"] == 0
 
 
 def test_each_bang_gets_a_fresh_container(ip, cell, test_image):
@@ -33,13 +37,13 @@ def test_each_bang_gets_a_fresh_container(ip, cell, test_image):
     assert first.splitlines()[-1] != second.splitlines()[-1]
 
 
-def test_captured_output_is_an_slist(ip, cell, test_image):
-    cell(f"%docker {test_image}")
-    run = cell("x = !echo one; echo two >&2; echo three")
+def test_captured_output_is_an_slist(engine_shell, engine_cell, engine_image):
+    engine_cell(f"%docker {engine_image}")
+    run = engine_cell("x = !echo one; echo two >&2; echo three")
     assert run.stdout == ""  # captured, not shown
-    assert isinstance(ip.user_ns["x"], SList)
-    assert list(ip.user_ns["x"]) == ["one", "two", "three"]  # stderr merged, in order
-    assert ip.user_ns["x"].n == "one\ntwo\nthree"
+    assert isinstance(engine_shell.user_ns["x"], SList)
+    assert list(engine_shell.user_ns["x"]) == ["one", "two", "three"]  # stderr merged, in order
+    assert engine_shell.user_ns["x"].n == "one\ntwo\nthree"
 
 
 def test_double_bang_and_sx(ip, cell, test_image):
@@ -60,20 +64,20 @@ def test_python_expansion(ip, cell, test_image):
     assert list(ip.user_ns["result"]) == ["local"]
 
 
-def test_exit_code_and_system_raise_on_error(ip, cell, test_image):
-    cell(f"%docker {test_image}")
-    run = cell("!exit 7")
+def test_exit_code_and_system_raise_on_error(engine_shell, engine_cell, engine_image):
+    engine_cell(f"%docker {engine_image}")
+    run = engine_cell("!exit 7")
     assert run.error is None
-    assert ip.user_ns["_exit_code"] == 7
-    ip.system_raise_on_error = True
+    assert engine_shell.user_ns["_exit_code"] == 7
+    engine_shell.system_raise_on_error = True
     try:
-        run = cell("!exit 7")
+        run = engine_cell("!exit 7")
         assert isinstance(run.error, subprocess.CalledProcessError)
         assert run.error.returncode == 7
-        run = cell("z = !echo partial; exit 2")
+        run = engine_cell("z = !echo partial; exit 2")
         assert isinstance(run.error, subprocess.CalledProcessError)
     finally:
-        ip.system_raise_on_error = False
+        engine_shell.system_raise_on_error = False
 
 
 def test_off_restores_the_exact_original_shell(ip, cell, test_image):

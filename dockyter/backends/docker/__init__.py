@@ -1,8 +1,9 @@
-"""The local container CLI backend (docker, podman, nerdctl, ``sudo docker``).
+"""The local container CLI backend (docker, podman, ``sudo docker``).
 
 ``dockerbackend``  :class:`~dockyter.backends.docker.dockerbackend.DockerBackend`: one ``docker run`` per request, the stop ladder
 ``sessionshell``   one session: ``docker run -i`` with a bash in it, fed one line per cell
 ``cli``            the short CLI commands (kill, rm, exec, ps, stats) both run
+``flavour``        Docker's CLI or podman's, and what the backend does differently for podman
 ``prestart``       the prestarted containers, by line: taken, filled, let go when idle
 ``waiting``        one prestarted container: its ``docker run -i``, ready or not; the frames that end its run
 ``imageids``       which image a tag names now, and which one a container was made from

@@ -1,11 +1,12 @@
-"""The local container CLI backend: ``docker run`` (or podman, nerdctl, ``sudo docker``).
+"""The local container CLI backend: ``docker run`` (or ``podman run``, ``sudo docker run``).
 
 Each request is one ``docker run --rm --init`` with a fresh name and Dockyter's labels,
 started from an argv list (no host shell), its stdout and stderr read as they arrive.
-An interrupt or a timeout walks the stop ladder: SIGINT to the container, a short grace
-period while its last output still flows, then ``rm --force --volumes`` by name (its anonymous
-volumes go with it). Since the container is named, it is found and removed even when the CLI
-process itself is already gone.
+An interrupt or a timeout walks the stop ladder: SIGINT to the container's processes, a short
+grace period while its last output still flows, then ``rm --force --volumes`` by name (its
+anonymous volumes go with it). Since the container is named, it is found and removed even when
+the CLI process itself is already gone. Where podman differs from Docker (its init, its
+``rm``, its image names), :mod:`~dockyter.backends.docker.flavour` says what to do instead.
 """
 
 from __future__ import annotations
@@ -26,13 +27,13 @@ from ...errors import BackendError, RuntimeNotFound, SessionDead, say
 from ...files.runfolder import ANY_FOLDER_OPTIONS, FolderProblem, RunFolder, SessionFolder, sweep
 from ...lifecycle import given_name
 from ...output import OutputSink, ProgressLine, Stream
+from ...wire import labelled
 from ...wire.contract import (
     EXIT_CANNOT_RUN,
     EXIT_INTERRUPTED,
     EXIT_TIMEOUT,
     MANAGED_LABEL,
     OWNER_LABEL,
-    REMOVE_CONTAINER,
     identity_args,
     new_container_name,
     owner_id,
@@ -46,6 +47,7 @@ from ...wire.waiter import MAX_COMMAND_BYTES, PRESTART_LABEL, new_ready_token, w
 from ..base import SIGNAL_CHECK, Backend, BackendStatus, RunRequest, RunResult
 from ..settings import BackendSettings
 from .cli import control
+from .flavour import Flavour, OomMark, flavour_of, init_exit_status
 from .imagefacts import EngineFacts
 from .imageids import ImageIds
 from .prestart import PrestartLine, PrestartPool, line_of, line_problem, status_rows
@@ -169,7 +171,7 @@ class DockerBackend(Backend):
             sink.write_bytes("stdout" if request.merge_stderr else stream, data)
         assert container.process is not None
         try:
-            result = _ContainerRun(self, container.process, container.name, sink, False, ending).wait(
+            result = _ContainerRun(self, container.process, container.name, sink, False, request.args, ending).wait(
                 request.timeout, request.stop
             )
             result.facts = lookup.facts()
@@ -209,6 +211,7 @@ class DockerBackend(Backend):
         name = chosen or new_container_name()
         argv = self.command_line(request, name, folder.docker_options() if folder is not None else ())
         lookup = self.engine_facts().start(request.args.image, last_value(request.args.values("--runtime")), argv)
+        oom = OomMark()
         try:
             process = subprocess.Popen(
                 argv,
@@ -231,7 +234,9 @@ class DockerBackend(Backend):
         for pipe in (process.stdout, process.stderr):
             if pipe is not None:
                 widen(pipe.fileno())
-        result = _ContainerRun(self, process, name, sink, chosen is not None).wait(request.timeout, request.stop)
+        run = _ContainerRun(self, process, name, sink, chosen is not None, request.args)
+        result = run.wait(request.timeout, request.stop)
+        oom.clear(self.flavour, process.returncode)
         result.facts = lookup.facts()
         return result
 
@@ -327,7 +332,8 @@ class DockerBackend(Backend):
         if answer.returncode == 0:
             self.images.note(image)
             return True
-        return False if "no such image" in answer.stderr.lower() else None
+        reason = answer.stderr.lower()
+        return False if "no such image" in reason or "image not known" in reason else None  # docker's, podman's
 
     def _not_found_message(self, error: OSError) -> str:
         runtime = self.settings.docker_command[0]
@@ -340,6 +346,11 @@ class DockerBackend(Backend):
     def control(self, *args: str) -> subprocess.CompletedProcess[str] | None:
         """Run a short runtime command (kill, rm, ps, version); None if the runtime is missing."""
         return control(self.settings.docker_command, *args)
+
+    @property
+    def flavour(self) -> Flavour:
+        """Docker's CLI or podman's, asked once per ``docker_command``."""
+        return flavour_of(self.settings.docker_command)
 
     # -- status and cleanup -----------------------------------------------------------------
 
@@ -370,32 +381,28 @@ class DockerBackend(Backend):
         version = answer.stdout.strip()
         return BackendStatus(self.name, True, f"engine {version} via {runtime!r}", {"runtime version": version})
 
+    def as_me_userns(self) -> str | None:
+        return self.flavour.as_me_userns()
+
     def local_images(self) -> list[str] | None:
         listing = self.control("images", "--format", "{{.Repository}}:{{.Tag}}")
         if listing is None or listing.returncode != 0:
             return None
-        return [name for name in listing.stdout.split() if "<none>" not in name]
+        return [self.flavour.image_name(name) for name in listing.stdout.split() if "<none>" not in name]
 
     def cleanup(self) -> list[str]:
         """Remove Dockyter containers whose owning kernel process is gone; touch nothing else."""
-        listing = self.control(
-            "ps",
-            "-a",
-            "--filter",
-            f"label={OWNER_LABEL}",
-            "--format",
-            f'{{{{.Names}}}}\t{{{{.Label "{OWNER_LABEL}"}}}}',
-        )
-        if listing is None or listing.returncode != 0:
+        flavour = self.flavour  # asked here, in the background at load, rather than by a first interrupt
+        sweep()  # the $DOCKYTER_OUT folders of dead kernels, whatever the engine says
+        listing = self.control(*labelled.list_argv(OWNER_LABEL))
+        if listing is None or listing.returncode != 0 or not labelled.names(listing.stdout):
             return []
-        orphans = []
-        for row in listing.stdout.splitlines():
-            name, _, owner = row.partition("\t")
-            if name and owner_is_gone(owner):
-                orphans.append(name)
+        # A container removed since the listing makes inspect fail, but the others are still read.
+        inspected = self.control(*labelled.inspect_argv(OWNER_LABEL, labelled.names(listing.stdout)))
+        owners = labelled.values(inspected.stdout) if inspected is not None else {}
+        orphans = sorted(name for name, owner in owners.items() if owner_is_gone(owner))
         if orphans:
-            self.control(*REMOVE_CONTAINER, *orphans)
-        sweep()  # the $DOCKYTER_OUT folders of dead kernels
+            self.control(*flavour.remove_argv(), *orphans)
         return orphans
 
 
@@ -431,11 +438,13 @@ class _ContainerRun:
         name: str,
         sink: OutputSink,
         chosen: bool,
+        args: RunArgs,
         ending: Ending | None = None,
     ) -> None:
         self.backend = backend
         self.process = process
         self.name = name
+        self.args = args  # what the container was started with (its pid namespace)
         # A name the user chose may belong to another container (ours then failed to start
         # with a name conflict): that one is never ours to stop.
         self.chosen = chosen
@@ -473,6 +482,8 @@ class _ContainerRun:
             if self._ended():
                 return RunResult(self.ending.status if self.ending is not None else 0)
             code = self.process.wait()
+            if code == 1:  # podman's init (catatonit) could not start the command: Docker's 127 or 126
+                code = init_exit_status(code, self._error_tail())
             reason = self.output.conclude(code)
             return RunResult(code, "not_started", reason) if reason else RunResult(code)
         finally:
@@ -490,6 +501,10 @@ class _ContainerRun:
 
     def _ended(self) -> bool:
         return self.ending is not None and self.ending.done
+
+    def _error_tail(self) -> str:
+        """The end of what the CLI wrote on stderr (in stdout when both go there)."""
+        return self.sink.stderr_tail if self.process.stderr is not None else self.sink.text("stdout")[-4096:]
 
     def _pump(self, deadline: float | None, stop: threading.Event | None = None) -> bool:
         """Copy output to the sink until both pipes close or the ending is found (True), or
@@ -527,12 +542,19 @@ class _ContainerRun:
         grace = self.backend.settings.stop_grace if grace is None else grace
         try:
             if grace > 0 and self.process.poll() is None and self._ours():
-                self.backend.control("kill", "--signal", "INT", self.name)
+                self._interrupt()
                 self._pump(time.monotonic() + grace)
         except KeyboardInterrupt:
             pass  # a second interrupt skips the grace period, not the removal
         finally:
             self._kill_and_remove()
+
+    def _interrupt(self) -> None:
+        """SIGINT to the command: through the container's init, or from inside it (podman)."""
+        argv = self.backend.flavour.interrupt_argv(self.name, self.args)
+        answer = self.backend.control(*argv)
+        if argv[0] == "exec" and (answer is None or answer.returncode != 0):
+            self.backend.control("kill", "--signal", "INT", self.name)  # no `sh` in the image: the shell at least
 
     def _ours(self) -> bool:
         """Whether the container called ``name`` is this kernel's (always, for a name we made)."""
@@ -543,7 +565,7 @@ class _ContainerRun:
 
     def _remove(self) -> None:
         if self._ours():
-            self.backend.control(*REMOVE_CONTAINER, self.name)
+            self.backend.control(*self.backend.flavour.remove_argv(), self.name)
 
     def _kill_and_remove(self) -> None:
         for attempt in range(3):  # repeated Ctrl-C must not skip the removal

@@ -32,7 +32,6 @@ from ...wire.contract import (
     MANAGED_LABEL,
     OWNER_LABEL,
     READ_SIZE,
-    REMOVE_CONTAINER,
     new_container_name,
     owner_id,
 )
@@ -53,6 +52,7 @@ from ...wire.sessionprotocol import (
 from ..base import SIGNAL_CHECK, RunRequest, RunResult
 from ..settings import DockerSettings
 from .cli import control
+from .flavour import OomMark, flavour_of, top_memory
 
 IDLE_KEEP = 65536  # bytes of background output kept between cells, per session
 SETTLE = 3.0  # seconds each later step of the stop ladder waits for the shell to answer
@@ -83,6 +83,7 @@ class SessionShell:
         self._eof = False
         self._stopping = False  # in the stop ladder: drop STOP_NOISE from stderr
         self._scanners: dict[Stream, FrameScanner] = {"stdout": FrameScanner(), "stderr": FrameScanner()}
+        self._oom = OomMark()  # conmon's mark of a session killed for memory (podman), removed when it ends
 
     # -- starting ----------------------------------------------------------------------------
 
@@ -361,11 +362,19 @@ class SessionShell:
         return shlex.join([*self.runtime, "exec", "-it", self.container, "bash"])
 
     def memory(self) -> str | None:
-        """The container's memory use as ``docker stats`` reports it (about a second: it samples)."""
+        """The container's memory use as ``docker stats`` reports it (about a second: it samples).
+
+        Rootless podman on cgroup v1 has no stats (the container has no cgroup of its own): the
+        resident memory of its processes, as ``podman top`` reads them, stands in.
+        """
         answer = self.control("stats", "--no-stream", "--format", "{{.MemUsage}}", self.container)
-        if answer is None or answer.returncode != 0 or "/" not in answer.stdout:
-            return None
-        return answer.stdout.split("/")[0].strip() or None
+        if answer is not None and answer.returncode == 0 and "/" in answer.stdout:
+            return answer.stdout.split("/")[0].strip() or None
+        if flavour_of(self.runtime).podman:
+            listing = self.control("top", self.container, "rss")
+            if listing is not None and listing.returncode == 0:
+                return top_memory(listing.stdout)
+        return None
 
     def control(self, *args: str) -> subprocess.CompletedProcess[str] | None:
         """A short runtime command (kill, exec, rm, stats); None if it could not run."""
@@ -382,6 +391,7 @@ class SessionShell:
         except subprocess.TimeoutExpired:
             self._process.kill()
             self.exit_status = self._process.wait()
+        self._oom.clear(flavour_of(self.runtime), self.exit_status)
 
     def death_reason(self) -> str:
         """Why the shell is gone, in words."""
@@ -398,7 +408,7 @@ class SessionShell:
 
     def remove(self) -> None:
         """Remove the container by name and reap the CLI; safe to call more than once."""
-        self.control(*REMOVE_CONTAINER, self.container)
+        self.control(*flavour_of(self.runtime).remove_argv(), self.container)
         if self._process is not None:
             try:
                 if self._process.stdin is not None:

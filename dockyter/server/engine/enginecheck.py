@@ -5,7 +5,11 @@ image (through the Engine API on the engine's unix socket when ``docker_command`
 names one, else through ``docker inspect``), compares it with the plan
 (:func:`.containercheck.differences`) and, when they differ, logs it at error level with the
 token name and returns the :class:`~dockyter.server.servererrors.EngineDisagrees` (403) to raise once the
-caller has removed the container. Images are read once per image id.
+caller has removed the container. Images are read once per image id. podman's inspect is read
+as docker's first (:mod:`.podmaninspect`); what it does not say (the IPC namespace, sysctls) is
+read from the runtime spec podman writes when the container is initialized (``podman init``,
+then the bundle's ``config.json``). Where that file cannot be read (a podman reached through its
+service on another machine), those two are not compared, and the log says so once.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from collections.abc import Sequence
 from typing import Any
 
+from ...wire.contract import remove_argv
 from ...wire.dockerargs import DockerArgsError, parse_run_args
 from ...wire.enginesocket import socket_path
 from ..servererrors import EngineDisagrees, EngineUnavailable
@@ -23,10 +29,19 @@ from .containercheck import compared_options, differences
 from .control import Ask, Control
 from .engineapi import EngineAPIError, get_json
 from .expected import Expected
+from .podmaninspect import as_docker, with_spec
 
 log = logging.getLogger("dockyter.server")
 
 IMAGES_KEPT = 64  # image inspections kept (by image id)
+
+
+class _NotInitialized(Exception):
+    """podman's runtime refused to initialize a created container (``answer``): nothing ran."""
+
+    def __init__(self, answer: Control) -> None:
+        super().__init__(answer.stderr)
+        self.answer = answer
 
 
 def warn_about_extra_run_args(extra_run_args: Sequence[str]) -> list[str]:
@@ -60,13 +75,16 @@ def disagreement(found: list[str], **record: str) -> EngineDisagrees:
 class EngineCheck:
     """Compares created containers of one engine with their plans."""
 
-    def __init__(self, docker_command: Sequence[str], control: Ask) -> None:
+    def __init__(self, docker_command: Sequence[str], control: Ask, podman: bool = False) -> None:
         self.control = control
+        self.podman = podman  # podman's inspect is read as docker's; its rm needs --time 0
         self.socket = socket_path(docker_command)  # None: read through the CLI
         self._images: dict[str, dict[str, Any]] = {}
         self._info: dict[str, Any] | None = None
         # What each container checked was made of, until its run takes it for its receipt.
         self._made: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._cgroupns: frozenset[str] | None = None
+        self._spec_unread = False  # said once: podman's runtime spec could not be read
 
     async def create(
         self, words: Sequence[str], name: str, expected: Expected, who: str, timeout: float
@@ -74,8 +92,9 @@ class EngineCheck:
         """``docker WORDS`` (a ``create`` of container ``name``), then the check.
 
         Returns the CLI's answer: None when it did not answer within ``timeout`` (it was killed),
-        a non-zero status when it created nothing, else the container is created and matches
-        ``expected``. Raises the refusal (:class:`EngineDisagrees`), or :class:`EngineUnavailable`
+        a non-zero status when it created nothing (or, on podman, when the runtime refused to
+        initialize it: the image has no such command, say; it is removed), else the container is
+        created and matches ``expected``. Raises the refusal (:class:`EngineDisagrees`), or :class:`EngineUnavailable`
         when the container cannot be read back. Whatever goes wrong, a cancellation included, a
         container the engine made is removed before this returns or raises.
         """
@@ -86,7 +105,11 @@ class EngineCheck:
                 return None
             if answer.returncode != 0:
                 return answer
-            refusal = await self.refusal(name, expected, who)
+            try:
+                refusal = await self.refusal(name, expected, who)
+            except _NotInitialized as refused:
+                await self.remove(name)
+                return refused.answer  # what `podman start` would have said: as a failed create
         except BaseException:
             await asyncio.shield(self.remove(name))
             raise
@@ -97,7 +120,7 @@ class EngineCheck:
 
     async def remove(self, name: str) -> None:
         """Remove a container that was created and never started (with its anonymous volumes)."""
-        await self.control("rm", "--force", "--volumes", name)
+        await self.control(*remove_argv(self.podman), name)
 
     async def refusal(self, name: str, expected: Expected, who: str) -> EngineDisagrees | None:
         """None when container ``name`` is what ``expected`` describes, else the error to answer with.
@@ -106,11 +129,42 @@ class EngineCheck:
         """
         container = await self._read(f"/containers/{name}/json", "container", name)
         image = await self.image(str(container.get("Image", "")))
+        if self.podman:
+            spec = await self.podman_spec(name, container)
+            container, image = as_docker(container, image, expected)
+            if spec is not None:
+                container = with_spec(container, spec, expected)
         if len(self._made) >= IMAGES_KEPT:  # runs that never took theirs (refused, removed)
             self._made.clear()
         self._made[name] = (str(container.get("Image", "")), image)
         found = differences(expected, container, image, await self.cgroupns_defaults())
         return disagreement(found, who=who, container=name, image=expected.image) if found else None
+
+    async def podman_spec(self, name: str, container: dict[str, Any]) -> dict[str, Any] | None:
+        """The OCI runtime spec podman made for container ``name``: ``podman init``, then its ``config.json``.
+
+        None (and a warning, once) when the file cannot be read; raises :class:`_NotInitialized`
+        when the runtime refuses to initialize it, :class:`EngineUnavailable` when podman does not answer.
+        """
+        answer = await self.control("init", name)
+        if answer is None:
+            raise EngineUnavailable(f"cannot initialize container {name}: no answer")
+        if answer.returncode != 0:
+            raise _NotInitialized(answer)
+        path = os.path.join(str(container.get("StaticDir") or ""), "config.json")
+        try:
+            spec = await asyncio.to_thread(_read_json, path)
+        except (OSError, ValueError) as error:
+            spec = None
+            if not self._spec_unread:
+                self._spec_unread = True
+                log.warning(
+                    "podman's runtime spec %s cannot be read (%s): the IPC namespace and the sysctls of its "
+                    "containers are not compared with their plans",
+                    path,
+                    error,
+                )
+        return spec if isinstance(spec, dict) else None
 
     async def image_of(self, container: str) -> str:
         """The ID of the image container ``container`` was made from; raises :class:`EngineUnavailable`."""
@@ -172,3 +226,8 @@ class EngineCheck:
         if not isinstance(answer, dict):
             raise EngineUnavailable(f"cannot read back {kind} {name}: not an object")
         return answer
+
+
+def _read_json(path: str) -> Any:
+    with open(path, encoding="utf-8") as file:
+        return json.load(file)

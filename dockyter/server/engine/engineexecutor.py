@@ -12,7 +12,8 @@ is killed and removed by name (``docker kill``, then ``docker rm --force --volum
 its anonymous volumes go too) when its execution is cancelled, hits a limit or loses its
 client; on shutdown every running one is; at start-up the ones a crashed earlier run of the
 same ``server_name`` left behind are; and a periodic sweep removes any of ours that no
-execution owns any more.
+execution owns any more. On podman (:mod:`.enginekind`) the listing, the removal and the check
+read and speak podman's way.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import contextlib
 from collections.abc import Iterable
 from typing import Any
 
-from ...wire.contract import CONTROL_TIMEOUT, REMOVE_CONTAINER, SERVER_LABEL, owner_id
+from ...wire import labelled
+from ...wire.contract import CONTROL_TIMEOUT, SERVER_LABEL, owner_id, remove_argv
 from ...wire.outfolder import FileLimits
 from ...wire.pull import last_value, needs_pull
 from ..policy.plan import Plan
@@ -32,6 +34,7 @@ from ..runs.upkeep import Upkeep, instance_label
 from ..settings.fields import Settings
 from .control import EngineCli
 from .enginecheck import EngineCheck
+from .enginekind import DOCKER, EngineKind
 from .execution import EXIT_WAIT, Execution
 from .prestartedrun import PrestartedExecution
 from .prestartpool import Prestarts
@@ -41,7 +44,7 @@ from .runtimes import UNKNOWN
 class EngineExecutor(ExecutionSlots[Execution], Upkeep):
     """Starts, tracks and removes the containers of one server instance."""
 
-    def __init__(self, settings: Settings, runtime: str = "") -> None:
+    def __init__(self, settings: Settings, runtime: str = "", kind: EngineKind = DOCKER) -> None:
         ExecutionSlots.__init__(
             self, settings.max_concurrent, CONTROL_TIMEOUT + EXIT_WAIT, per_token_limit(settings), settings.retry_after
         )
@@ -51,10 +54,12 @@ class EngineExecutor(ExecutionSlots[Execution], Upkeep):
         # The runtime containers run under, as reported (the setting, or the engine's default).
         self.runtime = runtime or settings.runtime
         self.owner = owner_id()
+        self.kind = kind  # Docker or podman (rootless or not), asked at start-up
+        self.remove_words = remove_argv(kind.podman)  # rm --force --volumes (podman: --time 0 --ignore)
         self.control = EngineCli(settings.docker_command, settings.engine_environment())  # kill, rm, ps...
         self.present: set[str] = set()  # images seen on the engine: no need to ask again
         # What the engine made of each plan, read back before the container starts.
-        self.check = EngineCheck(settings.docker_command, self.control)
+        self.check = EngineCheck(settings.docker_command, self.control, kind.podman)
         self.prestarts = Prestarts(self)  # containers of approved plans, ready before their requests
         self._folders = RunFolders(settings, self.instance)  # each run's $DOCKYTER_OUT, sessions' too
 
@@ -79,8 +84,9 @@ class EngineExecutor(ExecutionSlots[Execution], Upkeep):
         if answer is not None and answer.returncode == 0:
             self.present.add(image)
             return pull_flag == "always"
-        # Missing, or the engine cannot say (then docker run reports why).
-        return answer is not None and "no such image" in answer.stderr.lower()
+        # Missing (docker's words, podman's), or the engine cannot say (then docker run reports why).
+        reason = answer.stderr.lower() if answer is not None else ""
+        return "no such image" in reason or "image not known" in reason
 
     # -- executions ---------------------------------------------------------------------------
 
@@ -141,7 +147,7 @@ class EngineExecutor(ExecutionSlots[Execution], Upkeep):
         removal is repeated: after that nothing can create the container any more.
         """
         await self.control("kill", name)
-        await self.control(*REMOVE_CONTAINER, name)
+        await self.control(*self.remove_words, name)
         if process is not None and process.returncode is None:
             try:
                 await asyncio.wait_for(process.wait(), EXIT_WAIT)
@@ -149,28 +155,35 @@ class EngineExecutor(ExecutionSlots[Execution], Upkeep):
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
                 await process.wait()
-            await self.control(*REMOVE_CONTAINER, name)
+            await self.control(*self.remove_words, name)
 
     async def remove_created(self, name: str) -> None:
         """Remove a container that was created and never started (with its anonymous volumes)."""
         await self.check.remove(name)
 
-    async def containers(self, label_filter: str) -> list[tuple[str, str]] | None:
-        """``(name, io.dockyter.server label)`` of every container matching ``label_filter``.
+    async def containers(self, label_filter: str, label: str = SERVER_LABEL) -> list[tuple[str, str]] | None:
+        """``(name, value of label)`` of every container matching ``label_filter`` (``KEY`` or ``KEY=VALUE``).
 
-        None when the engine cannot be asked (the caller tries again later).
+        Listed, then inspected (:mod:`dockyter.wire.labelled`: podman's ``ps`` cannot say a
+        label); one removed in between is left out. None when the engine cannot be asked (the
+        caller tries again later).
         """
-        row = f'{{{{.Names}}}}\t{{{{.Label "{SERVER_LABEL}"}}}}'
-        answer = await self.control("ps", "-a", "--filter", f"label={label_filter}", "--format", row)
+        key, _, value = label_filter.partition("=")
+        answer = await self.control(*labelled.list_argv(key, value or None))
         if answer is None or answer.returncode != 0:
             return None
-        rows = (line.partition("\t") for line in answer.stdout.splitlines())
-        return [(name, label) for name, _, label in rows if name]
+        names = labelled.names(answer.stdout)
+        if not names:
+            return []
+        inspected = await self.control(*labelled.inspect_argv(label, names))
+        if inspected is None:
+            return None
+        return sorted(labelled.values(inspected.stdout).items())
 
     async def remove(self, names: Iterable[str]) -> list[str]:
         names = list(names)
         if names:
-            await self.control(*REMOVE_CONTAINER, *names)
+            await self.control(*self.remove_words, *names)
         return names
 
     # -- upkeep (runs/upkeep.py) ----------------------------------------------------------------

@@ -3,7 +3,8 @@
 The ``runtime`` setting puts ``--runtime NAME`` on every ``docker run`` (gVisor's ``runsc``,
 say); a request can never choose one (the policy refuses ``--runtime``). An engine that does
 not know the name would refuse every run, so the server asks the engine once, at start-up,
-and refuses to start with one line naming the runtimes it does know.
+and refuses to start with one line naming the runtimes it does know. podman lists no runtimes
+(its ``info`` has no ``.Runtimes``): the setting is trusted, and without one its default runs.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import logging
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from .enginekind import DOCKER, EngineKind
 
 log = logging.getLogger("dockyter.server")
 
@@ -53,14 +56,18 @@ def ask_engine(docker_command: Sequence[str], environment: Mapping[str, str]) ->
     return EngineRuntimes(tuple(sorted(runtimes)), default)
 
 
-def resolve_runtime(runtime: str, docker_command: Sequence[str], environment: Mapping[str, str]) -> str:
+def resolve_runtime(
+    runtime: str, docker_command: Sequence[str], environment: Mapping[str, str], kind: EngineKind = DOCKER
+) -> str:
     """The name of the runtime the containers will run under, for the health reply and the log.
 
     Raises :class:`RuntimeUnavailable` when the engine answers without knowing ``runtime``.
     When the engine cannot be asked, the setting is trusted: ``--runtime`` is still put on
     every run, and the engine refuses those runs (exit 125) rather than fall back to another.
     """
-    engine = ask_engine(docker_command, environment)
+    engine = None if kind.podman else ask_engine(docker_command, environment)
+    if kind.podman and not runtime and kind.oci_runtime:
+        return kind.oci_runtime  # podman's default: the one its containers show
     if engine is None:
         if runtime:
             log.warning(

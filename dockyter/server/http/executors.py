@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from ...wire.outfolder import FileLimits
 from ..engine.enginecheck import warn_about_extra_run_args
 from ..engine.engineexecutor import EngineExecutor
+from ..engine.enginekind import EngineCannotConfine, ask_kind, confinement_problem
 from ..engine.runtimes import resolve_runtime
 from ..policy.plan import Plan
 from ..sessions.sessionregistry import SessionRegistry
@@ -82,14 +83,21 @@ class ExecutorLike(Protocol):
 def create_executor(settings: Settings) -> tuple[ExecutorLike, SessionRegistry | None]:
     """The executor named by ``settings.executor``, and the sessions it can hold (None on a Swarm).
 
-    On the engine, the engine is asked once which runtime its containers will run under:
-    raises :class:`~dockyter.server.engine.runtimes.RuntimeUnavailable` when it lacks the
-    configured one.
+    On the engine, the engine is asked once what it is (Docker or podman, rootless or not) and
+    which runtime its containers will run under: raises
+    :class:`~dockyter.server.engine.runtimes.RuntimeUnavailable` when it lacks the configured
+    one, :class:`~dockyter.server.engine.enginekind.EngineCannotConfine` when it cannot apply the
+    limits (rootless podman on cgroup v1).
     """
     warn_about_extra_run_args(settings.extra_run_args)
     if settings.executor == "engine":
-        runtime = resolve_runtime(settings.runtime, settings.docker_command, settings.engine_environment())
-        engine = EngineExecutor(settings, runtime)
+        environment = settings.engine_environment()
+        kind = ask_kind(settings.docker_command, environment)
+        problem = confinement_problem(kind, settings)
+        if problem is not None:
+            raise EngineCannotConfine(problem)
+        runtime = resolve_runtime(settings.runtime, settings.docker_command, environment, kind)
+        engine = EngineExecutor(settings, runtime, kind)
         return engine, SessionRegistry(settings, engine)
     # Imported only when chosen: a server on one engine never loads the Swarm executor.
     from ..swarm.swarmexecutor import SwarmExecutor

@@ -3,11 +3,14 @@
 Four kinds of host paths are never mount sources, nor inside one:
 
 * **sockets** through which a container could drive the engine or another host service: the
-  engine's own (from ``docker info``, ``/etc/docker/daemon.json``, the command lines of the
-  running ``dockerd`` and ``containerd`` and containerd's configuration file) and every unix
-  socket bound on the host (``/proc/net/unix``), plus the well-known defaults;
-* **engine directories**, the data root and exec root of the engine and of containerd: every
-  container writes there (image layers, upper directories, volumes, runtime state);
+  engine's own (from ``docker info`` or ``podman info``, ``/etc/docker/daemon.json``, the
+  command lines of the running ``dockerd``, ``containerd`` and ``podman system service`` and
+  containerd's configuration file) and every unix socket bound on the host
+  (``/proc/net/unix``), plus the well-known defaults;
+* **engine directories**, the data root and exec root of the engine and of containerd, and
+  podman's storage, runtime state and configuration (rootless: the user's, as ``podman info``
+  run by the server's ``docker_command`` reports them): every container writes there (image
+  layers, upper directories, volumes, runtime state), or its configuration shapes the next one;
 * **kernel pseudo file systems** (``proc``, ``sysfs``, ``cgroup``, ...) from
   ``/proc/self/mountinfo``: a host ``/proc`` in a container is an escape (``/proc/1/root``);
 * **the server's own secrets** (:mod:`.secretpaths`): its token and configuration files, the
@@ -61,7 +64,12 @@ DEFAULT_ENGINE_DIRS = (
     "/run/containers",
     "/run/libpod",
     "/run/runc",
+    "/etc/containers",  # podman's configuration: containers.conf (mounts for every container), registries, policy
 )
+# What rootful podman keeps in /run, and a rootless podman in its user's XDG_RUNTIME_DIR: its API
+# socket, its state (pause.pid, events, exit codes), its containers' run root (and auth.json),
+# network namespaces, and the OCI runtime's state.
+PODMAN_RUNTIME_DIRS = ("podman", "libpod", "containers", "netns", "runc", "crun")
 
 # Kernel file systems that open the host to whoever mounts them (a bind mount is recursive).
 PSEUDO_FSTYPES = frozenset({
@@ -154,6 +162,7 @@ def read_host(
     if environment.get("XDG_RUNTIME_DIR"):  # rootless docker and podman
         sockets.add(os.path.join(environment["XDG_RUNTIME_DIR"], "docker.sock"))
         sockets.add(os.path.join(environment["XDG_RUNTIME_DIR"], "podman", "podman.sock"))
+        dirs.update(os.path.join(environment["XDG_RUNTIME_DIR"], name) for name in PODMAN_RUNTIME_DIRS)
     info_sockets, info_dirs = engine_info(docker_command, tuple(sorted(environment.items())))
     sockets.update(info_sockets)
     dirs.update(info_dirs)
@@ -195,9 +204,34 @@ def engine_info(
     sockets, dirs = set(), set()
     dirs.add(_get(info, "DockerRootDir"))  # docker
     sockets.add(_get(info, "Containerd", "Address"))  # docker 27 and later
-    dirs.update((_get(info, "store", "graphRoot"), _get(info, "store", "runRoot")))  # podman
-    sockets.add(_get(info, "host", "remoteSocket", "path").removeprefix("unix://"))
-    return frozenset(filter(_absolute, sockets)), frozenset(filter(_absolute, dirs))
+    podman_sockets, podman_dirs = podman_info_paths(info)
+    return frozenset(filter(_absolute, sockets | podman_sockets)), frozenset(filter(_absolute, dirs | podman_dirs))
+
+
+def podman_info_paths(info: dict[str, object]) -> tuple[set[str], set[str]]:
+    """Sockets and directories in ``podman info --format json``, rootful or rootless.
+
+    Its storage (``store.graphRoot``, ``runRoot``, ``volumePath``) and the folder around the
+    storage (``~/.local/share/containers``, ``/var/lib/containers``); the API socket
+    (``host.remoteSocket``, which exists only while the service runs: refused by name) and,
+    beside it, what podman keeps in that runtime directory (:data:`PODMAN_RUNTIME_DIRS`: for
+    rootless podman, its user's ``XDG_RUNTIME_DIR`` as podman itself sees it, whatever the
+    server's is); a rootless user's configuration (``~/.config/containers``: containers.conf,
+    registries, ``auth.json``), the folder of ``store.configFile``.
+    """
+    graph = _get(info, "store", "graphRoot")
+    dirs = {graph, _get(info, "store", "runRoot"), _get(info, "store", "volumePath")}
+    if posixpath.basename(graph) == "storage":
+        dirs.add(posixpath.dirname(graph))
+    socket = _get(info, "host", "remoteSocket", "path").removeprefix("unix://")
+    if socket.endswith("/podman/podman.sock"):
+        runtime_dir = posixpath.dirname(posixpath.dirname(socket))
+        dirs.update(posixpath.join(runtime_dir, name) for name in PODMAN_RUNTIME_DIRS)
+    host = info.get("host")
+    security = host.get("security") if isinstance(host, dict) else None
+    if isinstance(security, dict) and security.get("rootless") is True:  # rootful's is the vendor's, /usr/share
+        dirs.add(posixpath.dirname(_get(info, "store", "configFile")))
+    return {socket}, dirs
 
 
 def daemon_config(text: str) -> tuple[set[str], set[str]]:
@@ -238,7 +272,9 @@ def command_line_paths(argv: list[str]) -> tuple[set[str], set[str]]:
     sockets = {_unix(value) for value in values.get("-H", []) + values.get("--host", [])}
     sockets.update(values.get("--containerd", []) + values.get("--address", []) + values.get("-a", []))
     dirs = {value for flag in ("--data-root", "--exec-root", "-g", "--graph") for value in values.get(flag, [])}
-    dirs.update(values.get("--root", []) + values.get("--state", []))  # containerd
+    dirs.update(values.get("--root", []) + values.get("--state", []))  # containerd (and podman's --root)
+    dirs.update(values.get("--runroot", []))  # podman
+    sockets.update(_unix(word) for word in argv[1:] if word.startswith("unix://"))  # podman system service URI
     for path in values.get("--config", []) + values.get("-c", []):
         if posixpath.basename(argv[0]) == "containerd":
             config_sockets, config_dirs = containerd_config(_read_text(path))

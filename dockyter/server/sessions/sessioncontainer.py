@@ -20,7 +20,7 @@ import secrets
 import time
 from typing import Any, Protocol
 
-from ...wire.contract import MANAGED_LABEL, NAME_PREFIX, OWNER_LABEL, READ_SIZE, REMOVE_CONTAINER, limit_args
+from ...wire.contract import MANAGED_LABEL, NAME_PREFIX, OWNER_LABEL, READ_SIZE, limit_args
 from ...wire.outfolder import CONTAINER_FOLDER, FOLDER_VARIABLE, FileLimits
 from ...wire.sessionprotocol import (
     INTERRUPT_SCRIPT,
@@ -55,6 +55,7 @@ class SessionEngine(Protocol):
 
     check: EngineCheck
     runtime: str  # the runtime containers run under, as reported (for receipts)
+    remove_words: tuple[str, ...]  # the rm that removes a container now (the engine's own spelling)
 
     @property
     def control(self) -> Ask: ...
@@ -313,7 +314,7 @@ class ServerSession:
         self.ended_event.set()
         self.registry.forget(self)
         self._close_stdin()
-        await self.registry.executor.control(*REMOVE_CONTAINER, self.container)
+        await self.registry.executor.control(*self.registry.executor.remove_words, self.container)
         self._drop_folder()
 
     def _close_stdin(self) -> None:
@@ -369,7 +370,7 @@ class ServerSession:
         if self.ended is None:
             self.ended = why
         self.registry.forget(self)
-        await self.registry.executor.control(*REMOVE_CONTAINER, self.container)
+        await self.registry.executor.control(*self.registry.executor.remove_words, self.container)
         self._drop_folder()
         self._close_stdin()
         process = self._process

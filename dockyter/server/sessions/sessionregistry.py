@@ -174,12 +174,10 @@ class SessionRegistry(Upkeep):
 
     async def remove_leftovers(self) -> list[str] | None:
         """Remove the session containers earlier instances of this ``server_name`` left; None when the engine cannot be asked."""
-        row = f'{{{{.Names}}}}\t{{{{.Label "{SERVER_SESSION_LABEL}"}}}}'
-        answer = await self.executor.control("ps", "-a", "--filter", f"label={SERVER_SESSION_LABEL}", "--format", row)
-        if answer is None or answer.returncode != 0:
+        listing = await self.executor.containers(SERVER_SESSION_LABEL, SERVER_SESSION_LABEL)
+        if listing is None:
             return None
-        rows = (line.partition("\t") for line in answer.stdout.splitlines())
-        return await self.executor.remove(name for name, _, label in rows if name and self.earlier(label))
+        return await self.executor.remove(name for name, label in listing if self.earlier(label))
 
     async def sweep(self) -> list[str]:
         """End sessions idle longer than ``session_idle_timeout`` or older than ``session_max_lifetime``.

@@ -7,6 +7,10 @@ put after the request's options, never part of the plan), the docker CLI's own r
 unquoted in the ``--mount`` the policy writes, and the CLI ends the record there, dropping
 ``readonly``), and the CLI filling a value-less ``-e NAME`` from its own environment. Each
 refused request must leave nothing: no container, no file written by the command.
+
+The smuggled differences, the control request and a refused session run on Docker and on rootful
+podman (``@under_each_engine``): podman's inspect is read as docker's (engine/podmaninspect.py),
+and the same differences must be found in it.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 from helpers import docker, wait_until
-from servers import under_each_executor
+from servers import containers_with_label, under_each_engine, under_each_executor
 
 pytestmark = pytest.mark.docker
 
@@ -65,21 +69,42 @@ SMUGGLED = [
     (["--memory", "1g"], "memory limit is 1073741824"),
     (["--pids-limit", "5000"], "pids limit is 5000"),
     (["--cgroup-parent", "/elsewhere"], "moved to the cgroup '/elsewhere'"),
-    (["--sysctl", "net.ipv4.ping_group_range=0 0"], "sysctls"),
+    (["--sysctl", "net.ipv4.ip_unprivileged_port_start=0"], "sysctls"),
     (["--workdir", "/tmp"], "working directory is '/tmp'"),
     (["--entrypoint", "sh"], "entrypoint is ['sh']"),
 ]
 
 
+# Where rootful podman answers otherwise: None, podman itself refuses to create the container;
+# DEFAULT, the option is podman's default, and neither its inspect nor its runtime spec tells them
+# apart (the container is the same); a text, how the 403 names it.
+DEFAULT = "the same container as without it"
+ON_PODMAN: dict[str, str | None] = {
+    "--pid host": None,  # "cannot add init binary as PID 1 (PID namespace isn't private)"
+    "--userns host": DEFAULT,  # rootful podman's containers share the host's user namespace
+    "--mount type=tmpfs,target=/extra": "the engine mounts a tmpfs at '/extra', which the plan does not",
+}
+
+
 @pytest.mark.parametrize(("extra", "named"), SMUGGLED, ids=[" ".join(extra) for extra, _ in SMUGGLED])
+@under_each_engine
 def test_what_the_plan_does_not_have_is_refused_and_nothing_runs(
-    dockyter_server, test_image, host_dir, caplog, extra, named
+    dockyter_server, test_image, host_dir, caplog, extra, named, executor_kind
 ):
     caplog.set_level(logging.INFO, logger="dockyter.server")
     rw = host_dir / "rw"
     server = dockyter_server(allowed_mounts=[f"{rw}:rw"], extra_run_args=extra)
     body = {"cmd": "touch /w/ran", "args": f"-v {rw}:/w {test_image}"}
     response = server.execute(body)
+    if executor_kind == "podman" and " ".join(extra) in ON_PODMAN:
+        named = ON_PODMAN[" ".join(extra)]
+        if named is None:  # podman refused to create it: docker's "could not run it", nothing ran
+            assert (response.status_code, response.json()["exit_code"]) == (200, 125), response.text
+            assert not (rw / "ran").exists() and not server.containers()
+            return
+        if named == DEFAULT:
+            assert (response.status_code, response.json()["exit_code"]) == (200, 0), response.text
+            return
     assert response.status_code == 403, response.text
     detail = response.json()["detail"]
     assert detail.startswith(CHECKED) and named in detail, detail
@@ -101,11 +126,16 @@ def test_a_network_the_plan_does_not_join_is_refused(dockyter_server, test_image
     assert not server.containers()
 
 
-def test_the_same_request_runs_when_nothing_is_smuggled(dockyter_server, test_image, host_dir, caplog):
+@under_each_engine
+def test_the_same_request_runs_when_nothing_is_smuggled(dockyter_server, test_image, host_dir, caplog, executor_kind):
     # The control for the test above: the request itself is fine, and its command writes.
     caplog.set_level(logging.INFO, logger="dockyter.server")
     rw = host_dir / "rw"
-    server = dockyter_server(allowed_mounts=[f"{rw}:rw"], extra_run_args=["--ulimit", "nofile=1024:1024"])
+    limits = ["--ulimit", "nofile=1024:1024"]
+    if executor_kind == "podman":
+        # podman's --ulimit replaces its defaults, whose nproc (1048576) root here may not raise to (.ci/podman)
+        limits += ["--ulimit", "nproc=32768:32768"]
+    server = dockyter_server(allowed_mounts=[f"{rw}:rw"], extra_run_args=limits)
     response = server.execute({"cmd": "touch /w/ran; ulimit -n", "args": f"-v {rw}:/w {test_image}"})
     assert response.status_code == 200, response.text
     assert response.json()["stdout"] == "1024\n"  # extra_run_args outside the compared fields apply
@@ -127,6 +157,7 @@ def test_a_variable_the_operator_adds_is_refused_on_both_executors(dockyter_serv
     assert wait_until(lambda: not server.containers(), timeout=20)
 
 
+@under_each_engine
 def test_a_session_that_differs_from_its_plan_is_refused(dockyter_server, test_image, caplog):
     caplog.set_level(logging.INFO, logger="dockyter.server")
     server = dockyter_server(extra_run_args=["--cap-add", "NET_ADMIN"])
@@ -135,7 +166,7 @@ def test_a_session_that_differs_from_its_plan_is_refused(dockyter_server, test_i
     assert made.json()["detail"].startswith(CHECKED + "the container is given the capabilities NET_ADMIN")
     listed = httpx.get(f"{server.url}/sessions", headers=server.headers(), timeout=30).json()
     assert listed == {"sessions": []}
-    assert not docker("ps", "-aq", "--filter", f"label=io.dockyter.server-session={server.executor.label}").stdout
+    assert not containers_with_label(f"io.dockyter.server-session={server.executor.label}", server.cli)
     assert len(refusals(caplog)) == 1
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 
@@ -12,6 +13,7 @@ from dockyter.server.policy.hostview import (
     command_line_paths,
     containerd_config,
     daemon_config,
+    podman_info_paths,
     pseudo_mounts,
     read_host,
     unix_socket_paths,
@@ -113,3 +115,72 @@ def test_this_hosts_engine_as_it_runs():
     for path in containerd:
         assert os.path.realpath(path) in view.sockets
         assert view.exposed_by(os.path.dirname(path))
+
+
+# -- podman, rootful and rootless -----------------------------------------------------------------
+
+
+def test_podmans_storage_state_and_configuration_come_from_its_info():
+    rootless = {
+        "host": {"remoteSocket": {"path": "/run/user/1001/podman/podman.sock"}, "security": {"rootless": True}},
+        "store": {
+            "graphRoot": "/home/u/.local/share/containers/storage",
+            "runRoot": "/run/user/1001/containers",
+            "volumePath": "/home/u/.local/share/containers/storage/volumes",
+            "configFile": "/home/u/.config/containers/storage.conf",
+        },
+    }
+    sockets, dirs = podman_info_paths(rootless)
+    assert sockets == {"/run/user/1001/podman/podman.sock"}
+    assert {
+        "/home/u/.local/share/containers",
+        "/home/u/.local/share/containers/storage",
+        "/run/user/1001/containers",
+        "/run/user/1001/libpod",
+        "/run/user/1001/podman",
+        "/run/user/1001/netns",
+        "/home/u/.config/containers",
+    } <= dirs
+    rootful = {
+        "host": {"remoteSocket": {"path": "/run/podman/podman.sock"}, "security": {"rootless": False}},
+        "store": {"graphRoot": "/var/lib/containers/storage", "configFile": "/usr/share/containers/storage.conf"},
+    }
+    sockets, dirs = podman_info_paths(rootful)
+    assert {"/var/lib/containers", "/run/libpod", "/run/containers"} <= dirs
+    assert "/usr/share/containers" not in dirs  # the vendor's defaults, not this host's engine
+
+
+def test_the_command_line_of_podmans_service():
+    service = [
+        "podman",
+        "--root",
+        "/srv/p/root",
+        "--runroot",
+        "/srv/p/run",
+        "system",
+        "service",
+        "--time=0",
+        "unix:///srv/p.sock",
+    ]
+    assert command_line_paths(service) == ({"/srv/p.sock"}, {"/srv/p/root", "/srv/p/run"})
+
+
+@pytest.mark.parametrize("engine", ["podman", "podman-rootless"], indirect=True)
+def test_this_hosts_podman_as_it_runs(engine):
+    """podman as the server's docker_command runs it: rootless, the user's storage, state and configuration
+    (the server's own environment is root's: what the user's podman reports is what counts)."""
+    view = read_host(engine.command, {"PATH": os.defpath})
+    info = json.loads(engine.run("info", "--format", "json").stdout)
+    runtime_dir = os.path.dirname(os.path.dirname(info["host"]["remoteSocket"]["path"]))
+    for path in (info["store"]["graphRoot"], info["store"]["runRoot"], os.path.join(runtime_dir, "libpod")):
+        assert view.exposed_by(path), path
+        assert view.exposed_by(os.path.join(path, "x")), path
+    assert view.exposed_by(info["host"]["remoteSocket"]["path"])  # no service runs: refused by name
+    if engine.rootless:
+        home = engine.user.home
+        assert view.exposed_by(f"{home}/.config/containers/auth.json")
+        assert "contains the container engine's directory" in view.exposed_by(f"{home}/.config")
+        assert "contains the container engine's directory" in view.exposed_by(f"{home}/.local/share")
+        assert view.exposed_by(f"{home}/notebooks") is None
+    else:
+        assert view.exposed_by("/etc/containers/registries.conf.d")

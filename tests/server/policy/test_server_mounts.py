@@ -1,7 +1,8 @@
 """Mount escapes of dockyter-server (issue 10, items 1-4), with the exact requests, over real HTTP.
 
-Each test runs a real server and real containers, on this machine's engine and on the
-three-node Swarm (``@under_each_executor``). The cluster's nodes share this machine's file
+Each test runs a real server and real containers, on this machine's engine, on rootful podman
+(``dockyter-server --docker-command podman``) and on the three-node Swarm
+(``@under_each_engine_and_the_swarm``). The cluster's nodes share this machine's file
 system (each is a dockerd in its own network namespace), which is what an operator must
 provide for bind mounts on a Swarm: the same storage at the same paths on every node and on
 the server (docs/scaling.md). Item 4 needs a
@@ -9,7 +10,11 @@ server that cannot see everything root sees: a real ``dockyter-server`` process 
 ``setpriv`` without CAP_DAC_READ_SEARCH and CAP_DAC_OVERRIDE. It keeps uid 0, because the
 interpreter of the test environment may live where no other user can read it (pyenv under
 ``/root``); for permission checks it is then an ordinary user that owns root's files, which is
-what a non-root server is for directories other users made private.
+what a non-root server is for directories other users made private. podman has no daemon: a
+rootful podman started by such a server has its missing capabilities too, and cannot mount a
+container's root file system. On podman, the non-root server is the real thing instead: the
+server run as the rootless test user, on that user's rootless podman (without limits, which
+rootless podman cannot apply on this host's cgroup v1).
 """
 
 from __future__ import annotations
@@ -25,8 +30,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import skip_or_fail
+from engine_fixtures import user_python
+from engines import engine_named
 from helpers import wait_until
-from servers import under_each_executor
+from servers import under_each_engine_and_the_swarm
 
 pytestmark = pytest.mark.docker
 
@@ -49,7 +57,7 @@ def assert_refused(response: httpx.Response, written: str, why: str) -> None:
 # -- 1. a source the server cannot inspect: a 403, never a 500 ----------------------------------------
 
 
-@under_each_executor
+@under_each_engine_and_the_swarm
 def test_item_1_proc_1_root_is_a_403(dockyter_server, run_image):
     server = dockyter_server(allowed_mounts=["/"])
     response = server.execute({"cmd": "ls /h", "args": f"-v /proc/1/root:/h:ro {run_image}"})
@@ -66,7 +74,7 @@ def test_item_1_proc_1_root_is_a_403(dockyter_server, run_image):
         ("{ro}/" + "a/" * 2100, "longer than the system's limit"),
     ],
 )
-@under_each_executor
+@under_each_engine_and_the_swarm
 def test_item_1_every_path_error_is_a_403_naming_the_argument(dockyter_server, run_image, host_dir, source, why):
     ro = host_dir / "ro"
     ro.mkdir()
@@ -82,7 +90,7 @@ def test_item_1_every_path_error_is_a_403_naming_the_argument(dockyter_server, r
 # -- 2. a request never creates anything on the host ----------------------------------------------------
 
 
-@under_each_executor
+@under_each_engine_and_the_swarm
 def test_item_2_a_missing_source_is_refused_and_not_created(dockyter_server, run_image, host_dir):
     ro = host_dir / "ro"
     ro.mkdir()
@@ -124,7 +132,7 @@ def test_item_2_a_source_removed_after_the_check_makes_the_engine_fail_not_creat
     assert not (ro / "gone").exists()
 
 
-@under_each_executor
+@under_each_engine_and_the_swarm
 def test_item_2_an_accepted_mount_mounts_the_checked_directory(dockyter_server, run_image, host_dir):
     ro, rw = host_dir / "ro", host_dir / "rw"
     (ro / "data").mkdir(parents=True)
@@ -151,7 +159,7 @@ def test_item_2_an_accepted_mount_mounts_the_checked_directory(dockyter_server, 
 # -- 3. containerd's socket, and any socket bound on the host -----------------------------------------
 
 
-@under_each_executor
+@under_each_engine_and_the_swarm
 def test_item_3_containerd_socket_is_refused_with_this_engine_as_it_runs(dockyter_server, run_image):
     # The bound sockets as the kernel lists them: whatever containerd this engine uses is among them.
     bound = [line.split()[-1] for line in Path("/proc/net/unix").read_text().splitlines()[1:] if len(line.split()) == 8]
@@ -169,7 +177,7 @@ def test_item_3_containerd_socket_is_refused_with_this_engine_as_it_runs(dockyte
         assert_refused(response, "-v /run/docker/containerd:/h:ro", "/run/docker/containerd/containerd")
 
 
-@under_each_executor
+@under_each_engine_and_the_swarm
 def test_item_3_a_socket_bound_after_start_up_is_refused(dockyter_server, run_image, host_dir):
     ro = host_dir / "ro"
     (ro / "app").mkdir(parents=True)
@@ -196,7 +204,7 @@ def test_item_3_a_root_holding_an_engine_socket_is_reported_at_start_up(dockyter
 
 
 @pytest.fixture
-def non_root_server(host_dir, executor_kind, request) -> Iterator[tuple[str, Path, Path]]:
+def non_root_server(host_dir, executor_kind, run_image, request) -> Iterator[tuple[str, Path, Path]]:
     """A real dockyter-server that cannot override file permissions: (url, RW root, RO root with another user's private dir)."""
     rw, ro = host_dir / "rw", host_dir / "ro"
     rw.mkdir()
@@ -209,12 +217,20 @@ def non_root_server(host_dir, executor_kind, request) -> Iterator[tuple[str, Pat
         port = probe.getsockname()[1]
     cluster = request.getfixturevalue("swarm_cluster") if executor_kind == "swarm" else None
     on_cluster = []
+    server = [*WITHOUT_DAC, sys.executable, "-m", "dockyter.server"]
     if cluster:
         on_cluster = ["--executor", "swarm", "--docker-command", shlex.join(cluster.docker_command)]
         on_cluster += ["--allow-registry", cluster.registry]
+    elif executor_kind == "podman":
+        rootless = engine_named("podman-rootless")
+        skip_or_fail(rootless.image_problem(run_image))
+        python = user_python(rootless.user, "dockyter.server", "dockyter.server.http.app")
+        skip_or_fail(None if python else f"{rootless.user.name} can run no Python with dockyter-server")
+        server = rootless.user.argv(*python)
+        on_cluster = ["--docker-command", "podman", "--memory", "", "--cpus", "", "--pids-limit", "0"]
     process = subprocess.Popen(
         [
-            *WITHOUT_DAC, sys.executable, "-m", "dockyter.server", "--no-auth", "--port", str(port), "--pull", "never",
+            *server, "--no-auth", "--port", str(port), "--pull", "never",
             "--server-name", f"nonroot-{port}", "--allow-mount", f"{rw}:rw", "--allow-mount", str(ro), "--allow-mount", "/",
             *on_cluster,
         ],
@@ -240,9 +256,19 @@ def non_root_server(host_dir, executor_kind, request) -> Iterator[tuple[str, Pat
         from cluster import fail_on_leftovers
 
         fail_on_leftovers(cluster, (f"nonroot-{port}",))
+    if executor_kind == "podman":
+        names = rootless.run(
+            "ps", "-a", "--filter", "label=io.dockyter.server", "--format", "{{.Names}}"
+        ).stdout.split()
+        row = '{{.Name}} {{index .Config.Labels "io.dockyter.server"}}'
+        inspected = rootless.run("container", "inspect", "--format", row, *names).stdout if names else ""
+        left = [line.split()[0] for line in inspected.splitlines() if f" nonroot-{port}:" in line]
+        rootless.remove(*left)
+        rootless.user.stop_if_idle()
+        assert not left, f"containers the rootless server left: {left}"
 
 
-@under_each_executor
+@under_each_engine_and_the_swarm
 def test_item_4_a_link_below_a_private_directory_does_not_reach_the_host(non_root_server, run_image):
     url, rw, _ = non_root_server
     etc_before = sorted(os.listdir("/etc"))
@@ -266,7 +292,7 @@ def test_item_4_a_link_below_a_private_directory_does_not_reach_the_host(non_roo
     assert sorted(os.listdir("/etc")) == etc_before and not os.path.exists("/etc/x")
 
 
-@under_each_executor
+@under_each_engine_and_the_swarm
 def test_item_4_what_a_non_root_server_cannot_inspect_is_a_403(non_root_server, run_image):
     url, _, ro = non_root_server
     cases = [

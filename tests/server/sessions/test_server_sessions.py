@@ -1,4 +1,9 @@
-"""Sessions on dockyter-server over real HTTP with real containers: state, streams, cancel, owners, lifecycle."""
+"""Sessions on dockyter-server over real HTTP with real containers: state, streams, cancel, owners, lifecycle.
+
+What the engine does (the shell, its stop ladder through ``exec``, the confinement, removal,
+the clean-up of what a crashed server left) runs on Docker and on rootful podman
+(``@under_each_engine``); owners and slots are the server's own, tested on Docker.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,13 @@ import json
 import os
 import re
 import secrets
+import subprocess
 import time
 
 import httpx
 import pytest
 from helpers import docker, wait_until
-from servers import containers_with_label, start_server_process
+from servers import containers_with_label, start_server_process, under_each_engine
 
 from dockyter.server.sessions.sessionmemory import size_in_bytes
 
@@ -41,7 +47,7 @@ def execute(server, session_id: str, cmd: str, token: str | None = None, **field
 
 
 def session_containers(server) -> list[str]:
-    return containers_with_label(f"{LABEL}={server.executor.label}")
+    return containers_with_label(f"{LABEL}={server.executor.label}", server.cli)
 
 
 def described(server, session_id: str) -> dict:
@@ -50,6 +56,7 @@ def described(server, session_id: str) -> dict:
     return answer.json()
 
 
+@under_each_engine
 def test_state_carries_between_commands_and_replies_match_execute(server, test_image):
     made = create(server, test_image, name="analysis")
     assert made.status_code == 201, made.text
@@ -65,6 +72,7 @@ def test_state_carries_between_commands_and_replies_match_execute(server, test_i
     assert [s["id"] for s in listing["sessions"]] == [session["id"]]
 
 
+@under_each_engine
 def test_streamed_like_execute(server, test_image):
     session = create(server, test_image).json()
     headers = server.headers(Accept="application/x-ndjson")
@@ -83,6 +91,7 @@ def test_streamed_like_execute(server, test_image):
     assert events[-1] == {"event": "exit", "code": 0, "reason": None, "message": None}
 
 
+@under_each_engine
 def test_cancel_stops_the_command_not_the_session(server, test_image):
     session = create(server, test_image).json()
     execute(server, session["id"], "KEPT=yes")
@@ -120,6 +129,7 @@ def test_a_client_that_goes_away_stops_the_command_only(server, test_image):
     assert after.json()["stdout"] == "yes\n0\n"
 
 
+@under_each_engine
 def test_a_timeout_stops_the_command_only(server, test_image):
     session = create(server, test_image).json()
     timed = execute(server, session["id"], "X=1; sleep 30", timeout=1).json()
@@ -138,23 +148,25 @@ def test_sessions_belong_to_their_token(dockyter_server, test_image):
     assert httpx.post(server.url + "/sessions", json={"args": test_image}).status_code == 401
 
 
-def test_the_policy_and_the_limits_apply(dockyter_server, test_image, sh_image):
+@under_each_engine
+def test_the_policy_and_the_limits_apply(dockyter_server, test_image, sh_image, executor_kind):
     server = dockyter_server(max_sessions_per_token=1, retry_after=7)
     refused = create(server, f"--privileged {test_image}")
     assert refused.status_code == 403 and "--privileged" in refused.json()["detail"]
     no_bash = create(server, sh_image)
-    assert no_bash.status_code == 400 and "no bash" in no_bash.json()["detail"]
+    assert no_bash.status_code == 400 and "no bash" in no_bash.json()["detail"], no_bash.text
     session = create(server, test_image).json()
     too_many = create(server, test_image)  # answered as /execute answers its 429
     assert (too_many.status_code, too_many.headers["retry-after"]) == (429, "7")
     assert too_many.json() == {"detail": "this token already has 1 sessions (max_sessions_per_token): delete one first"}
-    limits = docker(
-        "inspect",
-        "--format",
-        "{{.HostConfig.Memory}} {{.HostConfig.CapDrop}} {{.HostConfig.NetworkMode}}",
-        session["container"],
-    )
-    assert limits.stdout.split() == [str(512 * 1024 * 1024), "[ALL]", "none"]
+    # podman writes the capabilities a container has (none), docker the ones it was asked to drop
+    capabilities = "{{.EffectiveCaps}}" if executor_kind == "podman" else "{{.HostConfig.CapDrop}}"
+    limits = subprocess.run(
+        [*server.cli, "inspect", "--format", f"{{{{.HostConfig.Memory}}}} {capabilities} {{{{.HostConfig.NetworkMode}}}}",
+         session["container"]],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert limits.stdout.split() == [str(512 * 1024 * 1024), "[]" if executor_kind == "podman" else "[ALL]", "none"]
 
 
 def test_commands_in_sessions_take_no_execution_slot(dockyter_server, test_image):
@@ -223,6 +235,7 @@ def test_exit_and_set_e_end_the_command_and_keep_the_session(server, test_image)
     httpx.delete(f"{server.url}/sessions/{session['id']}", headers=server.headers(), timeout=60)
 
 
+@under_each_engine
 def test_a_command_that_ends_the_shell_ends_the_session(server, test_image):
     session = create(server, test_image).json()
     ended = execute(server, session["id"], "builtin exit 3").json()
@@ -232,6 +245,7 @@ def test_a_command_that_ends_the_shell_ends_the_session(server, test_image):
     wait_until(lambda: not session_containers(server), timeout=10)
 
 
+@under_each_engine
 def test_delete_idle_timeout_and_shutdown_remove_containers(dockyter_server, test_image):
     server = dockyter_server(session_idle_timeout=3)
     first = create(server, test_image).json()
@@ -258,9 +272,15 @@ def test_the_maximum_lifetime_ends_a_busy_session_too(dockyter_server, test_imag
     assert execute(server, session["id"], "true").status_code == 404
 
 
-def test_a_restarted_server_removes_what_a_crashed_one_left(dockyter_server, test_image):
+@under_each_engine
+def test_a_restarted_server_removes_what_a_crashed_one_left(dockyter_server, test_image, executor_kind):
     name = "test-" + secrets.token_hex(4)
-    left = docker(
+    cli = ["podman"] if executor_kind == "podman" else ["docker"]
+
+    def engine(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*cli, *args], capture_output=True, text=True, timeout=60)
+
+    left = engine(
         "run",
         "-d",
         "--rm",
@@ -274,9 +294,9 @@ def test_a_restarted_server_removes_what_a_crashed_one_left(dockyter_server, tes
     ).stdout.strip()
     try:
         dockyter_server(server_name=name)
-        assert wait_until(lambda: docker("ps", "-q", "--filter", f"id={left}").stdout.strip() == "", timeout=10)
+        assert wait_until(lambda: engine("ps", "-q", "--filter", f"id={left}").stdout.strip() == "", timeout=10)
     finally:
-        docker("rm", "-f", left)
+        engine("rm", "-f", *(("--time", "0") if executor_kind == "podman" else ()), left)
 
 
 def test_health_announces_sessions(server):
