@@ -1,10 +1,11 @@
 """Where ``$DOCKYTER_OUT`` lives on this machine for the docker backend: a fresh folder per run, bind-mounted.
 
 Every run gets an empty directory below this kernel's own root in the temporary directory
-(``dockyter-files-PID-START-xxxx``, mode 0700, so no other user of the machine can put files in
-it), mounted at ``/dockyter/out`` in the container with ``DOCKYTER_OUT`` naming it. The run's
-directory is mode 0777: the container may run as any user (``--user``, ``--as-me``). After the
-run the kernel reads it (:func:`dockyter.wire.outfolder.collect`) and removes it.
+(``dockyter-files-PID-START-xxxx``, mode 0711: no other user of the machine can list it or put
+files in it, but an engine CLI run as another user, such as ``sudo -u USER podman``, can reach the
+run folder it is given by its random name), mounted at ``/dockyter/out`` in the container with
+``DOCKYTER_OUT`` naming it. The run's directory is mode 0777: the container may run as any user
+(``--user``, ``--as-me``). After the run the kernel reads it (:func:`dockyter.wire.outfolder.collect`) and removes it.
 
 A bind mount, rather than ``docker cp`` out of a stopped container or a tmpfs read back, because
 it costs the run nothing: no extra CLI call, no container kept after its end, and prestarted
@@ -50,6 +51,7 @@ def kernel_root() -> str:
             started = process_start_time(os.getpid()) or "0"
             try:
                 _root = tempfile.mkdtemp(prefix=f"{ROOT_PREFIX}{os.getpid()}-{started}-")
+                os.chmod(_root, 0o711)
             except OSError as error:
                 raise FolderProblem(f"cannot make a folder for $DOCKYTER_OUT: {error.strerror}") from None
             atexit.register(shutil.rmtree, _root, True)

@@ -7,6 +7,7 @@ sees, how it ends, what is left. ``WARM`` in a command tells which it was.
 from __future__ import annotations
 
 import _thread
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from helpers import docker, wait_until
 
 from dockyter.backends.base import RunRequest, RunResult
 from dockyter.backends.docker.dockerbackend import DockerBackend
+from dockyter.files.runfolder import kernel_root
 from dockyter.output import OutputSink
 from dockyter.wire.contract import owner_id
 from dockyter.wire.dockerargs import parse_run_args
@@ -369,3 +371,30 @@ def test_twenty_commands_in_a_row_each_get_a_fresh_container(backend, test_image
     hosts = [Ran(backend, test_image, f"hostname; {WARM}").stdout.split() for _ in range(20)]
     assert len({host for host, _ in hosts}) == 20
     assert [kind for _, kind in hosts] == ["warm"] * 20  # each waits for the next one, already starting
+
+
+def run_folders() -> list[str]:
+    """The run folders of this process's $DOCKYTER_OUT root (made and removed per run)."""
+    return sorted(os.listdir(kernel_root()))
+
+
+def test_a_prestarted_container_brings_its_files_back_and_its_receipt(backend, test_image):
+    ready(backend, test_image)
+    warm = Ran(backend, test_image, f'printf 1,2 > "$DOCKYTER_OUT/t.csv"; {WARM}')
+    assert (warm.code, warm.stdout) == (0, "warm\n"), warm.stderr
+    assert warm.result.files is not None
+    assert [(found.name, found.data) for found in warm.result.files.files] == [("t.csv", b"1,2")]
+    image_id = docker("image", "inspect", "--format", "{{.Id}}", test_image).stdout.strip()
+    assert warm.result.facts is not None and warm.result.facts.image_id == image_id
+    # Its folder went with its run; the container prestarted for the next one has its own.
+    wait_until(lambda: len(run_folders()) == 1, timeout=30)
+    backend.close()
+    assert wait_until(lambda: run_folders() == [], timeout=40), run_folders()
+
+
+def test_a_run_without_files_never_takes_a_container_that_has_a_folder(backend, test_image):
+    ready(backend, test_image)  # a line whose runs want $DOCKYTER_OUT (the default)
+    request = RunRequest(args=parse_run_args(test_image), command=f'echo "[$DOCKYTER_OUT]"; {WARM}', files=None)
+    sink = OutputSink(show=False, capture=True)
+    result = backend.run(request, sink)
+    assert (result.exit_code, sink.text("stdout"), result.files) == (0, "[]\ncold\n", None)

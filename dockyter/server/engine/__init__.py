@@ -15,7 +15,6 @@
 ``podmaninspect``   podman's inspect of a container read as docker's, field by field
 ``pullerrors``      a failed pull in one line; the CLI's own pull lines taken off
 ``engineapi``       the Engine API read straight from its unix socket
-``runreceipt``      the receipt event (what ran, its digest) and how a run's $DOCKYTER_OUT is mounted
 
 May import: :mod:`dockyter.wire`, the settings, the policy's Plan, ``runs/`` and the errors.
 """

@@ -51,6 +51,7 @@ from ...wire.pull import PullFailed, PullProgress, last_value, pull
 from ..policy.plan import Plan
 from ..runs.outfolders import RunFolders
 from ..runs.runlife import EXIT_CODES, QUEUE_EVENTS, Event, Run
+from ..runs.runreceipt import folder_mount, folder_options, folder_variable, receipt_event
 from ..servererrors import (
     CommandTooLong,
     EngineDisagrees,
@@ -63,7 +64,6 @@ from .control import ENGINE_DOWN
 from .enginecheck import EngineCheck
 from .expected import Expected, ServerAdditions, expected_container
 from .pullerrors import CliPullLines, pull_failure
-from .runreceipt import folder_mount, folder_options, folder_variable, receipt_event
 
 log = logging.getLogger("dockyter.server")
 

@@ -35,10 +35,10 @@ from ..engine.control import Ask
 from ..engine.enginecheck import EngineCheck
 from ..engine.expected import Expected, ServerAdditions, expected_container
 from ..engine.pullerrors import cli_pull_failure
-from ..engine.runreceipt import folder_mount, folder_options, folder_variable, receipt_event
 from ..policy.plan import Plan
 from ..runs.outfolders import RunFolders
 from ..runs.runlife import Event
+from ..runs.runreceipt import folder_mount, folder_options, folder_variable, receipt_event
 from ..servererrors import ServerError, SessionBusy, SessionError, ShuttingDown, check_argv_size
 from ..settings.fields import Settings
 from .sessionidle import BackgroundOutput

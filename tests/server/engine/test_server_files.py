@@ -11,7 +11,7 @@ import os
 
 import httpx
 import pytest
-from helpers import docker
+from helpers import docker, wait_until
 
 pytestmark = pytest.mark.docker
 
@@ -225,3 +225,30 @@ def test_no_mount_reaches_the_run_folders(dockyter_server, tmp_path, test_image)
         reply = server.execute({"cmd": "true", "args": f"-v {folder}:/x:ro {test_image}"})
         assert reply.status_code == 403 and "it is inside the server's run folders" in reply.json()["detail"]
         assert server.execute({"cmd": "true", "args": f"-v {other}:/x:ro {test_image}"}).status_code == 200
+
+
+def test_a_prestarted_container_sends_its_files_and_receipt_as_a_fresh_one(dockyter_server, test_image, tmp_path):
+    server = dockyter_server(files_dir=str(tmp_path), prestart=1)
+    run_events(server, {"cmd": "true", "args": test_image})  # a fresh container; its line is filled after it
+    prestarts = server.executor.prestarts
+    assert wait_until(lambda: prestarts.counts("tester")["ready"] == 1, timeout=60), prestarts.counts("tester")
+    events = run_events(server, {"cmd": FOUR_FILES, "args": test_image})
+    assert prestarts.served == 1
+    assert [event["event"] for event in events] == [
+        "start",
+        "stdout",
+        "file",
+        "file",
+        "file",
+        "file",
+        "receipt",
+        "exit",
+    ]
+    files = {event["name"]: event for event in events if event["event"] == "file"}
+    assert base64.b64decode(files["dot.png"]["data"]) == PNG
+    assert events[-2]["digest"] == image_digest(test_image) and events[-1]["code"] == 0
+    # A request that wants no files is of another line: it runs in a container made for it, with no folder.
+    plain = run_events(server, {"cmd": 'echo "[$DOCKYTER_OUT]"', "args": test_image, "files": False})
+    assert prestarts.served == 1 and [e["data"] for e in plain if e["event"] == "stdout"] == ["[]\n"]
+    # The used container's folder went with its run: the one left is that of the container waiting now.
+    assert wait_until(lambda: len([path for path in left_in(tmp_path) if "/" in path]) == 1, timeout=30)
