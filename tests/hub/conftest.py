@@ -99,7 +99,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory, hub_registry: Registry, test_i
             started.stop()
         finally:
             check_nothing_left(started.run_mark, "the hub")
-            left = started.server_containers()
+            left = started.server_containers(prestarted=True)
             remove_containers(left)
             assert not left, f"containers left behind by the hub's dockyter-server (now removed): {left}"
 

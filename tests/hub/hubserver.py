@@ -24,6 +24,7 @@ from helpers import docker, wait_until
 
 from dockyter.server.sessions.sessioncontainer import SERVER_SESSION_LABEL
 from dockyter.wire.contract import SERVER_LABEL
+from dockyter.wire.waiter import PRESTART_LABEL
 
 HERE = Path(__file__).resolve().parent
 RECIPE = HERE.parents[1] / "docs" / "jupyterhub" / "jupyterhub_config.py"
@@ -198,16 +199,22 @@ class Hub:
         headers = {"Authorization": f"Bearer {token}", **kwargs.pop("headers", {})}
         return requests.request(method, f"{self.service_url}{path}", headers=headers, timeout=30, **kwargs)
 
-    def server_containers(self) -> list[str]:
+    def server_containers(self, prestarted: bool = False) -> list[str]:
         """The containers the service has now (running or not): executions and sessions, by their
-        labels, whose value is ``server_name:instance``."""
+        labels, whose value is ``server_name:instance``; with ``prestarted``, also those it started
+        ahead of need (the recipe keeps the server's default, ``prestart = 1``), which no request
+        has taken yet."""
         found = []
         for label in (SERVER_LABEL, SERVER_SESSION_LABEL):
-            row = f'{{{{.Names}}}}\t{{{{.Label "{label}"}}}}'
+            row = f'{{{{.Names}}}}\t{{{{.Label "{label}"}}}}\t{{{{.Label "{PRESTART_LABEL}"}}}}'
             answer = docker("ps", "-a", "--filter", f"label={label}", "--format", row)
             assert answer.returncode == 0, answer.stderr
-            rows = (line.partition("\t") for line in answer.stdout.splitlines())
-            found += [name for name, _, value in rows if value.startswith(f"{self.server_name}:")]
+            rows = (line.split("\t") for line in answer.stdout.splitlines())
+            found += [
+                name
+                for name, value, waiting in rows
+                if value.startswith(f"{self.server_name}:") and (prestarted or waiting != "1")
+            ]
         return sorted(found)
 
     def service_events(self, event: str | None = None) -> list[dict[str, Any]]:

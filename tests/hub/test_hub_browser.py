@@ -10,6 +10,7 @@ Screenshots of each step are left in test-artifacts/hub/<test name>/.
 from __future__ import annotations
 
 import re
+import secrets
 import time
 from pathlib import Path
 
@@ -94,7 +95,8 @@ def test_a_docker_cell_streams_into_jupyterlab_and_its_interrupt_button_stops_th
 
     # The interrupt button stops the cell's container, not only the kernel's wait for it.
     second = code_cells(browser)[1]
-    type_cell(browser, second, [f"%%docker {test_image}", "echo waiting; sleep 300"])
+    # A line never run before: its container is made for it, never one prestarted (see server_containers).
+    type_cell(browser, second, [f"%%docker -e LINE={secrets.token_hex(4)} {test_image}", "echo waiting; sleep 300"])
     assert wait_until(lambda: "waiting" in output_text(second), timeout=PAGE_TIMEOUT), output_text(second)
     containers = hub.server_containers()
     assert len(containers) == 1, containers

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import signal
 from collections.abc import Callable, Iterator
 
@@ -133,7 +134,10 @@ def test_stopping_a_server_ends_its_kernels_and_their_sessions(
     """The hub stops a server with SIGINT; the recipe's jupyter_server_config.py makes that a clean stop."""
     kernel = notebook(alice, "stopped.ipynb")
     assert kernel.run(f"%docker_session start warm {test_image}").reply["status"] == "ok"
-    kernel.collect(kernel.submit(f"%%docker {test_image}\necho started; sleep 60"), until="started")
+    # A line never run before starts a container made for it (a line run before may take one
+    # prestarted for it, which server_containers() cannot tell from those still waiting).
+    fresh_line = f"-e LINE={secrets.token_hex(4)} {test_image}"
+    kernel.collect(kernel.submit(f"%%docker {fresh_line}\necho started; sleep 60"), until="started")
     assert len(hub.server_containers()) == 2, hub.server_containers()
     alice.stop_server()
     assert wait_until(lambda: not hub.kernel_pids(alice.name), timeout=10), "alice's kernels outlived her server"
