@@ -61,7 +61,9 @@ class EngineExecutor(ExecutionSlots[Execution], Upkeep):
         # What the engine made of each plan, read back before the container starts.
         self.check = EngineCheck(settings.docker_command, self.control, kind.podman)
         self.prestarts = Prestarts(self)  # containers of approved plans, ready before their requests
-        self._folders = RunFolders(settings, self.instance)  # each run's $DOCKYTER_OUT, sessions' too
+        # Each run's $DOCKYTER_OUT, sessions' too; a rootless engine's CLI may run as another user
+        # than the server (setpriv, sudo -u), and must reach the folder it is given.
+        self._folders = RunFolders(settings, self.instance, traversable=kind.rootless)
 
     @property
     def folders(self) -> RunFolders:

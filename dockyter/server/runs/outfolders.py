@@ -3,7 +3,8 @@
 Every folder is the server's own, made by the server in its own root, never a path a request
 names: ``files_dir`` (the operator's, or the system's temporary directory) holds
 ``dockyter-files-SERVER_NAME@INSTANCE-xxxx`` (mode 0700: no other user of the host reaches
-into it), and each execution gets a fresh ``run-xxxx`` in it (mode 0777: the container may run
+into it; 0711 for a rootless engine, whose CLI may run as another user and must reach the run
+folder it is given by its random name), and each execution gets a fresh ``run-xxxx`` in it (mode 0777: the container may run
 as any user), bind-mounted at ``/dockyter/out``. A session gets one folder for its life (mode
 0755) and each of its commands a numbered folder in it. After a run the folder is read
 (:func:`dockyter.wire.outfolder.collect`, which follows no link and opens no special file) and
@@ -35,17 +36,21 @@ ROOT_PREFIX = RUN_FOLDERS_PREFIX
 class RunFolders:
     """The run folders of one server instance, below one private root made on first use."""
 
-    def __init__(self, settings: Settings, instance: str) -> None:
+    def __init__(self, settings: Settings, instance: str, traversable: bool = False) -> None:
         self.base = settings.run_folders_base() or tempfile.gettempdir()
         # "@" is in no server_name: the roots of server "lab" are never those of server "lab-2".
         self.prefix = f"{ROOT_PREFIX}{settings.server_name}@"
         self.instance = instance
         self._root: str | None = None
+        # 0711 rather than 0700: others may pass through to a folder whose random name they are
+        # given (a rootless engine's CLI run as another user), never list the root or create in it.
+        self._root_mode = 0o711 if traversable else 0o700
 
     @property
     def root(self) -> str:
         if self._root is None or not os.path.isdir(self._root):
             self._root = tempfile.mkdtemp(prefix=f"{self.prefix}{self.instance}-", dir=self.base)
+            os.chmod(self._root, self._root_mode)
         return self._root
 
     def new(self, mode: int = 0o777) -> str:
