@@ -43,6 +43,10 @@ def log_in(driver: Chrome, hub: Hub, user: User) -> None:
     wait_for(driver, "#username_input").send_keys(user.name)
     driver.find_element(By.ID, "password_input").send_keys(hub.password)
     driver.find_element(By.ID, "login_submit").click()
+    # Then JupyterLab's ?reset: its default workspace (the launcher), not the notebook an earlier
+    # test left open (the hub's redirects drop the query, so it is asked for once logged in).
+    WebDriverWait(driver, PAGE_TIMEOUT).until(lambda d: f"/user/{user.name}/" in d.current_url)
+    driver.get(f"{hub.url}/user/{user.name}/lab?reset")
 
 
 def type_cell(driver: Chrome, cell: WebElement, lines: list[str]) -> None:
