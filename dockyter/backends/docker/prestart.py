@@ -103,6 +103,7 @@ class PrestartPool:
         self._used_at: dict[PrestartLine, float] = {}
         self._janitor: threading.Thread | None = None
         self._closed = False
+        self._leaving: list[WaitingContainer] = []  # let go, perhaps not gone yet: close() waits for them too
         self.served = 0  # commands run in a prestarted container (for %docker_status and the bench)
 
     # -- taking --------------------------------------------------------------------------------
@@ -122,7 +123,7 @@ class PrestartPool:
         while True:
             found, stale, starting = self._pick(line, image_id)
             for container in stale:
-                container.let_go()
+                self._let_go(container)
             if found is not None or starting is None:
                 return found
             remaining = deadline - time.monotonic()
@@ -173,7 +174,7 @@ class PrestartPool:
             if not containers:
                 del self._waiting[line]
         for container in evicted:
-            container.let_go()
+            self._let_go(container)
         for container in started:
             threading.Thread(target=self._start, args=(line, container), name="dockyter-prestart", daemon=True).start()
         if started:
@@ -217,17 +218,27 @@ class PrestartPool:
             self._waiting.clear()
             self._failed.clear()
         for container in containers:
-            container.let_go()
+            self._let_go(container)
         return containers
 
     def close(self, wait: float = CLOSE_WAIT) -> None:
         """Drop everything for good (the backend is replaced or unloaded), and wait up to ``wait``
-        seconds until the containers are gone: an unloaded extension leaves nothing behind."""
+        seconds until the containers are gone, those let go earlier too: an unloaded extension
+        leaves nothing behind."""
         self._closed = True
         deadline = time.monotonic() + wait
-        for container in self.drop():
+        self.drop()
+        with self._lock:
+            leaving, self._leaving = self._leaving, []
+        for container in leaving:
             container.wait_ended(max(deadline - time.monotonic(), 0))
         self.image_ids.close()
+
+    def _let_go(self, container: WaitingContainer) -> None:
+        """Let ``container`` go, and remember it until it is gone (close() waits for it)."""
+        with self._lock:
+            self._leaving = [c for c in self._leaving if not c.wait_ended(0)] + [container]
+        container.let_go()
 
     def _watch(self) -> None:
         """Start the janitor, which lets idle and ended containers go, unless it runs."""
@@ -256,7 +267,7 @@ class PrestartPool:
                 if done:
                     self._janitor = None
             for container in gone:
-                container.let_go()
+                self._let_go(container)
             if done:
                 return
 
