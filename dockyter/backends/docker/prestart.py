@@ -103,7 +103,8 @@ class PrestartPool:
         self._used_at: dict[PrestartLine, float] = {}
         self._janitor: threading.Thread | None = None
         self._closed = False
-        self._leaving: list[WaitingContainer] = []  # let go, perhaps not gone yet: close() waits for them too
+        # Let go or taken for a command, perhaps not gone yet: close() waits for them too.
+        self._leaving: list[WaitingContainer] = []
         self.served = 0  # commands run in a prestarted container (for %docker_status and the bench)
 
     # -- taking --------------------------------------------------------------------------------
@@ -143,6 +144,8 @@ class PrestartPool:
                 containers.remove(container)
                 if container.failure is None and container.unusable(image_id) is None:
                     self.served += 1
+                    # It ends by itself after its command; close() waits for that too.
+                    self._leaving = [c for c in self._leaving if not c.wait_ended(0)] + [container]
                     return container, stale, None
                 stale.append(container)
             return None, stale, next(iter(containers), None)
