@@ -144,8 +144,7 @@ class PrestartPool:
                 containers.remove(container)
                 if container.failure is None and container.unusable(image_id) is None:
                     self.served += 1
-                    # It ends by itself after its command; close() waits for that too.
-                    self._leaving = [c for c in self._leaving if not c.wait_ended(0)] + [container]
+                    self._leave(container)  # it ends by itself after its command
                     return container, stale, None
                 stale.append(container)
             return None, stale, next(iter(containers), None)
@@ -240,8 +239,12 @@ class PrestartPool:
     def _let_go(self, container: WaitingContainer) -> None:
         """Let ``container`` go, and remember it until it is gone (close() waits for it)."""
         with self._lock:
-            self._leaving = [c for c in self._leaving if not c.wait_ended(0)] + [container]
+            self._leave(container)
         container.let_go()
+
+    def _leave(self, container: WaitingContainer) -> None:
+        """Remember ``container``, out of the pool, until it is gone; forget those gone. Under the lock."""
+        self._leaving = [c for c in self._leaving if not c.wait_ended(0)] + [container]
 
     def _watch(self) -> None:
         """Start the janitor, which lets idle and ended containers go, unless it runs."""
